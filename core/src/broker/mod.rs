@@ -1,0 +1,544 @@
+//! The embedded broker's state: a data directory holding topics, each a set
+//! of partition logs, plus the background maintenance thread.
+//!
+//! ```text
+//! runnel-data/
+//!   .lock            flock'd by the owning process (see DataDirLock)
+//!   topics.json      the topic registry (names, partition counts, overrides)
+//!   clicks-0/        one directory per partition (see crate::log)
+//!   clicks-1/
+//! ```
+//!
+//! A partition whose log fails to open (damage recovery must not cut) is
+//! kept *offline* with the reason; every other partition keeps serving.
+
+mod config;
+mod lock;
+mod metadata;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc, Mutex, RwLock};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use tracing::{error, info, warn};
+
+use crate::log::{CompactionReport, Log, LogConfig, RetentionReport};
+use crate::topic::{
+    collision_key, validate_topic_name, NewTopic, PartitionDescription, TopicDescription, TopicPartition,
+};
+use crate::{Error, Result};
+
+pub use config::BrokerConfig;
+pub use lock::{DataDirLock, LOCK_FILE};
+pub use metadata::METADATA_FILE;
+
+/// Largest partition count one topic may have.
+pub const MAX_PARTITIONS: i32 = 10_000;
+const DELETE_SUFFIX: &str = "-delete";
+
+#[derive(Debug, Clone)]
+enum PartitionSlot {
+    Online(Arc<Log>),
+    Offline(String),
+}
+
+#[derive(Debug)]
+struct Topic {
+    configs: BTreeMap<String, String>,
+    log_config: LogConfig,
+    partitions: Vec<PartitionSlot>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    dir: PathBuf,
+    config: BrokerConfig,
+    topics: RwLock<BTreeMap<String, Topic>>,
+    /// Serializes admin operations (create, delete, add partitions).
+    admin: Mutex<()>,
+    closed: AtomicBool,
+    _lock: DataDirLock,
+}
+
+#[derive(Debug)]
+struct Maintenance {
+    stop: mpsc::SyncSender<()>,
+    handle: JoinHandle<()>,
+}
+
+/// What one maintenance pass did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MaintenanceReport {
+    /// Retention results per partition that deleted something.
+    pub retention: Vec<(TopicPartition, RetentionReport)>,
+    /// Compaction results per partition that ran a pass.
+    pub compaction: Vec<(TopicPartition, CompactionReport)>,
+    /// Partitions whose maintenance failed, with the error.
+    pub errors: Vec<(TopicPartition, String)>,
+}
+
+/// An embedded broker: owns a data directory and the topics in it.
+///
+/// See the [crate docs](crate) for an example.
+#[derive(Debug)]
+pub struct Broker {
+    inner: Arc<Inner>,
+    maintenance: Mutex<Option<Maintenance>>,
+}
+
+fn partition_dir(dir: &Path, topic: &str, partition: i32) -> PathBuf {
+    dir.join(format!("{topic}-{partition}"))
+}
+
+impl Broker {
+    /// Opens (creating if needed) the data directory `dir`, takes its lock,
+    /// loads the registry and every partition log, and starts background
+    /// maintenance if configured.
+    ///
+    /// # Errors
+    /// [`Error::DataDirLocked`] if another process holds `dir`; I/O errors;
+    /// [`Error::Corrupt`] if the registry itself is unreadable. A partition
+    /// that fails to open is kept offline instead (see
+    /// [`Broker::describe_topic`]).
+    pub fn open(dir: impl AsRef<Path>, config: BrokerConfig) -> Result<Broker> {
+        let dir = dir.as_ref().to_path_buf();
+        std::fs::create_dir_all(&dir).map_err(Error::io("create directory", &dir))?;
+        let lock = DataDirLock::acquire(&dir)?;
+        remove_deleted_dirs(&dir)?;
+        let mut topics = BTreeMap::new();
+        for record in metadata::load(&dir)? {
+            let log_config =
+                config
+                    .log_defaults
+                    .with_overrides(&record.configs)
+                    .map_err(|e| Error::Corrupt {
+                        path: dir.join(METADATA_FILE),
+                        position: 0,
+                        reason: format!("topic '{}': {e}", record.name),
+                    })?;
+            let partitions = (0..record.partitions)
+                .map(|p| open_partition(&dir, &record.name, p, &log_config, &config))
+                .collect();
+            topics.insert(
+                record.name,
+                Topic {
+                    configs: record.configs,
+                    log_config,
+                    partitions,
+                },
+            );
+        }
+        info!(dir = %dir.display(), topics = topics.len(), "broker opened");
+        let inner = Arc::new(Inner {
+            dir,
+            config,
+            topics: RwLock::new(topics),
+            admin: Mutex::new(()),
+            closed: AtomicBool::new(false),
+            _lock: lock,
+        });
+        let broker = Broker {
+            inner,
+            maintenance: Mutex::new(None),
+        };
+        if broker.inner.config.background_maintenance {
+            broker.start_maintenance()?;
+        }
+        Ok(broker)
+    }
+
+    fn start_maintenance(&self) -> Result<()> {
+        let (stop, stopped) = mpsc::sync_channel::<()>(1);
+        let inner = self.inner.clone();
+        let handle = std::thread::Builder::new()
+            .name("runnel-log-maintenance".into())
+            .spawn(move || maintenance_loop(&inner, &stopped))
+            .map_err(Error::io("spawn maintenance thread", &self.inner.dir))?;
+        *self.maintenance.lock().expect("maintenance lock") = Some(Maintenance { stop, handle });
+        Ok(())
+    }
+
+    /// The data directory.
+    pub fn dir(&self) -> &Path {
+        &self.inner.dir
+    }
+
+    /// The broker's configuration.
+    pub fn config(&self) -> &BrokerConfig {
+        &self.inner.config
+    }
+
+    fn check_open(&self) -> Result<()> {
+        if self.inner.closed.load(Ordering::Acquire) {
+            return Err(Error::Closed("broker".into()));
+        }
+        Ok(())
+    }
+
+    /// Creates a topic: validates the name (Kafka's rules, and no collision
+    /// on `.` vs `_` with an existing topic), the partition count and every
+    /// config override, persists it, then opens its partitions.
+    ///
+    /// # Errors
+    /// [`Error::InvalidTopicName`], [`Error::TopicExists`],
+    /// [`Error::InvalidPartitions`], [`Error::InvalidConfig`] naming the key.
+    pub fn create_topic(&self, topic: NewTopic) -> Result<()> {
+        self.check_open()?;
+        validate_topic_name(&topic.name)?;
+        validate_partition_count(&topic.name, topic.num_partitions)?;
+        let log_config = self.inner.config.log_defaults.with_overrides(&topic.configs)?;
+        let _admin = self.inner.admin.lock().expect("admin lock");
+        {
+            let topics = self.inner.topics.read().expect("topics lock");
+            if topics.contains_key(&topic.name) {
+                return Err(Error::TopicExists(topic.name));
+            }
+            let key = collision_key(&topic.name);
+            if let Some(other) = topics.keys().find(|t| collision_key(t) == key) {
+                return Err(Error::InvalidTopicName {
+                    name: topic.name.clone(),
+                    reason: format!("collides with existing topic '{other}' ('.' and '_' are treated alike)"),
+                });
+            }
+        }
+        let mut records = self.registry();
+        records.push(metadata::TopicRecord {
+            name: topic.name.clone(),
+            partitions: topic.num_partitions,
+            configs: topic.configs.clone(),
+        });
+        metadata::store(&self.inner.dir, records)?;
+        let partitions = (0..topic.num_partitions)
+            .map(|p| open_partition(&self.inner.dir, &topic.name, p, &log_config, &self.inner.config))
+            .collect();
+        info!(topic = %topic.name, partitions = topic.num_partitions, "topic created");
+        self.inner.topics.write().expect("topics lock").insert(
+            topic.name,
+            Topic {
+                configs: topic.configs,
+                log_config,
+                partitions,
+            },
+        );
+        Ok(())
+    }
+
+    /// Deletes a topic and its files. Appends to its logs fail from now on;
+    /// readers that still hold a log can finish what they are reading.
+    ///
+    /// # Errors
+    /// [`Error::UnknownTopic`]; I/O errors.
+    pub fn delete_topic(&self, name: &str) -> Result<()> {
+        self.check_open()?;
+        let _admin = self.inner.admin.lock().expect("admin lock");
+        let topic = self
+            .inner
+            .topics
+            .write()
+            .expect("topics lock")
+            .remove(name)
+            .ok_or_else(|| Error::UnknownTopic(name.to_string()))?;
+        let stamp = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        let mut doomed = Vec::new();
+        for (p, slot) in topic.partitions.iter().enumerate() {
+            if let PartitionSlot::Online(log) = slot {
+                log.shut();
+            }
+            let from = partition_dir(&self.inner.dir, name, p as i32);
+            let to = self.inner.dir.join(format!("{name}-{p}.{stamp}{DELETE_SUFFIX}"));
+            match std::fs::rename(&from, &to) {
+                Ok(()) => doomed.push(to),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(Error::io("rename", &from)(e)),
+            }
+        }
+        metadata::store(&self.inner.dir, self.registry())?;
+        for dir in doomed {
+            std::fs::remove_dir_all(&dir).map_err(Error::io("delete", &dir))?;
+        }
+        info!(topic = name, "topic deleted");
+        Ok(())
+    }
+
+    /// Grows a topic to `total` partitions (Kafka's CreatePartitions).
+    ///
+    /// # Errors
+    /// [`Error::UnknownTopic`]; [`Error::InvalidPartitions`] when `total` is
+    /// not larger than the current count or above [`MAX_PARTITIONS`].
+    pub fn create_partitions(&self, name: &str, total: i32) -> Result<()> {
+        self.check_open()?;
+        validate_partition_count(name, total)?;
+        let _admin = self.inner.admin.lock().expect("admin lock");
+        let (current, log_config) = {
+            let topics = self.inner.topics.read().expect("topics lock");
+            let topic = topics
+                .get(name)
+                .ok_or_else(|| Error::UnknownTopic(name.to_string()))?;
+            (topic.partitions.len() as i32, topic.log_config.clone())
+        };
+        if total <= current {
+            return Err(Error::InvalidPartitions {
+                topic: name.to_string(),
+                reason: format!("topic has {current} partitions; the new count {total} must be larger"),
+            });
+        }
+        let mut records = self.registry();
+        if let Some(r) = records.iter_mut().find(|r| r.name == name) {
+            r.partitions = total;
+        }
+        metadata::store(&self.inner.dir, records)?;
+        let added: Vec<_> = (current..total)
+            .map(|p| open_partition(&self.inner.dir, name, p, &log_config, &self.inner.config))
+            .collect();
+        if let Some(topic) = self.inner.topics.write().expect("topics lock").get_mut(name) {
+            topic.partitions.extend(added);
+        }
+        info!(topic = name, from = current, to = total, "partitions added");
+        Ok(())
+    }
+
+    fn registry(&self) -> Vec<metadata::TopicRecord> {
+        self.inner
+            .topics
+            .read()
+            .expect("topics lock")
+            .iter()
+            .map(|(name, t)| metadata::TopicRecord {
+                name: name.clone(),
+                partitions: t.partitions.len() as i32,
+                configs: t.configs.clone(),
+            })
+            .collect()
+    }
+
+    /// Topic names, sorted.
+    pub fn list_topics(&self) -> Vec<String> {
+        self.inner
+            .topics
+            .read()
+            .expect("topics lock")
+            .keys()
+            .cloned()
+            .collect()
+    }
+
+    /// Partition count of a topic.
+    ///
+    /// # Errors
+    /// [`Error::UnknownTopic`].
+    pub fn partition_count(&self, name: &str) -> Result<i32> {
+        let topics = self.inner.topics.read().expect("topics lock");
+        let topic = topics
+            .get(name)
+            .ok_or_else(|| Error::UnknownTopic(name.to_string()))?;
+        Ok(topic.partitions.len() as i32)
+    }
+
+    /// The configs, offsets and sizes of a topic's partitions.
+    ///
+    /// # Errors
+    /// [`Error::UnknownTopic`].
+    pub fn describe_topic(&self, name: &str) -> Result<TopicDescription> {
+        let topics = self.inner.topics.read().expect("topics lock");
+        let topic = topics
+            .get(name)
+            .ok_or_else(|| Error::UnknownTopic(name.to_string()))?;
+        let partitions = topic
+            .partitions
+            .iter()
+            .enumerate()
+            .map(|(p, slot)| match slot {
+                PartitionSlot::Online(log) => PartitionDescription {
+                    partition: p as i32,
+                    log_start_offset: log.log_start_offset(),
+                    log_end_offset: log.log_end_offset(),
+                    size_bytes: log.size_bytes(),
+                    segments: log.segments().len(),
+                    offline_reason: None,
+                },
+                PartitionSlot::Offline(reason) => PartitionDescription {
+                    partition: p as i32,
+                    log_start_offset: -1,
+                    log_end_offset: -1,
+                    size_bytes: 0,
+                    segments: 0,
+                    offline_reason: Some(reason.clone()),
+                },
+            })
+            .collect();
+        Ok(TopicDescription {
+            name: name.to_string(),
+            configs: topic.configs.clone(),
+            partitions,
+        })
+    }
+
+    /// The log of one partition.
+    ///
+    /// # Errors
+    /// [`Error::UnknownTopic`], [`Error::UnknownPartition`], or
+    /// [`Error::PartitionOffline`] with the reason it failed to open.
+    pub fn log(&self, topic: &str, partition: i32) -> Result<Arc<Log>> {
+        let topics = self.inner.topics.read().expect("topics lock");
+        let t = topics
+            .get(topic)
+            .ok_or_else(|| Error::UnknownTopic(topic.to_string()))?;
+        let tp = || TopicPartition::new(topic, partition);
+        match usize::try_from(partition).ok().and_then(|p| t.partitions.get(p)) {
+            None => Err(Error::UnknownPartition(tp())),
+            Some(PartitionSlot::Online(log)) => Ok(log.clone()),
+            Some(PartitionSlot::Offline(reason)) => Err(Error::PartitionOffline {
+                partition: tp(),
+                reason: reason.clone(),
+            }),
+        }
+    }
+
+    /// Runs retention, compaction and timed flushes on every partition once,
+    /// at `now` (the background thread calls this; tests call it directly
+    /// with a manual clock).
+    pub fn run_maintenance(&self, now: i64) -> MaintenanceReport {
+        run_maintenance(&self.inner, now, true)
+    }
+
+    /// Stops maintenance and closes every log cleanly (fsync, indexes,
+    /// clean-shutdown markers). Idempotent.
+    ///
+    /// # Errors
+    /// The first log that failed to close (the others are still closed).
+    pub fn close(&self) -> Result<()> {
+        if let Some(m) = self.maintenance.lock().expect("maintenance lock").take() {
+            let _ = m.stop.send(());
+            let _ = m.handle.join();
+        }
+        if self.inner.closed.swap(true, Ordering::AcqRel) {
+            return Ok(());
+        }
+        let mut first_error = None;
+        for log in all_logs(&self.inner) {
+            if let Err(e) = log.close() {
+                error!(partition = %log.partition(), error = %e, "failed to close log cleanly");
+                first_error.get_or_insert(e);
+            }
+        }
+        info!(dir = %self.inner.dir.display(), "broker closed");
+        first_error.map_or(Ok(()), Err)
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        if let Err(e) = self.close() {
+            warn!(error = %e, "broker closed with errors on drop");
+        }
+    }
+}
+
+fn validate_partition_count(topic: &str, n: i32) -> Result<()> {
+    if !(1..=MAX_PARTITIONS).contains(&n) {
+        return Err(Error::InvalidPartitions {
+            topic: topic.to_string(),
+            reason: format!("{n} is not between 1 and {MAX_PARTITIONS}"),
+        });
+    }
+    Ok(())
+}
+
+fn open_partition(
+    dir: &Path,
+    topic: &str,
+    p: i32,
+    log_config: &LogConfig,
+    config: &BrokerConfig,
+) -> PartitionSlot {
+    let tp = TopicPartition::new(topic, p);
+    match Log::open(
+        partition_dir(dir, topic, p),
+        tp.clone(),
+        log_config.clone(),
+        config.clock.clone(),
+    ) {
+        Ok(log) => PartitionSlot::Online(Arc::new(log)),
+        Err(e) => {
+            error!(partition = %tp, error = %e, "partition failed to open and is offline; operator action needed");
+            PartitionSlot::Offline(e.to_string())
+        }
+    }
+}
+
+fn remove_deleted_dirs(dir: &Path) -> Result<()> {
+    for entry in std::fs::read_dir(dir).map_err(Error::io("list", dir))? {
+        let entry = entry.map_err(Error::io("list", dir))?;
+        if entry.file_name().to_string_lossy().ends_with(DELETE_SUFFIX) && entry.path().is_dir() {
+            std::fs::remove_dir_all(entry.path()).map_err(Error::io("delete", entry.path()))?;
+        }
+    }
+    Ok(())
+}
+
+fn all_logs(inner: &Inner) -> Vec<Arc<Log>> {
+    inner
+        .topics
+        .read()
+        .expect("topics lock")
+        .values()
+        .flat_map(|t| t.partitions.iter())
+        .filter_map(|slot| match slot {
+            PartitionSlot::Online(log) => Some(log.clone()),
+            PartitionSlot::Offline(_) => None,
+        })
+        .collect()
+}
+
+fn run_maintenance(inner: &Inner, now: i64, cleanup: bool) -> MaintenanceReport {
+    let mut report = MaintenanceReport::default();
+    for log in all_logs(inner) {
+        let tp = log.partition().clone();
+        if let Err(e) = log.flush_if_due(now) {
+            report.errors.push((tp.clone(), e.to_string()));
+        }
+        if !cleanup {
+            continue;
+        }
+        match log.delete_old_segments(now) {
+            Ok(r) if r.segments_deleted > 0 => report.retention.push((tp.clone(), r)),
+            Ok(_) => {}
+            Err(e) => report.errors.push((tp.clone(), e.to_string())),
+        }
+        match log.compact(now, false) {
+            Ok(r) if r.ran => report.compaction.push((tp.clone(), r)),
+            Ok(_) => {}
+            Err(e) => report.errors.push((tp.clone(), e.to_string())),
+        }
+    }
+    for (tp, e) in &report.errors {
+        error!(partition = %tp, error = %e, "log maintenance failed");
+    }
+    report
+}
+
+fn maintenance_loop(inner: &Inner, stop: &mpsc::Receiver<()>) {
+    let tick = inner
+        .config
+        .flush_scheduler_interval_ms
+        .min(inner.config.retention_check_interval_ms)
+        .max(1);
+    let mut last_cleanup = inner.config.clock.now_ms();
+    loop {
+        match stop.recv_timeout(Duration::from_millis(tick as u64)) {
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
+            _ => return,
+        }
+        let now = inner.config.clock.now_ms();
+        let cleanup = now - last_cleanup >= inner.config.retention_check_interval_ms;
+        if cleanup {
+            last_cleanup = now;
+        }
+        run_maintenance(inner, now, cleanup);
+    }
+}

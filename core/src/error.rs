@@ -1,0 +1,130 @@
+//! The crate's error type.
+
+use std::path::PathBuf;
+
+use crate::record::RecordError;
+use crate::topic::TopicPartition;
+
+/// Result alias for runnel-core.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong in runnel-core. Each variant carries what is
+/// needed to act on it: the file and position, the topic-partition and
+/// offset, the config key.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A file operation failed.
+    #[error("{op} {}: {source}", path.display())]
+    Io {
+        /// What was being done ("open", "write", "fsync", ...).
+        op: &'static str,
+        /// The file or directory.
+        path: PathBuf,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Stored bytes are damaged.
+    #[error("corrupt data in {} at byte {position}: {reason}", path.display())]
+    Corrupt {
+        /// The damaged file.
+        path: PathBuf,
+        /// Byte position of the damage in the file.
+        position: u64,
+        /// What is wrong.
+        reason: String,
+    },
+    /// Bytes handed to `append` are not a valid batch.
+    #[error("invalid record batch for {partition} at byte {position} of the request: {source}")]
+    InvalidBatch {
+        /// Target partition.
+        partition: TopicPartition,
+        /// Position of the bad batch in the appended buffer.
+        position: usize,
+        /// The decode error.
+        #[source]
+        source: RecordError,
+    },
+    /// A batch larger than `max.message.bytes`.
+    #[error("batch of {size} bytes for {partition} exceeds max.message.bytes={max}")]
+    RecordTooLarge {
+        /// Target partition.
+        partition: TopicPartition,
+        /// Batch size.
+        size: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// A read below the log start offset or past the end.
+    #[error("offset {offset} is out of range for {partition} (log start {log_start_offset}, log end {log_end_offset})")]
+    OffsetOutOfRange {
+        /// The partition.
+        partition: TopicPartition,
+        /// The requested offset.
+        offset: i64,
+        /// First offset still stored.
+        log_start_offset: i64,
+        /// Offset the next record will get.
+        log_end_offset: i64,
+    },
+    /// A config key or value is unacceptable.
+    #[error("invalid config {key}: {reason}")]
+    InvalidConfig {
+        /// The config key, as the user wrote it.
+        key: String,
+        /// Why it was rejected.
+        reason: String,
+    },
+    /// A topic name Kafka would not accept.
+    #[error("invalid topic name '{name}': {reason}")]
+    InvalidTopicName {
+        /// The name.
+        name: String,
+        /// Why it was rejected.
+        reason: String,
+    },
+    /// Creating a topic that exists.
+    #[error("topic '{0}' already exists")]
+    TopicExists(String),
+    /// A topic that does not exist.
+    #[error("unknown topic '{0}'")]
+    UnknownTopic(String),
+    /// A partition number outside the topic.
+    #[error("unknown partition {0}")]
+    UnknownPartition(TopicPartition),
+    /// A partition count that is not allowed.
+    #[error("invalid partition count for topic '{topic}': {reason}")]
+    InvalidPartitions {
+        /// The topic.
+        topic: String,
+        /// Why.
+        reason: String,
+    },
+    /// Another process holds the data directory.
+    #[error("data directory {} is in use by another process{}", path.display(), holder.as_ref().map(|h| format!(" ({h})")).unwrap_or_default())]
+    DataDirLocked {
+        /// The directory.
+        path: PathBuf,
+        /// What the lock file says about the holder, if readable.
+        holder: Option<String>,
+    },
+    /// The partition could not be opened at startup and is offline.
+    #[error("partition {partition} is offline: {reason}")]
+    PartitionOffline {
+        /// The partition.
+        partition: TopicPartition,
+        /// The error that took it offline.
+        reason: String,
+    },
+    /// The log or broker was closed.
+    #[error("{0} is closed")]
+    Closed(String),
+}
+
+impl Error {
+    pub(crate) fn io(op: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> Error {
+        let path = path.into();
+        move |source| Error::Io { op, path, source }
+    }
+}

@@ -1,0 +1,27 @@
+//! Runnel: a Kafka-style streaming platform in Rust.
+//!
+//! This facade re-exports the member crates so applications depend on one
+//! package:
+//!
+//! * [`core`] — records, the durable partitioned log, topics, the broker state;
+//! * [`streams`] — the Streams DSL (in progress);
+//! * [`connect`] and [`connectors`] — the Connect runtime and its connectors
+//!   (in progress).
+//!
+//! ```
+//! use runnel::core::broker::{Broker, BrokerConfig};
+//! use runnel::core::topic::NewTopic;
+//!
+//! let dir = tempfile::tempdir()?;
+//! let broker = Broker::open(dir.path(), BrokerConfig::default())?;
+//! broker.create_topic(NewTopic::new("events", 3))?;
+//! assert_eq!(broker.list_topics(), vec!["events".to_string()]);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+#![warn(missing_docs, unreachable_pub)]
+
+pub use runnel_connect as connect;
+pub use runnel_connectors as connectors;
+pub use runnel_core as core;
+pub use runnel_streams as streams;
