@@ -241,8 +241,9 @@ impl Log {
         Ok(report)
     }
 
-    /// Runs a compaction pass if the log is compacted and dirty enough
-    /// (`force` ignores the dirty ratio). See the [module docs](self).
+    /// Runs a compaction pass if the log is compacted and dirty enough;
+    /// `force` runs it regardless (which also drops tombstones that expired
+    /// since the last pass). See the [module docs](self).
     ///
     /// # Errors
     /// I/O failures and [`Error::Corrupt`] for damaged segments (nothing is
@@ -267,10 +268,8 @@ impl Log {
             .filter(|s| s.next_offset() > state.first_dirty_offset)
             .map(|s| s.size())
             .sum();
-        if total == 0
-            || dirty == 0
-            || (!force && (dirty as f64) < config.min_cleanable_dirty_ratio * total as f64)
-        {
+        let dirty_enough = dirty > 0 && (dirty as f64) >= config.min_cleanable_dirty_ratio * total as f64;
+        if total == 0 || !(force || dirty_enough) {
             return Ok(report);
         }
 

@@ -658,3 +658,6 @@ impl Log {
         self.closed.load(Ordering::Acquire)
     }
 }
+
+#[cfg(test)]
+mod tests;

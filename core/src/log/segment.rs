@@ -374,9 +374,9 @@ impl LogSegment {
         let (start, start_offset) = match offset.last()? {
             Some(e) => (
                 u64::from(e.position),
-                self.base_offset + i64::from(e.relative_offset),
+                Some(self.base_offset + i64::from(e.relative_offset)),
             ),
-            None => (0, self.base_offset),
+            None => (0, None),
         };
         let mut max_ts = time.last()?.map_or(-1, |e| e.timestamp);
         let mut next = self.base_offset;
@@ -384,11 +384,13 @@ impl LogSegment {
         let mut bytes_since_entry = 0u64;
         let outcome = self.scan_from(start, |_, batch| {
             let header = batch.header();
-            if first && header.base_offset != start_offset {
-                return Err(format!(
-                    "offset index says offset {start_offset} starts here but the batch starts at {}",
-                    header.base_offset
-                ));
+            if let Some(expected) = start_offset.filter(|_| first) {
+                if header.base_offset != expected {
+                    return Err(format!(
+                        "offset index says offset {expected} starts here but the batch starts at {}",
+                        header.base_offset
+                    ));
+                }
             }
             first = false;
             self.check_offsets(next, header)?;
