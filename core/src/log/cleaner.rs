@@ -186,7 +186,7 @@ impl Log {
             return Ok(report);
         }
         let mut segments = self.segment_snapshot();
-        let expired = |s: &LogSegment, ms: i64| s.size() > 0 && now - s.max_timestamp() > ms;
+        let expired = |s: &LogSegment, ms: i64| s.size() > 0 && now.saturating_sub(s.max_timestamp()) > ms;
         let mut count = 0;
         if let Some(ms) = config.retention_ms {
             count = segments.iter().take_while(|s| expired(s, ms)).count();
@@ -259,7 +259,7 @@ impl Log {
         let sealed = &segments[..segments.len() - 1];
         let cleanable: Vec<_> = sealed
             .iter()
-            .take_while(|s| s.size() == 0 || now - s.max_timestamp() >= config.min_compaction_lag_ms)
+            .take_while(|s| s.size() == 0 || now.saturating_sub(s.max_timestamp()) >= config.min_compaction_lag_ms)
             .cloned()
             .collect();
         let total: u64 = cleanable.iter().map(|s| s.size()).sum();

@@ -424,7 +424,7 @@ impl Log {
             .is_some_and(|n| appender.unflushed_records >= n)
             || config
                 .flush_ms
-                .is_some_and(|ms| now - appender.first_unflushed_ms.unwrap_or(now) >= ms);
+                .is_some_and(|ms| now.saturating_sub(appender.first_unflushed_ms.unwrap_or(now)) >= ms);
         if due {
             self.flush_locked(&mut appender)?;
         }
@@ -452,7 +452,7 @@ impl Log {
         }
         let reason = if active.size() + len > config.segment_bytes {
             "segment.bytes"
-        } else if header.max_timestamp - active.roll_base_ms() >= config.segment_ms {
+        } else if header.max_timestamp.saturating_sub(active.roll_base_ms()) >= config.segment_ms {
             "segment.ms"
         } else if header.last_offset() - active.base_offset() > i64::from(i32::MAX) {
             "offset range"
@@ -523,7 +523,7 @@ impl Log {
             Err(e) => return Err(e),
         };
         match appender.first_unflushed_ms {
-            Some(first) if now - first >= ms => {
+            Some(first) if now.saturating_sub(first) >= ms => {
                 self.flush_locked(&mut appender)?;
                 Ok(true)
             }

@@ -283,10 +283,25 @@ impl LogSegment {
     }
 
     /// Checks a batch's offsets against what precedes it in the segment.
-    fn check_offsets(&self, expected_min: i64, header: &BatchHeader) -> std::result::Result<(), String> {
-        if header.base_offset < expected_min {
+    /// `strict` (the active segment, which is never compacted) requires each
+    /// batch to start exactly where the previous one ended; a sealed segment
+    /// may have gaps left by compaction but never goes backwards. This is
+    /// what catches damage to the base offset, which the CRC does not cover.
+    fn check_offsets(
+        &self,
+        expected: i64,
+        header: &BatchHeader,
+        strict: bool,
+    ) -> std::result::Result<(), String> {
+        if strict && header.base_offset != expected {
             return Err(format!(
-                "batch base offset {} is below the previous batch's end {expected_min}",
+                "batch base offset {} does not follow the previous batch's end {expected}",
+                header.base_offset
+            ));
+        }
+        if header.base_offset < expected {
+            return Err(format!(
+                "batch base offset {} is below the previous batch's end {expected}",
                 header.base_offset
             ));
         }
@@ -310,7 +325,7 @@ impl LogSegment {
         let mut valid_end = 0u64;
         let outcome = self.scan_from(0, |position, batch| {
             let header = batch.header();
-            self.check_offsets(next, header)?;
+            self.check_offsets(next, header, true)?;
             indexes.on_batch(self.base_offset, position, header, index_interval);
             next = header.next_offset();
             max_ts = max_ts.max(header.max_timestamp);
@@ -379,7 +394,7 @@ impl LogSegment {
             None => (0, None),
         };
         let mut max_ts = time.last()?.map_or(-1, |e| e.timestamp);
-        let mut next = self.base_offset;
+        let mut next = start_offset.unwrap_or(self.base_offset);
         let mut first = true;
         let mut bytes_since_entry = 0u64;
         let outcome = self.scan_from(start, |_, batch| {
@@ -393,7 +408,7 @@ impl LogSegment {
                 }
             }
             first = false;
-            self.check_offsets(next, header)?;
+            self.check_offsets(next, header, !sealed)?;
             next = header.next_offset();
             max_ts = max_ts.max(header.max_timestamp);
             bytes_since_entry += header.total_len() as u64;
@@ -427,7 +442,7 @@ impl LogSegment {
         let mut max_ts = -1;
         let outcome = self.scan_from(0, |position, batch| {
             let header = batch.header();
-            self.check_offsets(next, header)?;
+            self.check_offsets(next, header, !sealed)?;
             indexes.on_batch(self.base_offset, position, header, index_interval);
             next = header.next_offset();
             max_ts = max_ts.max(header.max_timestamp);
@@ -497,13 +512,21 @@ impl LogSegment {
     /// the first batch after it. Returns its position and header.
     fn locate(&self, offset: i64, size: u64) -> Result<Option<(u64, BatchHeader)>> {
         let relative = (offset - self.base_offset).clamp(0, i64::from(u32::MAX));
-        let mut position = self
-            .indexes
-            .read()
-            .expect("index lock")
-            .offset
-            .floor(relative, false)?
-            .map_or(0, |e| u64::from(e.position));
+        let entry = self.indexes.read().expect("index lock").offset.floor(relative, false)?;
+        let mut position = 0;
+        if let Some(e) = entry {
+            // The index only accelerates: trust an entry only if the batch it
+            // points at starts at the offset it claims, else scan from 0.
+            let pos = u64::from(e.position);
+            match self.header_at(pos) {
+                Ok(h) if h.base_offset == self.base_offset + i64::from(e.relative_offset) => position = pos,
+                _ => warn!(
+                    path = %self.log_path.display(),
+                    position = pos,
+                    "offset index entry does not match the log; scanning from the segment start"
+                ),
+            }
+        }
         while position + (BATCH_HEADER_LEN as u64) <= size {
             let header = self.header_at(position)?;
             if header.last_offset() >= offset {
@@ -532,17 +555,16 @@ impl LogSegment {
         self.file
             .read_exact_at(&mut bytes, position)
             .map_err(Error::io("read", &self.log_path))?;
+        // Keep the valid batches; damage is an error only when it is the
+        // first batch, so a reader gets everything up to the exact spot.
         let mut keep = 0usize;
         while keep + BATCH_HEADER_LEN <= len {
-            let batch = match RecordBatch::parse(&bytes[keep..]) {
-                Ok(b) => b,
-                Err(crate::record::RecordError::Truncated { .. }) => break,
-                Err(e) => return Err(self.corrupt(position + keep as u64, e.to_string())),
-            };
-            batch
-                .verify_crc()
-                .map_err(|e| self.corrupt(position + keep as u64, e.to_string()))?;
-            keep += batch.as_bytes().len();
+            let checked = RecordBatch::parse(&bytes[keep..]).and_then(|b| b.verify_crc().map(|()| b));
+            match checked {
+                Ok(b) => keep += b.as_bytes().len(),
+                Err(_) if keep > 0 => break,
+                Err(e) => return Err(self.corrupt(position, e.to_string())),
+            }
         }
         bytes.truncate(keep);
         Ok(Some(SegmentRead { bytes }))
