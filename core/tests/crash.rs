@@ -17,7 +17,12 @@ const CHILD_ENV: &str = "RUNNEL_CRASH_CHILD_DIR";
 const ROUND_ENV: &str = "RUNNEL_CRASH_CHILD_ROUND";
 
 fn config() -> LogConfig {
-    LogConfig { flush_messages: Some(1), segment_bytes: 64 * 1024, index_interval_bytes: 512, ..LogConfig::default() }
+    LogConfig {
+        flush_messages: Some(1),
+        segment_bytes: 64 * 1024,
+        index_interval_bytes: 512,
+        ..LogConfig::default()
+    }
 }
 
 /// The child side: appends forever until killed. Only runs when the parent
@@ -28,7 +33,13 @@ fn crash_child() {
     let dir = std::env::var(CHILD_ENV).expect("child started without a directory");
     let round: u64 = std::env::var(ROUND_ENV).unwrap().parse().unwrap();
     let log = open_log(dir.as_ref(), config()).unwrap();
-    let codecs = [Compression::None, Compression::Lz4, Compression::Zstd, Compression::Snappy, Compression::Gzip];
+    let codecs = [
+        Compression::None,
+        Compression::Lz4,
+        Compression::Zstd,
+        Compression::Snappy,
+        Compression::Gzip,
+    ];
     for i in 0.. {
         let id = round * 1_000_000 + i;
         let n = 1 + (i as usize * 7) % 40;
@@ -55,7 +66,13 @@ fn crash_at_random_moments_never_loses_an_acknowledged_batch() {
     let rounds = 25;
     for round in 1..=rounds {
         let mut child = Command::new(&exe)
-            .args(["--exact", "crash_child", "--ignored", "--nocapture", "--test-threads=1"])
+            .args([
+                "--exact",
+                "crash_child",
+                "--ignored",
+                "--nocapture",
+                "--test-threads=1",
+            ])
             .env(CHILD_ENV, dir.path())
             .env(ROUND_ENV, round.to_string())
             .stdout(Stdio::piped())
@@ -84,26 +101,52 @@ fn crash_at_random_moments_never_loses_an_acknowledged_batch() {
         let new_acks = reader.join().unwrap();
         acked.extend(new_acks.iter().copied());
 
-        let log = open_log(dir.path(), config()).unwrap_or_else(|e| panic!("round {round}: reopen failed: {e}"));
+        let log =
+            open_log(dir.path(), config()).unwrap_or_else(|e| panic!("round {round}: reopen failed: {e}"));
         for ack in &acked {
             let records = log.read_records(ack.first_offset, 1).unwrap();
-            let batch_records: Vec<_> =
-                records.into_iter().filter(|r| r.offset < ack.first_offset + ack.count as i64).collect();
-            assert_eq!(batch_records.len(), ack.count, "round {round}: batch {} incomplete", ack.id);
+            let batch_records: Vec<_> = records
+                .into_iter()
+                .filter(|r| r.offset < ack.first_offset + ack.count as i64)
+                .collect();
+            assert_eq!(
+                batch_records.len(),
+                ack.count,
+                "round {round}: batch {} incomplete",
+                ack.id
+            );
             for (j, r) in batch_records.iter().enumerate() {
                 assert_eq!(r.offset, ack.first_offset + j as i64);
-                assert_eq!(r.value.as_deref(), Some(&value_for(ack.id, j)[..]), "round {round}: batch {}", ack.id);
+                assert_eq!(
+                    r.value.as_deref(),
+                    Some(&value_for(ack.id, j)[..]),
+                    "round {round}: batch {}",
+                    ack.id
+                );
             }
         }
         let end = acked.last().map_or(0, |a| a.first_offset + a.count as i64);
-        assert!(log.log_end_offset() >= end, "round {round}: log end below the last ack");
+        assert!(
+            log.log_end_offset() >= end,
+            "round {round}: log end below the last ack"
+        );
         // Appends continue after recovery.
-        let info = log.append(&mut batch(u64::MAX / 2 + round, 3, Compression::None)).unwrap();
+        let info = log
+            .append(&mut batch(u64::MAX / 2 + round, 3, Compression::None))
+            .unwrap();
         assert_eq!(info.first_offset, log.log_end_offset() - 3);
         if round % 2 == 0 {
             log.close().unwrap();
         }
-        eprintln!("round {round}: {} acks this round, {} total, log end {}", new_acks.len(), acked.len(), log.log_end_offset());
+        eprintln!(
+            "round {round}: {} acks this round, {} total, log end {}",
+            new_acks.len(),
+            acked.len(),
+            log.log_end_offset()
+        );
     }
-    assert!(acked.len() > rounds as usize * 5, "children made progress before being killed");
+    assert!(
+        acked.len() > rounds as usize * 5,
+        "children made progress before being killed"
+    );
 }

@@ -25,14 +25,28 @@ struct ModelRecord {
 #[derive(Debug, Clone)]
 enum Op {
     /// Records as (key index or none, value length or tombstone, timestamp jitter).
-    Append { codec: u8, records: Vec<(Option<u8>, Option<u8>, i16)> },
-    Read { at: u16, max_bytes: u16 },
+    Append {
+        codec: u8,
+        records: Vec<(Option<u8>, Option<u8>, i16)>,
+    },
+    Read {
+        at: u16,
+        max_bytes: u16,
+    },
     Roll,
-    Reopen { clean: bool },
-    Advance { ms: u32 },
+    Reopen {
+        clean: bool,
+    },
+    Advance {
+        ms: u32,
+    },
     Retention,
-    Compact { force: bool },
-    FindTimestamp { back_ms: u16 },
+    Compact {
+        force: bool,
+    },
+    FindTimestamp {
+        back_ms: u16,
+    },
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -72,9 +86,17 @@ fn config(policy: Policy, segment_bytes: u64) -> LogConfig {
     match policy {
         Policy::DeleteByTime => c.retention_ms = Some(60_000),
         Policy::DeleteByBytes => c.retention_bytes = Some(1500),
-        Policy::Compact => c.cleanup_policy = CleanupPolicy { delete: false, compact: true },
+        Policy::Compact => {
+            c.cleanup_policy = CleanupPolicy {
+                delete: false,
+                compact: true,
+            }
+        }
         Policy::CompactDelete => {
-            c.cleanup_policy = CleanupPolicy { delete: true, compact: true };
+            c.cleanup_policy = CleanupPolicy {
+                delete: true,
+                compact: true,
+            };
             c.retention_ms = Some(120_000);
         }
     }
@@ -82,7 +104,13 @@ fn config(policy: Policy, segment_bytes: u64) -> LogConfig {
 }
 
 fn open(dir: &Path, config: &LogConfig, clock: &ManualClock) -> Log {
-    Log::open(dir, TopicPartition::new("model", 0), config.clone(), Arc::new(clock.clone())).unwrap()
+    Log::open(
+        dir,
+        TopicPartition::new("model", 0),
+        config.clone(),
+        Arc::new(clock.clone()),
+    )
+    .unwrap()
 }
 
 fn key_bytes(k: u8) -> Vec<u8> {
@@ -123,8 +151,13 @@ fn run(policy: Policy, segment_bytes: u64, ops: Vec<Op>) -> Result<(), TestCaseE
     for op in ops {
         match op {
             Op::Append { codec, records } => {
-                let codec = [Compression::None, Compression::Gzip, Compression::Snappy, Compression::Lz4, Compression::Zstd]
-                    [codec as usize];
+                let codec = [
+                    Compression::None,
+                    Compression::Gzip,
+                    Compression::Snappy,
+                    Compression::Lz4,
+                    Compression::Zstd,
+                ][codec as usize];
                 let mut b = RecordBatchBuilder::new(codec);
                 let mut pending = Vec::new();
                 for (k, v, jitter) in records {
@@ -137,7 +170,11 @@ fn run(policy: Policy, segment_bytes: u64, ops: Vec<Op>) -> Result<(), TestCaseE
                     });
                     let ts = clock.now_ms() + i64::from(jitter);
                     b.append(ts, key.as_deref(), value.as_deref(), &[]);
-                    pending.push(ModelRecord { key, value, timestamp: ts });
+                    pending.push(ModelRecord {
+                        key,
+                        value,
+                        timestamp: ts,
+                    });
                 }
                 let info = log.append(&mut b.build(0).unwrap()).unwrap();
                 prop_assert_eq!(info.first_offset, log_end);
@@ -180,7 +217,12 @@ fn run(policy: Policy, segment_bytes: u64, ops: Vec<Op>) -> Result<(), TestCaseE
                 let removed: Vec<_> = model.range(..start).map(|(o, r)| (*o, r.clone())).collect();
                 if let Some(ms) = config.retention_ms.filter(|_| config.retention_bytes.is_none()) {
                     for (o, r) in &removed {
-                        prop_assert!(r.timestamp < now - ms, "offset {} (ts {}) deleted too early", o, r.timestamp);
+                        prop_assert!(
+                            r.timestamp < now - ms,
+                            "offset {} (ts {}) deleted too early",
+                            o,
+                            r.timestamp
+                        );
                     }
                 }
                 if let Some(limit) = config.retention_bytes {
@@ -188,7 +230,10 @@ fn run(policy: Policy, segment_bytes: u64, ops: Vec<Op>) -> Result<(), TestCaseE
                     let sealed: Vec<_> = after.iter().filter(|s| !s.active).collect();
                     let total: u64 = after.iter().map(|s| s.size_bytes).sum();
                     if let Some(first) = sealed.first() {
-                        prop_assert!(total.saturating_sub(limit) < first.size_bytes, "too little deleted");
+                        prop_assert!(
+                            total.saturating_sub(limit) < first.size_bytes,
+                            "too little deleted"
+                        );
                     }
                     prop_assert!(report.segments_deleted <= before.len());
                 }
@@ -201,7 +246,10 @@ fn run(policy: Policy, segment_bytes: u64, ops: Vec<Op>) -> Result<(), TestCaseE
                 let segments = log.segments();
                 let cleanable: Vec<_> = segments
                     .iter()
-                    .take_while(|s| !s.active && (s.size_bytes == 0 || now - s.max_timestamp >= config.min_compaction_lag_ms))
+                    .take_while(|s| {
+                        !s.active
+                            && (s.size_bytes == 0 || now - s.max_timestamp >= config.min_compaction_lag_ms)
+                    })
                     .collect();
                 let clean_end = segments[cleanable.len()].base_offset;
                 let report = log.compact(now, force).unwrap();
@@ -224,7 +272,8 @@ fn run(policy: Policy, segment_bytes: u64, ops: Vec<Op>) -> Result<(), TestCaseE
                         match &r.key {
                             None => true,
                             Some(k) => {
-                                let expired = r.value.is_none() && r.timestamp + config.delete_retention_ms <= now;
+                                let expired =
+                                    r.value.is_none() && r.timestamp + config.delete_retention_ms <= now;
                                 latest[k] == *o && !expired
                             }
                         }
@@ -234,7 +283,10 @@ fn run(policy: Policy, segment_bytes: u64, ops: Vec<Op>) -> Result<(), TestCaseE
             Op::FindTimestamp { back_ms } => {
                 let target = clock.now_ms() - i64::from(back_ms);
                 let start = log.log_start_offset();
-                let want = model.range(start..).find(|(_, r)| r.timestamp >= target).map(|(o, r)| (*o, r.timestamp));
+                let want = model
+                    .range(start..)
+                    .find(|(_, r)| r.timestamp >= target)
+                    .map(|(o, r)| (*o, r.timestamp));
                 prop_assert_eq!(log.offset_for_timestamp(target).unwrap(), want);
             }
         }

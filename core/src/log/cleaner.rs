@@ -21,7 +21,9 @@
 //!    re-encoded with the same codec and base offset, records keeping their
 //!    offsets; batches that keep nothing disappear.
 //! 5. The group's output is written as `<base>.log.cleaned` with its indexes,
-//!    fsynced, and renamed to `<base>.log.swap` — the commit point. The old
+//!    fsynced, marked by an empty `<base>.compacted` file (a compacted segment
+//!    may have offset gaps; all others are checked for contiguity), and
+//!    renamed to `<base>.log.swap` — the commit point. The old
 //!    segments' files are then removed and the swap renamed to `<base>.log`.
 //!    [`finish_interrupted_cleaning`] completes or discards this at open.
 
@@ -36,8 +38,8 @@ use tracing::{debug, info};
 
 use super::index::SparseIndex;
 use super::segment::{
-    file_name, parse_file_name, LogSegment, OpenMode, SegmentIndexes, CLEANED_SUFFIX, INDEX_SUFFIX,
-    LOG_SUFFIX, SWAP_SUFFIX, TIME_INDEX_SUFFIX,
+    file_name, parse_file_name, LogSegment, OpenMode, SegmentIndexes, CLEANED_SUFFIX, COMPACTED_SUFFIX,
+    INDEX_SUFFIX, LOG_SUFFIX, SWAP_SUFFIX, TIME_INDEX_SUFFIX,
 };
 use super::{remove_if_exists, sync_dir, Log};
 use crate::record::{RecordBatch, RecordBatchBuilder};
@@ -133,8 +135,8 @@ pub(crate) fn finish_interrupted_cleaning(dir: &Path) -> Result<()> {
         let last = last_offset_in(&swap)?;
         info!(path = %swap.display(), "completing interrupted compaction");
         for &old in logs.iter().filter(|&&b| b >= base && b <= last.unwrap_or(base)) {
-            for suffix in [LOG_SUFFIX, INDEX_SUFFIX, TIME_INDEX_SUFFIX] {
-                if old != base || suffix != LOG_SUFFIX {
+            for suffix in [LOG_SUFFIX, INDEX_SUFFIX, TIME_INDEX_SUFFIX, COMPACTED_SUFFIX] {
+                if old != base || (suffix != LOG_SUFFIX && suffix != COMPACTED_SUFFIX) {
                     remove_if_exists(&dir.join(file_name(old, suffix)))?;
                 }
             }
@@ -259,7 +261,9 @@ impl Log {
         let sealed = &segments[..segments.len() - 1];
         let cleanable: Vec<_> = sealed
             .iter()
-            .take_while(|s| s.size() == 0 || now.saturating_sub(s.max_timestamp()) >= config.min_compaction_lag_ms)
+            .take_while(|s| {
+                s.size() == 0 || now.saturating_sub(s.max_timestamp()) >= config.min_compaction_lag_ms
+            })
             .cloned()
             .collect();
         let total: u64 = cleanable.iter().map(|s| s.size()).sum();
@@ -386,6 +390,12 @@ impl Log {
             .join(file_name(base, &format!("{TIME_INDEX_SUFFIX}{CLEANED_SUFFIX}")));
         write_index(&indexes.offset, &index_cleaned)?;
         write_index(&indexes.time, &time_cleaned)?;
+
+        // The output may have offset gaps: mark it before it can become visible.
+        let marker = self.dir.join(file_name(base, COMPACTED_SUFFIX));
+        File::create(&marker)
+            .and_then(|f| f.sync_all())
+            .map_err(Error::io("create", &marker))?;
 
         // Commit point: the swap file exists.
         let swap_path = self

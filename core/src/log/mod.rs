@@ -30,8 +30,18 @@
 //! (rebuilt when damaged) and the batches after the last index entry are
 //! verified. Damage in a sealed segment, or in any segment after a clean
 //! shutdown, is not cut: `open` fails with [`Error::Corrupt`] naming the file
-//! and byte position. Reads verify the CRC of every batch they return and
-//! report damage the same way.
+//! and byte position. The same happens when segments do not chain (one ends
+//! at an offset other than where the next begins: a lost tail or a missing
+//! file), or when the active segment no longer matches the offset and size
+//! the clean-shutdown marker recorded. Reads verify the CRC of every batch
+//! they return, and that each batch starts where the previous one ended
+//! (compaction output, marked by a `.compacted` file, may skip offsets but
+//! never go back): damage the CRC does not cover — the base offset — is
+//! caught this way. A read returns the intact batches before a damaged one
+//! and fails with [`Error::Corrupt`] when the damaged batch comes first.
+//!
+//! Indexes are only accelerators: entries are checked against the log on
+//! every lookup, and damaged index files are rebuilt at open.
 //!
 //! # Example
 //!
@@ -80,13 +90,81 @@ use crate::{Error, Result};
 pub use cleaner::{CompactionReport, RetentionReport, MAX_OFFSET_MAP_KEYS};
 pub use config::{CleanupPolicy, LogConfig, TOPIC_CONFIG_KEYS};
 pub use segment::{
-    file_name, RecoveryReport, CLEANED_SUFFIX, INDEX_SUFFIX, LOG_SUFFIX, SWAP_SUFFIX, TIME_INDEX_SUFFIX,
+    file_name, RecoveryReport, CLEANED_SUFFIX, COMPACTED_SUFFIX, INDEX_SUFFIX, LOG_SUFFIX, SWAP_SUFFIX,
+    TIME_INDEX_SUFFIX,
 };
 
 use segment::{LogSegment, OpenMode};
 
 /// Name of the marker a clean close leaves in the partition directory.
 pub const CLEAN_SHUTDOWN_FILE: &str = ".clean-shutdown";
+
+/// What the clean-shutdown marker records, as one text line:
+/// `log_end_offset=<n> active_segment_size=<bytes>`. Opening checks the
+/// active segment against it, so a segment cut short while the process was
+/// down is reported rather than trusted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct CleanShutdown {
+    log_end_offset: i64,
+    active_segment_size: u64,
+}
+
+impl std::fmt::Display for CleanShutdown {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "log_end_offset={} active_segment_size={}",
+            self.log_end_offset, self.active_segment_size
+        )
+    }
+}
+
+impl CleanShutdown {
+    /// The marker's contents; `None` when it is missing or unreadable (the
+    /// log is then recovered as after a crash).
+    fn read(path: &Path) -> Option<CleanShutdown> {
+        let text = std::fs::read_to_string(path).ok()?;
+        let mut end = None;
+        let mut size = None;
+        for part in text.split_whitespace() {
+            match part.split_once('=')? {
+                ("log_end_offset", v) => end = v.parse().ok(),
+                ("active_segment_size", v) => size = v.parse().ok(),
+                _ => return None,
+            }
+        }
+        Some(CleanShutdown {
+            log_end_offset: end?,
+            active_segment_size: size?,
+        })
+    }
+}
+
+/// Each segment must end where the next begins (a compacted one may end
+/// earlier); a gap means a segment lost its tail or a file went missing.
+fn check_segment_chain(segments: &BTreeMap<i64, Arc<LogSegment>>) -> Result<()> {
+    let list: Vec<_> = segments.values().collect();
+    for pair in list.windows(2) {
+        let (a, b) = (pair[0], pair[1]);
+        let broken = if a.is_contiguous() {
+            a.next_offset() != b.base_offset()
+        } else {
+            a.next_offset() > b.base_offset()
+        };
+        if broken {
+            return Err(Error::Corrupt {
+                path: a.log_path().to_path_buf(),
+                position: a.size(),
+                reason: format!(
+                    "segment ends at offset {} but the next segment starts at {}: data is missing",
+                    a.next_offset(),
+                    b.base_offset()
+                ),
+            });
+        }
+    }
+    Ok(())
+}
 
 /// What an append did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -197,6 +275,7 @@ impl Log {
                 bases.push(base);
             } else if let Some(base) = segment::parse_file_name(&name, INDEX_SUFFIX)
                 .or_else(|| segment::parse_file_name(&name, TIME_INDEX_SUFFIX))
+                .or_else(|| segment::parse_file_name(&name, COMPACTED_SUFFIX))
             {
                 index_files.push((base, entry.path()));
             }
@@ -210,7 +289,8 @@ impl Log {
         }
 
         let marker = dir.join(CLEAN_SHUTDOWN_FILE);
-        let clean = marker.exists();
+        let clean_state = CleanShutdown::read(&marker);
+        let clean = clean_state.is_some();
         let mut segments = BTreeMap::new();
         if bases.is_empty() {
             let segment = LogSegment::create(&dir, 0, now)?;
@@ -237,15 +317,32 @@ impl Log {
                 segments.insert(base, Arc::new(segment));
             }
         }
-        if clean {
-            std::fs::remove_file(&marker).map_err(Error::io("delete", &marker))?;
-            sync_dir(&dir)?;
-        }
+        check_segment_chain(&segments)?;
         let active = segments
             .values()
             .next_back()
             .expect("at least one segment")
             .clone();
+        if let Some(state) = clean_state {
+            if active.next_offset() != state.log_end_offset || active.size() != state.active_segment_size {
+                return Err(Error::Corrupt {
+                    path: active.log_path().to_path_buf(),
+                    position: active.size(),
+                    reason: format!(
+                        "at clean shutdown the log ended at offset {} with {} bytes in this segment; \
+                         now it ends at offset {} with {} bytes",
+                        state.log_end_offset,
+                        state.active_segment_size,
+                        active.next_offset(),
+                        active.size()
+                    ),
+                });
+            }
+        }
+        if marker.exists() {
+            std::fs::remove_file(&marker).map_err(Error::io("delete", &marker))?;
+            sync_dir(&dir)?;
+        }
         let log_start = *segments.keys().next().expect("at least one segment");
         let log_end = active.next_offset();
         info!(partition = %partition, log_start, log_end, segments = segments.len(), clean, "log opened");
@@ -638,8 +735,15 @@ impl Log {
         appender.active.flush()?;
         appender.active.write_indexes()?;
         let marker = self.dir.join(CLEAN_SHUTDOWN_FILE);
+        let state = CleanShutdown {
+            log_end_offset: appender.active.next_offset(),
+            active_segment_size: appender.active.size(),
+        };
         File::create(&marker)
-            .and_then(|f| f.sync_all())
+            .and_then(|mut f| {
+                std::io::Write::write_all(&mut f, state.to_string().as_bytes())?;
+                f.sync_all()
+            })
             .map_err(Error::io("create", &marker))?;
         sync_dir(&self.dir)?;
         debug!(partition = %self.partition, "log closed cleanly");

@@ -31,6 +31,11 @@ pub const TIME_INDEX_SUFFIX: &str = ".timeindex";
 pub const CLEANED_SUFFIX: &str = ".cleaned";
 /// Suffix of a committed compaction output awaiting its final rename.
 pub const SWAP_SUFFIX: &str = ".swap";
+/// Suffix of the empty marker file beside a segment written by compaction.
+/// Such a segment may have offset gaps between batches; every other segment
+/// is contiguous, and its reads check that each batch starts where the
+/// previous one ended.
+pub const COMPACTED_SUFFIX: &str = ".compacted";
 
 /// `<base offset, 20 digits><suffix>`, Kafka's segment file naming.
 pub fn file_name(base_offset: i64, suffix: &str) -> String {
@@ -129,6 +134,8 @@ pub(crate) struct LogSegment {
     /// Max timestamp of the first batch, or the wall clock when the segment
     /// was created empty: what `segment.ms` measures from.
     roll_base_ms: AtomicI64,
+    /// No compaction has touched it: batches follow each other without gaps.
+    contiguous: bool,
     indexes: RwLock<SegmentIndexes>,
 }
 
@@ -160,6 +167,7 @@ impl LogSegment {
             next_offset: AtomicI64::new(base_offset),
             max_timestamp: AtomicI64::new(-1),
             roll_base_ms: AtomicI64::new(now_ms),
+            contiguous: true,
             indexes: RwLock::new(SegmentIndexes::empty(dir, base_offset)),
         })
     }
@@ -179,6 +187,7 @@ impl LogSegment {
             .open(&log_path)
             .map_err(Error::io("open", &log_path))?;
         let size = file.metadata().map_err(Error::io("stat", &log_path))?.len();
+        let contiguous = !dir.join(file_name(base_offset, COMPACTED_SUFFIX)).exists();
         let segment = LogSegment {
             base_offset,
             dir: dir.to_path_buf(),
@@ -188,6 +197,7 @@ impl LogSegment {
             next_offset: AtomicI64::new(base_offset),
             max_timestamp: AtomicI64::new(-1),
             roll_base_ms: AtomicI64::new(now_ms),
+            contiguous,
             indexes: RwLock::new(SegmentIndexes::empty(dir, base_offset)),
         };
         let report = match mode {
@@ -224,6 +234,11 @@ impl LogSegment {
     /// Largest record timestamp, −1 when empty.
     pub(crate) fn max_timestamp(&self) -> i64 {
         self.max_timestamp.load(Ordering::Acquire)
+    }
+
+    /// Whether batches follow each other without offset gaps (never compacted).
+    pub(crate) fn is_contiguous(&self) -> bool {
+        self.contiguous
     }
 
     pub(crate) fn roll_base_ms(&self) -> i64 {
@@ -283,10 +298,10 @@ impl LogSegment {
     }
 
     /// Checks a batch's offsets against what precedes it in the segment.
-    /// `strict` (the active segment, which is never compacted) requires each
-    /// batch to start exactly where the previous one ended; a sealed segment
-    /// may have gaps left by compaction but never goes backwards. This is
-    /// what catches damage to the base offset, which the CRC does not cover.
+    /// `strict` (any segment compaction has not rewritten) requires each
+    /// batch to start exactly where the previous one ended; a compacted
+    /// segment may have gaps but never goes backwards. This is what catches
+    /// damage to the base offset, which the batch CRC does not cover.
     fn check_offsets(
         &self,
         expected: i64,
@@ -393,6 +408,13 @@ impl LogSegment {
             ),
             None => (0, None),
         };
+        if let Some(claimed) = start_offset {
+            // An entry that does not point at the batch it names means the
+            // index, not the log, is damaged: rebuild it from the log.
+            if !matches!(self.header_at(start), Ok(h) if h.base_offset == claimed) {
+                return self.rebuild_indexes(sealed, index_interval);
+            }
+        }
         let mut max_ts = time.last()?.map_or(-1, |e| e.timestamp);
         let mut next = start_offset.unwrap_or(self.base_offset);
         let mut first = true;
@@ -408,7 +430,7 @@ impl LogSegment {
                 }
             }
             first = false;
-            self.check_offsets(next, header, !sealed)?;
+            self.check_offsets(next, header, self.contiguous)?;
             next = header.next_offset();
             max_ts = max_ts.max(header.max_timestamp);
             bytes_since_entry += header.total_len() as u64;
@@ -442,7 +464,7 @@ impl LogSegment {
         let mut max_ts = -1;
         let outcome = self.scan_from(0, |position, batch| {
             let header = batch.header();
-            self.check_offsets(next, header, !sealed)?;
+            self.check_offsets(next, header, self.contiguous)?;
             indexes.on_batch(self.base_offset, position, header, index_interval);
             next = header.next_offset();
             max_ts = max_ts.max(header.max_timestamp);
@@ -512,14 +534,20 @@ impl LogSegment {
     /// the first batch after it. Returns its position and header.
     fn locate(&self, offset: i64, size: u64) -> Result<Option<(u64, BatchHeader)>> {
         let relative = (offset - self.base_offset).clamp(0, i64::from(u32::MAX));
-        let entry = self.indexes.read().expect("index lock").offset.floor(relative, false)?;
-        let mut position = 0;
+        let entry = self
+            .indexes
+            .read()
+            .expect("index lock")
+            .offset
+            .floor(relative, false)?;
+        let (mut position, mut expected) = (0, self.base_offset);
         if let Some(e) = entry {
             // The index only accelerates: trust an entry only if the batch it
             // points at starts at the offset it claims, else scan from 0.
             let pos = u64::from(e.position);
+            let claimed = self.base_offset + i64::from(e.relative_offset);
             match self.header_at(pos) {
-                Ok(h) if h.base_offset == self.base_offset + i64::from(e.relative_offset) => position = pos,
+                Ok(h) if h.base_offset == claimed => (position, expected) = (pos, claimed),
                 _ => warn!(
                     path = %self.log_path.display(),
                     position = pos,
@@ -527,12 +555,22 @@ impl LogSegment {
                 ),
             }
         }
+        let mut last_header = position;
         while position + (BATCH_HEADER_LEN as u64) <= size {
             let header = self.header_at(position)?;
+            self.check_offsets(expected, &header, self.contiguous)
+                .map_err(|reason| self.corrupt(position, reason))?;
             if header.last_offset() >= offset {
                 return Ok(Some((position, header)));
             }
+            expected = header.next_offset();
+            last_header = position;
             position += header.total_len() as u64;
+        }
+        if position != size {
+            // A length field that jumps past the end would otherwise end the
+            // walk quietly and skip whatever the damaged batch hid.
+            return Err(self.corrupt(last_header, "batch length runs past the end of the segment"));
         }
         Ok(None)
     }
@@ -558,12 +596,22 @@ impl LogSegment {
         // Keep the valid batches; damage is an error only when it is the
         // first batch, so a reader gets everything up to the exact spot.
         let mut keep = 0usize;
+        let mut expected = first.base_offset;
         while keep + BATCH_HEADER_LEN <= len {
-            let checked = RecordBatch::parse(&bytes[keep..]).and_then(|b| b.verify_crc().map(|()| b));
+            let checked = RecordBatch::parse(&bytes[keep..])
+                .map_err(|e| e.to_string())
+                .and_then(|b| b.verify_crc().map(|()| b).map_err(|e| e.to_string()))
+                .and_then(|b| {
+                    self.check_offsets(expected, b.header(), self.contiguous)
+                        .map(|()| b)
+                });
             match checked {
-                Ok(b) => keep += b.as_bytes().len(),
+                Ok(b) => {
+                    keep += b.as_bytes().len();
+                    expected = b.header().next_offset();
+                }
                 Err(_) if keep > 0 => break,
-                Err(e) => return Err(self.corrupt(position, e.to_string())),
+                Err(reason) => return Err(self.corrupt(position, reason)),
             }
         }
         bytes.truncate(keep);
@@ -584,9 +632,10 @@ impl LogSegment {
                 });
             from_time.max(offset_floor)
         };
-        let Some((position, _)) = self.locate(start_offset, size)? else {
+        let Some((position, first)) = self.locate(start_offset, size)? else {
             return Ok(None);
         };
+        let mut expected = first.base_offset;
         let mut scanner = BatchScanner::new(&self.file, &self.log_path, position, size, 64 * 1024);
         loop {
             let b = match scanner.next_batch(true)? {
@@ -595,6 +644,9 @@ impl LogSegment {
                 Err(invalid) => return Err(self.corrupt(invalid.position, invalid.reason)),
             };
             let header = b.batch.header();
+            self.check_offsets(expected, header, self.contiguous)
+                .map_err(|reason| self.corrupt(b.position, reason))?;
+            expected = header.next_offset();
             if header.max_timestamp < timestamp || header.last_offset() < offset_floor {
                 continue;
             }
@@ -617,9 +669,15 @@ impl LogSegment {
         mut f: impl FnMut(u64, &RecordBatch<'_>) -> Result<()>,
     ) -> Result<()> {
         let mut scanner = BatchScanner::new(&self.file, &self.log_path, 0, self.size(), SCAN_CHUNK);
+        let mut expected = self.base_offset;
         loop {
             match scanner.next_batch(true)? {
-                Ok(Some(b)) => f(b.position, &b.batch)?,
+                Ok(Some(b)) => {
+                    self.check_offsets(expected, b.batch.header(), self.contiguous)
+                        .map_err(|reason| self.corrupt(b.position, reason))?;
+                    expected = b.batch.header().next_offset();
+                    f(b.position, &b.batch)?
+                }
                 Ok(None) => return Ok(()),
                 Err(invalid) => return Err(self.corrupt(invalid.position, invalid.reason)),
             }
@@ -629,7 +687,7 @@ impl LogSegment {
     /// Removes the segment's files. The open handle keeps the data readable
     /// for anyone still holding this segment.
     pub(crate) fn delete_files(&self) -> Result<()> {
-        for suffix in [LOG_SUFFIX, INDEX_SUFFIX, TIME_INDEX_SUFFIX] {
+        for suffix in [LOG_SUFFIX, INDEX_SUFFIX, TIME_INDEX_SUFFIX, COMPACTED_SUFFIX] {
             let path = self.dir.join(file_name(self.base_offset, suffix));
             match std::fs::remove_file(&path) {
                 Ok(()) => {}

@@ -565,6 +565,7 @@ fn an_interrupted_compaction_is_completed_or_discarded_at_open() {
     }
     drop(log);
     std::fs::write(dir.path().join(file_name(0, ".log.swap")), last_batch.unwrap()).unwrap();
+    std::fs::write(dir.path().join(file_name(0, COMPACTED_SUFFIX)), b"").unwrap();
     let log = open(dir.path(), config, &clock);
     let got = values(&log, 0);
     assert!(got.len() < 40, "the swapped-in segment replaced segment 0");

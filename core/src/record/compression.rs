@@ -119,7 +119,7 @@ fn decompress_snappy(data: &[u8], limit: usize) -> Result<Vec<u8>, RecordError> 
         Ok(())
     };
     let mut out = Vec::new();
-    if data.len() < 16 || &data[..8] != &SNAPPY_XERIAL_HEADER[..8] {
+    if data.len() < 16 || data[..8] != SNAPPY_XERIAL_HEADER[..8] {
         raw_block(data, &mut out)?;
         return Ok(out);
     }
