@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use common::{batch, open_log, Rng};
-use runnel_core::log::{LogConfig, CLEAN_SHUTDOWN_FILE};
+use runnel_core::log::{LogConfig, CLEAN_SHUTDOWN_FILE, RECOVERY_POINT_FILE};
 use runnel_core::record::{batches, Compression};
 use runnel_core::Error;
 
@@ -54,6 +54,10 @@ impl Reference {
         assert!(log.segments().len() >= 5, "the reference spans several segments");
         if clean {
             log.close().unwrap();
+        } else {
+            // A crash after a flush: every sealed segment is below the
+            // recovery point; only the active segment is unverified.
+            log.flush().unwrap();
         }
         drop(log);
         assert_eq!(dir.path().join(CLEAN_SHUTDOWN_FILE).exists(), clean);
@@ -254,6 +258,42 @@ fn damage_in_a_sealed_segment_is_reported_never_skipped() {
                 }
             }
         }
+    }
+}
+
+#[test]
+fn without_a_recovery_point_every_segment_is_verified_and_cut_at_the_first_damage() {
+    let reference = Reference::build(false);
+    let mut rng = Rng::from_time();
+    for _ in 0..20 {
+        let copy = reference.copy();
+        std::fs::remove_file(copy.path().join(RECOVERY_POINT_FILE)).unwrap();
+        let logs = files(copy.path(), ".log");
+        let target = logs[rng.below(logs.len() as u64 - 1) as usize].clone();
+        let layout = batch_layout(&target);
+        let size = std::fs::metadata(&target).unwrap().len();
+        let cut = rng.below(size);
+        truncate(&target, cut);
+        let kept_end = layout
+            .iter()
+            .find(|(pos, _, len)| (pos + len) as u64 > cut)
+            .map(|(_, base, _)| *base)
+            .unwrap();
+        let log = open_log(copy.path(), config()).unwrap();
+        assert_eq!(log.log_end_offset(), kept_end);
+        assert_eq!(read_all(&log).unwrap(), below(&reference.contents, kept_end));
+        let later = files(copy.path(), ".log");
+        assert_eq!(
+            later.last().unwrap(),
+            &target,
+            "segments after the cut are removed"
+        );
+        assert_eq!(
+            log.append(&mut batch(7, 3, Compression::Zstd))
+                .unwrap()
+                .first_offset,
+            kept_end
+        );
     }
 }
 

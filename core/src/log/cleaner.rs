@@ -179,6 +179,7 @@ impl Log {
     /// I/O failures.
     pub fn delete_old_segments(&self, now: i64) -> Result<RetentionReport> {
         let _cleaner = self.cleaner.lock().expect("cleaner lock");
+        self.wait_for_seals()?;
         let config = self.config();
         let mut report = RetentionReport {
             log_start_offset: self.log_start_offset(),
@@ -201,6 +202,7 @@ impl Log {
                 self.roll_locked(&mut appender, now)?;
             }
             drop(appender);
+            self.wait_for_seals()?;
             segments = self.segment_snapshot();
         }
         let sealed = segments.len() - 1;
@@ -252,6 +254,7 @@ impl Log {
     /// changed then).
     pub fn compact(&self, now: i64, force: bool) -> Result<CompactionReport> {
         let mut state = self.cleaner.lock().expect("cleaner lock");
+        self.wait_for_seals()?;
         let config = self.config();
         let mut report = CompactionReport::default();
         if !config.cleanup_policy.compact || self.is_closed() {

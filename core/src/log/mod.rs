@@ -15,20 +15,26 @@
 //!
 //! `append` returns once the batches are written to the OS. They are fsynced
 //! when `flush.messages` records or `flush.ms` milliseconds have accumulated,
-//! on [`Log::flush`], when a segment is rolled (a sealed segment is always
-//! durable) and on [`Log::close`]. [`AppendInfo::flushed`] tells whether the
-//! append itself ended with an fsync.
+//! on [`Log::flush`] and on [`Log::close`]; [`AppendInfo::flushed`] tells
+//! whether the append itself ended with an fsync. A flush covers every
+//! earlier segment too. A rolled segment is sealed (fsynced, index files
+//! written) on a background thread, as Kafka does, so a roll never stalls
+//! appends behind a large fsync; each completed seal records the *recovery
+//! point* (`recovery-point`: every offset below it is on disk).
 //!
 //! # Recovery
 //!
-//! [`Log::close`] fsyncs, writes the active segment's indexes and leaves a
-//! `.clean-shutdown` marker. [`Log::open`] removes the marker; if it was
-//! missing, the active segment is verified batch by batch (header, length,
-//! CRC-32C, offset order) and cut at the first invalid byte, and its indexes
-//! are rebuilt: a torn write loses only what was never fsynced. Sealed
-//! segments were fsynced when rolled; their index files are sanity-checked
+//! [`Log::close`] fsyncs, writes the active segment's indexes and the
+//! recovery point, and leaves a `.clean-shutdown` marker recording the log
+//! end offset and active segment size. [`Log::open`] removes the marker. If
+//! it was missing, every segment from the one holding the recovery point on
+//! is verified batch by batch (header, length, CRC-32C, offset continuity)
+//! and cut at the first invalid byte (segments after a cut are removed: a
+//! flush covers all earlier segments, so nothing after a torn point was ever
+//! acknowledged as durable), and their indexes are rebuilt. Segments below
+//! the recovery point were fsynced: their index files are sanity-checked
 //! (rebuilt when damaged) and the batches after the last index entry are
-//! verified. Damage in a sealed segment, or in any segment after a clean
+//! verified. Damage there, or in any segment after a clean
 //! shutdown, is not cut: `open` fails with [`Error::Corrupt`] naming the file
 //! and byte position. The same happens when segments do not chain (one ends
 //! at an offset other than where the next begins: a lost tail or a missing
@@ -140,6 +146,49 @@ impl CleanShutdown {
     }
 }
 
+/// File holding the offset below which every segment is known to be fsynced.
+pub const RECOVERY_POINT_FILE: &str = "recovery-point";
+
+/// The recorded recovery point, 0 when missing or unreadable (then every
+/// segment is verified after a crash).
+fn read_recovery_point(dir: &Path) -> i64 {
+    std::fs::read_to_string(dir.join(RECOVERY_POINT_FILE))
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// Records the recovery point atomically (temp file, fsync, rename, fsync dir).
+fn write_recovery_point(dir: &Path, offset: i64) -> Result<()> {
+    let path = dir.join(RECOVERY_POINT_FILE);
+    let tmp = dir.join(format!("{RECOVERY_POINT_FILE}.tmp"));
+    File::create(&tmp)
+        .and_then(|mut f| {
+            std::io::Write::write_all(&mut f, format!("{offset}\n").as_bytes())?;
+            f.sync_all()
+        })
+        .map_err(Error::io("write", &tmp))?;
+    std::fs::rename(&tmp, &path).map_err(Error::io("rename", &tmp))?;
+    sync_dir(dir)
+}
+
+fn join_seal(handle: std::thread::JoinHandle<Result<()>>, dir: &Path) -> Result<()> {
+    handle.join().unwrap_or_else(|_| {
+        Err(Error::Io {
+            op: "seal segment",
+            path: dir.to_path_buf(),
+            source: std::io::Error::other("the background seal thread panicked"),
+        })
+    })
+}
+
+fn remove_segment_files(dir: &Path, base: i64) -> Result<()> {
+    for suffix in [LOG_SUFFIX, INDEX_SUFFIX, TIME_INDEX_SUFFIX, COMPACTED_SUFFIX] {
+        remove_if_exists(&dir.join(file_name(base, suffix)))?;
+    }
+    Ok(())
+}
+
 /// Each segment must end where the next begins (a compacted one may end
 /// earlier); a gap means a segment lost its tail or a file went missing.
 fn check_segment_chain(segments: &BTreeMap<i64, Arc<LogSegment>>) -> Result<()> {
@@ -179,7 +228,8 @@ pub struct AppendInfo {
     pub log_append_time: Option<i64>,
     /// First offset still stored.
     pub log_start_offset: i64,
-    /// Whether the append ended with an fsync covering these records.
+    /// Whether the append ended with an fsync: these records and everything
+    /// before them are on disk.
     pub flushed: bool,
 }
 
@@ -231,6 +281,8 @@ pub struct Log {
     log_end_offset: AtomicI64,
     log_start_offset: AtomicI64,
     cleaner: Mutex<cleaner::CleanerState>,
+    /// The background seal of the most recently rolled segment.
+    pending_seal: Mutex<Option<std::thread::JoinHandle<Result<()>>>>,
     closed: AtomicBool,
 }
 
@@ -291,6 +343,7 @@ impl Log {
         let marker = dir.join(CLEAN_SHUTDOWN_FILE);
         let clean_state = CleanShutdown::read(&marker);
         let clean = clean_state.is_some();
+        let recovery_point = read_recovery_point(&dir);
         let mut segments = BTreeMap::new();
         if bases.is_empty() {
             let segment = LogSegment::create(&dir, 0, now)?;
@@ -298,14 +351,24 @@ impl Log {
             sync_dir(&dir)?;
         } else {
             let last = *bases.last().expect("non-empty");
-            for &base in &bases {
-                let mode = match (base == last, clean) {
-                    (false, _) => OpenMode::Sealed,
+            // After a crash, every segment from the one holding the recovery
+            // point on may hold unflushed bytes: verify them all.
+            let recover_from = bases
+                .iter()
+                .rev()
+                .find(|&&b| b <= recovery_point)
+                .copied()
+                .unwrap_or(bases[0]);
+            for (i, &base) in bases.iter().enumerate() {
+                let mode = match (clean, base == last) {
                     (true, true) => OpenMode::ActiveClean,
-                    (true, false) => OpenMode::ActiveRecover,
+                    (true, false) => OpenMode::Sealed,
+                    (false, _) if base >= recover_from => OpenMode::ActiveRecover,
+                    (false, _) => OpenMode::Sealed,
                 };
                 let (segment, report) = LogSegment::open(&dir, base, mode, config.index_interval_bytes, now)?;
-                if report.truncated_bytes > 0 {
+                let cut = report.truncated_bytes > 0;
+                if cut {
                     warn!(
                         partition = %partition,
                         segment = base,
@@ -313,6 +376,20 @@ impl Log {
                         reason = report.reason.as_deref().unwrap_or(""),
                         "recovered log after unclean shutdown"
                     );
+                }
+                if mode == OpenMode::ActiveRecover && base != last {
+                    if cut {
+                        // Nothing after a torn point was ever flushed (a flush
+                        // covers every earlier segment): drop what follows.
+                        for &later in &bases[i + 1..] {
+                            warn!(partition = %partition, segment = later, "removing segment after a torn one");
+                            remove_segment_files(&dir, later)?;
+                        }
+                        segments.insert(base, Arc::new(segment));
+                        sync_dir(&dir)?;
+                        break;
+                    }
+                    segment.seal()?;
                 }
                 segments.insert(base, Arc::new(segment));
             }
@@ -360,6 +437,7 @@ impl Log {
             log_end_offset: AtomicI64::new(log_end),
             log_start_offset: AtomicI64::new(log_start),
             cleaner: Mutex::new(cleaner::CleanerState::new(log_start)),
+            pending_seal: Mutex::new(None),
             closed: AtomicBool::new(false),
         })
     }
@@ -561,8 +639,26 @@ impl Log {
     }
 
     /// Seals the active segment and starts a new one at the log end.
+    /// Starts a new active segment at the log end. The old one is sealed
+    /// (fsync, index files) on a background thread, as Kafka does, so a roll
+    /// does not stall appends behind a large fsync; any flush, the cleaner
+    /// and close wait for it first, so "flushed" always covers every earlier
+    /// segment. Each completed seal records the recovery point.
     fn roll_locked(&self, appender: &mut Appender, now: i64) -> Result<()> {
-        appender.active.seal()?;
+        let sealed = appender.active.clone();
+        let previous = self.pending_seal.lock().expect("seal lock").take();
+        let dir = self.dir.clone();
+        let handle = std::thread::Builder::new()
+            .name("runnel-segment-seal".into())
+            .spawn(move || -> Result<()> {
+                if let Some(previous) = previous {
+                    join_seal(previous, &dir)?;
+                }
+                sealed.seal()?;
+                write_recovery_point(&dir, sealed.next_offset())
+            })
+            .map_err(Error::io("spawn seal thread", &self.dir))?;
+        *self.pending_seal.lock().expect("seal lock") = Some(handle);
         appender.unflushed_records = 0;
         appender.first_unflushed_ms = None;
         let base = self.log_end_offset();
@@ -589,7 +685,17 @@ impl Log {
         self.roll_locked(&mut appender, now)
     }
 
+    /// Waits for the background seal of rolled segments, if one is running.
+    fn wait_for_seals(&self) -> Result<()> {
+        let pending = self.pending_seal.lock().expect("seal lock").take();
+        match pending {
+            Some(handle) => join_seal(handle, &self.dir),
+            None => Ok(()),
+        }
+    }
+
     fn flush_locked(&self, appender: &mut Appender) -> Result<()> {
+        self.wait_for_seals()?;
         appender.active.flush()?;
         appender.unflushed_records = 0;
         appender.first_unflushed_ms = None;
@@ -732,8 +838,10 @@ impl Log {
         if self.closed.swap(true, Ordering::AcqRel) {
             return Ok(());
         }
+        self.wait_for_seals()?;
         appender.active.flush()?;
         appender.active.write_indexes()?;
+        write_recovery_point(&self.dir, appender.active.next_offset())?;
         let marker = self.dir.join(CLEAN_SHUTDOWN_FILE);
         let state = CleanShutdown {
             log_end_offset: appender.active.next_offset(),
@@ -755,6 +863,9 @@ impl Log {
     pub(crate) fn shut(&self) {
         let _appender = self.appender.lock().expect("appender lock");
         self.closed.store(true, Ordering::Release);
+        if let Err(e) = self.wait_for_seals() {
+            warn!(partition = %self.partition, error = %e, "background seal failed while shutting the log");
+        }
     }
 
     /// Whether [`Log::close`] has run.

@@ -340,7 +340,7 @@ impl LogSegment {
         let mut valid_end = 0u64;
         let outcome = self.scan_from(0, |position, batch| {
             let header = batch.header();
-            self.check_offsets(next, header, true)?;
+            self.check_offsets(next, header, self.contiguous)?;
             indexes.on_batch(self.base_offset, position, header, index_interval);
             next = header.next_offset();
             max_ts = max_ts.max(header.max_timestamp);
