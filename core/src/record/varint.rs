@@ -34,8 +34,27 @@ pub(crate) fn varlong_len(value: i64) -> usize {
 }
 
 /// Reads a zig-zag varlong from `buf` at `*pos`, advancing `*pos`.
-#[inline]
+#[inline(always)]
 pub(crate) fn get_varlong(buf: &[u8], pos: &mut usize) -> Result<i64, RecordError> {
+    // Fast paths: record fields (lengths, deltas) almost always take one or
+    // two bytes.
+    let rest = buf.get(*pos..).unwrap_or_default();
+    let raw = match rest {
+        [b0, ..] if *b0 < 0x80 => {
+            *pos += 1;
+            u64::from(*b0)
+        }
+        [b0, b1, ..] if *b1 < 0x80 => {
+            *pos += 2;
+            u64::from(b0 & 0x7f) | (u64::from(*b1) << 7)
+        }
+        _ => return get_varlong_slow(buf, pos),
+    };
+    Ok(((raw >> 1) as i64) ^ -((raw & 1) as i64))
+}
+
+#[cold]
+fn get_varlong_slow(buf: &[u8], pos: &mut usize) -> Result<i64, RecordError> {
     let mut raw: u64 = 0;
     let mut shift = 0u32;
     loop {
@@ -59,7 +78,7 @@ pub(crate) fn get_varlong(buf: &[u8], pos: &mut usize) -> Result<i64, RecordErro
 }
 
 /// Reads a zig-zag varint that must fit in 32 bits.
-#[inline]
+#[inline(always)]
 pub(crate) fn get_varint(buf: &[u8], pos: &mut usize) -> Result<i32, RecordError> {
     let v = get_varlong(buf, pos)?;
     i32::try_from(v).map_err(|_| RecordError::Malformed("varint does not fit in 32 bits"))
