@@ -229,9 +229,14 @@ impl<E: IndexEntry> SparseIndex<E> {
         for e in self.all_entries()? {
             e.encode(&mut bytes);
         }
-        let mut file = File::create(path).map_err(Error::io("create", path))?;
-        file.write_all(&bytes).map_err(Error::io("write", path))?;
-        file.sync_all().map_err(Error::io("fsync", path))?;
+        // Written beside and renamed over, so a reader never sees half a file.
+        let mut tmp = path.as_os_str().to_owned();
+        tmp.push(".tmp");
+        let tmp = PathBuf::from(tmp);
+        let mut file = File::create(&tmp).map_err(Error::io("create", &tmp))?;
+        file.write_all(&bytes).map_err(Error::io("write", &tmp))?;
+        file.sync_all().map_err(Error::io("fsync", &tmp))?;
+        std::fs::rename(&tmp, path).map_err(Error::io("rename", &tmp))?;
         Ok(())
     }
 

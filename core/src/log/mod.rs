@@ -146,6 +146,17 @@ impl CleanShutdown {
     }
 }
 
+impl Drop for Log {
+    /// Waits for a background seal still running, so a log reopened right
+    /// after this one is dropped never races it. Does not close cleanly: a
+    /// log dropped without [`Log::close`] is recovered at the next open.
+    fn drop(&mut self) {
+        if let Err(e) = self.wait_for_seals() {
+            warn!(partition = %self.partition, error = %e, "background seal failed");
+        }
+    }
+}
+
 /// File holding the offset below which every segment is known to be fsynced.
 pub const RECOVERY_POINT_FILE: &str = "recovery-point";
 
@@ -323,7 +334,10 @@ impl Log {
         for entry in std::fs::read_dir(&dir).map_err(Error::io("list", &dir))? {
             let entry = entry.map_err(Error::io("list", &dir))?;
             let name = entry.file_name().to_string_lossy().into_owned();
-            if let Some(base) = segment::parse_file_name(&name, LOG_SUFFIX) {
+            if name.ends_with(".tmp") {
+                // An index or recovery point whose write a crash interrupted.
+                remove_if_exists(&entry.path())?;
+            } else if let Some(base) = segment::parse_file_name(&name, LOG_SUFFIX) {
                 bases.push(base);
             } else if let Some(base) = segment::parse_file_name(&name, INDEX_SUFFIX)
                 .or_else(|| segment::parse_file_name(&name, TIME_INDEX_SUFFIX))
