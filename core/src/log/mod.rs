@@ -660,7 +660,8 @@ impl Log {
     /// segment. Each completed seal records the recovery point.
     fn roll_locked(&self, appender: &mut Appender, now: i64) -> Result<()> {
         let sealed = appender.active.clone();
-        let previous = self.pending_seal.lock().expect("seal lock").take();
+        let mut pending = self.pending_seal.lock().expect("seal lock");
+        let previous = pending.take();
         let dir = self.dir.clone();
         let handle = std::thread::Builder::new()
             .name("runnel-segment-seal".into())
@@ -672,7 +673,8 @@ impl Log {
                 write_recovery_point(&dir, sealed.next_offset())
             })
             .map_err(Error::io("spawn seal thread", &self.dir))?;
-        *self.pending_seal.lock().expect("seal lock") = Some(handle);
+        *pending = Some(handle);
+        drop(pending);
         appender.unflushed_records = 0;
         appender.first_unflushed_ms = None;
         let base = self.log_end_offset();
@@ -700,9 +702,12 @@ impl Log {
     }
 
     /// Waits for the background seal of rolled segments, if one is running.
+    /// The lock is held while joining so that no new seal starts beside the
+    /// one being waited for: seals (and the recovery points they write) stay
+    /// strictly in order.
     fn wait_for_seals(&self) -> Result<()> {
-        let pending = self.pending_seal.lock().expect("seal lock").take();
-        match pending {
+        let mut pending = self.pending_seal.lock().expect("seal lock");
+        match pending.take() {
             Some(handle) => join_seal(handle, &self.dir),
             None => Ok(()),
         }
