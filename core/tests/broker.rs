@@ -98,7 +98,7 @@ fn bad_admin_requests_are_rejected_with_what_was_wrong() {
         (NewTopic::new("a_b", 1), "collides with existing topic 'a.b'"),
         (NewTopic::new("bad name", 1), "not allowed"),
         (
-            NewTopic::new(&"x".repeat(250), 1),
+            NewTopic::new("x".repeat(250), 1),
             "longer than the maximum of 249",
         ),
         (NewTopic::new("zero", 0), "not between 1 and"),
