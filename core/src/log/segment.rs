@@ -98,6 +98,17 @@ impl SegmentIndexes {
     }
 }
 
+/// What a full scan of a segment found.
+#[derive(Debug)]
+struct FullScan {
+    indexes: SegmentIndexes,
+    next_offset: i64,
+    max_timestamp: i64,
+    valid_batches: u64,
+    valid_end: u64,
+    invalid: Option<Invalid>,
+}
+
 /// What recovery did to a segment.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RecoveryReport {
@@ -330,48 +341,64 @@ impl LogSegment {
         Ok(())
     }
 
+    /// Reads every batch from the start, verifying each, and builds fresh
+    /// in-memory indexes. Stops at the first invalid batch.
+    fn full_scan(&self, index_interval: u32) -> Result<FullScan> {
+        let mut scan = FullScan {
+            indexes: SegmentIndexes::empty(&self.dir, self.base_offset),
+            next_offset: self.base_offset,
+            max_timestamp: -1,
+            valid_batches: 0,
+            valid_end: 0,
+            invalid: None,
+        };
+        let outcome = self.scan_from(0, |position, batch| {
+            let header = batch.header();
+            self.check_offsets(scan.next_offset, header, self.contiguous)?;
+            scan.indexes
+                .on_batch(self.base_offset, position, header, index_interval);
+            scan.next_offset = header.next_offset();
+            scan.max_timestamp = scan.max_timestamp.max(header.max_timestamp);
+            scan.valid_batches += 1;
+            scan.valid_end = position + header.total_len() as u64;
+            Ok(())
+        })?;
+        scan.invalid = outcome.err();
+        Ok(scan)
+    }
+
+    /// Publishes what a full scan found.
+    fn install(&self, scan: FullScan) {
+        self.next_offset.store(scan.next_offset, Ordering::Release);
+        self.max_timestamp.store(scan.max_timestamp, Ordering::Release);
+        *self.indexes.write().expect("index lock") = scan.indexes;
+    }
+
     /// Full scan: verify every batch, cut at the first bad one, rebuild the
     /// in-memory indexes.
     fn recover(&self, index_interval: u32) -> Result<RecoveryReport> {
-        let mut indexes = SegmentIndexes::empty(&self.dir, self.base_offset);
-        let mut next = self.base_offset;
-        let mut max_ts = -1i64;
-        let mut valid_batches = 0u64;
-        let mut valid_end = 0u64;
-        let outcome = self.scan_from(0, |position, batch| {
-            let header = batch.header();
-            self.check_offsets(next, header, self.contiguous)?;
-            indexes.on_batch(self.base_offset, position, header, index_interval);
-            next = header.next_offset();
-            max_ts = max_ts.max(header.max_timestamp);
-            valid_batches += 1;
-            valid_end = position + header.total_len() as u64;
-            Ok(())
-        })?;
+        let mut scan = self.full_scan(index_interval)?;
         let mut report = RecoveryReport {
-            valid_batches,
+            valid_batches: scan.valid_batches,
             ..Default::default()
         };
-        if let Err(invalid) = outcome {
-            let old = self.size();
-            report.truncated_bytes = old - valid_end;
+        if let Some(invalid) = scan.invalid.take() {
+            report.truncated_bytes = self.size() - scan.valid_end;
             report.reason = Some(format!("at byte {}: {}", invalid.position, invalid.reason));
             warn!(
                 path = %self.log_path.display(),
                 position = invalid.position,
                 truncated_bytes = report.truncated_bytes,
                 reason = %invalid.reason,
-                "truncating torn or corrupt tail of active segment"
+                "truncating torn or corrupt tail of segment"
             );
             self.file
-                .set_len(valid_end)
+                .set_len(scan.valid_end)
                 .map_err(Error::io("truncate", &self.log_path))?;
             self.file.sync_all().map_err(Error::io("fsync", &self.log_path))?;
-            self.size.store(valid_end, Ordering::Release);
+            self.size.store(scan.valid_end, Ordering::Release);
         }
-        self.next_offset.store(next, Ordering::Release);
-        self.max_timestamp.store(max_ts, Ordering::Release);
-        *self.indexes.write().expect("index lock") = indexes;
+        self.install(scan);
         Ok(report)
     }
 
@@ -459,27 +486,15 @@ impl LogSegment {
     /// to disk. Damage found while reading is an error.
     fn rebuild_indexes(&self, sealed: bool, index_interval: u32) -> Result<()> {
         warn!(path = %self.log_path.display(), "index missing or damaged; rebuilding from the log");
-        let mut indexes = SegmentIndexes::empty(&self.dir, self.base_offset);
-        let mut next = self.base_offset;
-        let mut max_ts = -1;
-        let outcome = self.scan_from(0, |position, batch| {
-            let header = batch.header();
-            self.check_offsets(next, header, self.contiguous)?;
-            indexes.on_batch(self.base_offset, position, header, index_interval);
-            next = header.next_offset();
-            max_ts = max_ts.max(header.max_timestamp);
-            Ok(())
-        })?;
-        if let Err(invalid) = outcome {
+        let mut scan = self.full_scan(index_interval)?;
+        if let Some(invalid) = scan.invalid {
             return Err(self.corrupt(invalid.position, invalid.reason));
         }
         if sealed {
-            indexes.offset.seal()?;
-            indexes.time.seal()?;
+            scan.indexes.offset.seal()?;
+            scan.indexes.time.seal()?;
         }
-        self.next_offset.store(next, Ordering::Release);
-        self.max_timestamp.store(max_ts, Ordering::Release);
-        *self.indexes.write().expect("index lock") = indexes;
+        self.install(scan);
         Ok(())
     }
 
