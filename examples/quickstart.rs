@@ -17,9 +17,7 @@ use runnel::core::topic::NewTopic;
 
 fn main() -> anyhow::Result<()> {
     let temp = tempfile::tempdir()?;
-    let dir = std::env::args()
-        .nth(1)
-        .map_or_else(|| temp.path().to_path_buf(), Into::into);
+    let dir = std::env::args().nth(1).map_or_else(|| temp.path().to_path_buf(), Into::into);
     println!("data directory: {}", dir.display());
 
     let broker = Broker::open(&dir, BrokerConfig::default())?;
@@ -54,10 +52,7 @@ fn main() -> anyhow::Result<()> {
             written += info.record_count;
         }
     }
-    println!(
-        "appended {written} records in lz4 batches in {:.1?}",
-        start.elapsed()
-    );
+    println!("appended {written} records in lz4 batches in {:.1?}", start.elapsed());
 
     for partition in 0..3 {
         let log = broker.log("page-views", partition)?;
@@ -69,9 +64,8 @@ fn main() -> anyhow::Result<()> {
             offset = last.offset + 1;
             count += records.len();
         }
-        let (hit, ts) = log
-            .offset_for_timestamp(base_ts + 5_000)?
-            .context("timestamp lookup finds a record")?;
+        let (hit, ts) =
+            log.offset_for_timestamp(base_ts + 5_000)?.context("timestamp lookup finds a record")?;
         let first = &log.read_records(hit, 1)?[0];
         println!(
             "partition {partition}: read {count} records (offsets {}..{}), {} segments; \

@@ -23,15 +23,7 @@ fn topics_can_be_created_listed_described_grown_and_deleted_from_the_command_lin
     let dir = tempfile::tempdir().unwrap();
     let (ok, out, err) = runnel(
         dir.path(),
-        &[
-            "topics",
-            "create",
-            "clicks",
-            "--partitions",
-            "3",
-            "--config",
-            "retention.ms=3600000",
-        ],
+        &["topics", "create", "clicks", "--partitions", "3", "--config", "retention.ms=3600000"],
     );
     assert!(ok, "{err}");
     assert!(out.contains("created topic clicks with 3 partition(s)"), "{out}");
@@ -41,17 +33,11 @@ fn topics_can_be_created_listed_described_grown_and_deleted_from_the_command_lin
     assert!(ok);
     assert_eq!(out.lines().collect::<Vec<_>>(), vec!["clicks", "orders"]);
 
-    let (ok, out, _) = runnel(
-        dir.path(),
-        &["topics", "add-partitions", "clicks", "--total", "4"],
-    );
+    let (ok, out, _) = runnel(dir.path(), &["topics", "add-partitions", "clicks", "--total", "4"]);
     assert!(ok, "{out}");
     let (ok, out, _) = runnel(dir.path(), &["topics", "describe", "clicks"]);
     assert!(ok);
-    assert!(
-        out.contains("partitions: 4") && out.contains("retention.ms=3600000"),
-        "{out}"
-    );
+    assert!(out.contains("partitions: 4") && out.contains("retention.ms=3600000"), "{out}");
     assert_eq!(out.matches("offsets 0..0").count(), 4, "{out}");
 
     let (ok, _, _) = runnel(dir.path(), &["topics", "delete", "clicks"]);
@@ -65,14 +51,8 @@ fn bad_requests_fail_with_a_message_that_names_the_problem() {
     let dir = tempfile::tempdir().unwrap();
     let cases: &[(&[&str], &str)] = &[
         (&["topics", "create", "a b"], "invalid topic name 'a b'"),
-        (
-            &["topics", "create", "t", "--config", "retention.msec=1"],
-            "invalid config retention.msec",
-        ),
-        (
-            &["topics", "create", "t", "--config", "retention.ms"],
-            "is not key=value",
-        ),
+        (&["topics", "create", "t", "--config", "retention.msec=1"], "invalid config retention.msec"),
+        (&["topics", "create", "t", "--config", "retention.ms"], "is not key=value"),
         (&["topics", "describe", "missing"], "unknown topic 'missing'"),
     ];
     for (args, needle) in cases {

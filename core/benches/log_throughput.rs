@@ -45,9 +45,7 @@ struct Args {
 
 fn args() -> Args {
     let mut records = 10_000_000u64;
-    let mut dir = std::env::var_os("RUNNEL_BENCH_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(std::env::temp_dir);
+    let mut dir = std::env::var_os("RUNNEL_BENCH_DIR").map(PathBuf::from).unwrap_or_else(std::env::temp_dir);
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
         match a.as_str() {
@@ -135,13 +133,7 @@ impl Figure {
 }
 
 fn open(dir: &Path, config: LogConfig) -> Log {
-    Log::open(
-        dir,
-        TopicPartition::new("bench", 0),
-        config,
-        Arc::new(SystemClock),
-    )
-    .unwrap()
+    Log::open(dir, TopicPartition::new("bench", 0), config, Arc::new(SystemClock)).unwrap()
 }
 
 /// Appends `batches` batches from the pool; returns the figure and latencies.
@@ -160,14 +152,7 @@ fn append_run(log: &Log, pool: &[Vec<u8>], per_batch: usize, batches: u64) -> (F
         bytes += src.len() as u64;
     }
     let elapsed = start.elapsed();
-    (
-        Figure {
-            records: batches * per_batch as u64,
-            bytes,
-            elapsed,
-        },
-        lat,
-    )
+    (Figure { records: batches * per_batch as u64, bytes, elapsed }, lat)
 }
 
 /// Plain `write_all` of the same batches to `file`, `sync_data` every
@@ -187,11 +172,7 @@ fn raw_run(file: &mut File, pool: &[Vec<u8>], per_batch: usize, batches: u64, sy
         file.sync_data().unwrap();
     }
     let elapsed = start.elapsed();
-    Figure {
-        records: batches * per_batch as u64,
-        bytes,
-        elapsed,
-    }
+    Figure { records: batches * per_batch as u64, bytes, elapsed }
 }
 
 fn read_run(log: &Log) -> Figure {
@@ -219,15 +200,8 @@ fn read_run(log: &Log) -> Figure {
         }
     }
     let elapsed = start.elapsed();
-    assert_eq!(
-        records as i64, end,
-        "every record read back (checksum {checksum})"
-    );
-    Figure {
-        records,
-        bytes,
-        elapsed,
-    }
+    assert_eq!(records as i64, end, "every record read back (checksum {checksum})");
+    Figure { records, bytes, elapsed }
 }
 
 /// Writes back all dirty pages so one phase's leftovers do not slow the next.
@@ -255,15 +229,9 @@ fn verdict(ok: bool) -> &'static str {
 
 fn main() {
     let args = args();
-    let root = tempfile::Builder::new()
-        .prefix("runnel-bench-")
-        .tempdir_in(&args.dir)
-        .unwrap();
+    let root = tempfile::Builder::new().prefix("runnel-bench-").tempdir_in(&args.dir).unwrap();
     println!("runnel log throughput benchmark");
-    println!(
-        "directory: {} (set --dir or RUNNEL_BENCH_DIR to move it)",
-        root.path().display()
-    );
+    println!("directory: {} (set --dir or RUNNEL_BENCH_DIR to move it)", root.path().display());
 
     let t = Instant::now();
     let (pool, per_batch) = batch_pool();
@@ -297,21 +265,10 @@ fn main() {
     // so drift in the (virtual) disk's speed hits both sides alike.
     let rounds = 8u64;
     let dir2 = root.path().join("fsync");
-    let config = LogConfig {
-        flush_messages: Some(per_mib * per_batch as u64),
-        ..LogConfig::default()
-    };
+    let config = LogConfig { flush_messages: Some(per_mib * per_batch as u64), ..LogConfig::default() };
     let log = open(&dir2, config);
-    let mut raw_sync = Figure {
-        records: 0,
-        bytes: 0,
-        elapsed: Duration::ZERO,
-    };
-    let mut append_sync = Figure {
-        records: 0,
-        bytes: 0,
-        elapsed: Duration::ZERO,
-    };
+    let mut raw_sync = Figure { records: 0, bytes: 0, elapsed: Duration::ZERO };
+    let mut append_sync = Figure { records: 0, bytes: 0, elapsed: Duration::ZERO };
     let mut lat2 = Vec::new();
     let raw_path = root.path().join("raw-sync");
     let mut raw_file = File::create(&raw_path).unwrap();
@@ -324,11 +281,7 @@ fn main() {
         let (ours, lat) = append_run(&log, &pool, per_batch, n);
         append_sync.add(&ours);
         lat2.extend(lat);
-        println!(
-            "  round {round}: raw {:.1} MB/s, log {:.1} MB/s",
-            raw.mb_per_sec(),
-            ours.mb_per_sec()
-        );
+        println!("  round {round}: raw {:.1} MB/s, log {:.1} MB/s", raw.mb_per_sec(), ours.mb_per_sec());
     }
     log.close().unwrap();
     drop(log);

@@ -22,10 +22,7 @@ pub struct TopicPartition {
 impl TopicPartition {
     /// `topic`'s partition `partition`.
     pub fn new(topic: impl Into<String>, partition: i32) -> Self {
-        TopicPartition {
-            topic: topic.into(),
-            partition,
-        }
+        TopicPartition { topic: topic.into(), partition }
     }
 }
 
@@ -47,10 +44,7 @@ impl fmt::Display for TopicPartition {
 /// # Errors
 /// [`Error::InvalidTopicName`] naming the rule broken.
 pub fn validate_topic_name(name: &str) -> Result<()> {
-    let invalid = |reason: String| Error::InvalidTopicName {
-        name: name.to_string(),
-        reason,
-    };
+    let invalid = |reason: String| Error::InvalidTopicName { name: name.to_string(), reason };
     if name.is_empty() {
         return Err(invalid("the name is empty".into()));
     }
@@ -63,10 +57,7 @@ pub fn validate_topic_name(name: &str) -> Result<()> {
             name.len()
         )));
     }
-    if let Some(c) = name
-        .chars()
-        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
-    {
+    if let Some(c) = name.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))) {
         return Err(invalid(format!(
             "character {c:?} is not allowed (use ASCII letters, digits, '.', '_' and '-')"
         )));
@@ -100,11 +91,7 @@ pub struct NewTopic {
 impl NewTopic {
     /// A topic with `num_partitions` partitions and default configs.
     pub fn new(name: impl Into<String>, num_partitions: i32) -> Self {
-        NewTopic {
-            name: name.into(),
-            num_partitions,
-            configs: BTreeMap::new(),
-        }
+        NewTopic { name: name.into(), num_partitions, configs: BTreeMap::new() }
     }
 
     /// Adds a config override.

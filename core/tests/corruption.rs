@@ -19,11 +19,7 @@ use runnel_core::record::{batches, Compression};
 use runnel_core::Error;
 
 fn config() -> LogConfig {
-    LogConfig {
-        segment_bytes: 8 * 1024,
-        index_interval_bytes: 256,
-        ..LogConfig::default()
-    }
+    LogConfig { segment_bytes: 8 * 1024, index_interval_bytes: 256, ..LogConfig::default() }
 }
 
 type Contents = BTreeMap<i64, Vec<u8>>;
@@ -38,16 +34,10 @@ impl Reference {
     fn build(clean: bool) -> Reference {
         let dir = tempfile::tempdir().unwrap();
         let log = open_log(dir.path(), config()).unwrap();
-        let codecs = [
-            Compression::None,
-            Compression::Gzip,
-            Compression::Snappy,
-            Compression::Lz4,
-            Compression::Zstd,
-        ];
+        let codecs =
+            [Compression::None, Compression::Gzip, Compression::Snappy, Compression::Lz4, Compression::Zstd];
         for i in 0..150u64 {
-            log.append(&mut batch(i, 1 + (i as usize % 9), codecs[i as usize % 5]))
-                .unwrap();
+            log.append(&mut batch(i, 1 + (i as usize % 9), codecs[i as usize % 5])).unwrap();
         }
         let contents = read_all(&log).unwrap();
         assert_eq!(contents.len() as i64, log.log_end_offset());
@@ -119,12 +109,7 @@ fn flip(path: &Path, position: usize, rng: &mut Rng) {
 }
 
 fn truncate(path: &Path, len: u64) {
-    std::fs::OpenOptions::new()
-        .write(true)
-        .open(path)
-        .unwrap()
-        .set_len(len)
-        .unwrap();
+    std::fs::OpenOptions::new().write(true).open(path).unwrap().set_len(len).unwrap();
 }
 
 fn below(contents: &Contents, end: i64) -> Contents {
@@ -134,10 +119,7 @@ fn below(contents: &Contents, end: i64) -> Contents {
 fn assert_corrupt_names(err: &Error, file: &Path) {
     match err {
         Error::Corrupt { path, .. } => assert_eq!(path, file, "{err}"),
-        other => panic!(
-            "expected a corruption error naming {}, got {other}",
-            file.display()
-        ),
+        other => panic!("expected a corruption error naming {}, got {other}", file.display()),
     }
 }
 
@@ -159,12 +141,7 @@ fn a_torn_active_segment_is_cut_to_its_last_whole_batch() {
         let log = open_log(copy.path(), config()).unwrap();
         assert_eq!(log.log_end_offset(), kept_end, "cut at {cut}");
         assert_eq!(read_all(&log).unwrap(), below(&reference.contents, kept_end));
-        assert_eq!(
-            log.append(&mut batch(999, 2, Compression::Lz4))
-                .unwrap()
-                .first_offset,
-            kept_end
-        );
+        assert_eq!(log.append(&mut batch(999, 2, Compression::Lz4)).unwrap().first_offset, kept_end);
         assert_eq!(read_all(&log).unwrap().len() as i64, kept_end + 2);
     }
 }
@@ -184,11 +161,7 @@ fn a_flipped_byte_in_the_active_segment_cuts_from_the_damaged_batch() {
         // Bytes 12..16 (partition leader epoch) are outside the CRC and carry no data.
         let harmless = (12..16).contains(&(at - pos));
         let log = open_log(copy.path(), config()).unwrap();
-        let want = if harmless {
-            reference.contents.clone()
-        } else {
-            below(&reference.contents, base)
-        };
+        let want = if harmless { reference.contents.clone() } else { below(&reference.contents, base) };
         assert_eq!(read_all(&log).unwrap(), want, "flip at {at} (batch at {pos})");
     }
 }
@@ -249,12 +222,7 @@ fn damage_in_a_sealed_segment_is_reported_never_skipped() {
                 }
                 Ok(log) => {
                     let reported = check_reads_are_exact_or_report(&log, &reference.contents, &target);
-                    assert_eq!(
-                        reported,
-                        !harmless,
-                        "flip at {at} of {} (batch at {pos})",
-                        target.display()
-                    );
+                    assert_eq!(reported, !harmless, "flip at {at} of {} (batch at {pos})", target.display());
                 }
             }
         }
@@ -274,27 +242,34 @@ fn without_a_recovery_point_every_segment_is_verified_and_cut_at_the_first_damag
         let size = std::fs::metadata(&target).unwrap().len();
         let cut = rng.below(size);
         truncate(&target, cut);
-        let kept_end = layout
-            .iter()
-            .find(|(pos, _, len)| (pos + len) as u64 > cut)
-            .map(|(_, base, _)| *base)
-            .unwrap();
+        let kept_end =
+            layout.iter().find(|(pos, _, len)| (pos + len) as u64 > cut).map(|(_, base, _)| *base).unwrap();
         let log = open_log(copy.path(), config()).unwrap();
         assert_eq!(log.log_end_offset(), kept_end);
         assert_eq!(read_all(&log).unwrap(), below(&reference.contents, kept_end));
         let later = files(copy.path(), ".log");
-        assert_eq!(
-            later.last().unwrap(),
-            &target,
-            "segments after the cut are removed"
-        );
-        assert_eq!(
-            log.append(&mut batch(7, 3, Compression::Zstd))
-                .unwrap()
-                .first_offset,
-            kept_end
-        );
+        assert_eq!(later.last().unwrap(), &target, "segments after the cut are removed");
+        assert_eq!(log.append(&mut batch(7, 3, Compression::Zstd)).unwrap().first_offset, kept_end);
     }
+}
+
+#[test]
+fn a_segment_that_lost_whole_batches_after_the_recovery_point_is_cut_there() {
+    // A crash right after a roll: the rolled segment's unflushed tail is gone
+    // on a batch boundary, so nothing looks torn, yet it stops short of the
+    // next segment.
+    let reference = Reference::build(false);
+    let copy = reference.copy();
+    std::fs::remove_file(copy.path().join(RECOVERY_POINT_FILE)).unwrap();
+    let logs = files(copy.path(), ".log");
+    let target = logs[logs.len() - 2].clone();
+    let layout = batch_layout(&target);
+    let (pos, base, _) = layout[layout.len() / 2];
+    truncate(&target, pos as u64);
+    let log = open_log(copy.path(), config()).unwrap();
+    assert_eq!(log.log_end_offset(), base);
+    assert_eq!(read_all(&log).unwrap(), below(&reference.contents, base));
+    assert_eq!(files(copy.path(), ".log").last().unwrap(), &target);
 }
 
 #[test]
@@ -362,12 +337,7 @@ fn damaged_index_files_are_rebuilt_and_every_record_reads_back() {
                 truncate(&target, rng.below(size));
             }
             let log = open_log(copy.path(), config()).unwrap_or_else(|e| panic!("{}: {e}", target.display()));
-            assert_eq!(
-                read_all(&log).unwrap(),
-                reference.contents,
-                "{}",
-                target.display()
-            );
+            assert_eq!(read_all(&log).unwrap(), reference.contents, "{}", target.display());
             for offset in (0..reference.contents.len() as i64).step_by(7) {
                 assert_eq!(log.read_records(offset, 1).unwrap()[0].offset, offset);
             }
@@ -385,11 +355,8 @@ fn garbage_files_never_panic_the_open() {
         std::fs::write(dir.path().join("00000000000000000000.log"), &bytes).unwrap();
         if rng.below(2) == 0 {
             std::fs::write(dir.path().join("00000000000000000000.index"), &bytes[..len / 2]).unwrap();
-            std::fs::write(
-                dir.path().join(CLEAN_SHUTDOWN_FILE),
-                b"log_end_offset=5 active_segment_size=99",
-            )
-            .unwrap();
+            std::fs::write(dir.path().join(CLEAN_SHUTDOWN_FILE), b"log_end_offset=5 active_segment_size=99")
+                .unwrap();
         }
         match open_log(dir.path(), config()) {
             Ok(log) => {

@@ -33,13 +33,8 @@ fn crash_child() {
     let dir = std::env::var(CHILD_ENV).expect("child started without a directory");
     let round: u64 = std::env::var(ROUND_ENV).unwrap().parse().unwrap();
     let log = open_log(dir.as_ref(), config()).unwrap();
-    let codecs = [
-        Compression::None,
-        Compression::Lz4,
-        Compression::Zstd,
-        Compression::Snappy,
-        Compression::Gzip,
-    ];
+    let codecs =
+        [Compression::None, Compression::Lz4, Compression::Zstd, Compression::Snappy, Compression::Gzip];
     for i in 0.. {
         let id = round * 1_000_000 + i;
         let n = 1 + (i as usize * 7) % 40;
@@ -66,13 +61,7 @@ fn crash_at_random_moments_never_loses_an_acknowledged_batch() {
     let rounds = 25;
     for round in 1..=rounds {
         let mut child = Command::new(&exe)
-            .args([
-                "--exact",
-                "crash_child",
-                "--ignored",
-                "--nocapture",
-                "--test-threads=1",
-            ])
+            .args(["--exact", "crash_child", "--ignored", "--nocapture", "--test-threads=1"])
             .env(CHILD_ENV, dir.path())
             .env(ROUND_ENV, round.to_string())
             .stdout(Stdio::piped())
@@ -105,16 +94,9 @@ fn crash_at_random_moments_never_loses_an_acknowledged_batch() {
             open_log(dir.path(), config()).unwrap_or_else(|e| panic!("round {round}: reopen failed: {e}"));
         for ack in &acked {
             let records = log.read_records(ack.first_offset, 1).unwrap();
-            let batch_records: Vec<_> = records
-                .into_iter()
-                .filter(|r| r.offset < ack.first_offset + ack.count as i64)
-                .collect();
-            assert_eq!(
-                batch_records.len(),
-                ack.count,
-                "round {round}: batch {} incomplete",
-                ack.id
-            );
+            let batch_records: Vec<_> =
+                records.into_iter().filter(|r| r.offset < ack.first_offset + ack.count as i64).collect();
+            assert_eq!(batch_records.len(), ack.count, "round {round}: batch {} incomplete", ack.id);
             for (j, r) in batch_records.iter().enumerate() {
                 assert_eq!(r.offset, ack.first_offset + j as i64);
                 assert_eq!(
@@ -126,14 +108,9 @@ fn crash_at_random_moments_never_loses_an_acknowledged_batch() {
             }
         }
         let end = acked.last().map_or(0, |a| a.first_offset + a.count as i64);
-        assert!(
-            log.log_end_offset() >= end,
-            "round {round}: log end below the last ack"
-        );
+        assert!(log.log_end_offset() >= end, "round {round}: log end below the last ack");
         // Appends continue after recovery.
-        let info = log
-            .append(&mut batch(u64::MAX / 2 + round, 3, Compression::None))
-            .unwrap();
+        let info = log.append(&mut batch(u64::MAX / 2 + round, 3, Compression::None)).unwrap();
         assert_eq!(info.first_offset, log.log_end_offset() - 3);
         if round % 2 == 0 {
             log.close().unwrap();
@@ -145,8 +122,5 @@ fn crash_at_random_moments_never_loses_an_acknowledged_batch() {
             log.log_end_offset()
         );
     }
-    assert!(
-        acked.len() > rounds as usize * 5,
-        "children made progress before being killed"
-    );
+    assert!(acked.len() > rounds as usize * 5, "children made progress before being killed");
 }

@@ -86,17 +86,9 @@ fn config(policy: Policy, segment_bytes: u64) -> LogConfig {
     match policy {
         Policy::DeleteByTime => c.retention_ms = Some(60_000),
         Policy::DeleteByBytes => c.retention_bytes = Some(1500),
-        Policy::Compact => {
-            c.cleanup_policy = CleanupPolicy {
-                delete: false,
-                compact: true,
-            }
-        }
+        Policy::Compact => c.cleanup_policy = CleanupPolicy { delete: false, compact: true },
         Policy::CompactDelete => {
-            c.cleanup_policy = CleanupPolicy {
-                delete: true,
-                compact: true,
-            };
+            c.cleanup_policy = CleanupPolicy { delete: true, compact: true };
             c.retention_ms = Some(120_000);
         }
     }
@@ -104,13 +96,7 @@ fn config(policy: Policy, segment_bytes: u64) -> LogConfig {
 }
 
 fn open(dir: &Path, config: &LogConfig, clock: &ManualClock) -> Log {
-    Log::open(
-        dir,
-        TopicPartition::new("model", 0),
-        config.clone(),
-        Arc::new(clock.clone()),
-    )
-    .unwrap()
+    Log::open(dir, TopicPartition::new("model", 0), config.clone(), Arc::new(clock.clone())).unwrap()
 }
 
 fn key_bytes(k: u8) -> Vec<u8> {
@@ -170,11 +156,7 @@ fn run(policy: Policy, segment_bytes: u64, ops: Vec<Op>) -> Result<(), TestCaseE
                     });
                     let ts = clock.now_ms() + i64::from(jitter);
                     b.append(ts, key.as_deref(), value.as_deref(), &[]);
-                    pending.push(ModelRecord {
-                        key,
-                        value,
-                        timestamp: ts,
-                    });
+                    pending.push(ModelRecord { key, value, timestamp: ts });
                 }
                 let info = log.append(&mut b.build(0).unwrap()).unwrap();
                 prop_assert_eq!(info.first_offset, log_end);
@@ -230,10 +212,7 @@ fn run(policy: Policy, segment_bytes: u64, ops: Vec<Op>) -> Result<(), TestCaseE
                     let sealed: Vec<_> = after.iter().filter(|s| !s.active).collect();
                     let total: u64 = after.iter().map(|s| s.size_bytes).sum();
                     if let Some(first) = sealed.first() {
-                        prop_assert!(
-                            total.saturating_sub(limit) < first.size_bytes,
-                            "too little deleted"
-                        );
+                        prop_assert!(total.saturating_sub(limit) < first.size_bytes, "too little deleted");
                     }
                     prop_assert!(report.segments_deleted <= before.len());
                 }
@@ -283,10 +262,8 @@ fn run(policy: Policy, segment_bytes: u64, ops: Vec<Op>) -> Result<(), TestCaseE
             Op::FindTimestamp { back_ms } => {
                 let target = clock.now_ms() - i64::from(back_ms);
                 let start = log.log_start_offset();
-                let want = model
-                    .range(start..)
-                    .find(|(_, r)| r.timestamp >= target)
-                    .map(|(o, r)| (*o, r.timestamp));
+                let want =
+                    model.range(start..).find(|(_, r)| r.timestamp >= target).map(|(o, r)| (*o, r.timestamp));
                 prop_assert_eq!(log.offset_for_timestamp(target).unwrap(), want);
             }
         }

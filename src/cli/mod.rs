@@ -12,12 +12,7 @@ use clap::{Parser, Subcommand};
 #[command(name = "runnel", version, about)]
 pub(crate) struct Cli {
     /// Cluster URL: `file:<data dir>` for the embedded cluster.
-    #[arg(
-        long,
-        global = true,
-        default_value = "file:./runnel-data",
-        env = "RUNNEL_CLUSTER"
-    )]
+    #[arg(long, global = true, default_value = "file:./runnel-data", env = "RUNNEL_CLUSTER")]
     cluster: String,
     #[command(subcommand)]
     command: Command,
@@ -56,17 +51,8 @@ mod tests {
     fn cluster_urls_name_a_data_dir_or_explain_why_not() {
         assert_eq!(data_dir("file:./x").unwrap(), PathBuf::from("./x"));
         assert_eq!(data_dir("file:///tmp/x").unwrap(), PathBuf::from("/tmp/x"));
-        assert!(data_dir("file:")
-            .unwrap_err()
-            .to_string()
-            .contains("names no directory"));
-        assert!(data_dir("kafka://h:9092")
-            .unwrap_err()
-            .to_string()
-            .contains("not available yet"));
-        assert!(data_dir("http://x")
-            .unwrap_err()
-            .to_string()
-            .contains("not understood"));
+        assert!(data_dir("file:").unwrap_err().to_string().contains("names no directory"));
+        assert!(data_dir("kafka://h:9092").unwrap_err().to_string().contains("not available yet"));
+        assert!(data_dir("http://x").unwrap_err().to_string().contains("not understood"));
     }
 }

@@ -54,10 +54,7 @@ fn parse_configs(configs: &[String]) -> anyhow::Result<BTreeMap<String, String>>
 }
 
 pub(crate) fn run(dir: &Path, cmd: TopicsCommand) -> anyhow::Result<()> {
-    let config = BrokerConfig {
-        background_maintenance: false,
-        ..BrokerConfig::default()
-    };
+    let config = BrokerConfig { background_maintenance: false, ..BrokerConfig::default() };
     let broker = Broker::open(dir, config).with_context(|| format!("opening {}", dir.display()))?;
     match cmd {
         TopicsCommand::List => {
@@ -65,11 +62,7 @@ pub(crate) fn run(dir: &Path, cmd: TopicsCommand) -> anyhow::Result<()> {
                 println!("{name}");
             }
         }
-        TopicsCommand::Create {
-            name,
-            partitions,
-            configs,
-        } => {
+        TopicsCommand::Create { name, partitions, configs } => {
             let mut topic = NewTopic::new(&name, partitions);
             topic.configs = parse_configs(&configs)?;
             broker.create_topic(topic)?;
@@ -78,12 +71,7 @@ pub(crate) fn run(dir: &Path, cmd: TopicsCommand) -> anyhow::Result<()> {
         TopicsCommand::Describe { name } => {
             let d = broker.describe_topic(&name)?;
             let configs: Vec<String> = d.configs.iter().map(|(k, v)| format!("{k}={v}")).collect();
-            println!(
-                "topic: {}  partitions: {}  configs: {}",
-                d.name,
-                d.partitions.len(),
-                configs.join(",")
-            );
+            println!("topic: {}  partitions: {}  configs: {}", d.name, d.partitions.len(), configs.join(","));
             for p in d.partitions {
                 match p.offline_reason {
                     Some(reason) => println!("  partition {}: OFFLINE: {reason}", p.partition),

@@ -108,10 +108,9 @@ impl BrokerConfig {
                         });
                     };
                     config.log_defaults.set(topic_key, value).map_err(|e| match e {
-                        Error::InvalidConfig { reason, .. } => Error::InvalidConfig {
-                            key: other.to_string(),
-                            reason,
-                        },
+                        Error::InvalidConfig { reason, .. } => {
+                            Error::InvalidConfig { key: other.to_string(), reason }
+                        }
                         e => e,
                     })?;
                 }
@@ -137,10 +136,7 @@ mod tests {
 
         let bad = BTreeMap::from([("log.segment.bytes".to_string(), "tiny".to_string())]);
         let err = BrokerConfig::from_properties(&bad).unwrap_err().to_string();
-        assert!(
-            err.contains("log.segment.bytes") && err.contains("not an integer"),
-            "{err}"
-        );
+        assert!(err.contains("log.segment.bytes") && err.contains("not an integer"), "{err}");
         let unknown = BTreeMap::from([("log.dirs.typo".to_string(), "x".to_string())]);
         let err = BrokerConfig::from_properties(&unknown).unwrap_err().to_string();
         assert!(err.contains("log.dirs.typo") && err.contains("unknown"), "{err}");

@@ -54,10 +54,7 @@ pub(crate) fn load(dir: &Path) -> Result<Vec<TopicRecord>> {
         return Err(Error::Corrupt {
             path,
             position: 0,
-            reason: format!(
-                "unsupported topic registry version {} (expected {VERSION})",
-                file.version
-            ),
+            reason: format!("unsupported topic registry version {} (expected {VERSION})", file.version),
         });
     }
     Ok(file.topics)
@@ -67,11 +64,8 @@ pub(crate) fn load(dir: &Path) -> Result<Vec<TopicRecord>> {
 pub(crate) fn store(dir: &Path, topics: Vec<TopicRecord>) -> Result<()> {
     let path = dir.join(METADATA_FILE);
     let tmp = dir.join(format!("{METADATA_FILE}.tmp"));
-    let body = serde_json::to_vec_pretty(&MetadataFile {
-        version: VERSION,
-        topics,
-    })
-    .expect("registry serializes");
+    let body =
+        serde_json::to_vec_pretty(&MetadataFile { version: VERSION, topics }).expect("registry serializes");
     let mut file = std::fs::File::create(&tmp).map_err(Error::io("create", &tmp))?;
     file.write_all(&body).map_err(Error::io("write", &tmp))?;
     file.sync_all().map_err(Error::io("fsync", &tmp))?;

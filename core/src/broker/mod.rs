@@ -111,25 +111,15 @@ impl Broker {
         let mut topics = BTreeMap::new();
         for record in metadata::load(&dir)? {
             let log_config =
-                config
-                    .log_defaults
-                    .with_overrides(&record.configs)
-                    .map_err(|e| Error::Corrupt {
-                        path: dir.join(METADATA_FILE),
-                        position: 0,
-                        reason: format!("topic '{}': {e}", record.name),
-                    })?;
+                config.log_defaults.with_overrides(&record.configs).map_err(|e| Error::Corrupt {
+                    path: dir.join(METADATA_FILE),
+                    position: 0,
+                    reason: format!("topic '{}': {e}", record.name),
+                })?;
             let partitions = (0..record.partitions)
                 .map(|p| open_partition(&dir, &record.name, p, &log_config, &config))
                 .collect();
-            topics.insert(
-                record.name,
-                Topic {
-                    configs: record.configs,
-                    log_config,
-                    partitions,
-                },
-            );
+            topics.insert(record.name, Topic { configs: record.configs, log_config, partitions });
         }
         info!(dir = %dir.display(), topics = topics.len(), "broker opened");
         let inner = Arc::new(Inner {
@@ -140,10 +130,7 @@ impl Broker {
             closed: AtomicBool::new(false),
             _lock: lock,
         });
-        let broker = Broker {
-            inner,
-            maintenance: Mutex::new(None),
-        };
+        let broker = Broker { inner, maintenance: Mutex::new(None) };
         if broker.inner.config.background_maintenance {
             broker.start_maintenance()?;
         }
@@ -215,14 +202,11 @@ impl Broker {
             .map(|p| open_partition(&self.inner.dir, &topic.name, p, &log_config, &self.inner.config))
             .collect();
         info!(topic = %topic.name, partitions = topic.num_partitions, "topic created");
-        self.inner.topics.write().expect("topics lock").insert(
-            topic.name,
-            Topic {
-                configs: topic.configs,
-                log_config,
-                partitions,
-            },
-        );
+        self.inner
+            .topics
+            .write()
+            .expect("topics lock")
+            .insert(topic.name, Topic { configs: topic.configs, log_config, partitions });
         Ok(())
     }
 
@@ -241,25 +225,51 @@ impl Broker {
             .expect("topics lock")
             .remove(name)
             .ok_or_else(|| Error::UnknownTopic(name.to_string()))?;
-        let stamp = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos());
-        let mut doomed = Vec::new();
-        for (p, slot) in topic.partitions.iter().enumerate() {
+        let stamp =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+        for slot in &topic.partitions {
             if let PartitionSlot::Online(log) = slot {
                 log.shut();
             }
+        }
+        // Move every partition directory aside, then drop the topic from the
+        // registry. If either step fails, undo the moves and reopen the topic:
+        // a half-deleted topic must not reappear with stale data later.
+        let mut moved = Vec::new();
+        let mut outcome = Ok(());
+        for p in 0..topic.partitions.len() {
             let from = partition_dir(&self.inner.dir, name, p as i32);
             let to = self.inner.dir.join(format!("{name}-{p}.{stamp}{DELETE_SUFFIX}"));
             match std::fs::rename(&from, &to) {
-                Ok(()) => doomed.push(to),
+                Ok(()) => moved.push((from, to)),
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(Error::io("rename", &from)(e)),
+                Err(e) => {
+                    outcome = Err(Error::io("rename", &from)(e));
+                    break;
+                }
             }
         }
-        metadata::store(&self.inner.dir, self.registry())?;
-        for dir in doomed {
-            std::fs::remove_dir_all(&dir).map_err(Error::io("delete", &dir))?;
+        if outcome.is_ok() {
+            outcome = metadata::store(&self.inner.dir, self.registry());
+        }
+        if let Err(e) = outcome {
+            for (from, to) in moved.iter().rev() {
+                if let Err(undo) = std::fs::rename(to, from) {
+                    error!(dir = %to.display(), error = %undo, "could not move a partition directory back");
+                }
+            }
+            let partitions = (0..topic.partitions.len() as i32)
+                .map(|p| open_partition(&self.inner.dir, name, p, &topic.log_config, &self.inner.config))
+                .collect();
+            let restored = Topic { configs: topic.configs, log_config: topic.log_config, partitions };
+            self.inner.topics.write().expect("topics lock").insert(name.to_string(), restored);
+            return Err(e);
+        }
+        for (_, dir) in moved {
+            // What is left here is removed at the next open (the `-delete` suffix).
+            if let Err(e) = std::fs::remove_dir_all(&dir) {
+                warn!(dir = %dir.display(), error = %e, "could not remove a deleted partition directory yet");
+            }
         }
         info!(topic = name, "topic deleted");
         Ok(())
@@ -276,9 +286,7 @@ impl Broker {
         let _admin = self.inner.admin.lock().expect("admin lock");
         let (current, log_config) = {
             let topics = self.inner.topics.read().expect("topics lock");
-            let topic = topics
-                .get(name)
-                .ok_or_else(|| Error::UnknownTopic(name.to_string()))?;
+            let topic = topics.get(name).ok_or_else(|| Error::UnknownTopic(name.to_string()))?;
             (topic.partitions.len() as i32, topic.log_config.clone())
         };
         if total <= current {
@@ -318,13 +326,7 @@ impl Broker {
 
     /// Topic names, sorted.
     pub fn list_topics(&self) -> Vec<String> {
-        self.inner
-            .topics
-            .read()
-            .expect("topics lock")
-            .keys()
-            .cloned()
-            .collect()
+        self.inner.topics.read().expect("topics lock").keys().cloned().collect()
     }
 
     /// Partition count of a topic.
@@ -333,9 +335,7 @@ impl Broker {
     /// [`Error::UnknownTopic`].
     pub fn partition_count(&self, name: &str) -> Result<i32> {
         let topics = self.inner.topics.read().expect("topics lock");
-        let topic = topics
-            .get(name)
-            .ok_or_else(|| Error::UnknownTopic(name.to_string()))?;
+        let topic = topics.get(name).ok_or_else(|| Error::UnknownTopic(name.to_string()))?;
         Ok(topic.partitions.len() as i32)
     }
 
@@ -345,9 +345,7 @@ impl Broker {
     /// [`Error::UnknownTopic`].
     pub fn describe_topic(&self, name: &str) -> Result<TopicDescription> {
         let topics = self.inner.topics.read().expect("topics lock");
-        let topic = topics
-            .get(name)
-            .ok_or_else(|| Error::UnknownTopic(name.to_string()))?;
+        let topic = topics.get(name).ok_or_else(|| Error::UnknownTopic(name.to_string()))?;
         let partitions = topic
             .partitions
             .iter()
@@ -371,11 +369,7 @@ impl Broker {
                 },
             })
             .collect();
-        Ok(TopicDescription {
-            name: name.to_string(),
-            configs: topic.configs.clone(),
-            partitions,
-        })
+        Ok(TopicDescription { name: name.to_string(), configs: topic.configs.clone(), partitions })
     }
 
     /// The log of one partition.
@@ -385,17 +379,14 @@ impl Broker {
     /// [`Error::PartitionOffline`] with the reason it failed to open.
     pub fn log(&self, topic: &str, partition: i32) -> Result<Arc<Log>> {
         let topics = self.inner.topics.read().expect("topics lock");
-        let t = topics
-            .get(topic)
-            .ok_or_else(|| Error::UnknownTopic(topic.to_string()))?;
+        let t = topics.get(topic).ok_or_else(|| Error::UnknownTopic(topic.to_string()))?;
         let tp = || TopicPartition::new(topic, partition);
         match usize::try_from(partition).ok().and_then(|p| t.partitions.get(p)) {
             None => Err(Error::UnknownPartition(tp())),
             Some(PartitionSlot::Online(log)) => Ok(log.clone()),
-            Some(PartitionSlot::Offline(reason)) => Err(Error::PartitionOffline {
-                partition: tp(),
-                reason: reason.clone(),
-            }),
+            Some(PartitionSlot::Offline(reason)) => {
+                Err(Error::PartitionOffline { partition: tp(), reason: reason.clone() })
+            }
         }
     }
 
@@ -457,12 +448,7 @@ fn open_partition(
     config: &BrokerConfig,
 ) -> PartitionSlot {
     let tp = TopicPartition::new(topic, p);
-    match Log::open(
-        partition_dir(dir, topic, p),
-        tp.clone(),
-        log_config.clone(),
-        config.clock.clone(),
-    ) {
+    match Log::open(partition_dir(dir, topic, p), tp.clone(), log_config.clone(), config.clock.clone()) {
         Ok(log) => PartitionSlot::Online(Arc::new(log)),
         Err(e) => {
             error!(partition = %tp, error = %e, "partition failed to open and is offline; operator action needed");
@@ -523,11 +509,7 @@ fn run_maintenance(inner: &Inner, now: i64, cleanup: bool) -> MaintenanceReport 
 }
 
 fn maintenance_loop(inner: &Inner, stop: &mpsc::Receiver<()>) {
-    let tick = inner
-        .config
-        .flush_scheduler_interval_ms
-        .min(inner.config.retention_check_interval_ms)
-        .max(1);
+    let tick = inner.config.flush_scheduler_interval_ms.min(inner.config.retention_check_interval_ms).max(1);
     let mut last_cleanup = inner.config.clock.now_ms();
     loop {
         match stop.recv_timeout(Duration::from_millis(tick as u64)) {

@@ -21,9 +21,9 @@
 //!    re-encoded with the same codec and base offset, records keeping their
 //!    offsets; batches that keep nothing disappear.
 //! 5. The group's output is written as `<base>.log.cleaned` with its indexes,
-//!    fsynced, marked by an empty `<base>.compacted` file (a compacted segment
-//!    may have offset gaps; all others are checked for contiguity), and
-//!    renamed to `<base>.log.swap` — the commit point. The old
+//!    fsynced, and renamed to `<base>.log.swap` — the commit point. Then an
+//!    empty `<base>.compacted` file marks it (a compacted segment may have
+//!    offset gaps; all others are checked for contiguity). The old
 //!    segments' files are then removed and the swap renamed to `<base>.log`.
 //!    [`finish_interrupted_cleaning`] completes or discards this at open.
 
@@ -57,9 +57,7 @@ pub(crate) struct CleanerState {
 
 impl CleanerState {
     pub(crate) fn new(log_start: i64) -> Self {
-        CleanerState {
-            first_dirty_offset: log_start,
-        }
+        CleanerState { first_dirty_offset: log_start }
     }
 }
 
@@ -96,10 +94,7 @@ pub struct CompactionReport {
 /// 128-bit key hash (two keyed SipHash-1-3 runs); a collision would need
 /// ~2^64 keys, so equal hashes are treated as equal keys.
 #[derive(Debug)]
-struct KeyHasher(
-    std::collections::hash_map::RandomState,
-    std::collections::hash_map::RandomState,
-);
+struct KeyHasher(std::collections::hash_map::RandomState, std::collections::hash_map::RandomState);
 
 impl KeyHasher {
     fn new() -> Self {
@@ -142,9 +137,17 @@ pub(crate) fn finish_interrupted_cleaning(dir: &Path) -> Result<()> {
             }
         }
         // The indexes of the swapped segment are rebuilt at open.
+        mark_compacted(dir, base)?;
         let target = dir.join(file_name(base, LOG_SUFFIX));
         std::fs::rename(&swap, &target).map_err(Error::io("rename", &swap))?;
     }
+    sync_dir(dir)
+}
+
+/// Creates the empty `<base>.compacted` marker, durably.
+fn mark_compacted(dir: &Path, base: i64) -> Result<()> {
+    let marker = dir.join(file_name(base, COMPACTED_SUFFIX));
+    File::create(&marker).and_then(|f| f.sync_all()).map_err(Error::io("create", &marker))?;
     sync_dir(dir)
 }
 
@@ -181,18 +184,19 @@ impl Log {
         let _cleaner = self.cleaner.lock().expect("cleaner lock");
         self.wait_for_seals()?;
         let config = self.config();
-        let mut report = RetentionReport {
-            log_start_offset: self.log_start_offset(),
-            ..Default::default()
-        };
+        let mut report = RetentionReport { log_start_offset: self.log_start_offset(), ..Default::default() };
         if !config.cleanup_policy.delete || self.is_closed() {
             return Ok(report);
         }
         let mut segments = self.segment_snapshot();
-        let expired = |s: &LogSegment, ms: i64| s.size() > 0 && now.saturating_sub(s.max_timestamp()) > ms;
+        // An empty sealed segment (compaction can leave one) holds nothing to keep.
+        let last = segments.len() - 1;
+        let expired = |i: usize, s: &LogSegment, ms: i64| {
+            (s.size() == 0 && i < last) || (s.size() > 0 && now.saturating_sub(s.max_timestamp()) > ms)
+        };
         let mut count = 0;
         if let Some(ms) = config.retention_ms {
-            count = segments.iter().take_while(|s| expired(s, ms)).count();
+            count = segments.iter().enumerate().take_while(|(i, s)| expired(*i, s, ms)).count();
         }
         if count == segments.len() && count > 0 {
             // Everything is expired, the active segment included: roll so it
@@ -225,8 +229,7 @@ impl Log {
                 map.remove(&s.base_offset());
             }
             let start = *map.keys().next().expect("the active segment remains");
-            self.log_start_offset
-                .store(start, std::sync::atomic::Ordering::Release);
+            self.log_start_offset.store(start, std::sync::atomic::Ordering::Release);
             report.log_start_offset = start;
         }
         for s in doomed {
@@ -270,11 +273,8 @@ impl Log {
             .cloned()
             .collect();
         let total: u64 = cleanable.iter().map(|s| s.size()).sum();
-        let dirty: u64 = cleanable
-            .iter()
-            .filter(|s| s.next_offset() > state.first_dirty_offset)
-            .map(|s| s.size())
-            .sum();
+        let dirty: u64 =
+            cleanable.iter().filter(|s| s.next_offset() > state.first_dirty_offset).map(|s| s.size()).sum();
         let dirty_enough = dirty > 0 && (dirty as f64) >= config.min_cleanable_dirty_ratio * total as f64;
         if total == 0 || !(force || dirty_enough) {
             return Ok(report);
@@ -347,9 +347,7 @@ impl Log {
         report: &mut CompactionReport,
     ) -> Result<()> {
         let base = group[0].base_offset();
-        let cleaned_path = self
-            .dir
-            .join(file_name(base, &format!("{LOG_SUFFIX}{CLEANED_SUFFIX}")));
+        let cleaned_path = self.dir.join(file_name(base, &format!("{LOG_SUFFIX}{CLEANED_SUFFIX}")));
         let out = OpenOptions::new()
             .read(true)
             .write(true)
@@ -361,8 +359,7 @@ impl Log {
         let mut written = 0u64;
         let mut write_batch = |bytes: &[u8]| -> Result<()> {
             let header = crate::record::BatchHeader::parse(bytes).expect("valid batch");
-            out.write_all_at(bytes, written)
-                .map_err(Error::io("write", &cleaned_path))?;
+            out.write_all_at(bytes, written).map_err(Error::io("write", &cleaned_path))?;
             indexes.on_batch(base, written, &header, config.index_interval_bytes);
             written += bytes.len() as u64;
             Ok(())
@@ -385,27 +382,18 @@ impl Log {
         report.segments_written += 1;
         out.sync_all().map_err(Error::io("fsync", &cleaned_path))?;
         drop(out);
-        let index_cleaned = self
-            .dir
-            .join(file_name(base, &format!("{INDEX_SUFFIX}{CLEANED_SUFFIX}")));
-        let time_cleaned = self
-            .dir
-            .join(file_name(base, &format!("{TIME_INDEX_SUFFIX}{CLEANED_SUFFIX}")));
+        let index_cleaned = self.dir.join(file_name(base, &format!("{INDEX_SUFFIX}{CLEANED_SUFFIX}")));
+        let time_cleaned = self.dir.join(file_name(base, &format!("{TIME_INDEX_SUFFIX}{CLEANED_SUFFIX}")));
         write_index(&indexes.offset, &index_cleaned)?;
         write_index(&indexes.time, &time_cleaned)?;
 
-        // The output may have offset gaps: mark it before it can become visible.
-        let marker = self.dir.join(file_name(base, COMPACTED_SUFFIX));
-        File::create(&marker)
-            .and_then(|f| f.sync_all())
-            .map_err(Error::io("create", &marker))?;
-
         // Commit point: the swap file exists.
-        let swap_path = self
-            .dir
-            .join(file_name(base, &format!("{LOG_SUFFIX}{SWAP_SUFFIX}")));
+        let swap_path = self.dir.join(file_name(base, &format!("{LOG_SUFFIX}{SWAP_SUFFIX}")));
         std::fs::rename(&cleaned_path, &swap_path).map_err(Error::io("rename", &cleaned_path))?;
         sync_dir(&self.dir)?;
+        // The output may have offset gaps: mark it (only after the commit
+        // point, so an uncompacted segment never carries the mark).
+        mark_compacted(&self.dir, base)?;
         for segment in group {
             if segment.base_offset() == base {
                 remove_if_exists(&self.dir.join(file_name(base, INDEX_SUFFIX)))?;
@@ -422,13 +410,8 @@ impl Log {
         rename(&swap_path, file_name(base, LOG_SUFFIX))?;
         sync_dir(&self.dir)?;
 
-        let (segment, _) = LogSegment::open(
-            &self.dir,
-            base,
-            OpenMode::Sealed,
-            config.index_interval_bytes,
-            now,
-        )?;
+        let (segment, _) =
+            LogSegment::open(&self.dir, base, OpenMode::Sealed, config.index_interval_bytes, now)?;
         let mut map = self.segments.write().expect("segments lock");
         for old in group {
             map.remove(&old.base_offset());
@@ -500,11 +483,7 @@ enum Kept {
 }
 
 fn corrupt(segment: &LogSegment, position: u64, e: crate::record::RecordError) -> Error {
-    Error::Corrupt {
-        path: segment.log_path().to_path_buf(),
-        position,
-        reason: e.to_string(),
-    }
+    Error::Corrupt { path: segment.log_path().to_path_buf(), position, reason: e.to_string() }
 }
 
 fn write_index<E: super::index::IndexEntry>(index: &SparseIndex<E>, path: &Path) -> Result<()> {

@@ -16,10 +16,7 @@ pub struct CleanupPolicy {
 
 impl Default for CleanupPolicy {
     fn default() -> Self {
-        CleanupPolicy {
-            delete: true,
-            compact: false,
-        }
+        CleanupPolicy { delete: true, compact: false }
     }
 }
 
@@ -109,17 +106,11 @@ pub const TOPIC_CONFIG_KEYS: &[&str] = &[
 ];
 
 fn invalid(key: &str, reason: impl Into<String>) -> Error {
-    Error::InvalidConfig {
-        key: key.to_string(),
-        reason: reason.into(),
-    }
+    Error::InvalidConfig { key: key.to_string(), reason: reason.into() }
 }
 
 fn parse_i64(key: &str, value: &str, min: i64) -> Result<i64> {
-    let v: i64 = value
-        .trim()
-        .parse()
-        .map_err(|_| invalid(key, format!("'{value}' is not an integer")))?;
+    let v: i64 = value.trim().parse().map_err(|_| invalid(key, format!("'{value}' is not an integer")))?;
     if v < min {
         return Err(invalid(key, format!("{v} is below the minimum of {min}")));
     }
@@ -154,10 +145,7 @@ impl LogConfig {
                 self.retention_bytes = unlimited_i64(parse_i64(key, value, -1)?).map(|v| v as u64)
             }
             "cleanup.policy" => {
-                let mut policy = CleanupPolicy {
-                    delete: false,
-                    compact: false,
-                };
+                let mut policy = CleanupPolicy { delete: false, compact: false };
                 for part in value.split(',').map(str::trim) {
                     match part {
                         "delete" => policy.delete = true,
@@ -175,10 +163,8 @@ impl LogConfig {
             "delete.retention.ms" => self.delete_retention_ms = parse_i64(key, value, 0)?,
             "min.compaction.lag.ms" => self.min_compaction_lag_ms = parse_i64(key, value, 0)?,
             "min.cleanable.dirty.ratio" => {
-                let v: f64 = value
-                    .trim()
-                    .parse()
-                    .map_err(|_| invalid(key, format!("'{value}' is not a number")))?;
+                let v: f64 =
+                    value.trim().parse().map_err(|_| invalid(key, format!("'{value}' is not a number")))?;
                 if !(0.0..=1.0).contains(&v) {
                     return Err(invalid(key, format!("{v} is not between 0 and 1")));
                 }
@@ -206,10 +192,7 @@ impl LogConfig {
                     "CreateTime" => TimestampType::CreateTime,
                     "LogAppendTime" => TimestampType::LogAppendTime,
                     other => {
-                        return Err(invalid(
-                            key,
-                            format!("'{other}' is not CreateTime or LogAppendTime"),
-                        ))
+                        return Err(invalid(key, format!("'{other}' is not CreateTime or LogAppendTime")))
                     }
                 }
             }
@@ -253,13 +236,7 @@ mod tests {
     fn kafka_keys_parse_and_bad_values_name_the_key() {
         let mut c = LogConfig::default();
         c.set("cleanup.policy", "compact,delete").unwrap();
-        assert_eq!(
-            c.cleanup_policy,
-            CleanupPolicy {
-                delete: true,
-                compact: true
-            }
-        );
+        assert_eq!(c.cleanup_policy, CleanupPolicy { delete: true, compact: true });
         c.set("retention.bytes", "-1").unwrap();
         assert_eq!(c.retention_bytes, None);
         c.set("flush.messages", "1").unwrap();

@@ -104,10 +104,7 @@ pub(crate) struct SparseIndex<E> {
 impl<E: IndexEntry> SparseIndex<E> {
     /// An empty in-memory index that will be written to `path`.
     pub(crate) fn in_memory(path: PathBuf, entries: Vec<E>) -> Self {
-        SparseIndex {
-            path,
-            storage: Storage::Memory(entries),
-        }
+        SparseIndex { path, storage: Storage::Memory(entries) }
     }
 
     pub(crate) fn path(&self) -> &Path {
@@ -132,8 +129,7 @@ impl<E: IndexEntry> SparseIndex<E> {
             return Ok(None);
         }
         let mut bytes = vec![0u8; len];
-        file.read_exact_at(&mut bytes, 0)
-            .map_err(Error::io("read", &path))?;
+        file.read_exact_at(&mut bytes, 0).map_err(Error::io("read", &path))?;
         let mut prev: Option<E> = None;
         for chunk in bytes.chunks_exact(E::SIZE) {
             let e = E::decode(chunk);
@@ -142,13 +138,7 @@ impl<E: IndexEntry> SparseIndex<E> {
             }
             prev = Some(e);
         }
-        Ok(Some(SparseIndex {
-            path,
-            storage: Storage::File {
-                file,
-                entries: len / E::SIZE,
-            },
-        }))
+        Ok(Some(SparseIndex { path, storage: Storage::File { file, entries: len / E::SIZE } }))
     }
 
     /// Loads an index file fully into memory (the active segment after a
@@ -158,10 +148,7 @@ impl<E: IndexEntry> SparseIndex<E> {
             return Ok(None);
         };
         let entries = index.all_entries()?;
-        Ok(Some(SparseIndex {
-            path: index.path,
-            storage: Storage::Memory(entries),
-        }))
+        Ok(Some(SparseIndex { path: index.path, storage: Storage::Memory(entries) }))
     }
 
     pub(crate) fn len(&self) -> usize {
@@ -290,38 +277,20 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("a.timeindex");
         std::fs::write(&path, [0u8; 13]).unwrap();
-        assert!(SparseIndex::<TimeEntry>::open_file(path.clone(), |_, _| true)
-            .unwrap()
-            .is_none());
+        assert!(SparseIndex::<TimeEntry>::open_file(path.clone(), |_, _| true).unwrap().is_none());
         // Keys out of order.
         let mut bytes = Vec::new();
-        TimeEntry {
-            timestamp: 5,
-            relative_offset: 1,
-        }
-        .encode(&mut bytes);
-        TimeEntry {
-            timestamp: 4,
-            relative_offset: 2,
-        }
-        .encode(&mut bytes);
+        TimeEntry { timestamp: 5, relative_offset: 1 }.encode(&mut bytes);
+        TimeEntry { timestamp: 4, relative_offset: 2 }.encode(&mut bytes);
         std::fs::write(&path, &bytes).unwrap();
-        assert!(SparseIndex::<TimeEntry>::open_file(path.clone(), |_, _| true)
-            .unwrap()
-            .is_none());
+        assert!(SparseIndex::<TimeEntry>::open_file(path.clone(), |_, _| true).unwrap().is_none());
         // Rejected by the caller's check.
         bytes.truncate(12);
         std::fs::write(&path, &bytes).unwrap();
-        assert!(SparseIndex::<TimeEntry>::open_file(path.clone(), |_, _| false)
+        assert!(SparseIndex::<TimeEntry>::open_file(path.clone(), |_, _| false).unwrap().is_none());
+        assert!(SparseIndex::<TimeEntry>::open_file(path, |_, _| true).unwrap().is_some());
+        assert!(SparseIndex::<TimeEntry>::open_file(dir.path().join("missing"), |_, _| true)
             .unwrap()
             .is_none());
-        assert!(SparseIndex::<TimeEntry>::open_file(path, |_, _| true)
-            .unwrap()
-            .is_some());
-        assert!(
-            SparseIndex::<TimeEntry>::open_file(dir.path().join("missing"), |_, _| true)
-                .unwrap()
-                .is_none()
-        );
     }
 }

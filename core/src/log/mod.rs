@@ -117,11 +117,7 @@ struct CleanShutdown {
 
 impl std::fmt::Display for CleanShutdown {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "log_end_offset={} active_segment_size={}",
-            self.log_end_offset, self.active_segment_size
-        )
+        write!(f, "log_end_offset={} active_segment_size={}", self.log_end_offset, self.active_segment_size)
     }
 }
 
@@ -139,10 +135,7 @@ impl CleanShutdown {
                 _ => return None,
             }
         }
-        Some(CleanShutdown {
-            log_end_offset: end?,
-            active_segment_size: size?,
-        })
+        Some(CleanShutdown { log_end_offset: end?, active_segment_size: size? })
     }
 }
 
@@ -294,13 +287,13 @@ pub struct Log {
     cleaner: Mutex<cleaner::CleanerState>,
     /// The background seal of the most recently rolled segment.
     pending_seal: Mutex<Option<std::thread::JoinHandle<Result<()>>>>,
+    /// Set by the first failed write or fsync; see [`Log::check_failed`].
+    failed: Mutex<Option<String>>,
     closed: AtomicBool,
 }
 
 pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(Error::io("fsync directory", dir))
+    File::open(dir).and_then(|d| d.sync_all()).map_err(Error::io("fsync directory", dir))
 }
 
 fn remove_if_exists(path: &Path) -> Result<()> {
@@ -367,12 +360,8 @@ impl Log {
             let last = *bases.last().expect("non-empty");
             // After a crash, every segment from the one holding the recovery
             // point on may hold unflushed bytes: verify them all.
-            let recover_from = bases
-                .iter()
-                .rev()
-                .find(|&&b| b <= recovery_point)
-                .copied()
-                .unwrap_or(bases[0]);
+            let recover_from =
+                bases.iter().rev().find(|&&b| b <= recovery_point).copied().unwrap_or(bases[0]);
             for (i, &base) in bases.iter().enumerate() {
                 let mode = match (clean, base == last) {
                     (true, true) => OpenMode::ActiveClean,
@@ -392,6 +381,12 @@ impl Log {
                     );
                 }
                 if mode == OpenMode::ActiveRecover && base != last {
+                    // A segment that ends cleanly but short of the next one lost
+                    // its unflushed tail whole (a crash right after a roll).
+                    let next_base = bases[i + 1];
+                    let cut = cut
+                        || (segment.is_contiguous() && segment.next_offset() != next_base)
+                        || segment.next_offset() > next_base;
                     if cut {
                         // Nothing after a torn point was ever flushed (a flush
                         // covers every earlier segment): drop what follows.
@@ -409,11 +404,7 @@ impl Log {
             }
         }
         check_segment_chain(&segments)?;
-        let active = segments
-            .values()
-            .next_back()
-            .expect("at least one segment")
-            .clone();
+        let active = segments.values().next_back().expect("at least one segment").clone();
         if let Some(state) = clean_state {
             if active.next_offset() != state.log_end_offset || active.size() != state.active_segment_size {
                 return Err(Error::Corrupt {
@@ -443,15 +434,12 @@ impl Log {
             config: RwLock::new(Arc::new(config)),
             clock,
             segments: RwLock::new(segments),
-            appender: Mutex::new(Appender {
-                active,
-                unflushed_records: 0,
-                first_unflushed_ms: None,
-            }),
+            appender: Mutex::new(Appender { active, unflushed_records: 0, first_unflushed_ms: None }),
             log_end_offset: AtomicI64::new(log_end),
             log_start_offset: AtomicI64::new(log_start),
             cleaner: Mutex::new(cleaner::CleanerState::new(log_start)),
             pending_seal: Mutex::new(None),
+            failed: Mutex::new(None),
             closed: AtomicBool::new(false),
         })
     }
@@ -489,12 +477,7 @@ impl Log {
 
     /// Total bytes of all segment files.
     pub fn size_bytes(&self) -> u64 {
-        self.segments
-            .read()
-            .expect("segments lock")
-            .values()
-            .map(|s| s.size())
-            .sum()
+        self.segments.read().expect("segments lock").values().map(|s| s.size()).sum()
     }
 
     /// One entry per segment, oldest first.
@@ -514,12 +497,7 @@ impl Log {
     }
 
     fn segment_snapshot(&self) -> Vec<Arc<LogSegment>> {
-        self.segments
-            .read()
-            .expect("segments lock")
-            .values()
-            .cloned()
-            .collect()
+        self.segments.read().expect("segments lock").values().cloned().collect()
     }
 
     fn lock_appender(&self) -> Result<MutexGuard<'_, Appender>> {
@@ -527,7 +505,31 @@ impl Log {
         if self.closed.load(Ordering::Acquire) {
             return Err(Error::Closed(format!("log {}", self.partition)));
         }
+        self.check_failed()?;
         Ok(guard)
+    }
+
+    /// After a failed write or fsync the log refuses appends and flushes
+    /// until it is reopened (recovery then decides what is on disk), as
+    /// Kafka takes a failed log directory offline: a later flush must never
+    /// report durable what an earlier failure left unsynced.
+    fn check_failed(&self) -> Result<()> {
+        match &*self.failed.lock().expect("failure lock") {
+            Some(reason) => {
+                Err(Error::PartitionOffline { partition: self.partition.clone(), reason: reason.clone() })
+            }
+            None => Ok(()),
+        }
+    }
+
+    /// Records a write or fsync failure (the first one wins) and returns it.
+    fn fail(&self, e: Error) -> Error {
+        let mut failed = self.failed.lock().expect("failure lock");
+        if failed.is_none() {
+            tracing::error!(partition = %self.partition, error = %e, "log failed; refusing appends until reopened");
+            *failed = Some(e.to_string());
+        }
+        e
     }
 
     /// Appends one or more concatenated v2 batches, as a producer sends them.
@@ -548,11 +550,8 @@ impl Log {
         let mut found = Vec::new(); // (start, len, true max timestamp)
         let mut pos = 0usize;
         while pos < batches_buf.len() {
-            let invalid = |source| Error::InvalidBatch {
-                partition: self.partition.clone(),
-                position: pos,
-                source,
-            };
+            let invalid =
+                |source| Error::InvalidBatch { partition: self.partition.clone(), position: pos, source };
             let batch = RecordBatch::parse(&batches_buf[pos..]).map_err(invalid)?;
             let len = batch.as_bytes().len();
             if len > config.max_message_bytes as usize {
@@ -599,18 +598,14 @@ impl Log {
             }
             let header = crate::record::BatchHeader::parse(bytes).expect("validated above");
             self.maybe_roll(&mut appender, &config, &header, len as u64, now)?;
-            appender
-                .active
-                .append(bytes, &header, config.index_interval_bytes)?;
+            appender.active.append(bytes, &header, config.index_interval_bytes).map_err(|e| self.fail(e))?;
             records += header.records_count as u64;
             next = header.next_offset();
             self.log_end_offset.store(next, Ordering::Release);
         }
         appender.unflushed_records += records;
         appender.first_unflushed_ms.get_or_insert(now);
-        let due = config
-            .flush_messages
-            .is_some_and(|n| appender.unflushed_records >= n)
+        let due = config.flush_messages.is_some_and(|n| appender.unflushed_records >= n)
             || config
                 .flush_ms
                 .is_some_and(|ms| now.saturating_sub(appender.first_unflushed_ms.unwrap_or(now)) >= ms);
@@ -659,31 +654,33 @@ impl Log {
     /// and close wait for it first, so "flushed" always covers every earlier
     /// segment. Each completed seal records the recovery point.
     fn roll_locked(&self, appender: &mut Appender, now: i64) -> Result<()> {
+        // The new segment exists before the old one stops taking appends, so
+        // a failure here leaves the log as it was.
+        let base = self.log_end_offset();
+        let segment = Arc::new(LogSegment::create(&self.dir, base, now)?);
+        sync_dir(&self.dir)?;
+
         let sealed = appender.active.clone();
         let mut pending = self.pending_seal.lock().expect("seal lock");
         let previous = pending.take();
         let dir = self.dir.clone();
-        let handle = std::thread::Builder::new()
-            .name("runnel-segment-seal".into())
-            .spawn(move || -> Result<()> {
-                if let Some(previous) = previous {
-                    join_seal(previous, &dir)?;
-                }
+        let spawned =
+            std::thread::Builder::new().name("runnel-segment-seal".into()).spawn(move || -> Result<()> {
+                // Seal this segment even if the previous seal failed, but record
+                // a recovery point only when every earlier seal succeeded.
+                let earlier = previous.map_or(Ok(()), |p| join_seal(p, &dir));
                 sealed.seal()?;
+                earlier?;
                 write_recovery_point(&dir, sealed.next_offset())
-            })
-            .map_err(Error::io("spawn seal thread", &self.dir))?;
-        *pending = Some(handle);
+            });
+        match spawned {
+            Ok(handle) => *pending = Some(handle),
+            Err(e) => return Err(self.fail(Error::io("spawn seal thread", &self.dir)(e))),
+        }
         drop(pending);
         appender.unflushed_records = 0;
         appender.first_unflushed_ms = None;
-        let base = self.log_end_offset();
-        let segment = Arc::new(LogSegment::create(&self.dir, base, now)?);
-        sync_dir(&self.dir)?;
-        self.segments
-            .write()
-            .expect("segments lock")
-            .insert(base, segment.clone());
+        self.segments.write().expect("segments lock").insert(base, segment.clone());
         appender.active = segment;
         Ok(())
     }
@@ -707,15 +704,15 @@ impl Log {
     /// strictly in order.
     fn wait_for_seals(&self) -> Result<()> {
         let mut pending = self.pending_seal.lock().expect("seal lock");
-        match pending.take() {
-            Some(handle) => join_seal(handle, &self.dir),
-            None => Ok(()),
+        if let Some(handle) = pending.take() {
+            join_seal(handle, &self.dir).map_err(|e| self.fail(e))?;
         }
+        self.check_failed()
     }
 
     fn flush_locked(&self, appender: &mut Appender) -> Result<()> {
         self.wait_for_seals()?;
-        appender.active.flush()?;
+        appender.active.flush().map_err(|e| self.fail(e))?;
         appender.unflushed_records = 0;
         appender.first_unflushed_ms = None;
         Ok(())
@@ -772,20 +769,24 @@ impl Log {
                 log_end_offset: log_end,
             });
         }
-        let mut out = FetchedBatches {
-            bytes: Vec::new(),
-            high_watermark: log_end,
-            log_start_offset: log_start,
-        };
+        let mut out =
+            FetchedBatches { bytes: Vec::new(), high_watermark: log_end, log_start_offset: log_start };
         if offset == log_end {
             return Ok(out);
         }
         let candidates: Vec<Arc<LogSegment>> = {
             let segments = self.segments.read().expect("segments lock");
-            let from = segments
-                .range(..=offset)
-                .next_back()
-                .map_or(i64::MIN, |(b, _)| *b);
+            let log_start = self.log_start_offset();
+            if offset < log_start {
+                // Retention removed the segment since the check above.
+                return Err(Error::OffsetOutOfRange {
+                    partition: self.partition.clone(),
+                    offset,
+                    log_start_offset: log_start,
+                    log_end_offset: log_end,
+                });
+            }
+            let from = segments.range(..=offset).next_back().map_or(log_start, |(b, _)| *b);
             segments.range(from..).map(|(_, s)| s.clone()).collect()
         };
         for segment in candidates {
@@ -811,11 +812,7 @@ impl Log {
             if batch.header().is_control() {
                 continue;
             }
-            out.extend(
-                batch
-                    .to_records(offset)
-                    .map_err(|e| self.corrupt_in_fetch(offset, e))?,
-            );
+            out.extend(batch.to_records(offset).map_err(|e| self.corrupt_in_fetch(offset, e))?);
         }
         Ok(out)
     }
@@ -854,11 +851,11 @@ impl Log {
     /// recovers).
     pub fn close(&self) -> Result<()> {
         let appender = self.appender.lock().expect("appender lock");
-        if self.closed.swap(true, Ordering::AcqRel) {
+        if self.closed.load(Ordering::Acquire) {
             return Ok(());
         }
         self.wait_for_seals()?;
-        appender.active.flush()?;
+        appender.active.flush().map_err(|e| self.fail(e))?;
         appender.active.write_indexes()?;
         write_recovery_point(&self.dir, appender.active.next_offset())?;
         let marker = self.dir.join(CLEAN_SHUTDOWN_FILE);
@@ -873,6 +870,7 @@ impl Log {
             })
             .map_err(Error::io("create", &marker))?;
         sync_dir(&self.dir)?;
+        self.closed.store(true, Ordering::Release);
         debug!(partition = %self.partition, "log closed cleanly");
         Ok(())
     }
@@ -880,6 +878,9 @@ impl Log {
     /// Stops accepting appends without writing anything (the log is about to
     /// be deleted).
     pub(crate) fn shut(&self) {
+        // The cleaner lock first (the order retention uses): a compaction or
+        // retention pass in progress finishes before the files go away.
+        let _cleaner = self.cleaner.lock().expect("cleaner lock");
         let _appender = self.appender.lock().expect("appender lock");
         self.closed.store(true, Ordering::Release);
         if let Err(e) = self.wait_for_seals() {

@@ -39,16 +39,7 @@ pub(crate) struct ScannedBatch<'a> {
 
 impl<'f> BatchScanner<'f> {
     pub(crate) fn new(file: &'f File, path: &'f Path, start: u64, end: u64, chunk: usize) -> Self {
-        BatchScanner {
-            file,
-            path,
-            pos: start,
-            end,
-            buf: Vec::new(),
-            buf_pos: start,
-            buf_len: 0,
-            chunk,
-        }
+        BatchScanner { file, path, pos: start, end, buf: Vec::new(), buf_pos: start, buf_len: 0, chunk }
     }
 
     /// Makes `[self.pos, self.pos + need)` available in the buffer.
@@ -68,10 +59,7 @@ impl<'f> BatchScanner<'f> {
         while self.buf_len < want {
             let n = self
                 .file
-                .read_at(
-                    &mut self.buf[self.buf_len..want],
-                    self.buf_pos + self.buf_len as u64,
-                )
+                .read_at(&mut self.buf[self.buf_len..want], self.buf_pos + self.buf_len as u64)
                 .map_err(Error::io("read", self.path))?;
             if n == 0 {
                 break;
@@ -93,14 +81,9 @@ impl<'f> BatchScanner<'f> {
         }
         let left = self.end - self.pos;
         let here = self.pos;
-        let invalid = |reason: String| Invalid {
-            position: here,
-            reason,
-        };
+        let invalid = |reason: String| Invalid { position: here, reason };
         if left < BATCH_HEADER_LEN as u64 {
-            return Ok(Err(invalid(format!(
-                "{left} trailing bytes are too short for a batch header"
-            ))));
+            return Ok(Err(invalid(format!("{left} trailing bytes are too short for a batch header"))));
         }
         self.fill(BATCH_HEADER_LEN)?;
         let at = (self.pos - self.buf_pos) as usize;
@@ -129,10 +112,7 @@ impl<'f> BatchScanner<'f> {
         };
         if verify_crc {
             if let Err(e) = batch.verify_crc() {
-                return Ok(Err(Invalid {
-                    position,
-                    reason: e.to_string(),
-                }));
+                return Ok(Err(Invalid { position, reason: e.to_string() }));
             }
         }
         self.pos += total as u64;

@@ -81,15 +81,9 @@ impl SegmentIndexes {
         self.running_max_timestamp = self.running_max_timestamp.max(header.max_timestamp);
         if self.bytes_since_entry >= u64::from(interval) {
             let relative_offset = (header.base_offset - segment_base) as u32;
-            self.offset.push(OffsetEntry {
-                relative_offset,
-                position: position as u32,
-            });
+            self.offset.push(OffsetEntry { relative_offset, position: position as u32 });
             if self.running_max_timestamp > self.last_indexed_timestamp {
-                self.time.push(TimeEntry {
-                    timestamp: self.running_max_timestamp,
-                    relative_offset,
-                });
+                self.time.push(TimeEntry { timestamp: self.running_max_timestamp, relative_offset });
                 self.last_indexed_timestamp = self.running_max_timestamp;
             }
             self.bytes_since_entry = 0;
@@ -257,11 +251,7 @@ impl LogSegment {
     }
 
     fn corrupt(&self, position: u64, reason: impl Into<String>) -> Error {
-        Error::Corrupt {
-            path: self.log_path.clone(),
-            position,
-            reason: reason.into(),
-        }
+        Error::Corrupt { path: self.log_path.clone(), position, reason: reason.into() }
     }
 
     fn first_batch_header(&self) -> Result<Option<BatchHeader>> {
@@ -274,14 +264,10 @@ impl LogSegment {
     /// Reads and parses the batch header at `position`.
     fn header_at(&self, position: u64) -> Result<BatchHeader> {
         let mut buf = [0u8; BATCH_HEADER_LEN];
-        self.file
-            .read_exact_at(&mut buf, position)
-            .map_err(|e| match e.kind() {
-                std::io::ErrorKind::UnexpectedEof => {
-                    self.corrupt(position, "file ends inside a batch header")
-                }
-                _ => Error::io("read", &self.log_path)(e),
-            })?;
+        self.file.read_exact_at(&mut buf, position).map_err(|e| match e.kind() {
+            std::io::ErrorKind::UnexpectedEof => self.corrupt(position, "file ends inside a batch header"),
+            _ => Error::io("read", &self.log_path)(e),
+        })?;
         BatchHeader::parse(&buf).map_err(|e| self.corrupt(position, format!("bad batch header: {e}")))
     }
 
@@ -297,10 +283,7 @@ impl LogSegment {
                 Ok(None) => return Ok(Ok(())),
                 Ok(Some(b)) => {
                     if let Err(reason) = f(b.position, &b.batch) {
-                        return Ok(Err(Invalid {
-                            position: b.position,
-                            reason,
-                        }));
+                        return Ok(Err(Invalid { position: b.position, reason }));
                     }
                 }
                 Err(invalid) => return Ok(Err(invalid)),
@@ -331,7 +314,7 @@ impl LogSegment {
                 header.base_offset
             ));
         }
-        if header.last_offset() - self.base_offset > i64::from(u32::MAX) {
+        if header.last_offset().saturating_sub(self.base_offset) > i64::from(u32::MAX) {
             return Err(format!(
                 "batch last offset {} is too far above the segment base {}",
                 header.last_offset(),
@@ -355,8 +338,7 @@ impl LogSegment {
         let outcome = self.scan_from(0, |position, batch| {
             let header = batch.header();
             self.check_offsets(scan.next_offset, header, self.contiguous)?;
-            scan.indexes
-                .on_batch(self.base_offset, position, header, index_interval);
+            scan.indexes.on_batch(self.base_offset, position, header, index_interval);
             scan.next_offset = header.next_offset();
             scan.max_timestamp = scan.max_timestamp.max(header.max_timestamp);
             scan.valid_batches += 1;
@@ -378,10 +360,7 @@ impl LogSegment {
     /// in-memory indexes.
     fn recover(&self, index_interval: u32) -> Result<RecoveryReport> {
         let mut scan = self.full_scan(index_interval)?;
-        let mut report = RecoveryReport {
-            valid_batches: scan.valid_batches,
-            ..Default::default()
-        };
+        let mut report = RecoveryReport { valid_batches: scan.valid_batches, ..Default::default() };
         if let Some(invalid) = scan.invalid.take() {
             report.truncated_bytes = self.size() - scan.valid_end;
             report.reason = Some(format!("at byte {}: {}", invalid.position, invalid.reason));
@@ -392,9 +371,7 @@ impl LogSegment {
                 reason = %invalid.reason,
                 "truncating torn or corrupt tail of segment"
             );
-            self.file
-                .set_len(scan.valid_end)
-                .map_err(Error::io("truncate", &self.log_path))?;
+            self.file.set_len(scan.valid_end).map_err(Error::io("truncate", &self.log_path))?;
             self.file.sync_all().map_err(Error::io("fsync", &self.log_path))?;
             self.size.store(scan.valid_end, Ordering::Release);
         }
@@ -429,10 +406,7 @@ impl LogSegment {
         };
         // Verify the tail: every batch from the last offset-index entry on.
         let (start, start_offset) = match offset.last()? {
-            Some(e) => (
-                u64::from(e.position),
-                Some(self.base_offset + i64::from(e.relative_offset)),
-            ),
+            Some(e) => (u64::from(e.position), Some(self.base_offset + i64::from(e.relative_offset))),
             None => (0, None),
         };
         if let Some(claimed) = start_offset {
@@ -502,9 +476,11 @@ impl LogSegment {
     /// calls this, one batch at a time.
     pub(crate) fn append(&self, bytes: &[u8], header: &BatchHeader, index_interval: u32) -> Result<()> {
         let position = self.size();
-        self.file
-            .write_all_at(bytes, position)
-            .map_err(Error::io("write", &self.log_path))?;
+        if let Err(e) = self.file.write_all_at(bytes, position) {
+            // Leave no partial batch past the published size.
+            let _ = self.file.set_len(position);
+            return Err(Error::io("write", &self.log_path)(e));
+        }
         if position == 0 {
             self.roll_base_ms.store(header.max_timestamp, Ordering::Relaxed);
         }
@@ -514,8 +490,7 @@ impl LogSegment {
             header,
             index_interval,
         );
-        self.max_timestamp
-            .fetch_max(header.max_timestamp, Ordering::AcqRel);
+        self.max_timestamp.fetch_max(header.max_timestamp, Ordering::AcqRel);
         self.next_offset.store(header.next_offset(), Ordering::Release);
         self.size.store(position + bytes.len() as u64, Ordering::Release);
         Ok(())
@@ -549,12 +524,7 @@ impl LogSegment {
     /// the first batch after it. Returns its position and header.
     fn locate(&self, offset: i64, size: u64) -> Result<Option<(u64, BatchHeader)>> {
         let relative = (offset - self.base_offset).clamp(0, i64::from(u32::MAX));
-        let entry = self
-            .indexes
-            .read()
-            .expect("index lock")
-            .offset
-            .floor(relative, false)?;
+        let entry = self.indexes.read().expect("index lock").offset.floor(relative, false)?;
         let (mut position, mut expected) = (0, self.base_offset);
         if let Some(e) = entry {
             // The index only accelerates: trust an entry only if the batch it
@@ -605,9 +575,7 @@ impl LogSegment {
         }
         let len = (max_bytes as u64).max(first_len).min(size - position) as usize;
         let mut bytes = vec![0u8; len];
-        self.file
-            .read_exact_at(&mut bytes, position)
-            .map_err(Error::io("read", &self.log_path))?;
+        self.file.read_exact_at(&mut bytes, position).map_err(Error::io("read", &self.log_path))?;
         // Keep the valid batches; damage is an error only when it is the
         // first batch, so a reader gets everything up to the exact spot.
         let mut keep = 0usize;
@@ -616,10 +584,7 @@ impl LogSegment {
             let checked = RecordBatch::parse(&bytes[keep..])
                 .map_err(|e| e.to_string())
                 .and_then(|b| b.verify_crc().map(|()| b).map_err(|e| e.to_string()))
-                .and_then(|b| {
-                    self.check_offsets(expected, b.header(), self.contiguous)
-                        .map(|()| b)
-                });
+                .and_then(|b| self.check_offsets(expected, b.header(), self.contiguous).map(|()| b));
             match checked {
                 Ok(b) => {
                     keep += b.as_bytes().len();
@@ -642,9 +607,7 @@ impl LogSegment {
             let from_time = indexes
                 .time
                 .floor(timestamp, true)?
-                .map_or(self.base_offset, |e| {
-                    self.base_offset + i64::from(e.relative_offset)
-                });
+                .map_or(self.base_offset, |e| self.base_offset + i64::from(e.relative_offset));
             from_time.max(offset_floor)
         };
         let Some((position, first)) = self.locate(start_offset, size)? else {
@@ -665,10 +628,7 @@ impl LogSegment {
             if header.max_timestamp < timestamp || header.last_offset() < offset_floor {
                 continue;
             }
-            let records = b
-                .batch
-                .records()
-                .map_err(|e| self.corrupt(b.position, e.to_string()))?;
+            let records = b.batch.records().map_err(|e| self.corrupt(b.position, e.to_string()))?;
             for record in records.iter() {
                 let record = record.map_err(|e| self.corrupt(b.position, e.to_string()))?;
                 if record.offset >= offset_floor && record.timestamp >= timestamp {

@@ -102,10 +102,7 @@ impl BatchHeader {
     /// a header that cannot start a v2 batch.
     pub fn parse(buf: &[u8]) -> Result<Self, RecordError> {
         if buf.len() < BATCH_HEADER_LEN {
-            return Err(RecordError::Truncated {
-                needed: BATCH_HEADER_LEN,
-                available: buf.len(),
-            });
+            return Err(RecordError::Truncated { needed: BATCH_HEADER_LEN, available: buf.len() });
         }
         let header = BatchHeader {
             base_offset: be_i64(buf, 0),
@@ -141,12 +138,12 @@ impl BatchHeader {
 
     /// Offset of the last record.
     pub fn last_offset(&self) -> i64 {
-        self.base_offset + i64::from(self.last_offset_delta)
+        self.base_offset.saturating_add(i64::from(self.last_offset_delta))
     }
 
     /// Offset after the last record.
     pub fn next_offset(&self) -> i64 {
-        self.last_offset() + 1
+        self.last_offset().saturating_add(1)
     }
 
     /// The compression codec.
@@ -193,15 +190,9 @@ impl<'a> RecordBatch<'a> {
         let header = BatchHeader::parse(buf)?;
         let total = header.total_len();
         if buf.len() < total {
-            return Err(RecordError::Truncated {
-                needed: total,
-                available: buf.len(),
-            });
+            return Err(RecordError::Truncated { needed: total, available: buf.len() });
         }
-        Ok(RecordBatch {
-            header,
-            bytes: &buf[..total],
-        })
+        Ok(RecordBatch { header, bytes: &buf[..total] })
     }
 
     /// The header fields.
@@ -236,10 +227,7 @@ impl<'a> RecordBatch<'a> {
     pub fn verify_crc(&self) -> Result<(), RecordError> {
         let computed = self.computed_crc();
         if computed != self.header.crc {
-            return Err(RecordError::CrcMismatch {
-                stored: self.header.crc,
-                computed,
-            });
+            return Err(RecordError::CrcMismatch { stored: self.header.crc, computed });
         }
         Ok(())
     }
@@ -256,10 +244,7 @@ impl<'a> RecordBatch<'a> {
             Compression::None => Cow::Borrowed(raw),
             other => Cow::Owned(decompress(other, raw, MAX_UNCOMPRESSED_BATCH_BYTES)?),
         };
-        Ok(Records {
-            data,
-            header: self.header,
-        })
+        Ok(Records { data, header: self.header })
     }
 
     /// Decodes every record, checking the CRC, the record structure, the
@@ -279,7 +264,7 @@ impl<'a> RecordBatch<'a> {
         let mut last_delta = -1i64;
         for record in records.iter() {
             let record = record?;
-            let delta = record.offset - self.header.base_offset;
+            let delta = record.offset.wrapping_sub(self.header.base_offset);
             if delta != last_delta + 1 {
                 return Err(RecordError::Malformed("record offset deltas are not consecutive"));
             }
@@ -288,15 +273,10 @@ impl<'a> RecordBatch<'a> {
             found += 1;
         }
         if found != self.header.records_count {
-            return Err(RecordError::CountMismatch {
-                declared: self.header.records_count,
-                found,
-            });
+            return Err(RecordError::CountMismatch { declared: self.header.records_count, found });
         }
         if last_delta != i64::from(self.header.last_offset_delta) {
-            return Err(RecordError::Malformed(
-                "lastOffsetDelta does not match the last record",
-            ));
+            return Err(RecordError::Malformed("lastOffsetDelta does not match the last record"));
         }
         Ok(max_timestamp)
     }
@@ -329,12 +309,7 @@ pub struct Records<'a> {
 impl Records<'_> {
     /// Iterates over the records in order.
     pub fn iter(&self) -> RecordIter<'_> {
-        RecordIter {
-            data: &self.data,
-            pos: 0,
-            remaining: self.header.records_count,
-            header: self.header,
-        }
+        RecordIter { data: &self.data, pos: 0, remaining: self.header.records_count, header: self.header }
     }
 
     /// The records section as decoded bytes.
@@ -446,7 +421,7 @@ impl<'a> RecordIter<'a> {
             TimestampType::LogAppendTime => self.header.max_timestamp,
         };
         Ok(RecordRef {
-            offset: self.header.base_offset + i64::from(offset_delta),
+            offset: self.header.base_offset.wrapping_add(i64::from(offset_delta)),
             timestamp,
             create_timestamp,
             timestamp_type,
@@ -498,10 +473,7 @@ impl<'a> RecordRef<'a> {
             let key = take_bytes(buf, &mut pos, klen).ok()??;
             let vlen = get_varint(buf, &mut pos).ok()?;
             let value = take_bytes(buf, &mut pos, vlen).ok()?;
-            Some(HeaderRef {
-                key: std::str::from_utf8(key).ok()?,
-                value,
-            })
+            Some(HeaderRef { key: std::str::from_utf8(key).ok()?, value })
         })
     }
 
@@ -529,10 +501,7 @@ impl<'a> RecordRef<'a> {
             value: self.value.map(Bytes::copy_from_slice),
             headers: self
                 .headers()
-                .map(|h| Header {
-                    key: h.key.to_string(),
-                    value: h.value.map(Bytes::copy_from_slice),
-                })
+                .map(|h| Header { key: h.key.to_string(), value: h.value.map(Bytes::copy_from_slice) })
                 .collect(),
         })
     }
@@ -542,11 +511,7 @@ impl<'a> RecordRef<'a> {
 /// fetch may return) ends the iteration without an error; a header that
 /// cannot start a batch yields one error and ends it.
 pub fn batches(buf: &[u8]) -> BatchIter<'_> {
-    BatchIter {
-        buf,
-        pos: 0,
-        failed: false,
-    }
+    BatchIter { buf, pos: 0, failed: false }
 }
 
 /// Iterator returned by [`batches`].

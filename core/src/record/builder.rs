@@ -201,12 +201,7 @@ impl RecordBatchBuilder {
         out.extend_from_slice(&attributes.to_be_bytes());
         out.extend_from_slice(&self.last_offset_delta.to_be_bytes());
         out.extend_from_slice(&self.base_timestamp.unwrap_or(0).to_be_bytes());
-        out.extend_from_slice(
-            &self
-                .max_timestamp_override
-                .unwrap_or(self.max_timestamp)
-                .to_be_bytes(),
-        );
+        out.extend_from_slice(&self.max_timestamp_override.unwrap_or(self.max_timestamp).to_be_bytes());
         out.extend_from_slice(&self.producer_id.to_be_bytes());
         out.extend_from_slice(&self.producer_epoch.to_be_bytes());
         out.extend_from_slice(&self.base_sequence.to_be_bytes());
@@ -251,20 +246,10 @@ mod tests {
     use bytes::Bytes;
     use proptest::prelude::*;
 
-    const CODECS: [Compression; 5] = [
-        Compression::None,
-        Compression::Gzip,
-        Compression::Snappy,
-        Compression::Lz4,
-        Compression::Zstd,
-    ];
+    const CODECS: [Compression; 5] =
+        [Compression::None, Compression::Gzip, Compression::Snappy, Compression::Lz4, Compression::Zstd];
 
-    type ArbRecord = (
-        i64,
-        Option<Vec<u8>>,
-        Option<Vec<u8>>,
-        Vec<(String, Option<Vec<u8>>)>,
-    );
+    type ArbRecord = (i64, Option<Vec<u8>>, Option<Vec<u8>>, Vec<(String, Option<Vec<u8>>)>);
 
     fn arb_record() -> impl Strategy<Value = ArbRecord> {
         (
@@ -272,10 +257,7 @@ mod tests {
             proptest::option::of(proptest::collection::vec(any::<u8>(), 0..40)),
             proptest::option::of(proptest::collection::vec(any::<u8>(), 0..200)),
             proptest::collection::vec(
-                (
-                    "[a-z]{0,8}",
-                    proptest::option::of(proptest::collection::vec(any::<u8>(), 0..10)),
-                ),
+                ("[a-z]{0,8}", proptest::option::of(proptest::collection::vec(any::<u8>(), 0..10))),
                 0..3,
             ),
         )
@@ -365,10 +347,7 @@ mod tests {
             kp::RecordBatchEncoder::encode(
                 &mut buf,
                 &input,
-                &kp::RecordEncodeOptions {
-                    version: 2,
-                    compression: kp_codec,
-                },
+                &kp::RecordEncodeOptions { version: 2, compression: kp_codec },
             )
             .unwrap();
             let mut ours: Vec<Record> = Vec::new();
@@ -394,12 +373,7 @@ mod tests {
             let mut b = RecordBatchBuilder::new(codec);
             for i in 0..40i64 {
                 let headers = [Header::new("h", format!("v{i}"))];
-                b.append(
-                    5_000 + i,
-                    Some(format!("k{i}").as_bytes()),
-                    Some(&[i as u8; 64]),
-                    &headers,
-                );
+                b.append(5_000 + i, Some(format!("k{i}").as_bytes()), Some(&[i as u8; 64]), &headers);
             }
             let bytes = b.build(7).unwrap();
             let mut buf = Bytes::from(bytes);
@@ -422,9 +396,7 @@ mod tests {
         let bytes = b.build(0).unwrap();
         let batch = RecordBatch::parse(&bytes).unwrap();
         let recs = batch.to_records(0).unwrap();
-        assert!(recs
-            .iter()
-            .all(|r| r.timestamp == 9 && r.timestamp_type == TimestampType::LogAppendTime));
+        assert!(recs.iter().all(|r| r.timestamp == 9 && r.timestamp_type == TimestampType::LogAppendTime));
     }
 
     #[test]
@@ -435,17 +407,11 @@ mod tests {
         }
         let bytes = b.build(100).unwrap();
         let recs = RecordBatch::parse(&bytes).unwrap().to_records(105).unwrap();
-        assert_eq!(
-            recs.iter().map(|r| r.offset).collect::<Vec<_>>(),
-            (105..110).collect::<Vec<_>>()
-        );
+        assert_eq!(recs.iter().map(|r| r.offset).collect::<Vec<_>>(), (105..110).collect::<Vec<_>>());
     }
 
     #[test]
     fn empty_builder_refuses_to_build() {
-        assert!(matches!(
-            RecordBatchBuilder::new(Compression::None).build(0),
-            Err(RecordError::Empty)
-        ));
+        assert!(matches!(RecordBatchBuilder::new(Compression::None).build(0), Err(RecordError::Empty)));
     }
 }

@@ -22,10 +22,7 @@ const SNAPPY_XERIAL_BLOCK: usize = 32 * 1024;
 
 /// Compresses `raw` with `codec`. `Compression::None` copies.
 pub(crate) fn compress(codec: Compression, raw: &[u8]) -> Result<Vec<u8>, RecordError> {
-    let io_err = |e: std::io::Error| RecordError::Compression {
-        codec,
-        reason: e.to_string(),
-    };
+    let io_err = |e: std::io::Error| RecordError::Compression { codec, reason: e.to_string() };
     match codec {
         Compression::None => Ok(raw.to_vec()),
         Compression::Gzip => {
@@ -43,10 +40,7 @@ pub(crate) fn compress(codec: Compression, raw: &[u8]) -> Result<Vec<u8>, Record
             for block in raw.chunks(SNAPPY_XERIAL_BLOCK) {
                 let compressed = encoder
                     .compress_vec(block)
-                    .map_err(|e| RecordError::Compression {
-                        codec,
-                        reason: e.to_string(),
-                    })?;
+                    .map_err(|e| RecordError::Compression { codec, reason: e.to_string() })?;
                 out.extend_from_slice(&(compressed.len() as u32).to_be_bytes());
                 out.extend_from_slice(&compressed);
             }
@@ -55,10 +49,7 @@ pub(crate) fn compress(codec: Compression, raw: &[u8]) -> Result<Vec<u8>, Record
         Compression::Lz4 => {
             let mut enc = lz4_flex::frame::FrameEncoder::new(Vec::with_capacity(raw.len() / 2));
             enc.write_all(raw).map_err(io_err)?;
-            enc.finish().map_err(|e| RecordError::Compression {
-                codec,
-                reason: e.to_string(),
-            })
+            enc.finish().map_err(|e| RecordError::Compression { codec, reason: e.to_string() })
         }
         Compression::Zstd => zstd::stream::encode_all(raw, 3).map_err(io_err),
     }
@@ -73,10 +64,8 @@ pub(crate) fn decompress(codec: Compression, data: &[u8], limit: usize) -> Resul
         Compression::Snappy => decompress_snappy(data, limit),
         Compression::Lz4 => read_bounded(codec, lz4_flex::frame::FrameDecoder::new(data), limit),
         Compression::Zstd => {
-            let dec = zstd::stream::read::Decoder::new(data).map_err(|e| RecordError::Compression {
-                codec,
-                reason: e.to_string(),
-            })?;
+            let dec = zstd::stream::read::Decoder::new(data)
+                .map_err(|e| RecordError::Compression { codec, reason: e.to_string() })?;
             read_bounded(codec, dec, limit)
         }
     }
@@ -87,10 +76,7 @@ fn read_bounded(codec: Compression, reader: impl Read, limit: usize) -> Result<V
     reader
         .take(limit as u64 + 1)
         .read_to_end(&mut out)
-        .map_err(|e| RecordError::Compression {
-            codec,
-            reason: e.to_string(),
-        })?;
+        .map_err(|e| RecordError::Compression { codec, reason: e.to_string() })?;
     if out.len() > limit {
         return Err(RecordError::Compression {
             codec,
@@ -107,15 +93,11 @@ fn decompress_snappy(data: &[u8], limit: usize) -> Result<Vec<u8>, RecordError> 
     let mut raw_block = |block: &[u8], out: &mut Vec<u8>| -> Result<(), RecordError> {
         let len = snap::raw::decompress_len(block).map_err(|e| err(e.to_string()))?;
         if out.len() + len > limit {
-            return Err(err(format!(
-                "decompressed size exceeds the limit of {limit} bytes"
-            )));
+            return Err(err(format!("decompressed size exceeds the limit of {limit} bytes")));
         }
         let start = out.len();
         out.resize(start + len, 0);
-        decoder
-            .decompress(block, &mut out[start..])
-            .map_err(|e| err(e.to_string()))?;
+        decoder.decompress(block, &mut out[start..]).map_err(|e| err(e.to_string()))?;
         Ok(())
     };
     let mut out = Vec::new();
@@ -143,13 +125,8 @@ fn decompress_snappy(data: &[u8], limit: usize) -> Result<Vec<u8>, RecordError> 
 mod tests {
     use super::*;
 
-    const ALL: [Compression; 5] = [
-        Compression::None,
-        Compression::Gzip,
-        Compression::Snappy,
-        Compression::Lz4,
-        Compression::Zstd,
-    ];
+    const ALL: [Compression; 5] =
+        [Compression::None, Compression::Gzip, Compression::Snappy, Compression::Lz4, Compression::Zstd];
 
     #[test]
     fn every_codec_round_trips_large_and_empty_input() {
@@ -157,11 +134,7 @@ mod tests {
         for codec in ALL {
             for input in [&big[..], &[][..], b"x"] {
                 let packed = compress(codec, input).unwrap();
-                assert_eq!(
-                    decompress(codec, &packed, input.len()).unwrap(),
-                    input,
-                    "{codec:?}"
-                );
+                assert_eq!(decompress(codec, &packed, input.len()).unwrap(), input, "{codec:?}");
             }
         }
     }
@@ -178,13 +151,8 @@ mod tests {
 
     #[test]
     fn raw_snappy_without_xerial_header_is_accepted() {
-        let raw = snap::raw::Encoder::new()
-            .compress_vec(b"hello hello hello")
-            .unwrap();
-        assert_eq!(
-            decompress(Compression::Snappy, &raw, 100).unwrap(),
-            b"hello hello hello"
-        );
+        let raw = snap::raw::Encoder::new().compress_vec(b"hello hello hello").unwrap();
+        assert_eq!(decompress(Compression::Snappy, &raw, 100).unwrap(), b"hello hello hello");
     }
 
     #[test]

@@ -102,16 +102,10 @@ impl std::str::FromStr for Compression {
     type Err = RecordError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        [
-            Compression::None,
-            Compression::Gzip,
-            Compression::Snappy,
-            Compression::Lz4,
-            Compression::Zstd,
-        ]
-        .into_iter()
-        .find(|c| c.name() == s)
-        .ok_or_else(|| RecordError::UnknownCompressionName(s.to_string()))
+        [Compression::None, Compression::Gzip, Compression::Snappy, Compression::Lz4, Compression::Zstd]
+            .into_iter()
+            .find(|c| c.name() == s)
+            .ok_or_else(|| RecordError::UnknownCompressionName(s.to_string()))
     }
 }
 
@@ -137,10 +131,7 @@ pub struct Header {
 impl Header {
     /// A header with a value.
     pub fn new(key: impl Into<String>, value: impl Into<Bytes>) -> Self {
-        Header {
-            key: key.into(),
-            value: Some(value.into()),
-        }
+        Header { key: key.into(), value: Some(value.into()) }
     }
 }
 

@@ -17,10 +17,7 @@ pub fn open_log(dir: &Path, config: LogConfig) -> runnel_core::Result<Log> {
 /// The value stored for record `j` of batch `id`: recognisable and of varying length.
 pub fn value_for(id: u64, j: usize) -> Vec<u8> {
     let mut v = format!("batch-{id}-record-{j}-").into_bytes();
-    v.resize(
-        v.len() + (id as usize).wrapping_mul(7).wrapping_add(j * 13) % 200,
-        b'a' + (j % 26) as u8,
-    );
+    v.resize(v.len() + (id as usize).wrapping_mul(7).wrapping_add(j * 13) % 200, b'a' + (j % 26) as u8);
     v
 }
 
@@ -43,16 +40,9 @@ pub struct Rng(pub u64);
 
 impl Rng {
     pub fn from_time() -> Self {
-        let seed = std::env::var("RUNNEL_TEST_SEED")
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or_else(|| {
-                std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .unwrap()
-                    .as_nanos() as u64
-                    | 1
-            });
+        let seed = std::env::var("RUNNEL_TEST_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(|| {
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64 | 1
+        });
         eprintln!("seed: RUNNEL_TEST_SEED={seed}");
         Rng(seed)
     }
