@@ -120,6 +120,51 @@ pub enum Error {
     /// The log or broker was closed.
     #[error("{0} is closed")]
     Closed(String),
+    /// A record larger than a client limit.
+    #[error("record of {size} bytes for topic '{topic}' exceeds {setting}={limit}")]
+    MessageTooLarge {
+        /// Target topic.
+        topic: String,
+        /// Estimated encoded size.
+        size: usize,
+        /// The limit.
+        limit: usize,
+        /// The setting that sets it.
+        setting: &'static str,
+    },
+    /// A wait ran out of time.
+    #[error("timed out after {ms} ms waiting for {what}")]
+    Timeout {
+        /// What was awaited.
+        what: &'static str,
+        /// The limit in milliseconds.
+        ms: u64,
+    },
+    /// A record was accepted by `send` but could not be stored.
+    #[error("send to {topic}-{partition} failed: {source}")]
+    SendFailed {
+        /// Topic.
+        topic: String,
+        /// Partition.
+        partition: i32,
+        /// Why.
+        #[source]
+        source: std::sync::Arc<Error>,
+    },
+    /// A consumer has no position for a partition and `auto.offset.reset=none`.
+    #[error("no committed offset for {0} and auto.offset.reset=none")]
+    NoOffset(TopicPartition),
+    /// A cluster URL that cannot be used.
+    #[error("invalid cluster URL '{url}': {reason}")]
+    InvalidUrl {
+        /// The URL.
+        url: String,
+        /// Why.
+        reason: String,
+    },
+    /// An operation that needs `group.id` on a consumer without one.
+    #[error("{0} requires group.id to be set")]
+    NoGroup(&'static str),
 }
 
 impl Error {

@@ -46,6 +46,7 @@
 #![warn(missing_docs, unreachable_pub)]
 
 pub mod broker;
+pub mod client;
 mod error;
 pub mod log;
 pub mod record;

@@ -45,6 +45,9 @@ pub struct BrokerConfig {
     pub log_defaults: LogConfig,
     /// Partitions of a topic created without a count (`num.partitions`).
     pub num_partitions: i32,
+    /// Create a topic when a client first produces to or fetches metadata
+    /// for it (`auto.create.topics.enable`).
+    pub auto_create_topics: bool,
     /// How often retention and compaction run (`log.retention.check.interval.ms`).
     pub retention_check_interval_ms: i64,
     /// How often `flush.ms` is checked (`log.flush.scheduler.interval.ms`).
@@ -61,6 +64,7 @@ impl Default for BrokerConfig {
         BrokerConfig {
             log_defaults: LogConfig::default(),
             num_partitions: 1,
+            auto_create_topics: true,
             retention_check_interval_ms: 300_000,
             flush_scheduler_interval_ms: 1_000,
             background_maintenance: true,
@@ -99,6 +103,18 @@ impl BrokerConfig {
                     })?
                 }
                 "log.retention.check.interval.ms" => config.retention_check_interval_ms = int(1)?,
+                "auto.create.topics.enable" => {
+                    config.auto_create_topics = match value.trim() {
+                        "true" => true,
+                        "false" => false,
+                        other => {
+                            return Err(Error::InvalidConfig {
+                                key: key.clone(),
+                                reason: format!("'{other}' is not true or false"),
+                            })
+                        }
+                    }
+                }
                 "log.flush.scheduler.interval.ms" => config.flush_scheduler_interval_ms = int(1)?,
                 other => {
                     let Some((_, topic_key)) = LOG_DEFAULT_KEYS.iter().find(|(k, _)| *k == other) else {

@@ -59,6 +59,9 @@ struct Inner {
     topics: RwLock<BTreeMap<String, Topic>>,
     /// Serializes admin operations (create, delete, add partitions).
     admin: Mutex<()>,
+    /// Bumped by every change to the set of topics or partitions, so clients
+    /// can cache metadata and notice when it goes stale.
+    metadata_epoch: std::sync::atomic::AtomicU64,
     closed: AtomicBool,
     _lock: DataDirLock,
 }
@@ -127,6 +130,7 @@ impl Broker {
             config,
             topics: RwLock::new(topics),
             admin: Mutex::new(()),
+            metadata_epoch: std::sync::atomic::AtomicU64::new(0),
             closed: AtomicBool::new(false),
             _lock: lock,
         });
@@ -207,6 +211,7 @@ impl Broker {
             .write()
             .expect("topics lock")
             .insert(topic.name, Topic { configs: topic.configs, log_config, partitions });
+        self.bump_metadata_epoch();
         Ok(())
     }
 
@@ -271,6 +276,7 @@ impl Broker {
                 warn!(dir = %dir.display(), error = %e, "could not remove a deleted partition directory yet");
             }
         }
+        self.bump_metadata_epoch();
         info!(topic = name, "topic deleted");
         Ok(())
     }
@@ -306,8 +312,54 @@ impl Broker {
         if let Some(topic) = self.inner.topics.write().expect("topics lock").get_mut(name) {
             topic.partitions.extend(added);
         }
+        self.bump_metadata_epoch();
         info!(topic = name, from = current, to = total, "partitions added");
         Ok(())
+    }
+
+    fn bump_metadata_epoch(&self) {
+        self.inner.metadata_epoch.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// Changes whenever a topic is created or deleted or gains partitions.
+    pub fn metadata_epoch(&self) -> u64 {
+        self.inner.metadata_epoch.load(Ordering::Acquire)
+    }
+
+    /// Makes sure `name` exists: creates it with `num.partitions` partitions
+    /// when `auto.create.topics.enable` is on.
+    ///
+    /// # Errors
+    /// [`Error::UnknownTopic`] when it is missing and auto-creation is off;
+    /// [`Error::InvalidTopicName`] for a name Kafka would not accept.
+    pub fn ensure_topic(&self, name: &str) -> Result<()> {
+        if self.inner.topics.read().expect("topics lock").contains_key(name) {
+            return Ok(());
+        }
+        if !self.inner.config.auto_create_topics {
+            return Err(Error::UnknownTopic(name.to_string()));
+        }
+        match self.create_topic(NewTopic::new(name, self.inner.config.num_partitions)) {
+            Ok(()) | Err(Error::TopicExists(_)) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Every partition's log of a topic, or the reason it is offline.
+    ///
+    /// # Errors
+    /// [`Error::UnknownTopic`].
+    pub fn partition_logs(&self, name: &str) -> Result<Vec<std::result::Result<Arc<Log>, String>>> {
+        let topics = self.inner.topics.read().expect("topics lock");
+        let topic = topics.get(name).ok_or_else(|| Error::UnknownTopic(name.to_string()))?;
+        Ok(topic
+            .partitions
+            .iter()
+            .map(|slot| match slot {
+                PartitionSlot::Online(log) => Ok(log.clone()),
+                PartitionSlot::Offline(reason) => Err(reason.clone()),
+            })
+            .collect())
     }
 
     fn registry(&self) -> Vec<metadata::TopicRecord> {

@@ -289,6 +289,8 @@ pub struct Log {
     pending_seal: Mutex<Option<std::thread::JoinHandle<Result<()>>>>,
     /// Set by the first failed write or fsync; see [`Log::check_failed`].
     failed: Mutex<Option<String>>,
+    /// Publishes the log end offset to waiting readers after every append.
+    end_offset_tx: tokio::sync::watch::Sender<i64>,
     closed: AtomicBool,
 }
 
@@ -440,6 +442,7 @@ impl Log {
             cleaner: Mutex::new(cleaner::CleanerState::new(log_start)),
             pending_seal: Mutex::new(None),
             failed: Mutex::new(None),
+            end_offset_tx: tokio::sync::watch::Sender::new(log_end),
             closed: AtomicBool::new(false),
         })
     }
@@ -468,6 +471,12 @@ impl Log {
     /// Offset the next appended record will get.
     pub fn log_end_offset(&self) -> i64 {
         self.log_end_offset.load(Ordering::Acquire)
+    }
+
+    /// A receiver that sees the log end offset change after every append:
+    /// readers wait on it instead of polling.
+    pub fn watch_end_offset(&self) -> tokio::sync::watch::Receiver<i64> {
+        self.end_offset_tx.subscribe()
     }
 
     /// First offset still stored.
@@ -603,6 +612,7 @@ impl Log {
             next = header.next_offset();
             self.log_end_offset.store(next, Ordering::Release);
         }
+        self.end_offset_tx.send_replace(next);
         appender.unflushed_records += records;
         appender.first_unflushed_ms.get_or_insert(now);
         let due = config.flush_messages.is_some_and(|n| appender.unflushed_records >= n)

@@ -1,0 +1,169 @@
+//! The client API users, Streams and Connect share: [`Cluster`],
+//! [`Producer`], and (coming) `Consumer` and `Admin`.
+//!
+//! A cluster is named by a URL. `file:<dir>` opens the embedded cluster: a
+//! [`Broker`](crate::broker::Broker) in this process owning that data
+//! directory. `kafka://host:port[,host:port]` (a Kafka-compatible cluster)
+//! arrives with the broker issue; callers do not change, because every
+//! client is an enum over backends behind the same methods.
+//!
+//! Config keys follow the Java client (`acks`, `linger.ms`, `batch.size`,
+//! `group.id`, `auto.offset.reset`, ...), see [`ProducerConfig`] and
+//! [`ConsumerConfig`].
+
+mod config;
+mod embedded;
+mod partitioner;
+mod producer;
+mod record;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+pub use config::{Acks, AssignmentStrategy, ConsumerConfig, OffsetReset, ProducerConfig};
+pub use partitioner::{murmur2, partition_for_key};
+pub use producer::{Delivery, Producer};
+pub use record::{ConsumerRecord, ProducerRecord, RecordMetadata};
+
+use crate::broker::{Broker, BrokerConfig};
+use crate::{Error, Result};
+use embedded::EmbeddedCluster;
+
+/// Where a cluster lives, parsed from its URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClusterUrl {
+    /// `file:<data dir>`: the embedded cluster.
+    File(PathBuf),
+    /// `kafka://host:port[,host:port...]`: a Kafka-compatible cluster.
+    Kafka(Vec<String>),
+}
+
+impl std::str::FromStr for ClusterUrl {
+    type Err = Error;
+
+    /// ```
+    /// use runnel_core::client::ClusterUrl;
+    /// assert_eq!("file:./data".parse::<ClusterUrl>()?, ClusterUrl::File("./data".into()));
+    /// assert_eq!(
+    ///     "kafka://a:9092,b:9092".parse::<ClusterUrl>()?,
+    ///     ClusterUrl::Kafka(vec!["a:9092".into(), "b:9092".into()])
+    /// );
+    /// # Ok::<(), runnel_core::Error>(())
+    /// ```
+    fn from_str(url: &str) -> Result<Self> {
+        let invalid = |reason: &str| Error::InvalidUrl { url: url.to_string(), reason: reason.to_string() };
+        if let Some(path) = url.strip_prefix("file:") {
+            let path = path.strip_prefix("//").unwrap_or(path);
+            if path.is_empty() {
+                return Err(invalid("no directory after file:"));
+            }
+            return Ok(ClusterUrl::File(PathBuf::from(path)));
+        }
+        if let Some(hosts) = url.strip_prefix("kafka://") {
+            let hosts: Vec<String> =
+                hosts.split(',').map(str::trim).filter(|h| !h.is_empty()).map(String::from).collect();
+            if hosts.is_empty() {
+                return Err(invalid("no host:port after kafka://"));
+            }
+            if let Some(bad) =
+                hosts.iter().find(|h| h.rsplit_once(':').is_none_or(|(_, port)| port.parse::<u16>().is_err()))
+            {
+                return Err(invalid(&format!("'{bad}' is not host:port")));
+            }
+            return Ok(ClusterUrl::Kafka(hosts));
+        }
+        Err(invalid("expected file:<data dir> or kafka://host:port"))
+    }
+}
+
+#[derive(Debug, Clone)]
+enum Backend {
+    Embedded(Arc<EmbeddedCluster>),
+}
+
+/// A handle to a cluster; clone it freely. Creates producers, consumers
+/// and admin clients that all talk to the same cluster.
+///
+/// ```
+/// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+/// use runnel_core::client::{Cluster, ProducerConfig, ProducerRecord};
+/// let dir = tempfile::tempdir()?;
+/// let cluster = Cluster::open(&format!("file:{}", dir.path().display())).await?;
+/// let producer = cluster.producer(ProducerConfig::default())?;
+/// producer.send(ProducerRecord::new("events").value("hi")).await?;
+/// cluster.close().await?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// # }).unwrap();
+/// ```
+#[derive(Debug, Clone)]
+pub struct Cluster {
+    backend: Backend,
+}
+
+impl Cluster {
+    /// Opens the cluster named by `url` with default broker settings.
+    ///
+    /// # Errors
+    /// [`Error::InvalidUrl`]; for `file:`, whatever opening the data
+    /// directory reports (e.g. [`Error::DataDirLocked`]).
+    pub async fn open(url: &str) -> Result<Cluster> {
+        Self::open_with(url, BrokerConfig::default()).await
+    }
+
+    /// Opens the cluster named by `url`; `config` applies to an embedded one.
+    ///
+    /// # Errors
+    /// As [`Cluster::open`].
+    pub async fn open_with(url: &str, config: BrokerConfig) -> Result<Cluster> {
+        match url.parse::<ClusterUrl>()? {
+            ClusterUrl::File(dir) => {
+                let broker = tokio::task::spawn_blocking(move || Broker::open(dir, config))
+                    .await
+                    .map_err(|e| Error::Closed(format!("broker open task ({e})")))??;
+                Ok(Cluster::embedded(broker))
+            }
+            ClusterUrl::Kafka(_) => Err(Error::InvalidUrl {
+                url: url.to_string(),
+                reason: "the kafka:// backend is not available yet; use file:<data dir>".into(),
+            }),
+        }
+    }
+
+    /// Wraps an already open embedded broker.
+    pub fn embedded(broker: Broker) -> Cluster {
+        Cluster { backend: Backend::Embedded(Arc::new(EmbeddedCluster::new(broker))) }
+    }
+
+    /// The embedded broker, if this cluster is embedded.
+    pub fn broker(&self) -> Option<&Broker> {
+        match &self.backend {
+            Backend::Embedded(e) => Some(e.broker()),
+        }
+    }
+
+    /// A new producer.
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`] for inconsistent settings.
+    pub fn producer(&self, config: ProducerConfig) -> Result<Producer> {
+        match &self.backend {
+            Backend::Embedded(e) => Producer::embedded(e.clone(), config),
+        }
+    }
+
+    /// Closes an embedded cluster cleanly (every log fsynced and marked
+    /// clean). Clients still open fail from then on.
+    ///
+    /// # Errors
+    /// The first log that failed to close.
+    pub async fn close(&self) -> Result<()> {
+        match &self.backend {
+            Backend::Embedded(e) => {
+                let e = e.clone();
+                tokio::task::spawn_blocking(move || e.broker().close())
+                    .await
+                    .map_err(|e| Error::Closed(format!("broker close task ({e})")))?
+            }
+        }
+    }
+}

@@ -1,0 +1,459 @@
+//! Batches records per partition and hands them to one sender thread.
+//!
+//! Memory: every accepted record holds its estimated encoded size in a
+//! semaphore of `buffer.memory` permits until its batch is appended, so the
+//! bytes waiting in the accumulator never exceed the bound and `enqueue`
+//! waits (up to `max.block.ms`) when it is reached.
+//!
+//! Ordering: batches are sealed in a FIFO and appended by a single thread,
+//! so records of one partition reach the log in the order they were
+//! accepted. Completion sequence numbers follow the same FIFO, which is what
+//! `flush` waits on.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex, OnceLock};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use tokio::sync::{watch, Notify, Semaphore};
+use tracing::{debug, warn};
+
+use super::super::embedded::EmbeddedCluster;
+use super::super::partitioner::partition_for_key;
+use super::super::{ProducerConfig, ProducerRecord};
+use super::Delivery;
+use crate::log::Log;
+use crate::record::RecordBatchBuilder;
+use crate::time::{Clock, SystemClock};
+use crate::topic::TopicPartition;
+use crate::{Error, Result};
+
+/// Upper bound on the framing a record adds to its key, value and headers
+/// (length, attributes, timestamp and offset deltas, field lengths).
+const RECORD_OVERHEAD: usize = 21;
+
+/// What a stored batch reports back.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct BatchAck {
+    pub(crate) base_offset: i64,
+    pub(crate) log_append_time: Option<i64>,
+}
+
+/// The shared outcome of one batch, awaited by every record in it.
+#[derive(Debug, Default)]
+pub(crate) struct BatchCompletion {
+    outcome: OnceLock<std::result::Result<BatchAck, Arc<Error>>>,
+    notify: Notify,
+}
+
+impl BatchCompletion {
+    fn complete(&self, outcome: std::result::Result<BatchAck, Arc<Error>>) {
+        let _ = self.outcome.set(outcome);
+        self.notify.notify_waiters();
+    }
+
+    pub(crate) async fn wait(&self) -> std::result::Result<BatchAck, Arc<Error>> {
+        loop {
+            let notified = self.notify.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if let Some(outcome) = self.outcome.get() {
+                return outcome.clone();
+            }
+            notified.await;
+        }
+    }
+}
+
+#[derive(Debug)]
+struct OpenBatch {
+    builder: RecordBatchBuilder,
+    created: Instant,
+    completion: Arc<BatchCompletion>,
+    reserved: usize,
+}
+
+#[derive(Debug)]
+struct TopicState {
+    name: Arc<str>,
+    logs: Vec<std::result::Result<Arc<Log>, String>>,
+    sticky: i32,
+    open: Vec<Option<OpenBatch>>,
+}
+
+#[derive(Debug)]
+struct Sealed {
+    topic: Arc<str>,
+    partition: i32,
+    log: Arc<Log>,
+    batch: OpenBatch,
+    seq: u64,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    epoch: u64,
+    topics: HashMap<Arc<str>, TopicState>,
+    ready: VecDeque<Sealed>,
+    sealed_seq: u64,
+    shutdown: bool,
+    rng: u64,
+    /// Batches failed without being sent, whose memory the sender releases.
+    orphaned: Vec<OpenBatch>,
+}
+
+impl State {
+    fn next_random(&mut self) -> u64 {
+        let mut x = self.rng | 1;
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.rng = x;
+        x
+    }
+
+    /// Moves a partition's open batch to the ready queue and, if it was the
+    /// sticky partition for keyless records, picks another one.
+    fn seal(&mut self, topic: &Arc<str>, partition: i32) {
+        let random = self.next_random();
+        let Some(state) = self.topics.get_mut(topic) else { return };
+        let Some(batch) = state.open.get_mut(partition as usize).and_then(Option::take) else { return };
+        let Some(Ok(log)) = state.logs.get(partition as usize).cloned() else {
+            // The partition went away under the batch (its topic was re-created smaller).
+            let tp = TopicPartition::new(topic.to_string(), partition);
+            batch.completion.complete(Err(Arc::new(Error::UnknownPartition(tp))));
+            self.orphaned.push(batch);
+            return;
+        };
+        let n = state.logs.len() as i32;
+        if state.sticky == partition && n > 1 {
+            state.sticky = (partition + 1 + (random % (n as u64 - 1)) as i32) % n;
+        }
+        self.sealed_seq += 1;
+        let seq = self.sealed_seq;
+        self.ready.push_back(Sealed { topic: topic.clone(), partition, log, batch, seq });
+    }
+
+    fn seal_all(&mut self) {
+        let open: Vec<(Arc<str>, i32)> = self
+            .topics
+            .values()
+            .flat_map(|t| {
+                t.open
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, b)| b.is_some())
+                    .map(|(p, _)| (t.name.clone(), p as i32))
+            })
+            .collect();
+        for (topic, p) in open {
+            self.seal(&topic, p);
+        }
+    }
+
+    /// Seals batches older than `linger`; returns the earliest deadline of
+    /// those still open.
+    fn seal_expired(&mut self, linger: Duration, now: Instant) -> Option<Instant> {
+        let mut expired = Vec::new();
+        let mut next: Option<Instant> = None;
+        for t in self.topics.values() {
+            for (p, b) in t.open.iter().enumerate() {
+                if let Some(b) = b {
+                    let deadline = b.created + linger;
+                    if deadline <= now {
+                        expired.push((t.name.clone(), p as i32));
+                    } else {
+                        next = Some(next.map_or(deadline, |n: Instant| n.min(deadline)));
+                    }
+                }
+            }
+        }
+        for (topic, p) in expired {
+            self.seal(&topic, p);
+        }
+        next
+    }
+}
+
+/// The producer's shared core: accumulator state, memory bound, sender.
+#[derive(Debug)]
+pub(crate) struct Accumulator {
+    cluster: Arc<EmbeddedCluster>,
+    config: ProducerConfig,
+    memory: Semaphore,
+    state: Mutex<State>,
+    wake: Condvar,
+    completed: watch::Sender<u64>,
+    closed: AtomicBool,
+    sender: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl Accumulator {
+    pub(crate) fn start(cluster: Arc<EmbeddedCluster>, config: ProducerConfig) -> Result<Arc<Accumulator>> {
+        let seed = SystemClock.now_ms() as u64 ^ (Arc::as_ptr(&cluster) as u64);
+        let acc = Arc::new(Accumulator {
+            memory: Semaphore::new(config.buffer_memory),
+            config,
+            cluster,
+            state: Mutex::new(State { rng: seed, ..State::default() }),
+            wake: Condvar::new(),
+            completed: watch::Sender::new(0),
+            closed: AtomicBool::new(false),
+            sender: Mutex::new(None),
+        });
+        let worker = acc.clone();
+        let handle = std::thread::Builder::new()
+            .name(format!("runnel-producer-{}", acc.config.client_id))
+            .spawn(move || worker.run_sender())
+            .map_err(|e| Error::Io { op: "spawn producer sender", path: Default::default(), source: e })?;
+        *acc.sender.lock().expect("sender lock") = Some(handle);
+        Ok(acc)
+    }
+
+    fn estimate(record: &ProducerRecord) -> usize {
+        RECORD_OVERHEAD
+            + record.key.as_ref().map_or(0, |k| k.len())
+            + record.value.as_ref().map_or(0, |v| v.len())
+            + record
+                .headers
+                .iter()
+                .map(|h| h.key.len() + h.value.as_ref().map_or(0, |v| v.len()) + 10)
+                .sum::<usize>()
+    }
+
+    async fn reserve(&self, bytes: usize) -> Result<()> {
+        let acquired = match self.memory.try_acquire_many(bytes as u32) {
+            Ok(permit) => Ok(permit),
+            Err(tokio::sync::TryAcquireError::Closed) => return Err(Error::Closed("producer".into())),
+            Err(tokio::sync::TryAcquireError::NoPermits) => {
+                let wait = Duration::from_millis(self.config.max_block_ms);
+                match tokio::time::timeout(wait, self.memory.acquire_many(bytes as u32)).await {
+                    Ok(permit) => permit.map_err(|_| Error::Closed("producer".into())),
+                    Err(_) => {
+                        return Err(Error::Timeout {
+                            what: "producer buffer memory",
+                            ms: self.config.max_block_ms,
+                        })
+                    }
+                }
+            }
+        };
+        // Released by the sender thread once the batch is appended.
+        acquired?.forget();
+        Ok(())
+    }
+
+    pub(crate) async fn enqueue(&self, record: ProducerRecord) -> Result<Delivery> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(Error::Closed("producer".into()));
+        }
+        let size = Self::estimate(&record);
+        let limit = self.config.max_request_size;
+        if size > limit {
+            return Err(Error::MessageTooLarge {
+                topic: record.topic,
+                size,
+                limit,
+                setting: "max.request.size",
+            });
+        }
+        self.reserve(size).await?;
+        match self.append(record, size) {
+            Ok(delivery) => Ok(delivery),
+            Err(e) => {
+                self.memory.add_permits(size);
+                Err(e)
+            }
+        }
+    }
+
+    /// Refreshes the cached partitions of `topic` when the cluster's
+    /// metadata changed (or it is not cached yet).
+    fn topic_state<'s>(&self, state: &'s mut State, topic: &str) -> Result<&'s mut TopicState> {
+        let broker = self.cluster.broker();
+        let epoch = broker.metadata_epoch();
+        if epoch != state.epoch {
+            // Keep open batches of partitions that still exist; drop the cache.
+            state.epoch = epoch;
+            let names: Vec<Arc<str>> = state.topics.keys().cloned().collect();
+            for name in names {
+                match broker.partition_logs(&name) {
+                    Ok(logs) => {
+                        let t = state.topics.get_mut(&name).expect("listed");
+                        t.open.resize_with(logs.len().max(t.open.len()), || None);
+                        t.logs = logs;
+                    }
+                    Err(_) => {
+                        // The topic is gone: fail what was waiting for it.
+                        let t = state.topics.remove(&name).expect("listed");
+                        for batch in t.open.into_iter().flatten() {
+                            batch.completion.complete(Err(Arc::new(Error::UnknownTopic(name.to_string()))));
+                            self.memory.add_permits(batch.reserved);
+                        }
+                    }
+                }
+            }
+        }
+        if !state.topics.contains_key(topic) {
+            broker.ensure_topic(topic)?;
+            let logs = broker.partition_logs(topic)?;
+            let name: Arc<str> = Arc::from(topic);
+            let n = logs.len();
+            let sticky = (state.next_random() % n.max(1) as u64) as i32;
+            state.epoch = broker.metadata_epoch();
+            state.topics.insert(
+                name.clone(),
+                TopicState { name, logs, sticky, open: (0..n).map(|_| None).collect() },
+            );
+        }
+        Ok(state.topics.get_mut(topic).expect("just ensured"))
+    }
+
+    fn append(&self, record: ProducerRecord, size: usize) -> Result<Delivery> {
+        let now = Instant::now();
+        let timestamp = record.timestamp.unwrap_or_else(|| SystemClock.now_ms());
+        let mut state = self.state.lock().expect("producer state lock");
+        let batch_size = self.config.batch_size;
+        let t = self.topic_state(&mut state, &record.topic)?;
+        let n = t.logs.len() as i32;
+        let partition = match (record.partition, &record.key) {
+            (Some(p), _) => p,
+            (None, Some(key)) => partition_for_key(key, n),
+            (None, None) => t.sticky,
+        };
+        let tp = || TopicPartition::new(record.topic.clone(), partition);
+        if partition < 0 || partition >= n {
+            return Err(Error::UnknownPartition(tp()));
+        }
+        if let Err(reason) = &t.logs[partition as usize] {
+            return Err(Error::PartitionOffline { partition: tp(), reason: reason.clone() });
+        }
+        let topic = t.name.clone();
+        // Full batch: seal it and start another.
+        let full = t.open[partition as usize]
+            .as_ref()
+            .is_some_and(|b| !b.builder.is_empty() && b.builder.estimated_size() + size > batch_size);
+        if full {
+            state.seal(&topic, partition);
+            self.wake.notify_one();
+        }
+        let t = state.topics.get_mut(&topic).expect("present");
+        let slot = &mut t.open[partition as usize];
+        let created = slot.is_none();
+        let batch = slot.get_or_insert_with(|| OpenBatch {
+            builder: RecordBatchBuilder::with_capacity(self.config.compression, batch_size.min(1 << 20)),
+            created: now,
+            completion: Arc::new(BatchCompletion::default()),
+            reserved: 0,
+        });
+        let index =
+            batch.builder.append(timestamp, record.key.as_deref(), record.value.as_deref(), &record.headers);
+        batch.reserved += size;
+        let completion = batch.completion.clone();
+        let now_full = batch.builder.estimated_size() >= batch_size;
+        if now_full {
+            state.seal(&topic, partition);
+        }
+        if now_full || created || self.config.linger_ms == 0 {
+            self.wake.notify_one();
+        }
+        Ok(Delivery { completion, index: index as u32, topic, partition, timestamp })
+    }
+
+    /// The sender thread: waits for sealed or expired batches and appends
+    /// them in order.
+    fn run_sender(self: Arc<Self>) {
+        let linger = Duration::from_millis(self.config.linger_ms);
+        loop {
+            let work: Vec<Sealed> = {
+                let mut state = self.state.lock().expect("producer state lock");
+                loop {
+                    if state.shutdown {
+                        state.seal_all();
+                    }
+                    let next = state.seal_expired(linger, Instant::now());
+                    for orphan in std::mem::take(&mut state.orphaned) {
+                        self.memory.add_permits(orphan.reserved);
+                    }
+                    if !state.ready.is_empty() {
+                        break state.ready.drain(..).collect();
+                    }
+                    if state.shutdown {
+                        debug!(client = %self.config.client_id, "producer sender stopped");
+                        return;
+                    }
+                    state = match next {
+                        Some(deadline) => {
+                            let wait = deadline.saturating_duration_since(Instant::now());
+                            self.wake.wait_timeout(state, wait).expect("producer state lock").0
+                        }
+                        None => self.wake.wait(state).expect("producer state lock"),
+                    };
+                }
+            };
+            for sealed in work {
+                self.send_batch(sealed);
+            }
+        }
+    }
+
+    fn send_batch(&self, sealed: Sealed) {
+        let Sealed { topic, partition, log, batch, seq } = sealed;
+        let outcome = batch
+            .builder
+            .build(0)
+            .map_err(|e| Error::InvalidBatch {
+                partition: TopicPartition::new(topic.to_string(), partition),
+                position: 0,
+                source: e,
+            })
+            .and_then(|mut bytes| log.append(&mut bytes));
+        match outcome {
+            Ok(info) => batch.completion.complete(Ok(BatchAck {
+                base_offset: info.first_offset,
+                log_append_time: info.log_append_time,
+            })),
+            Err(e) => {
+                warn!(topic = %topic, partition, error = %e, "producer batch failed");
+                batch.completion.complete(Err(Arc::new(e)));
+            }
+        }
+        self.memory.add_permits(batch.reserved);
+        self.completed.send_replace(seq);
+    }
+
+    pub(crate) async fn flush(&self) -> Result<()> {
+        let target = {
+            let mut state = self.state.lock().expect("producer state lock");
+            state.seal_all();
+            state.sealed_seq
+        };
+        self.wake.notify_one();
+        let mut completed = self.completed.subscribe();
+        completed.wait_for(|&done| done >= target).await.map_err(|_| Error::Closed("producer".into()))?;
+        Ok(())
+    }
+
+    pub(crate) async fn close(&self) -> Result<()> {
+        if self.closed.swap(true, Ordering::AcqRel) {
+            return Ok(());
+        }
+        let flushed = self.flush().await;
+        self.shutdown();
+        let handle = self.sender.lock().expect("sender lock").take();
+        if let Some(handle) = handle {
+            let _ = tokio::task::spawn_blocking(move || handle.join()).await;
+        }
+        flushed
+    }
+
+    /// Stops accepting records; the sender sends everything already
+    /// accepted, then exits.
+    pub(crate) fn shutdown(&self) {
+        self.closed.store(true, Ordering::Release);
+        self.memory.close();
+        self.state.lock().expect("producer state lock").shutdown = true;
+        self.wake.notify_one();
+    }
+}

@@ -1,0 +1,173 @@
+//! The producer: `send` a record, get back where it was stored.
+//!
+//! Records are grouped per partition into batches in an accumulator and
+//! written by one sender thread, so a caller that does not wait for each
+//! delivery gets the log's batch throughput:
+//!
+//! * a batch is sent when it reaches `batch.size`, when it is `linger.ms`
+//!   old, or on [`Producer::flush`];
+//! * records waiting to be sent hold `buffer.memory` bytes; when it is used
+//!   up, `send` waits (backpressure) for up to `max.block.ms`;
+//! * records with a key go to `murmur2(key) % partitions`, as with the Java
+//!   client; records without a key stick to one partition until its batch
+//!   is sent, then move on (sticky partitioning); an explicit partition
+//!   wins over both;
+//! * within a partition, records are stored in the order `send` accepted them.
+//!
+//! # Example
+//!
+//! ```
+//! # tokio::runtime::Runtime::new().unwrap().block_on(async {
+//! use runnel_core::client::{Cluster, ProducerConfig, ProducerRecord};
+//!
+//! let dir = tempfile::tempdir()?;
+//! let cluster = Cluster::open(&format!("file:{}", dir.path().display())).await?;
+//! let producer = cluster.producer(ProducerConfig::default())?;
+//! let meta = producer.send(ProducerRecord::new("clicks").key("u42").value("hello")).await?;
+//! assert_eq!(meta.offset, 0);
+//!
+//! // Pipelined: enqueue many, then wait for the deliveries.
+//! let mut pending = Vec::new();
+//! for i in 0..100 {
+//!     pending.push(producer.enqueue(ProducerRecord::new("clicks").value(format!("v{i}"))).await?);
+//! }
+//! for delivery in pending {
+//!     delivery.await?;
+//! }
+//! producer.close().await?;
+//! cluster.close().await?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! # }).unwrap();
+//! ```
+
+mod accumulator;
+
+use std::future::{Future, IntoFuture};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use accumulator::{Accumulator, BatchCompletion};
+
+use super::embedded::EmbeddedCluster;
+use super::{ProducerConfig, ProducerRecord, RecordMetadata};
+use crate::{Error, Result};
+
+/// Sends records to a cluster. Cheap to share behind an `Arc`; every method
+/// takes `&self`.
+#[derive(Debug)]
+pub struct Producer {
+    accumulator: Arc<Accumulator>,
+}
+
+impl Producer {
+    pub(crate) fn embedded(cluster: Arc<EmbeddedCluster>, config: ProducerConfig) -> Result<Producer> {
+        Ok(Producer { accumulator: Accumulator::start(cluster, config.validated()?)? })
+    }
+
+    /// Sends a record and waits until it is stored.
+    ///
+    /// # Errors
+    /// As [`Producer::enqueue`], and [`Error::SendFailed`] when the batch
+    /// could not be appended.
+    pub async fn send(&self, record: ProducerRecord) -> Result<RecordMetadata> {
+        self.enqueue(record).await?.await
+    }
+
+    /// Accepts a record into a batch and returns a [`Delivery`] to await its
+    /// result. Waits only when `buffer.memory` is used up.
+    ///
+    /// # Errors
+    /// [`Error::UnknownTopic`] (unless auto-creation is on),
+    /// [`Error::UnknownPartition`], [`Error::MessageTooLarge`],
+    /// [`Error::Timeout`] after `max.block.ms` without buffer memory,
+    /// [`Error::Closed`] after [`Producer::close`].
+    ///
+    /// # Cancel safety
+    /// Cancelling while waiting for memory sends nothing; once this returns,
+    /// the record will be sent whether or not the delivery is awaited.
+    pub async fn enqueue(&self, record: ProducerRecord) -> Result<Delivery> {
+        self.accumulator.enqueue(record).await
+    }
+
+    /// Sends every record accepted so far and waits until each is stored.
+    ///
+    /// # Errors
+    /// [`Error::Closed`] if the sender stopped.
+    pub async fn flush(&self) -> Result<()> {
+        self.accumulator.flush().await
+    }
+
+    /// Flushes, then stops the sender. Later sends fail with
+    /// [`Error::Closed`].
+    ///
+    /// # Errors
+    /// As [`Producer::flush`].
+    pub async fn close(&self) -> Result<()> {
+        self.accumulator.close().await
+    }
+}
+
+impl Drop for Producer {
+    fn drop(&mut self) {
+        // The sender drains what was accepted before it stops.
+        self.accumulator.shutdown();
+    }
+}
+
+/// The pending result of one enqueued record; await it (it is
+/// `IntoFuture`) for the [`RecordMetadata`].
+#[derive(Debug)]
+pub struct Delivery {
+    completion: Arc<BatchCompletion>,
+    index: u32,
+    topic: Arc<str>,
+    partition: i32,
+    timestamp: i64,
+}
+
+impl Delivery {
+    /// The partition the record was assigned to.
+    pub fn partition(&self) -> i32 {
+        self.partition
+    }
+
+    /// Waits for the result.
+    ///
+    /// # Errors
+    /// [`Error::SendFailed`] with the reason the batch was not stored.
+    pub async fn wait(self) -> Result<RecordMetadata> {
+        let outcome = self.completion.wait().await;
+        match outcome {
+            Ok(ack) => Ok(RecordMetadata {
+                topic: self.topic.to_string(),
+                partition: self.partition,
+                offset: ack.base_offset + i64::from(self.index),
+                timestamp: ack.log_append_time.unwrap_or(self.timestamp),
+            }),
+            Err(source) => {
+                Err(Error::SendFailed { topic: self.topic.to_string(), partition: self.partition, source })
+            }
+        }
+    }
+
+    /// Waits at most `timeout` for the result.
+    ///
+    /// # Errors
+    /// As [`Delivery::wait`], or [`Error::Timeout`].
+    pub async fn wait_timeout(self, timeout: Duration) -> Result<RecordMetadata> {
+        let ms = timeout.as_millis() as u64;
+        tokio::time::timeout(timeout, self.wait())
+            .await
+            .map_err(|_| Error::Timeout { what: "delivery", ms })?
+    }
+}
+
+impl IntoFuture for Delivery {
+    type Output = Result<RecordMetadata>;
+    type IntoFuture = Pin<Box<dyn Future<Output = Result<RecordMetadata>> + Send>>;
+
+    fn into_future(self) -> Self::IntoFuture {
+        Box::pin(self.wait())
+    }
+}

@@ -1,0 +1,116 @@
+//! The records clients send and receive.
+
+use bytes::Bytes;
+
+use crate::record::{Header, TimestampType};
+use crate::topic::TopicPartition;
+
+/// A record to send: the topic, and optionally a partition, key, value,
+/// timestamp and headers.
+///
+/// ```
+/// use runnel_core::client::ProducerRecord;
+/// let r = ProducerRecord::new("clicks").key("user-42").value(r#"{"page":"/"}"#).header("source", "web");
+/// assert_eq!(r.topic, "clicks");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProducerRecord {
+    /// Target topic.
+    pub topic: String,
+    /// Explicit partition; `None` lets the partitioner choose (murmur2 of the
+    /// key, or sticky for records without a key).
+    pub partition: Option<i32>,
+    /// Key bytes.
+    pub key: Option<Bytes>,
+    /// Value bytes; `None` is a tombstone.
+    pub value: Option<Bytes>,
+    /// Milliseconds since the epoch; `None` takes the send time.
+    pub timestamp: Option<i64>,
+    /// Headers, in order.
+    pub headers: Vec<Header>,
+}
+
+impl ProducerRecord {
+    /// A record for `topic` with no key, value or headers yet.
+    pub fn new(topic: impl Into<String>) -> Self {
+        ProducerRecord {
+            topic: topic.into(),
+            partition: None,
+            key: None,
+            value: None,
+            timestamp: None,
+            headers: Vec::new(),
+        }
+    }
+
+    /// Sets the key.
+    pub fn key(mut self, key: impl Into<Bytes>) -> Self {
+        self.key = Some(key.into());
+        self
+    }
+
+    /// Sets the value.
+    pub fn value(mut self, value: impl Into<Bytes>) -> Self {
+        self.value = Some(value.into());
+        self
+    }
+
+    /// Sends to this partition.
+    pub fn partition(mut self, partition: i32) -> Self {
+        self.partition = Some(partition);
+        self
+    }
+
+    /// Sets the timestamp (ms since the epoch).
+    pub fn timestamp(mut self, timestamp: i64) -> Self {
+        self.timestamp = Some(timestamp);
+        self
+    }
+
+    /// Adds a header.
+    pub fn header(mut self, key: impl Into<String>, value: impl Into<Bytes>) -> Self {
+        self.headers.push(Header::new(key, value));
+        self
+    }
+}
+
+/// Where a sent record was stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordMetadata {
+    /// Topic.
+    pub topic: String,
+    /// Partition.
+    pub partition: i32,
+    /// Offset in the partition.
+    pub offset: i64,
+    /// The record's timestamp (the append time for `LogAppendTime` topics).
+    pub timestamp: i64,
+}
+
+/// A record returned by a consumer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsumerRecord {
+    /// Topic.
+    pub topic: String,
+    /// Partition.
+    pub partition: i32,
+    /// Offset.
+    pub offset: i64,
+    /// Timestamp (ms since the epoch).
+    pub timestamp: i64,
+    /// What the timestamp means.
+    pub timestamp_type: TimestampType,
+    /// Key.
+    pub key: Option<Bytes>,
+    /// Value.
+    pub value: Option<Bytes>,
+    /// Headers.
+    pub headers: Vec<Header>,
+}
+
+impl ConsumerRecord {
+    /// The record's topic-partition.
+    pub fn topic_partition(&self) -> TopicPartition {
+        TopicPartition::new(self.topic.clone(), self.partition)
+    }
+}

@@ -1,0 +1,251 @@
+//! The producer against the embedded cluster: partitioning, batching,
+//! backpressure, flush and close.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use runnel_core::broker::BrokerConfig;
+use runnel_core::client::{partition_for_key, Cluster, ProducerConfig, ProducerRecord};
+use runnel_core::topic::NewTopic;
+use runnel_core::Error;
+
+async fn cluster(dir: &std::path::Path, auto_create: bool) -> Cluster {
+    let config =
+        BrokerConfig { background_maintenance: false, auto_create_topics: auto_create, ..Default::default() };
+    Cluster::open_with(&format!("file:{}", dir.display()), config).await.unwrap()
+}
+
+fn create(cluster: &Cluster, topic: &str, partitions: i32) {
+    cluster.broker().unwrap().create_topic(NewTopic::new(topic, partitions)).unwrap();
+}
+
+fn read_partition(cluster: &Cluster, topic: &str, p: i32) -> Vec<runnel_core::record::Record> {
+    let log = cluster.broker().unwrap().log(topic, p).unwrap();
+    let mut out = Vec::new();
+    let mut offset = 0;
+    while offset < log.log_end_offset() {
+        let records = log.read_records(offset, 1 << 20).unwrap();
+        offset = records.last().unwrap().offset + 1;
+        out.extend(records);
+    }
+    out
+}
+
+#[tokio::test]
+async fn keyed_records_land_where_the_java_partitioner_puts_them_in_send_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = cluster(dir.path(), false).await;
+    create(&cluster, "orders", 6);
+    let producer = cluster.producer(ProducerConfig::default()).unwrap();
+    let mut expected: BTreeMap<i32, Vec<String>> = BTreeMap::new();
+    let mut deliveries = Vec::new();
+    for i in 0..600 {
+        let key = format!("customer-{}", i % 37);
+        let value = format!("order-{i}");
+        expected.entry(partition_for_key(key.as_bytes(), 6)).or_default().push(value.clone());
+        deliveries.push(producer.enqueue(ProducerRecord::new("orders").key(key).value(value)).await.unwrap());
+    }
+    let mut offsets: BTreeMap<i32, Vec<i64>> = BTreeMap::new();
+    for d in deliveries {
+        let meta = d.await.unwrap();
+        offsets.entry(meta.partition).or_default().push(meta.offset);
+    }
+    for (p, values) in &expected {
+        let stored: Vec<String> = read_partition(&cluster, "orders", *p)
+            .iter()
+            .map(|r| String::from_utf8(r.value.clone().unwrap().to_vec()).unwrap())
+            .collect();
+        assert_eq!(&stored, values, "partition {p} holds its keys in send order");
+        assert_eq!(offsets[p], (0..values.len() as i64).collect::<Vec<_>>());
+    }
+    producer.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn keyless_records_stick_to_a_partition_for_a_batch_then_move_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = cluster(dir.path(), false).await;
+    create(&cluster, "logs", 4);
+    let config = ProducerConfig::default().linger_ms(60_000).batch_size(2000);
+    let producer = cluster.producer(config).unwrap();
+    let mut partitions = Vec::new();
+    for i in 0..200 {
+        let d = producer.enqueue(ProducerRecord::new("logs").value(format!("line {i:>40}"))).await.unwrap();
+        partitions.push(d.partition());
+    }
+    producer.flush().await.unwrap();
+    // Runs of the same partition, each about one batch (2000 bytes / ~70 per record).
+    let mut runs = vec![(partitions[0], 1)];
+    for p in &partitions[1..] {
+        if *p == runs.last().unwrap().0 {
+            runs.last_mut().unwrap().1 += 1;
+        } else {
+            runs.push((*p, 1));
+        }
+    }
+    assert!(runs.len() >= 5, "moves on after each batch: {runs:?}");
+    assert!(runs[..runs.len() - 1].iter().all(|(_, n)| *n >= 20), "sticks for a whole batch: {runs:?}");
+    let used: std::collections::BTreeSet<i32> = partitions.iter().copied().collect();
+    assert!(used.len() > 1);
+}
+
+#[tokio::test]
+async fn explicit_partitions_headers_and_timestamps_are_stored() {
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = cluster(dir.path(), false).await;
+    create(&cluster, "t", 3);
+    let producer = cluster.producer(ProducerConfig::default()).unwrap();
+    let meta = producer
+        .send(
+            ProducerRecord::new("t")
+                .partition(2)
+                .key("k")
+                .value("v")
+                .timestamp(1_234_567)
+                .header("trace", "abc"),
+        )
+        .await
+        .unwrap();
+    assert_eq!((meta.partition, meta.offset, meta.timestamp), (2, 0, 1_234_567));
+    let stored = &read_partition(&cluster, "t", 2)[0];
+    assert_eq!(stored.timestamp, 1_234_567);
+    assert_eq!(stored.headers[0].key, "trace");
+    assert_eq!(stored.headers[0].value.as_deref(), Some(&b"abc"[..]));
+    let tombstone = producer.send(ProducerRecord::new("t").partition(2).key("k")).await.unwrap();
+    assert_eq!(tombstone.offset, 1);
+    assert_eq!(read_partition(&cluster, "t", 2)[1].value, None);
+}
+
+#[tokio::test]
+async fn bad_sends_fail_clearly_and_send_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = cluster(dir.path(), false).await;
+    create(&cluster, "t", 2);
+    let config = ProducerConfig::default().set("max.request.size", "1000").unwrap();
+    let producer = cluster.producer(config).unwrap();
+    let err = producer.send(ProducerRecord::new("missing").value("x")).await.unwrap_err();
+    assert!(matches!(err, Error::UnknownTopic(ref t) if t == "missing"), "{err}");
+    let err = producer.send(ProducerRecord::new("t").partition(5).value("x")).await.unwrap_err();
+    assert!(err.to_string().contains("unknown partition t-5"), "{err}");
+    let err = producer.send(ProducerRecord::new("t").value(vec![0u8; 2000])).await.unwrap_err();
+    assert!(err.to_string().contains("exceeds max.request.size=1000"), "{err}");
+    producer.flush().await.unwrap();
+    let log_ends: Vec<i64> =
+        (0..2).map(|p| cluster.broker().unwrap().log("t", p).unwrap().log_end_offset()).collect();
+    assert_eq!(log_ends, vec![0, 0]);
+    // The producer still works.
+    producer.send(ProducerRecord::new("t").value("ok")).await.unwrap();
+}
+
+#[tokio::test]
+async fn unknown_topics_are_created_when_auto_create_is_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = cluster(dir.path(), true).await;
+    let producer = cluster.producer(ProducerConfig::default()).unwrap();
+    producer.send(ProducerRecord::new("fresh").value("x")).await.unwrap();
+    assert_eq!(cluster.broker().unwrap().partition_count("fresh").unwrap(), 1);
+    let err = producer.send(ProducerRecord::new("bad name").value("x")).await.unwrap_err();
+    assert!(matches!(err, Error::InvalidTopicName { .. }), "{err}");
+}
+
+#[tokio::test]
+async fn a_full_buffer_applies_backpressure_until_batches_are_sent() {
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = cluster(dir.path(), false).await;
+    create(&cluster, "t", 1);
+    let config = ProducerConfig::default()
+        .linger_ms(3_600_000)
+        .batch_size(1 << 20)
+        .set("buffer.memory", "4096")
+        .unwrap()
+        .set("max.request.size", "1024")
+        .unwrap()
+        .set("max.block.ms", "200")
+        .unwrap();
+    let producer = cluster.producer(config).unwrap();
+    let mut accepted = Vec::new();
+    let blocked = loop {
+        match producer.enqueue(ProducerRecord::new("t").value(vec![1u8; 500])).await {
+            Ok(d) => accepted.push(d),
+            Err(e) => break e,
+        }
+        assert!(accepted.len() < 100, "the buffer bound never applied");
+    };
+    assert!(matches!(blocked, Error::Timeout { what: "producer buffer memory", .. }), "{blocked}");
+    assert_eq!(accepted.len(), 4096 / 521, "as many 521-byte records as fit in 4096 bytes");
+    // A send waiting for memory proceeds as soon as a flush frees it.
+    let producer = std::sync::Arc::new(producer);
+    let waiting = {
+        let producer = producer.clone();
+        tokio::spawn(async move { producer.enqueue(ProducerRecord::new("t").value(vec![2u8; 500])).await })
+    };
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    producer.flush().await.unwrap();
+    let late = waiting.await.unwrap().unwrap();
+    for d in accepted {
+        d.await.unwrap();
+    }
+    producer.flush().await.unwrap();
+    assert_eq!(late.await.unwrap().offset, 7);
+}
+
+#[tokio::test]
+async fn close_and_drop_send_everything_already_accepted() {
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = cluster(dir.path(), false).await;
+    create(&cluster, "t", 2);
+    let slow = ProducerConfig::default().linger_ms(3_600_000).batch_size(1 << 20);
+    let producer = cluster.producer(slow.clone()).unwrap();
+    let mut deliveries = Vec::new();
+    for i in 0..500 {
+        deliveries
+            .push(producer.enqueue(ProducerRecord::new("t").key(format!("{i}")).value("x")).await.unwrap());
+    }
+    producer.close().await.unwrap();
+    for d in deliveries {
+        d.await.unwrap();
+    }
+    assert!(matches!(producer.send(ProducerRecord::new("t").value("late")).await, Err(Error::Closed(_))));
+
+    let producer = cluster.producer(slow).unwrap();
+    let mut deliveries = Vec::new();
+    for _ in 0..100 {
+        deliveries.push(producer.enqueue(ProducerRecord::new("t").partition(0).value("y")).await.unwrap());
+    }
+    drop(producer);
+    let last = futures::future::join_all(deliveries.into_iter().map(|d| d.wait())).await;
+    assert!(last.iter().all(Result::is_ok));
+    let total: i64 = (0..2).map(|p| cluster.broker().unwrap().log("t", p).unwrap().log_end_offset()).sum();
+    assert_eq!(total, 600);
+}
+
+#[tokio::test]
+async fn concurrent_senders_keep_their_own_order_within_a_partition() {
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = cluster(dir.path(), false).await;
+    create(&cluster, "t", 1);
+    let producer = std::sync::Arc::new(cluster.producer(ProducerConfig::default().linger_ms(1)).unwrap());
+    let tasks: Vec<_> = (0..4)
+        .map(|task| {
+            let producer = producer.clone();
+            tokio::spawn(async move {
+                for i in 0..500 {
+                    producer.enqueue(ProducerRecord::new("t").value(format!("{task}:{i}"))).await.unwrap();
+                }
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    producer.flush().await.unwrap();
+    let mut next = [0; 4];
+    for r in read_partition(&cluster, "t", 0) {
+        let v = String::from_utf8(r.value.unwrap().to_vec()).unwrap();
+        let (task, i) = v.split_once(':').unwrap();
+        let (task, i): (usize, usize) = (task.parse().unwrap(), i.parse().unwrap());
+        assert_eq!(i, next[task], "task {task} out of order");
+        next[task] += 1;
+    }
+    assert_eq!(next, [500; 4]);
+}
