@@ -165,6 +165,31 @@ pub enum Error {
     /// An operation that needs `group.id` on a consumer without one.
     #[error("{0} requires group.id to be set")]
     NoGroup(&'static str),
+    /// A group no longer knows this member.
+    #[error("member {member} is not in group '{group}'")]
+    UnknownMember {
+        /// Group.
+        group: String,
+        /// Member id.
+        member: String,
+    },
+    /// An offset commit was rejected.
+    #[error("commit to group '{group}' rejected: {reason}")]
+    CommitFailed {
+        /// Group.
+        group: String,
+        /// Why.
+        reason: String,
+    },
+    /// Deleting a group that still has members.
+    #[error("group '{0}' still has active members")]
+    GroupNotEmpty(String),
+    /// A group that does not exist.
+    #[error("unknown group '{0}'")]
+    UnknownGroup(String),
+    /// A partition that is not assigned to this consumer.
+    #[error("partition {0} is not assigned to this consumer")]
+    NotAssigned(TopicPartition),
 }
 
 impl Error {

@@ -48,6 +48,9 @@ pub struct BrokerConfig {
     /// Create a topic when a client first produces to or fetches metadata
     /// for it (`auto.create.topics.enable`).
     pub auto_create_topics: bool,
+    /// Partitions of `__consumer_offsets` when it is first created
+    /// (`offsets.topic.num.partitions`).
+    pub offsets_topic_partitions: i32,
     /// How often retention and compaction run (`log.retention.check.interval.ms`).
     pub retention_check_interval_ms: i64,
     /// How often `flush.ms` is checked (`log.flush.scheduler.interval.ms`).
@@ -65,6 +68,7 @@ impl Default for BrokerConfig {
             log_defaults: LogConfig::default(),
             num_partitions: 1,
             auto_create_topics: true,
+            offsets_topic_partitions: 1,
             retention_check_interval_ms: 300_000,
             flush_scheduler_interval_ms: 1_000,
             background_maintenance: true,
@@ -103,6 +107,9 @@ impl BrokerConfig {
                     })?
                 }
                 "log.retention.check.interval.ms" => config.retention_check_interval_ms = int(1)?,
+                "offsets.topic.num.partitions" => {
+                    config.offsets_topic_partitions = int(1)?.min(i64::from(super::MAX_PARTITIONS)) as i32
+                }
                 "auto.create.topics.enable" => {
                     config.auto_create_topics = match value.trim() {
                         "true" => true,

@@ -13,8 +13,10 @@
 //! kept *offline* with the reason; every other partition keeps serving.
 
 mod config;
+pub mod group;
 mod lock;
 mod metadata;
+mod offsets;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -34,6 +36,7 @@ use crate::{Error, Result};
 pub use config::BrokerConfig;
 pub use lock::{DataDirLock, LOCK_FILE};
 pub use metadata::METADATA_FILE;
+pub use offsets::{OffsetAndMetadata, OFFSETS_TOPIC};
 
 /// Largest partition count one topic may have.
 pub const MAX_PARTITIONS: i32 = 10_000;
@@ -62,6 +65,9 @@ struct Inner {
     /// Bumped by every change to the set of topics or partitions, so clients
     /// can cache metadata and notice when it goes stale.
     metadata_epoch: std::sync::atomic::AtomicU64,
+    /// Committed offsets (the in-memory view of `__consumer_offsets`).
+    offsets: Mutex<offsets::OffsetCache>,
+    groups: group::GroupCoordinator,
     closed: AtomicBool,
     _lock: DataDirLock,
 }
@@ -131,10 +137,13 @@ impl Broker {
             topics: RwLock::new(topics),
             admin: Mutex::new(()),
             metadata_epoch: std::sync::atomic::AtomicU64::new(0),
+            offsets: Mutex::new(offsets::OffsetCache::default()),
+            groups: group::GroupCoordinator::default(),
             closed: AtomicBool::new(false),
             _lock: lock,
         });
         let broker = Broker { inner, maintenance: Mutex::new(None) };
+        broker.load_offsets()?;
         if broker.inner.config.background_maintenance {
             broker.start_maintenance()?;
         }
@@ -177,6 +186,13 @@ impl Broker {
     /// [`Error::InvalidTopicName`], [`Error::TopicExists`],
     /// [`Error::InvalidPartitions`], [`Error::InvalidConfig`] naming the key.
     pub fn create_topic(&self, topic: NewTopic) -> Result<()> {
+        if is_internal(&topic.name) {
+            return Err(Error::InvalidTopicName { name: topic.name, reason: "is an internal topic".into() });
+        }
+        self.create_topic_unchecked(topic)
+    }
+
+    fn create_topic_unchecked(&self, topic: NewTopic) -> Result<()> {
         self.check_open()?;
         validate_topic_name(&topic.name)?;
         validate_partition_count(&topic.name, topic.num_partitions)?;
@@ -378,7 +394,114 @@ impl Broker {
 
     /// Topic names, sorted.
     pub fn list_topics(&self) -> Vec<String> {
+        self.inner.topics.read().expect("topics lock").keys().filter(|t| !is_internal(t)).cloned().collect()
+    }
+
+    /// The group coordinator.
+    pub fn groups(&self) -> &group::GroupCoordinator {
+        &self.inner.groups
+    }
+
+    /// The broker's clock reading.
+    pub fn now_ms(&self) -> i64 {
+        self.inner.config.clock.now_ms()
+    }
+
+    /// Topic names including internal ones (`__consumer_offsets`), sorted.
+    pub fn list_all_topics(&self) -> Vec<String> {
         self.inner.topics.read().expect("topics lock").keys().cloned().collect()
+    }
+
+    fn load_offsets(&self) -> Result<()> {
+        let Ok(logs) = self.partition_logs(OFFSETS_TOPIC) else { return Ok(()) };
+        let mut cache = self.inner.offsets.lock().expect("offsets lock");
+        for log in logs {
+            let log = log.map_err(|reason| Error::PartitionOffline {
+                partition: TopicPartition::new(OFFSETS_TOPIC, -1),
+                reason,
+            })?;
+            let mut offset = log.log_start_offset();
+            while offset < log.log_end_offset() {
+                let records = log.read_records(offset, 1 << 20)?;
+                let Some(last) = records.last() else { break };
+                offset = last.offset + 1;
+                for r in &records {
+                    if let Some(key) = &r.key {
+                        cache.apply(key, r.value.as_deref());
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn offsets_log(&self, group: &str) -> Result<Arc<Log>> {
+        if !self.inner.topics.read().expect("topics lock").contains_key(OFFSETS_TOPIC) {
+            let topic = NewTopic::new(OFFSETS_TOPIC, self.inner.config.offsets_topic_partitions)
+                .config("cleanup.policy", "compact")
+                .config("segment.bytes", "104857600");
+            match self.create_topic_unchecked(topic) {
+                Ok(()) | Err(Error::TopicExists(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        let n = self.partition_count(OFFSETS_TOPIC)?;
+        self.log(OFFSETS_TOPIC, offsets::partition_for_group(group, n))
+    }
+
+    /// Stores committed offsets for `group`, all or nothing. Generation
+    /// checks belong to the group coordinator; this only persists.
+    ///
+    /// # Errors
+    /// I/O failures appending to `__consumer_offsets`.
+    pub fn commit_offsets(
+        &self,
+        group: &str,
+        offsets: &BTreeMap<TopicPartition, OffsetAndMetadata>,
+    ) -> Result<()> {
+        if offsets.is_empty() {
+            return Ok(());
+        }
+        let log = self.offsets_log(group)?;
+        let entries: Vec<_> = offsets.iter().map(|(tp, o)| (tp.clone(), Some(o.clone()))).collect();
+        let mut batch = offsets::encode_batch(group, &entries, self.inner.config.clock.now_ms())?;
+        let mut cache = self.inner.offsets.lock().expect("offsets lock");
+        log.append(&mut batch)?;
+        for (tp, o) in offsets {
+            cache.apply(&offsets::encode_key(group, tp), Some(&offsets::encode_value(o)));
+        }
+        Ok(())
+    }
+
+    /// The offsets `group` has committed.
+    pub fn committed_offsets(&self, group: &str) -> BTreeMap<TopicPartition, OffsetAndMetadata> {
+        self.inner.offsets.lock().expect("offsets lock").group(group)
+    }
+
+    /// Groups that have committed offsets.
+    pub fn groups_with_offsets(&self) -> Vec<String> {
+        self.inner.offsets.lock().expect("offsets lock").groups()
+    }
+
+    /// Deletes every committed offset of `group` (tombstones in
+    /// `__consumer_offsets`). Returns how many were deleted.
+    ///
+    /// # Errors
+    /// I/O failures.
+    pub fn delete_group_offsets(&self, group: &str) -> Result<usize> {
+        let current = self.committed_offsets(group);
+        if current.is_empty() {
+            return Ok(0);
+        }
+        let log = self.offsets_log(group)?;
+        let entries: Vec<_> = current.keys().map(|tp| (tp.clone(), None)).collect();
+        let mut batch = offsets::encode_batch(group, &entries, self.inner.config.clock.now_ms())?;
+        let mut cache = self.inner.offsets.lock().expect("offsets lock");
+        log.append(&mut batch)?;
+        for tp in current.keys() {
+            cache.apply(&offsets::encode_key(group, tp), None);
+        }
+        Ok(current.len())
     }
 
     /// Partition count of a topic.
@@ -480,6 +603,11 @@ impl Drop for Broker {
             warn!(error = %e, "broker closed with errors on drop");
         }
     }
+}
+
+/// Topics the broker manages itself.
+pub fn is_internal(topic: &str) -> bool {
+    topic == OFFSETS_TOPIC
 }
 
 fn validate_partition_count(topic: &str, n: i32) -> Result<()> {
