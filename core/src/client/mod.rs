@@ -1,5 +1,5 @@
 //! The client API users, Streams and Connect share: [`Cluster`],
-//! [`Producer`], and (coming) `Consumer` and `Admin`.
+//! [`Producer`], [`Consumer`] and (coming) `Admin`.
 //!
 //! A cluster is named by a URL. `file:<dir>` opens the embedded cluster: a
 //! [`Broker`](crate::broker::Broker) in this process owning that data
@@ -12,6 +12,7 @@
 //! [`ConsumerConfig`].
 
 mod config;
+mod consumer;
 mod embedded;
 mod partitioner;
 mod producer;
@@ -21,6 +22,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 pub use config::{Acks, AssignmentStrategy, ConsumerConfig, OffsetReset, ProducerConfig};
+pub use consumer::{Consumer, OffsetAndTimestamp, RebalanceListener};
 pub use partitioner::{murmur2, partition_for_key};
 pub use producer::{Delivery, Producer};
 pub use record::{ConsumerRecord, ProducerRecord, RecordMetadata};
@@ -148,6 +150,16 @@ impl Cluster {
     pub fn producer(&self, config: ProducerConfig) -> Result<Producer> {
         match &self.backend {
             Backend::Embedded(e) => Producer::embedded(e.clone(), config),
+        }
+    }
+
+    /// A new consumer.
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`] for inconsistent settings.
+    pub fn consumer(&self, config: ConsumerConfig) -> Result<Consumer> {
+        match &self.backend {
+            Backend::Embedded(e) => Consumer::embedded(e.clone(), config),
         }
     }
 

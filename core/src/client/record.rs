@@ -90,8 +90,8 @@ pub struct RecordMetadata {
 /// A record returned by a consumer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConsumerRecord {
-    /// Topic.
-    pub topic: String,
+    /// Topic (shared by every record of the partition, not copied per record).
+    pub topic: std::sync::Arc<str>,
     /// Partition.
     pub partition: i32,
     /// Offset.
@@ -111,6 +111,6 @@ pub struct ConsumerRecord {
 impl ConsumerRecord {
     /// The record's topic-partition.
     pub fn topic_partition(&self) -> TopicPartition {
-        TopicPartition::new(self.topic.clone(), self.partition)
+        TopicPartition::new(self.topic.to_string(), self.partition)
     }
 }

@@ -187,9 +187,12 @@ impl Group {
 
     fn start_rebalance(&mut self, group_id: &str, now: i64, reason: &str) {
         let timeout = self.members.values().map(|m| m.rebalance_timeout_ms).max().unwrap_or(0);
-        if self.state != GroupState::PreparingRebalance {
-            info!(group = group_id, generation = self.generation, reason, "rebalance started");
+        if self.state == GroupState::PreparingRebalance {
+            // Already waiting: members that rejoined stay joined.
+            self.bump();
+            return;
         }
+        info!(group = group_id, generation = self.generation, reason, "rebalance started");
         self.state = GroupState::PreparingRebalance;
         self.rebalance_deadline = now.saturating_add(timeout as i64);
         for m in self.members.values_mut() {

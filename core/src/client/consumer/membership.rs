@@ -1,0 +1,143 @@
+//! A consumer's membership in its group: join and sync with the
+//! coordinator, and a background heartbeat that tells the consumer when to
+//! rejoin (or that it was removed).
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::sync::Notify;
+use tokio::task::JoinHandle;
+use tracing::{debug, warn};
+
+use super::super::embedded::EmbeddedCluster;
+use crate::broker::group::HeartbeatOutcome;
+use crate::client::AssignmentStrategy;
+
+/// Where the member is in the protocol.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Phase {
+    /// Not joined (new, or after being removed).
+    Out,
+    /// Joined; waiting for the rebalance to complete.
+    Joining,
+    /// Holding an assignment for `generation`.
+    Stable,
+}
+
+/// State shared with the heartbeat task.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    /// `(member id, generation)` while in the group.
+    pub(crate) member: Mutex<Option<(String, i32)>>,
+    /// The coordinator asked for a rejoin.
+    pub(crate) rejoin: AtomicBool,
+    /// The coordinator no longer knows this member.
+    pub(crate) lost: AtomicBool,
+    /// When `poll` was last called.
+    pub(crate) last_poll: Mutex<Instant>,
+    /// Wakes a waiting `poll`.
+    pub(crate) wake: Notify,
+}
+
+/// Group membership of one consumer.
+#[derive(Debug)]
+pub(crate) struct Membership {
+    pub(crate) group_id: String,
+    pub(crate) phase: Phase,
+    pub(crate) member_id: Option<String>,
+    pub(crate) generation: i32,
+    pub(crate) protocol: Option<AssignmentStrategy>,
+    pub(crate) shared: Arc<Shared>,
+    /// Changes with every membership or assignment change of the group.
+    pub(crate) changes: Option<tokio::sync::watch::Receiver<u64>>,
+    heartbeat: Option<JoinHandle<()>>,
+}
+
+impl Membership {
+    pub(crate) fn new(group_id: String) -> Self {
+        Membership {
+            group_id,
+            phase: Phase::Out,
+            member_id: None,
+            generation: -1,
+            protocol: None,
+            shared: Arc::new(Shared {
+                member: Mutex::new(None),
+                rejoin: AtomicBool::new(false),
+                lost: AtomicBool::new(false),
+                last_poll: Mutex::new(Instant::now()),
+                wake: Notify::new(),
+            }),
+            changes: None,
+            heartbeat: None,
+        }
+    }
+
+    pub(crate) fn set_member(&mut self, member_id: Option<String>, generation: i32) {
+        self.member_id = member_id.clone();
+        self.generation = generation;
+        *self.shared.member.lock().expect("member lock") = member_id.map(|m| (m, generation));
+    }
+
+    /// Starts the heartbeat task (once, inside the caller's runtime).
+    pub(crate) fn ensure_heartbeat(
+        &mut self,
+        cluster: &Arc<EmbeddedCluster>,
+        interval: Duration,
+        max_poll_interval: Duration,
+    ) {
+        if self.heartbeat.is_some() {
+            return;
+        }
+        self.changes = Some(cluster.broker().groups().watch(&self.group_id));
+        let cluster = cluster.clone();
+        let shared = self.shared.clone();
+        let group = self.group_id.clone();
+        self.heartbeat = Some(tokio::spawn(async move {
+            let mut ticker = tokio::time::interval(interval);
+            ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                ticker.tick().await;
+                let Some((member, generation)) = shared.member.lock().expect("member lock").clone() else {
+                    continue;
+                };
+                let broker = cluster.broker();
+                let idle = shared.last_poll.lock().expect("poll lock").elapsed();
+                if idle > max_poll_interval {
+                    warn!(group = %group, member = %member, ?idle, "max.poll.interval.ms exceeded; leaving the group");
+                    broker.groups().leave(&group, &member, broker.now_ms());
+                    shared.lost.store(true, Ordering::Release);
+                    shared.wake.notify_one();
+                    continue;
+                }
+                let counts = |t: &str| broker.partition_count(t).ok();
+                match broker.groups().heartbeat(&group, &member, generation, broker.now_ms(), &counts) {
+                    HeartbeatOutcome::Ok => {}
+                    HeartbeatOutcome::Rejoin => {
+                        debug!(group = %group, member = %member, "heartbeat: rejoin needed");
+                        shared.rejoin.store(true, Ordering::Release);
+                        shared.wake.notify_one();
+                    }
+                    HeartbeatOutcome::UnknownMember => {
+                        shared.lost.store(true, Ordering::Release);
+                        shared.wake.notify_one();
+                    }
+                }
+            }
+        }));
+    }
+
+    /// Stops heartbeating (close, or a simulated crash).
+    pub(crate) fn stop_heartbeat(&mut self) {
+        if let Some(task) = self.heartbeat.take() {
+            task.abort();
+        }
+    }
+}
+
+impl Drop for Membership {
+    fn drop(&mut self) {
+        self.stop_heartbeat();
+    }
+}

@@ -1,0 +1,342 @@
+//! Consumer groups on the embedded coordinator: joins, leaves, crashes
+//! detected by session timeout, added partitions, cooperative rebalancing,
+//! zombie fencing, idle members, independent groups, and at-least-once
+//! delivery while members churn.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use runnel_core::broker::BrokerConfig;
+use runnel_core::client::{
+    AssignmentStrategy, Cluster, Consumer, ConsumerConfig, OffsetReset, ProducerConfig, ProducerRecord,
+    RebalanceListener,
+};
+use runnel_core::topic::{NewTopic, TopicPartition};
+use runnel_core::Error;
+
+async fn open(dir: &std::path::Path) -> Cluster {
+    let config =
+        BrokerConfig { background_maintenance: false, auto_create_topics: false, ..Default::default() };
+    Cluster::open_with(&format!("file:{}", dir.display()), config).await.unwrap()
+}
+
+fn config(group: &str, strategy: AssignmentStrategy) -> ConsumerConfig {
+    ConsumerConfig::group(group)
+        .strategy(strategy)
+        .offset_reset(OffsetReset::Earliest)
+        .set("session.timeout.ms", "1500")
+        .unwrap()
+        .set("heartbeat.interval.ms", "50")
+        .unwrap()
+        .set("auto.commit.interval.ms", "100")
+        .unwrap()
+}
+
+/// (event kind, partitions) as the listener heard them.
+type Event = (String, Vec<String>);
+
+#[derive(Clone, Default)]
+struct Events(Arc<Mutex<Vec<Event>>>);
+
+impl Events {
+    fn all(&self) -> Vec<Event> {
+        self.0.lock().unwrap().clone()
+    }
+}
+
+impl RebalanceListener for Events {
+    fn on_partitions_revoked(&mut self, p: &[TopicPartition]) {
+        self.0.lock().unwrap().push(("revoked".into(), p.iter().map(|t| t.to_string()).collect()));
+    }
+    fn on_partitions_assigned(&mut self, p: &[TopicPartition]) {
+        self.0.lock().unwrap().push(("assigned".into(), p.iter().map(|t| t.to_string()).collect()));
+    }
+    fn on_partitions_lost(&mut self, p: &[TopicPartition]) {
+        self.0.lock().unwrap().push(("lost".into(), p.iter().map(|t| t.to_string()).collect()));
+    }
+}
+
+/// A member polling in its own task until stopped.
+struct Member {
+    stop: Arc<AtomicBool>,
+    assignment: Arc<Mutex<Vec<TopicPartition>>>,
+    records: Arc<Mutex<Vec<(i32, i64)>>>,
+    events: Events,
+    task: tokio::task::JoinHandle<Consumer>,
+}
+
+impl Member {
+    fn start(cluster: &Cluster, config: ConsumerConfig, topics: &[&str]) -> Member {
+        let mut consumer = cluster.consumer(config).unwrap();
+        let events = Events::default();
+        consumer.set_rebalance_listener(events.clone());
+        consumer.subscribe(topics.iter().map(|t| t.to_string())).unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let assignment = Arc::new(Mutex::new(Vec::new()));
+        let records = Arc::new(Mutex::new(Vec::new()));
+        let task = {
+            let (stop, assignment, records) = (stop.clone(), assignment.clone(), records.clone());
+            tokio::spawn(async move {
+                while !stop.load(Ordering::Acquire) {
+                    let batch = consumer.poll(Duration::from_millis(20)).await.unwrap();
+                    records.lock().unwrap().extend(batch.iter().map(|r| (r.partition, r.offset)));
+                    *assignment.lock().unwrap() = consumer.assignment();
+                }
+                consumer
+            })
+        };
+        Member { stop, assignment, records, events, task }
+    }
+
+    fn assignment(&self) -> Vec<TopicPartition> {
+        self.assignment.lock().unwrap().clone()
+    }
+
+    async fn stop(self) -> Consumer {
+        self.stop.store(true, Ordering::Release);
+        self.task.await.unwrap()
+    }
+}
+
+async fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting for: {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn sizes(members: &[&Member]) -> Vec<usize> {
+    members.iter().map(|m| m.assignment().len()).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn members_split_partitions_and_the_survivor_takes_over_when_one_leaves() {
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = open(dir.path()).await;
+    cluster.broker().unwrap().create_topic(NewTopic::new("t", 4)).unwrap();
+    let a = Member::start(&cluster, config("g", AssignmentStrategy::Range), &["t"]);
+    eventually("a owns all 4", || a.assignment().len() == 4).await;
+    let b = Member::start(&cluster, config("g", AssignmentStrategy::Range), &["t"]);
+    eventually("a and b own 2 each", || sizes(&[&a, &b]) == vec![2, 2]).await;
+    let events = a.events.all();
+    assert!(
+        events.iter().any(|(kind, p)| kind == "revoked" && p.len() == 4),
+        "eager: a revoked all: {events:?}"
+    );
+    let mut b = b.stop().await;
+    b.close().await.unwrap();
+    eventually("a owns all 4 again", || a.assignment().len() == 4).await;
+    a.stop().await.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crashed_member_is_detected_by_session_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = open(dir.path()).await;
+    cluster.broker().unwrap().create_topic(NewTopic::new("t", 4)).unwrap();
+    let a = Member::start(&cluster, config("g", AssignmentStrategy::RoundRobin), &["t"]);
+    let b = Member::start(&cluster, config("g", AssignmentStrategy::RoundRobin), &["t"]);
+    eventually("split", || sizes(&[&a, &b]) == vec![2, 2]).await;
+    let crashed_at = Instant::now();
+    b.stop().await.abandon();
+    eventually("a takes over after the session timeout", || a.assignment().len() == 4).await;
+    assert!(crashed_at.elapsed() >= Duration::from_millis(1500), "not before session.timeout.ms");
+    let group = cluster.broker().unwrap().groups().describe("g", cluster.broker().unwrap().now_ms()).unwrap();
+    assert_eq!(group.members.len(), 1);
+    a.stop().await.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cooperative_rebalancing_revokes_only_the_partitions_that_move() {
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = open(dir.path()).await;
+    cluster.broker().unwrap().create_topic(NewTopic::new("t", 6)).unwrap();
+    let coop = AssignmentStrategy::CooperativeSticky;
+    let a = Member::start(&cluster, config("g", coop), &["t"]);
+    eventually("a owns all 6", || a.assignment().len() == 6).await;
+    let b = Member::start(&cluster, config("g", coop), &["t"]);
+    let c = Member::start(&cluster, config("g", coop), &["t"]);
+    eventually("2 each", || sizes(&[&a, &b, &c]) == vec![2, 2, 2]).await;
+    let revoked: BTreeSet<String> =
+        a.events.all().into_iter().filter(|(k, _)| k == "revoked").flat_map(|(_, p)| p).collect();
+    let kept: BTreeSet<String> = a.assignment().iter().map(|t| t.to_string()).collect();
+    assert_eq!(revoked.len(), 4, "a gave up exactly the 4 partitions that moved: {revoked:?}");
+    assert!(revoked.is_disjoint(&kept), "a never revoked what it kept");
+    for m in [a, b, c] {
+        m.stop().await.close().await.unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn added_partitions_and_idle_members_are_picked_up_by_rebalances() {
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = open(dir.path()).await;
+    let broker = cluster.broker().unwrap();
+    broker.create_topic(NewTopic::new("t", 2)).unwrap();
+    let members: Vec<Member> = (0..3)
+        .map(|_| Member::start(&cluster, config("g", AssignmentStrategy::RoundRobin), &["t"]))
+        .collect();
+    eventually("two busy, one idle", || {
+        let mut s = sizes(&members.iter().collect::<Vec<_>>());
+        s.sort();
+        s == vec![0, 1, 1]
+    })
+    .await;
+    broker.create_partitions("t", 6).unwrap();
+    eventually("the new partitions are assigned", || {
+        sizes(&members.iter().collect::<Vec<_>>()) == vec![2, 2, 2]
+    })
+    .await;
+    for m in members {
+        m.stop().await.close().await.unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_zombie_members_commit_is_rejected() {
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = open(dir.path()).await;
+    cluster.broker().unwrap().create_topic(NewTopic::new("t", 2)).unwrap();
+    let producer = cluster.producer(ProducerConfig::default()).unwrap();
+    for i in 0..10 {
+        producer.send(ProducerRecord::new("t").partition(i % 2).value("x")).await.unwrap();
+    }
+    // A member that stops polling longer than max.poll.interval.ms is removed.
+    let slow =
+        config("g", AssignmentStrategy::Range).auto_commit(false).set("max.poll.interval.ms", "300").unwrap();
+    let mut zombie = cluster.consumer(slow).unwrap();
+    zombie.subscribe(["t"]).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while zombie.assignment().len() < 2 {
+        zombie.poll(Duration::from_millis(20)).await.unwrap();
+        assert!(Instant::now() < deadline);
+    }
+    zombie.commit_sync().await.unwrap();
+    let live = Member::start(&cluster, config("g", AssignmentStrategy::Range), &["t"]);
+    eventually("the live member takes everything", || live.assignment().len() == 2).await;
+    let err = zombie.commit_sync().await.unwrap_err();
+    assert!(matches!(err, Error::CommitFailed { .. }), "{err}");
+    assert!(err.to_string().contains("no longer in the group"), "{err}");
+    live.stop().await.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pattern_subscriptions_follow_new_topics_and_groups_are_independent() {
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = open(dir.path()).await;
+    let broker = cluster.broker().unwrap();
+    broker.create_topic(NewTopic::new("metrics.cpu", 1)).unwrap();
+    broker.create_topic(NewTopic::new("logs", 1)).unwrap();
+    let mut consumer = cluster.consumer(config("patterns", AssignmentStrategy::Range)).unwrap();
+    consumer.subscribe_pattern(r"metrics\..*").unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while consumer.assignment().is_empty() {
+        consumer.poll(Duration::from_millis(20)).await.unwrap();
+        assert!(Instant::now() < deadline);
+    }
+    assert_eq!(consumer.assignment(), vec![TopicPartition::new("metrics.cpu", 0)]);
+    broker.create_topic(NewTopic::new("metrics.mem", 1)).unwrap();
+    while consumer.assignment().len() < 2 {
+        consumer.poll(Duration::from_millis(20)).await.unwrap();
+        assert!(Instant::now() < deadline, "the new topic was never assigned");
+    }
+    consumer.close().await.unwrap();
+
+    // Two groups each read everything.
+    let producer = cluster.producer(ProducerConfig::default()).unwrap();
+    for i in 0..100 {
+        producer.send(ProducerRecord::new("logs").value(format!("{i}"))).await.unwrap();
+    }
+    let g1 = Member::start(&cluster, config("one", AssignmentStrategy::Range), &["logs"]);
+    let g2 = Member::start(&cluster, config("two", AssignmentStrategy::Range), &["logs"]);
+    eventually("both groups read all 100", || {
+        g1.records.lock().unwrap().len() == 100 && g2.records.lock().unwrap().len() == 100
+    })
+    .await;
+    for m in [g1, g2] {
+        m.stop().await.close().await.unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_record_is_consumed_at_least_once_while_members_join_and_leave() {
+    let total: usize =
+        std::env::var("RUNNEL_CHURN_RECORDS").ok().and_then(|v| v.parse().ok()).unwrap_or(1_000_000);
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = open(dir.path()).await;
+    cluster.broker().unwrap().create_topic(NewTopic::new("events", 8)).unwrap();
+    // Producer in the background.
+    let producer_cluster = cluster.clone();
+    let producing = tokio::spawn(async move {
+        let producer = producer_cluster.producer(ProducerConfig::default()).unwrap();
+        for i in 0..total {
+            producer
+                .enqueue(ProducerRecord::new("events").key(format!("k{}", i % 1000)).value(format!("{i}")))
+                .await
+                .unwrap();
+        }
+        producer.close().await.unwrap();
+    });
+    let coop =
+        |i: usize| if i % 2 == 0 { AssignmentStrategy::CooperativeSticky } else { AssignmentStrategy::Range };
+    let both = |i: usize| {
+        let mut c = config("churn", coop(i));
+        c.assignment_strategies = vec![AssignmentStrategy::CooperativeSticky, AssignmentStrategy::Range];
+        c.assignment_strategies.rotate_left(i % 2);
+        c
+    };
+    let mut members: Vec<Member> = (0..2).map(|i| Member::start(&cluster, both(i), &["events"])).collect();
+    let mut consumed: BTreeMap<i32, BTreeSet<i64>> = BTreeMap::new();
+    let mut round = 0;
+    loop {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        round += 1;
+        // Churn: every round one member leaves (cleanly or by crashing) and a new one joins.
+        if round % 2 == 0 && members.len() > 1 {
+            let leaving = members.remove(round % members.len());
+            let records = leaving.records.clone();
+            let mut consumer = leaving.stop().await;
+            if round % 4 == 0 {
+                consumer.abandon(); // uncommitted work is re-delivered to others
+            } else {
+                consumer.close().await.unwrap();
+            }
+            for (p, o) in records.lock().unwrap().drain(..) {
+                consumed.entry(p).or_default().insert(o);
+            }
+        }
+        if members.len() < 4 {
+            members.push(Member::start(&cluster, both(round), &["events"]));
+        }
+        let done = producing.is_finished();
+        let log_ends: Vec<i64> =
+            (0..8).map(|p| cluster.broker().unwrap().log("events", p).unwrap().log_end_offset()).collect();
+        let seen = |p: i32| {
+            let mut set = consumed.get(&p).cloned().unwrap_or_default();
+            for m in &members {
+                set.extend(m.records.lock().unwrap().iter().filter(|(mp, _)| *mp == p).map(|(_, o)| *o));
+            }
+            set.len() as i64
+        };
+        if done && (0..8).all(|p| seen(p) == log_ends[p as usize]) {
+            break;
+        }
+        assert!(
+            round < 2000,
+            "records were lost: {:?} of {:?}",
+            (0..8).map(seen).collect::<Vec<_>>(),
+            log_ends
+        );
+    }
+    let produced: i64 =
+        (0..8).map(|p| cluster.broker().unwrap().log("events", p).unwrap().log_end_offset()).sum();
+    assert_eq!(produced as usize, total);
+    assert!(round >= 4, "members churned while records flowed ({round} rounds)");
+    eprintln!("{total} records consumed at least once across {round} churn rounds");
+    for m in members {
+        m.stop().await.close().await.unwrap();
+    }
+}
