@@ -514,6 +514,72 @@ impl Broker {
         Ok(topic.partitions.len() as i32)
     }
 
+    /// Changes a topic's config overrides: `set` adds or replaces keys,
+    /// `delete` reverts keys to the broker default. Validated as a whole
+    /// before anything changes; applies to the logs at once and persists.
+    ///
+    /// # Errors
+    /// [`Error::UnknownTopic`]; [`Error::InvalidConfig`] naming the key.
+    pub fn alter_topic_config(
+        &self,
+        name: &str,
+        set: &BTreeMap<String, String>,
+        delete: &[String],
+    ) -> Result<()> {
+        self.check_open()?;
+        let _admin = self.inner.admin.lock().expect("admin lock");
+        let mut configs = {
+            let topics = self.inner.topics.read().expect("topics lock");
+            topics.get(name).ok_or_else(|| Error::UnknownTopic(name.to_string()))?.configs.clone()
+        };
+        for key in delete {
+            if !crate::log::TOPIC_CONFIG_KEYS.contains(&key.as_str()) {
+                return Err(Error::InvalidConfig {
+                    key: key.clone(),
+                    reason: "unknown topic config key".into(),
+                });
+            }
+            configs.remove(key);
+        }
+        configs.extend(set.iter().map(|(k, v)| (k.clone(), v.clone())));
+        let log_config = self.inner.config.log_defaults.with_overrides(&configs)?;
+        let mut records = self.registry();
+        if let Some(r) = records.iter_mut().find(|r| r.name == name) {
+            r.configs = configs.clone();
+        }
+        metadata::store(&self.inner.dir, records)?;
+        let mut topics = self.inner.topics.write().expect("topics lock");
+        if let Some(topic) = topics.get_mut(name) {
+            for slot in &topic.partitions {
+                if let PartitionSlot::Online(log) = slot {
+                    log.set_config(log_config.clone());
+                }
+            }
+            topic.configs = configs;
+            topic.log_config = log_config;
+        }
+        info!(topic = name, "topic config altered");
+        Ok(())
+    }
+
+    /// Every config of a topic with its effective value: `(value, is an override)`.
+    ///
+    /// # Errors
+    /// [`Error::UnknownTopic`].
+    pub fn topic_configs(&self, name: &str) -> Result<BTreeMap<String, (String, bool)>> {
+        let topics = self.inner.topics.read().expect("topics lock");
+        let topic = topics.get(name).ok_or_else(|| Error::UnknownTopic(name.to_string()))?;
+        Ok(topic
+            .log_config
+            .to_properties()
+            .into_iter()
+            .map(|(k, v)| {
+                let overridden = topic.configs.contains_key(&k);
+                (k, (v, overridden))
+            })
+            .collect())
+    }
+
     /// The configs, offsets and sizes of a topic's partitions.
     ///
     /// # Errors

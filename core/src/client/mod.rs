@@ -1,5 +1,5 @@
 //! The client API users, Streams and Connect share: [`Cluster`],
-//! [`Producer`], [`Consumer`] and (coming) `Admin`.
+//! [`Producer`], [`Consumer`] and [`Admin`].
 //!
 //! A cluster is named by a URL. `file:<dir>` opens the embedded cluster: a
 //! [`Broker`](crate::broker::Broker) in this process owning that data
@@ -11,6 +11,7 @@
 //! `group.id`, `auto.offset.reset`, ...), see [`ProducerConfig`] and
 //! [`ConsumerConfig`].
 
+mod admin;
 mod config;
 mod consumer;
 mod embedded;
@@ -21,6 +22,7 @@ mod record;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+pub use admin::{Admin, GroupDescription, GroupListing, GroupMember, OffsetSpec, PartitionLag};
 pub use config::{Acks, AssignmentStrategy, ConsumerConfig, OffsetReset, ProducerConfig};
 pub use consumer::{Consumer, OffsetAndTimestamp, RebalanceListener};
 pub use partitioner::{murmur2, partition_for_key};
@@ -150,6 +152,13 @@ impl Cluster {
     pub fn producer(&self, config: ProducerConfig) -> Result<Producer> {
         match &self.backend {
             Backend::Embedded(e) => Producer::embedded(e.clone(), config),
+        }
+    }
+
+    /// An admin client.
+    pub fn admin(&self) -> Admin {
+        match &self.backend {
+            Backend::Embedded(e) => Admin::embedded(e.clone()),
         }
     }
 

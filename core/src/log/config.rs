@@ -206,6 +206,41 @@ impl LogConfig {
         Ok(())
     }
 
+    /// Every key with its value, as Kafka would print it.
+    pub fn to_properties(&self) -> BTreeMap<String, String> {
+        let never = |v: Option<i64>| v.map_or("-1".to_string(), |v| v.to_string());
+        let policy = match (self.cleanup_policy.delete, self.cleanup_policy.compact) {
+            (true, true) => "compact,delete",
+            (false, true) => "compact",
+            _ => "delete",
+        };
+        BTreeMap::from([
+            ("segment.bytes".to_string(), self.segment_bytes.to_string()),
+            ("segment.ms".to_string(), self.segment_ms.to_string()),
+            ("retention.ms".to_string(), never(self.retention_ms)),
+            ("retention.bytes".to_string(), never(self.retention_bytes.map(|v| v as i64))),
+            ("cleanup.policy".to_string(), policy.to_string()),
+            ("delete.retention.ms".to_string(), self.delete_retention_ms.to_string()),
+            ("min.compaction.lag.ms".to_string(), self.min_compaction_lag_ms.to_string()),
+            ("min.cleanable.dirty.ratio".to_string(), self.min_cleanable_dirty_ratio.to_string()),
+            (
+                "flush.messages".to_string(),
+                self.flush_messages.map_or(i64::MAX.to_string(), |v| v.to_string()),
+            ),
+            ("flush.ms".to_string(), self.flush_ms.map_or(i64::MAX.to_string(), |v| v.to_string())),
+            ("index.interval.bytes".to_string(), self.index_interval_bytes.to_string()),
+            ("max.message.bytes".to_string(), self.max_message_bytes.to_string()),
+            (
+                "message.timestamp.type".to_string(),
+                match self.message_timestamp_type {
+                    TimestampType::CreateTime => "CreateTime",
+                    TimestampType::LogAppendTime => "LogAppendTime",
+                }
+                .to_string(),
+            ),
+        ])
+    }
+
     /// This config with every override applied.
     ///
     /// ```
