@@ -1,11 +1,17 @@
 //! Argument parsing and dispatch for the `runnel` binary.
 
+mod bench;
+mod consume;
+mod groups;
+mod produce;
 mod topics;
 
-use std::path::PathBuf;
+use std::collections::BTreeMap;
 
-use anyhow::bail;
+use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
+use runnel::core::broker::BrokerConfig;
+use runnel::core::client::Cluster;
 
 /// Runnel: a Kafka-style streaming platform.
 #[derive(Debug, Parser)]
@@ -20,26 +26,46 @@ pub(crate) struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Create, list, describe and delete topics.
+    /// Create, list, describe, alter and delete topics.
     #[command(subcommand)]
     Topics(topics::TopicsCommand),
+    /// Send lines from stdin (or a file) as records.
+    Produce(produce::ProduceArgs),
+    /// Print records from a topic.
+    Consume(consume::ConsumeArgs),
+    /// List, describe, reset and delete consumer groups.
+    #[command(subcommand)]
+    Groups(groups::GroupsCommand),
+    /// Measure producer and consumer throughput and latency.
+    #[command(subcommand)]
+    Bench(bench::BenchCommand),
 }
 
-/// The data directory named by a `file:` cluster URL.
-fn data_dir(cluster: &str) -> anyhow::Result<PathBuf> {
-    match cluster.strip_prefix("file:") {
-        Some(path) if !path.is_empty() => Ok(PathBuf::from(path.strip_prefix("//").unwrap_or(path))),
-        Some(_) => bail!("cluster URL '{cluster}' names no directory (expected file:<path>)"),
-        None if cluster.starts_with("kafka://") => {
-            bail!("cluster URL '{cluster}': the kafka:// backend is not available yet; use file:<data dir>")
-        }
-        None => bail!("cluster URL '{cluster}' is not understood (expected file:<data dir>)"),
-    }
+/// Opens the cluster named by `--cluster`, without background maintenance
+/// threads for short-lived commands.
+pub(crate) async fn open(url: &str, long_running: bool) -> anyhow::Result<Cluster> {
+    let config = BrokerConfig { background_maintenance: long_running, ..BrokerConfig::default() };
+    Cluster::open_with(url, config).await.with_context(|| format!("opening cluster {url}"))
 }
 
-pub(crate) fn run(cli: Cli) -> anyhow::Result<()> {
+/// Parses repeated `key=value` arguments.
+pub(crate) fn key_values(flag: &str, pairs: &[String]) -> anyhow::Result<BTreeMap<String, String>> {
+    pairs
+        .iter()
+        .map(|kv| match kv.split_once('=') {
+            Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_string(), v.trim().to_string())),
+            _ => bail!("{flag} '{kv}' is not key=value"),
+        })
+        .collect()
+}
+
+pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::Topics(cmd) => topics::run(&data_dir(&cli.cluster)?, cmd),
+        Command::Topics(cmd) => topics::run(&cli.cluster, cmd).await,
+        Command::Produce(args) => produce::run(&cli.cluster, args).await,
+        Command::Consume(args) => consume::run(&cli.cluster, args).await,
+        Command::Groups(cmd) => groups::run(&cli.cluster, cmd).await,
+        Command::Bench(cmd) => bench::run(&cli.cluster, cmd).await,
     }
 }
 
@@ -48,11 +74,9 @@ mod tests {
     use super::*;
 
     #[test]
-    fn cluster_urls_name_a_data_dir_or_explain_why_not() {
-        assert_eq!(data_dir("file:./x").unwrap(), PathBuf::from("./x"));
-        assert_eq!(data_dir("file:///tmp/x").unwrap(), PathBuf::from("/tmp/x"));
-        assert!(data_dir("file:").unwrap_err().to_string().contains("names no directory"));
-        assert!(data_dir("kafka://h:9092").unwrap_err().to_string().contains("not available yet"));
-        assert!(data_dir("http://x").unwrap_err().to_string().contains("not understood"));
+    fn key_values_need_an_equals_sign_and_a_key() {
+        assert_eq!(key_values("--config", &["a=1".into()]).unwrap()["a"], "1");
+        assert!(key_values("--config", &["a".into()]).unwrap_err().to_string().contains("is not key=value"));
+        assert!(key_values("--config", &["=1".into()]).is_err());
     }
 }

@@ -1,12 +1,9 @@
-//! `runnel topics …`: topic administration on an embedded data directory.
+//! `runnel topics …`: topic administration.
 
-use std::collections::BTreeMap;
-use std::path::Path;
-
-use anyhow::{bail, Context};
 use clap::Subcommand;
-use runnel::core::broker::{Broker, BrokerConfig};
 use runnel::core::topic::NewTopic;
+
+use super::{key_values, open};
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum TopicsCommand {
@@ -23,55 +20,56 @@ pub(crate) enum TopicsCommand {
         #[arg(long = "config", short)]
         configs: Vec<String>,
     },
-    /// Show partitions, offsets, sizes and config overrides.
+    /// Show partitions, offsets, sizes and configs.
     Describe {
         /// Topic name.
         name: String,
+    },
+    /// Change configs or grow the partition count.
+    Alter {
+        /// Topic name.
+        name: String,
+        /// New total partition count (only growing is allowed).
+        #[arg(long, short)]
+        partitions: Option<i32>,
+        /// Set a config override, `key=value` (repeatable).
+        #[arg(long = "config", short)]
+        configs: Vec<String>,
+        /// Remove a config override, reverting to the default (repeatable).
+        #[arg(long = "delete-config")]
+        delete_configs: Vec<String>,
     },
     /// Delete a topic and its data.
     Delete {
         /// Topic name.
         name: String,
     },
-    /// Grow a topic to a larger partition count.
-    AddPartitions {
-        /// Topic name.
-        name: String,
-        /// The new total number of partitions.
-        #[arg(long)]
-        total: i32,
-    },
 }
 
-fn parse_configs(configs: &[String]) -> anyhow::Result<BTreeMap<String, String>> {
-    configs
-        .iter()
-        .map(|kv| match kv.split_once('=') {
-            Some((k, v)) if !k.is_empty() => Ok((k.trim().to_string(), v.trim().to_string())),
-            _ => bail!("--config '{kv}' is not key=value"),
-        })
-        .collect()
-}
-
-pub(crate) fn run(dir: &Path, cmd: TopicsCommand) -> anyhow::Result<()> {
-    let config = BrokerConfig { background_maintenance: false, ..BrokerConfig::default() };
-    let broker = Broker::open(dir, config).with_context(|| format!("opening {}", dir.display()))?;
+pub(crate) async fn run(url: &str, cmd: TopicsCommand) -> anyhow::Result<()> {
+    let cluster = open(url, false).await?;
+    let admin = cluster.admin();
     match cmd {
         TopicsCommand::List => {
-            for name in broker.list_topics() {
+            for name in admin.list_topics().await? {
                 println!("{name}");
             }
         }
         TopicsCommand::Create { name, partitions, configs } => {
             let mut topic = NewTopic::new(&name, partitions);
-            topic.configs = parse_configs(&configs)?;
-            broker.create_topic(topic)?;
+            topic.configs = key_values("--config", &configs)?;
+            admin.create_topic(topic).await?;
             println!("created topic {name} with {partitions} partition(s)");
         }
         TopicsCommand::Describe { name } => {
-            let d = broker.describe_topic(&name)?;
-            let configs: Vec<String> = d.configs.iter().map(|(k, v)| format!("{k}={v}")).collect();
-            println!("topic: {}  partitions: {}  configs: {}", d.name, d.partitions.len(), configs.join(","));
+            let d = admin.describe_topic(&name).await?;
+            let overrides: Vec<String> = d.configs.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            println!(
+                "topic: {}  partitions: {}  configs: {}",
+                d.name,
+                d.partitions.len(),
+                overrides.join(",")
+            );
             for p in d.partitions {
                 match p.offline_reason {
                     Some(reason) => println!("  partition {}: OFFLINE: {reason}", p.partition),
@@ -82,15 +80,25 @@ pub(crate) fn run(dir: &Path, cmd: TopicsCommand) -> anyhow::Result<()> {
                 }
             }
         }
+        TopicsCommand::Alter { name, partitions, configs, delete_configs } => {
+            if partitions.is_none() && configs.is_empty() && delete_configs.is_empty() {
+                anyhow::bail!("nothing to alter: give --partitions, --config or --delete-config");
+            }
+            let set = key_values("--config", &configs)?;
+            if !set.is_empty() || !delete_configs.is_empty() {
+                admin.alter_topic_config(&name, set, delete_configs).await?;
+                println!("altered configs of topic {name}");
+            }
+            if let Some(total) = partitions {
+                admin.create_partitions(&name, total).await?;
+                println!("topic {name} now has {total} partitions");
+            }
+        }
         TopicsCommand::Delete { name } => {
-            broker.delete_topic(&name)?;
+            admin.delete_topic(&name).await?;
             println!("deleted topic {name}");
         }
-        TopicsCommand::AddPartitions { name, total } => {
-            broker.create_partitions(&name, total)?;
-            println!("topic {name} now has {total} partitions");
-        }
     }
-    broker.close()?;
+    cluster.close().await?;
     Ok(())
 }

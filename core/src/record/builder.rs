@@ -51,7 +51,12 @@ impl RecordBatchBuilder {
         RecordBatchBuilder {
             compression,
             timestamp_type: TimestampType::CreateTime,
-            records: Vec::with_capacity(bytes),
+            records: {
+                // Room for the header in front, so `into_batch` need not copy.
+                let mut v = Vec::with_capacity(BATCH_HEADER_LEN + bytes);
+                v.resize(BATCH_HEADER_LEN, 0);
+                v
+            },
             count: 0,
             last_offset_delta: -1,
             base_timestamp: None,
@@ -165,7 +170,7 @@ impl RecordBatchBuilder {
 
     /// Size the batch would have uncompressed.
     pub fn estimated_size(&self) -> usize {
-        BATCH_HEADER_LEN + self.records.len()
+        self.records.len()
     }
 
     /// Encodes the batch with `base_offset` (the log overwrites it on append).
@@ -188,40 +193,67 @@ impl RecordBatchBuilder {
             return Err(RecordError::Empty);
         }
         let start = out.len();
-        out.reserve(BATCH_HEADER_LEN + self.records.len());
-        out.extend_from_slice(&base_offset.to_be_bytes());
-        out.extend_from_slice(&0i32.to_be_bytes()); // length, patched below
-        out.extend_from_slice(&0i32.to_be_bytes()); // partition leader epoch
-        out.push(MAGIC_V2 as u8);
-        out.extend_from_slice(&0u32.to_be_bytes()); // crc, patched below
+        out.resize(start + BATCH_HEADER_LEN, 0);
+        match self.compression {
+            Compression::None => out.extend_from_slice(self.records_section()),
+            codec => out.extend_from_slice(&compress(codec, self.records_section())?),
+        }
+        self.finish_header(base_offset, &mut out[start..])
+    }
+
+    /// Encodes the batch, consuming the builder. Without compression the
+    /// records are not copied: the header is written into space reserved
+    /// in front of them.
+    ///
+    /// # Errors
+    /// As [`RecordBatchBuilder::build`].
+    pub fn into_batch(mut self, base_offset: i64) -> Result<Vec<u8>, RecordError> {
+        if self.compression != Compression::None {
+            return self.build(base_offset);
+        }
+        if self.count == 0 {
+            return Err(RecordError::Empty);
+        }
+        let mut out = std::mem::take(&mut self.records);
+        self.finish_header(base_offset, &mut out)?;
+        Ok(out)
+    }
+
+    fn records_section(&self) -> &[u8] {
+        &self.records[BATCH_HEADER_LEN..]
+    }
+
+    /// Writes the 61-byte header into `batch[..61]` (the records section
+    /// follows it) and the CRC.
+    fn finish_header(&self, base_offset: i64, batch: &mut [u8]) -> Result<(), RecordError> {
+        let batch_length = batch.len() - LOG_OVERHEAD;
+        let batch_length = i32::try_from(batch_length)
+            .map_err(|_| RecordError::TooLarge(format!("{batch_length} bytes")))?;
         let mut attributes = self.compression.id() | self.attributes_extra;
         if self.timestamp_type == TimestampType::LogAppendTime {
             attributes |= 0x08;
         }
-        out.extend_from_slice(&attributes.to_be_bytes());
-        out.extend_from_slice(&self.last_offset_delta.to_be_bytes());
-        out.extend_from_slice(&self.base_timestamp.unwrap_or(0).to_be_bytes());
-        out.extend_from_slice(&self.max_timestamp_override.unwrap_or(self.max_timestamp).to_be_bytes());
-        out.extend_from_slice(&self.producer_id.to_be_bytes());
-        out.extend_from_slice(&self.producer_epoch.to_be_bytes());
-        out.extend_from_slice(&self.base_sequence.to_be_bytes());
-        out.extend_from_slice(&self.count.to_be_bytes());
-        match self.compression {
-            Compression::None => out.extend_from_slice(&self.records),
-            codec => out.extend_from_slice(&compress(codec, &self.records)?),
-        }
-        let batch_length = out.len() - start - LOG_OVERHEAD;
-        let batch_length = i32::try_from(batch_length)
-            .map_err(|_| RecordError::TooLarge(format!("{batch_length} bytes")))?;
-        out[start + 8..start + 12].copy_from_slice(&batch_length.to_be_bytes());
-        let crc = crc32c::crc32c(&out[start + CRC_START..]);
-        out[start + 17..start + 21].copy_from_slice(&crc.to_be_bytes());
+        let h = &mut batch[..BATCH_HEADER_LEN];
+        h[0..8].copy_from_slice(&base_offset.to_be_bytes());
+        h[8..12].copy_from_slice(&batch_length.to_be_bytes());
+        h[12..16].copy_from_slice(&0i32.to_be_bytes()); // partition leader epoch
+        h[16] = MAGIC_V2 as u8;
+        h[21..23].copy_from_slice(&attributes.to_be_bytes());
+        h[23..27].copy_from_slice(&self.last_offset_delta.to_be_bytes());
+        h[27..35].copy_from_slice(&self.base_timestamp.unwrap_or(0).to_be_bytes());
+        h[35..43].copy_from_slice(&self.max_timestamp_override.unwrap_or(self.max_timestamp).to_be_bytes());
+        h[43..51].copy_from_slice(&self.producer_id.to_be_bytes());
+        h[51..53].copy_from_slice(&self.producer_epoch.to_be_bytes());
+        h[53..57].copy_from_slice(&self.base_sequence.to_be_bytes());
+        h[57..61].copy_from_slice(&self.count.to_be_bytes());
+        let crc = crc32c::crc32c(&batch[CRC_START..]);
+        batch[17..21].copy_from_slice(&crc.to_be_bytes());
         Ok(())
     }
 
     /// Empties the builder for reuse, keeping its allocation.
     pub fn clear(&mut self) {
-        self.records.clear();
+        self.records.truncate(BATCH_HEADER_LEN);
         self.count = 0;
         self.last_offset_delta = -1;
         self.base_timestamp = None;

@@ -40,9 +40,13 @@ pub(crate) struct BatchAck {
     pub(crate) log_append_time: Option<i64>,
 }
 
-/// The shared outcome of one batch, awaited by every record in it.
-#[derive(Debug, Default)]
+/// The shared outcome of one batch, awaited by every record in it. It also
+/// carries the topic and partition, so a record's `Delivery` holds one
+/// pointer rather than touching a shared topic name per record.
+#[derive(Debug)]
 pub(crate) struct BatchCompletion {
+    pub(crate) topic: Arc<str>,
+    pub(crate) partition: i32,
     outcome: OnceLock<std::result::Result<BatchAck, Arc<Error>>>,
     notify: Notify,
 }
@@ -54,6 +58,9 @@ impl BatchCompletion {
     }
 
     pub(crate) async fn wait(&self) -> std::result::Result<BatchAck, Arc<Error>> {
+        if let Some(outcome) = self.outcome.get() {
+            return outcome.clone();
+        }
         loop {
             let notified = self.notify.notified();
             tokio::pin!(notified);
@@ -91,10 +98,31 @@ struct Sealed {
     seq: u64,
 }
 
+/// FNV-1a: topic names are short and trusted, so a cheap hash beats SipHash
+/// on this per-record lookup.
+#[derive(Debug, Default, Clone, Copy)]
+struct Fnv(u64);
+
+impl std::hash::Hasher for Fnv {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        let mut h = if self.0 == 0 { 0xcbf2_9ce4_8422_2325 } else { self.0 };
+        for b in bytes {
+            h ^= u64::from(*b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+        self.0 = h;
+    }
+}
+
+type FnvBuild = std::hash::BuildHasherDefault<Fnv>;
+
 #[derive(Debug, Default)]
 struct State {
     epoch: u64,
-    topics: HashMap<Arc<str>, TopicState>,
+    topics: HashMap<Arc<str>, TopicState, FnvBuild>,
     ready: VecDeque<Sealed>,
     sealed_seq: u64,
     shutdown: bool,
@@ -311,7 +339,6 @@ impl Accumulator {
     }
 
     fn append(&self, record: ProducerRecord, size: usize) -> Result<Delivery> {
-        let now = Instant::now();
         let timestamp = record.timestamp.unwrap_or_else(|| SystemClock.now_ms());
         let mut state = self.state.lock().expect("producer state lock");
         let batch_size = self.config.batch_size;
@@ -343,8 +370,13 @@ impl Accumulator {
         let created = slot.is_none();
         let batch = slot.get_or_insert_with(|| OpenBatch {
             builder: RecordBatchBuilder::with_capacity(self.config.compression, batch_size.min(1 << 20)),
-            created: now,
-            completion: Arc::new(BatchCompletion::default()),
+            created: Instant::now(),
+            completion: Arc::new(BatchCompletion {
+                topic: topic.clone(),
+                partition,
+                outcome: OnceLock::new(),
+                notify: Notify::new(),
+            }),
             reserved: 0,
         });
         let index =
@@ -358,7 +390,7 @@ impl Accumulator {
         if now_full || created || self.config.linger_ms == 0 {
             self.wake.notify_one();
         }
-        Ok(Delivery { completion, index: index as u32, topic, partition, timestamp })
+        Ok(Delivery { completion, index: index as u32, timestamp })
     }
 
     /// The sender thread: waits for sealed or expired batches and appends
@@ -400,26 +432,26 @@ impl Accumulator {
 
     fn send_batch(&self, sealed: Sealed) {
         let Sealed { topic, partition, log, batch, seq } = sealed;
-        let outcome = batch
-            .builder
-            .build(0)
+        let OpenBatch { builder, completion, reserved, .. } = batch;
+        let outcome = builder
+            .into_batch(0)
             .map_err(|e| Error::InvalidBatch {
                 partition: TopicPartition::new(topic.to_string(), partition),
                 position: 0,
                 source: e,
             })
-            .and_then(|mut bytes| log.append(&mut bytes));
+            .and_then(|mut bytes| log.append_own(&mut bytes));
         match outcome {
-            Ok(info) => batch.completion.complete(Ok(BatchAck {
+            Ok(info) => completion.complete(Ok(BatchAck {
                 base_offset: info.first_offset,
                 log_append_time: info.log_append_time,
             })),
             Err(e) => {
                 warn!(topic = %topic, partition, error = %e, "producer batch failed");
-                batch.completion.complete(Err(Arc::new(e)));
+                completion.complete(Err(Arc::new(e)));
             }
         }
-        self.memory.add_permits(batch.reserved);
+        self.memory.add_permits(reserved);
         self.completed.send_replace(seq);
     }
 

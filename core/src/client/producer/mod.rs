@@ -121,15 +121,13 @@ impl Drop for Producer {
 pub struct Delivery {
     completion: Arc<BatchCompletion>,
     index: u32,
-    topic: Arc<str>,
-    partition: i32,
     timestamp: i64,
 }
 
 impl Delivery {
     /// The partition the record was assigned to.
     pub fn partition(&self) -> i32 {
-        self.partition
+        self.completion.partition
     }
 
     /// Waits for the result.
@@ -140,14 +138,16 @@ impl Delivery {
         let outcome = self.completion.wait().await;
         match outcome {
             Ok(ack) => Ok(RecordMetadata {
-                topic: self.topic.to_string(),
-                partition: self.partition,
+                topic: self.completion.topic.clone(),
+                partition: self.completion.partition,
                 offset: ack.base_offset + i64::from(self.index),
                 timestamp: ack.log_append_time.unwrap_or(self.timestamp),
             }),
-            Err(source) => {
-                Err(Error::SendFailed { topic: self.topic.to_string(), partition: self.partition, source })
-            }
+            Err(source) => Err(Error::SendFailed {
+                topic: self.completion.topic.to_string(),
+                partition: self.completion.partition,
+                source,
+            }),
         }
     }
 
