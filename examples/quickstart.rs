@@ -1,6 +1,7 @@
-//! The main job, for now: open an embedded data directory, create a topic,
-//! write records in compressed batches, read them back, look one up by
-//! timestamp, reopen the directory and show that everything is still there.
+//! The main job, for now: an embedded pipeline. A producer writes page
+//! views to a topic; a consumer group reads them back, counts views per
+//! page and commits; reopening the data directory shows that records and
+//! committed offsets survived.
 //!
 //! ```text
 //! cargo run --release --example quickstart [-- <data dir>]
@@ -8,85 +9,85 @@
 //!
 //! Without an argument it uses a fresh temporary directory.
 
-use std::time::Instant;
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
 
-use anyhow::Context;
-use runnel::core::broker::{Broker, BrokerConfig};
-use runnel::core::record::{Compression, Header, RecordBatchBuilder};
+use runnel::core::client::{Cluster, ConsumerConfig, OffsetReset, ProducerConfig, ProducerRecord};
+use runnel::core::record::Compression;
 use runnel::core::topic::NewTopic;
 
-fn main() -> anyhow::Result<()> {
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
     let temp = tempfile::tempdir()?;
     let dir = std::env::args().nth(1).map_or_else(|| temp.path().to_path_buf(), Into::into);
-    println!("data directory: {}", dir.display());
+    let url = format!("file:{}", dir.display());
+    println!("cluster: {url}");
 
-    let broker = Broker::open(&dir, BrokerConfig::default())?;
-    if !broker.list_topics().contains(&"page-views".to_string()) {
-        broker.create_topic(NewTopic::new("page-views", 3).config("segment.bytes", "1048576"))?;
-        println!("created topic page-views with 3 partitions (segment.bytes=1 MiB)");
+    let cluster = Cluster::open(&url).await?;
+    let admin = cluster.admin();
+    if !admin.list_topics().await?.contains(&"page-views".to_string()) {
+        admin.create_topic(NewTopic::new("page-views", 3).config("segment.bytes", "1048576")).await?;
+        println!("created topic page-views with 3 partitions");
     }
 
+    // Produce 30,000 page views, keyed by user, in lz4 batches.
     let pages = ["/", "/pricing", "/docs", "/blog", "/signup"];
+    let producer = cluster.producer(ProducerConfig::default().compression(Compression::Lz4))?;
     let start = Instant::now();
-    let base_ts = 1_700_000_000_000i64;
-    let mut written = 0u64;
-    for partition in 0..3 {
-        let log = broker.log("page-views", partition)?;
-        for batch_no in 0..20 {
-            let mut batch = RecordBatchBuilder::new(Compression::Lz4);
-            for i in 0..500 {
-                let n = batch_no * 500 + i;
-                let user = format!("user-{}", n % 97);
-                let value = format!(
-                    r#"{{"user":"{user}","page":"{}","n":{n}}}"#,
-                    pages[(n % pages.len() as i64) as usize]
-                );
-                batch.append(
-                    base_ts + n,
-                    Some(user.as_bytes()),
-                    Some(value.as_bytes()),
-                    &[Header::new("source", "quickstart")],
-                );
-            }
-            let info = log.append(&mut batch.build(0)?)?;
-            written += info.record_count;
+    let mut pending = Vec::new();
+    for n in 0..30_000usize {
+        let user = format!("user-{}", n % 97);
+        let page = pages[n % pages.len()];
+        let record = ProducerRecord::new("page-views").key(user).value(page).header("source", "quickstart");
+        pending.push(producer.enqueue(record).await?);
+    }
+    let mut last = None;
+    for delivery in pending {
+        last = Some(delivery.await?);
+    }
+    producer.close().await?;
+    let last = last.expect("sent records");
+    println!(
+        "produced 30000 records in {:.1?} (last: partition {} offset {})",
+        start.elapsed(),
+        last.partition,
+        last.offset
+    );
+
+    // Consume them as a group and count views per page.
+    let mut consumer =
+        cluster.consumer(ConsumerConfig::group("page-counter").offset_reset(OffsetReset::Earliest))?;
+    consumer.subscribe(["page-views"])?;
+    let mut counts: BTreeMap<String, u64> = BTreeMap::new();
+    let mut seen = 0;
+    while seen < 30_000 {
+        for record in consumer.poll(Duration::from_secs(5)).await? {
+            let page = String::from_utf8_lossy(record.value.as_deref().unwrap_or_default()).into_owned();
+            *counts.entry(page).or_default() += 1;
+            seen += 1;
         }
     }
-    println!("appended {written} records in lz4 batches in {:.1?}", start.elapsed());
+    consumer.commit_sync().await?;
+    let assignment: Vec<String> = consumer.assignment().iter().map(ToString::to_string).collect();
+    println!("consumed {seen} records as group page-counter (assignment: {})", assignment.join(", "));
+    for (page, n) in &counts {
+        println!("  {page:<8} {n} views");
+    }
+    consumer.close().await?;
+    cluster.close().await?;
 
-    for partition in 0..3 {
-        let log = broker.log("page-views", partition)?;
-        let mut offset = log.log_start_offset();
-        let mut count = 0;
-        while offset < log.log_end_offset() {
-            let records = log.read_records(offset, 256 * 1024)?;
-            let last = records.last().context("a read below the end returns records")?;
-            offset = last.offset + 1;
-            count += records.len();
-        }
-        let (hit, ts) =
-            log.offset_for_timestamp(base_ts + 5_000)?.context("timestamp lookup finds a record")?;
-        let first = &log.read_records(hit, 1)?[0];
+    // Everything is still there after a reopen, including the group's offsets.
+    let cluster = Cluster::open(&url).await?;
+    let group = cluster.admin().describe_group("page-counter").await?;
+    for p in &group.partitions {
         println!(
-            "partition {partition}: read {count} records (offsets {}..{}), {} segments; \
-             first record at or after t+5000ms is offset {hit} (t={ts}): {}",
-            log.log_start_offset(),
-            log.log_end_offset(),
-            log.segments().len(),
-            String::from_utf8_lossy(first.value.as_deref().unwrap_or_default()),
+            "after reopen: {} committed {} of {} (lag {})",
+            p.partition,
+            p.committed.unwrap_or(-1),
+            p.log_end_offset,
+            p.lag
         );
     }
-    broker.close()?;
-    drop(broker);
-
-    let reopened = Broker::open(&dir, BrokerConfig::default())?;
-    let description = reopened.describe_topic("page-views")?;
-    for p in &description.partitions {
-        println!(
-            "after reopen: partition {} holds offsets {}..{} in {} bytes",
-            p.partition, p.log_start_offset, p.log_end_offset, p.size_bytes
-        );
-    }
-    reopened.close()?;
+    cluster.close().await?;
     Ok(())
 }

@@ -249,3 +249,20 @@ async fn concurrent_senders_keep_their_own_order_within_a_partition() {
     }
     assert_eq!(next, [500; 4]);
 }
+
+#[tokio::test]
+async fn a_record_over_the_topics_max_message_bytes_fails_its_delivery_and_nothing_else() {
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = cluster(dir.path(), false).await;
+    cluster
+        .broker()
+        .unwrap()
+        .create_topic(NewTopic::new("small", 1).config("max.message.bytes", "300"))
+        .unwrap();
+    let producer = cluster.producer(ProducerConfig::default().linger_ms(0)).unwrap();
+    let err = producer.send(ProducerRecord::new("small").value(vec![0u8; 500])).await.unwrap_err();
+    assert!(matches!(err, Error::SendFailed { .. }), "{err}");
+    assert!(err.to_string().contains("exceeds max.message.bytes=300"), "{err}");
+    let ok = producer.send(ProducerRecord::new("small").value("fits")).await.unwrap();
+    assert_eq!(ok.offset, 0, "the rejected batch took no offsets");
+}

@@ -69,7 +69,8 @@ struct Inner {
     offsets: Mutex<offsets::OffsetCache>,
     groups: group::GroupCoordinator,
     closed: AtomicBool,
-    _lock: DataDirLock,
+    /// Released by `close`, so the directory can be reopened at once.
+    lock: Mutex<Option<DataDirLock>>,
 }
 
 #[derive(Debug)]
@@ -140,7 +141,7 @@ impl Broker {
             offsets: Mutex::new(offsets::OffsetCache::default()),
             groups: group::GroupCoordinator::default(),
             closed: AtomicBool::new(false),
-            _lock: lock,
+            lock: Mutex::new(Some(lock)),
         });
         let broker = Broker { inner, maintenance: Mutex::new(None) };
         broker.load_offsets()?;
@@ -658,6 +659,7 @@ impl Broker {
                 first_error.get_or_insert(e);
             }
         }
+        self.inner.lock.lock().expect("lock lock").take();
         info!(dir = %self.inner.dir.display(), "broker closed");
         first_error.map_or(Ok(()), Err)
     }

@@ -766,26 +766,29 @@ impl Consumer {
         Ok(tps.iter().map(|tp| (tp.clone(), all.get(tp).cloned())).collect())
     }
 
-    /// Commits (with auto-commit on), leaves the group, and closes.
+    /// Commits (with auto-commit on), leaves the group, and closes. As with
+    /// the Java client, a failed final auto-commit (say, a rebalance moved
+    /// the generation on) is logged, not returned: the records will be
+    /// delivered again to the next owner.
     ///
     /// # Errors
-    /// The final commit's error (the consumer is closed anyway).
+    /// Never today; kept fallible for the network backend.
     pub async fn close(&mut self) -> Result<()> {
         if self.closed {
             return Ok(());
         }
-        let committed = if self.config.enable_auto_commit && self.config.group_id.is_some() {
+        if self.config.enable_auto_commit && self.config.group_id.is_some() {
             let offsets = self.positions(None);
-            self.commit_map(&offsets)
-        } else {
-            Ok(())
-        };
+            if let Err(e) = self.commit_map(&offsets) {
+                warn!(error = %e, "final auto-commit on close failed");
+            }
+        }
         self.unsubscribe_group();
         if let Some(g) = &mut self.group {
             g.stop_heartbeat();
         }
         self.closed = true;
-        committed
+        Ok(())
     }
 
     /// Drops the consumer as a crashed process would: no commit, no leave;
