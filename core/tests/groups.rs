@@ -208,6 +208,8 @@ async fn a_zombie_members_commit_is_rejected() {
     let slow =
         config("g", AssignmentStrategy::Range).auto_commit(false).set("max.poll.interval.ms", "300").unwrap();
     let mut zombie = cluster.consumer(slow).unwrap();
+    let zombie_events = Events::default();
+    zombie.set_rebalance_listener(zombie_events.clone());
     zombie.subscribe(["t"]).unwrap();
     let deadline = Instant::now() + Duration::from_secs(10);
     while zombie.assignment().len() < 2 {
@@ -220,6 +222,12 @@ async fn a_zombie_members_commit_is_rejected() {
     let err = zombie.commit_sync().await.unwrap_err();
     assert!(matches!(err, Error::CommitFailed { .. }), "{err}");
     assert!(err.to_string().contains("no longer in the group"), "{err}");
+    // Its next poll finds it was removed: the partitions are reported lost, not revoked.
+    zombie.poll(Duration::from_millis(10)).await.unwrap();
+    let events = zombie_events.all();
+    assert!(events.iter().any(|(kind, p)| kind == "lost" && p.len() == 2), "{events:?}");
+    assert!(!events.iter().any(|(kind, _)| kind == "revoked"), "{events:?}");
+    zombie.close().await.unwrap();
     live.stop().await.close().await.unwrap();
 }
 

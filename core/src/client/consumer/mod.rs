@@ -424,7 +424,13 @@ impl Consumer {
             if now >= deadline {
                 return Ok(records);
             }
-            self.wait(deadline.min(self.next_auto_commit.max(now + Duration::from_millis(1)))).await;
+            let auto_commits = self.config.enable_auto_commit && self.config.group_id.is_some();
+            let until = if auto_commits {
+                deadline.min(self.next_auto_commit.max(now + Duration::from_millis(1)))
+            } else {
+                deadline
+            };
+            self.wait(until).await;
         }
     }
 
