@@ -15,11 +15,18 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let args = cli::Cli::parse();
-    // One thread runs every task: the heavy work (the producer's sender, log
-    // I/O) has threads of its own, and on small machines fewer runnable
-    // threads means far lower latency (end-to-end p99 fell from ~5 ms to
-    // ~0.3 ms on 2 cores).
-    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    // Most commands run every task on one thread: the heavy work (the
+    // producer's sender, log I/O) has threads of its own, and on a small
+    // machine fewer runnable threads means far lower latency (end-to-end p99
+    // fell from ~5 ms to ~0.4 ms on 2 cores). Throughput benchmarks, whose
+    // latency collector should run beside the producing loop, use a
+    // multi-threaded runtime.
+    let runtime = if args.wants_parallel_runtime() {
+        tokio::runtime::Builder::new_multi_thread().enable_all().build()
+    } else {
+        tokio::runtime::Builder::new_current_thread().enable_all().build()
+    };
+    let runtime = match runtime {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");

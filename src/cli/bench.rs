@@ -427,6 +427,13 @@ async fn end_to_end(url: &str, args: EndToEndBench) -> anyhow::Result<()> {
     Ok(())
 }
 
+impl BenchCommand {
+    /// Produce and consume measure throughput; end-to-end measures latency.
+    pub(crate) fn is_throughput(&self) -> bool {
+        !matches!(self, BenchCommand::EndToEnd(_))
+    }
+}
+
 pub(crate) async fn run(url: &str, cmd: BenchCommand) -> anyhow::Result<()> {
     match cmd {
         BenchCommand::Produce(args) => produce(url, args).await,

@@ -59,6 +59,14 @@ pub(crate) fn key_values(flag: &str, pairs: &[String]) -> anyhow::Result<BTreeMa
         .collect()
 }
 
+impl Cli {
+    /// Whether the command is a throughput benchmark that benefits from a
+    /// multi-threaded runtime (see `main`).
+    pub(crate) fn wants_parallel_runtime(&self) -> bool {
+        matches!(&self.command, Command::Bench(b) if b.is_throughput())
+    }
+}
+
 pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Topics(cmd) => topics::run(&cli.cluster, cmd).await,
