@@ -218,3 +218,33 @@ async fn a_position_below_the_log_start_resets_after_retention() {
     let records = consumer.poll(Duration::from_secs(1)).await.unwrap();
     assert_eq!(records[0].offset, start, "reset to the earliest offset still stored");
 }
+
+#[tokio::test]
+async fn commit_async_reports_through_its_callback_and_auto_commit_commits_in_the_background() {
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = open(dir.path()).await;
+    cluster.broker().unwrap().create_topic(NewTopic::new("t", 1)).unwrap();
+    produce(&cluster, "t", 0, 20, 0).await;
+
+    let mut manual = cluster.consumer(ConsumerConfig::group("async").auto_commit(false).offset_reset(OffsetReset::Earliest)).unwrap();
+    manual.assign([tp("t", 0)]).unwrap();
+    assert_eq!(manual.poll(Duration::from_secs(1)).await.unwrap().len(), 20);
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    manual.commit_async(move |result| {
+        let _ = tx.send(result);
+    });
+    rx.await.unwrap().unwrap();
+    assert_eq!(manual.committed(&[tp("t", 0)]).unwrap()[&tp("t", 0)].as_ref().unwrap().offset, 20);
+
+    let config = ConsumerConfig::group("auto").offset_reset(OffsetReset::Earliest).set("auto.commit.interval.ms", "50").unwrap();
+    let mut auto = cluster.consumer(config).unwrap();
+    auto.assign([tp("t", 0)]).unwrap();
+    assert_eq!(auto.poll(Duration::from_secs(1)).await.unwrap().len(), 20);
+    assert_eq!(auto.committed(&[tp("t", 0)]).unwrap()[&tp("t", 0)], None, "nothing committed before the interval");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while auto.committed(&[tp("t", 0)]).unwrap()[&tp("t", 0)].is_none() {
+        auto.poll(Duration::from_millis(20)).await.unwrap();
+        assert!(Instant::now() < deadline, "auto-commit never ran");
+    }
+    assert_eq!(auto.committed(&[tp("t", 0)]).unwrap()[&tp("t", 0)].as_ref().unwrap().offset, 20);
+}
