@@ -226,7 +226,9 @@ async fn commit_async_reports_through_its_callback_and_auto_commit_commits_in_th
     cluster.broker().unwrap().create_topic(NewTopic::new("t", 1)).unwrap();
     produce(&cluster, "t", 0, 20, 0).await;
 
-    let mut manual = cluster.consumer(ConsumerConfig::group("async").auto_commit(false).offset_reset(OffsetReset::Earliest)).unwrap();
+    let mut manual = cluster
+        .consumer(ConsumerConfig::group("async").auto_commit(false).offset_reset(OffsetReset::Earliest))
+        .unwrap();
     manual.assign([tp("t", 0)]).unwrap();
     assert_eq!(manual.poll(Duration::from_secs(1)).await.unwrap().len(), 20);
     let (tx, rx) = tokio::sync::oneshot::channel();
@@ -236,11 +238,18 @@ async fn commit_async_reports_through_its_callback_and_auto_commit_commits_in_th
     rx.await.unwrap().unwrap();
     assert_eq!(manual.committed(&[tp("t", 0)]).unwrap()[&tp("t", 0)].as_ref().unwrap().offset, 20);
 
-    let config = ConsumerConfig::group("auto").offset_reset(OffsetReset::Earliest).set("auto.commit.interval.ms", "50").unwrap();
+    let config = ConsumerConfig::group("auto")
+        .offset_reset(OffsetReset::Earliest)
+        .set("auto.commit.interval.ms", "50")
+        .unwrap();
     let mut auto = cluster.consumer(config).unwrap();
     auto.assign([tp("t", 0)]).unwrap();
     assert_eq!(auto.poll(Duration::from_secs(1)).await.unwrap().len(), 20);
-    assert_eq!(auto.committed(&[tp("t", 0)]).unwrap()[&tp("t", 0)], None, "nothing committed before the interval");
+    assert_eq!(
+        auto.committed(&[tp("t", 0)]).unwrap()[&tp("t", 0)],
+        None,
+        "nothing committed before the interval"
+    );
     let deadline = Instant::now() + Duration::from_secs(10);
     while auto.committed(&[tp("t", 0)]).unwrap()[&tp("t", 0)].is_none() {
         auto.poll(Duration::from_millis(20)).await.unwrap();

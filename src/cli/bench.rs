@@ -365,6 +365,20 @@ async fn consume(url: &str, args: ConsumeBench) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The machine's own wake-up noise: how late a thread sleeping 100 us wakes,
+/// over `duration`. No end-to-end path that hands work between threads can
+/// beat this floor; the bench prints it beside its own latency.
+fn wakeup_noise_floor(duration: Duration) -> Latencies {
+    let mut late = Vec::new();
+    let end = Instant::now() + duration;
+    while Instant::now() < end {
+        let t = Instant::now();
+        std::thread::sleep(Duration::from_micros(100));
+        late.push(t.elapsed().as_micros().saturating_sub(100).min(u128::from(u32::MAX)) as u32);
+    }
+    Latencies(late)
+}
+
 async fn end_to_end(url: &str, args: EndToEndBench) -> anyhow::Result<()> {
     anyhow::ensure!(
         args.record_size >= 8,
@@ -423,6 +437,16 @@ async fn end_to_end(url: &str, args: EndToEndBench) -> anyhow::Result<()> {
     let mut out = figures(total, total * args.record_size as u64, elapsed);
     out["target_records_per_sec"] = json!(args.throughput);
     out["latency"] = latencies.summary();
+    let floor = tokio::task::spawn_blocking(|| wakeup_noise_floor(Duration::from_secs(3))).await?.summary();
+    if !args.json {
+        println!(
+            "machine wake-up noise (a thread sleeping 100 us, measured right after): p50 {:.3} ms late, p99 {:.3} ms, p99.9 {:.3} ms",
+            floor["p50_ms"].as_f64().unwrap_or(f64::NAN),
+            floor["p99_ms"].as_f64().unwrap_or(f64::NAN),
+            floor["p999_ms"].as_f64().unwrap_or(f64::NAN)
+        );
+    }
+    out["wakeup_noise_floor"] = floor;
     print(args.json, "end-to-end", &out);
     Ok(())
 }
