@@ -266,3 +266,42 @@ async fn a_record_over_the_topics_max_message_bytes_fails_its_delivery_and_nothi
     let ok = producer.send(ProducerRecord::new("small").value("fits")).await.unwrap();
     assert_eq!(ok.offset, 0, "the rejected batch took no offsets");
 }
+
+#[tokio::test]
+async fn with_linger_zero_direct_and_batched_appends_keep_per_partition_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = cluster(dir.path(), false).await;
+    create(&cluster, "t", 3);
+    let producer = cluster.producer(ProducerConfig::default().linger_ms(0)).unwrap();
+    // Slow sends (appended directly), then a fast burst (past the direct budget:
+    // batched), then slow again; keys spread them over the partitions.
+    let mut expected: BTreeMap<i32, Vec<String>> = BTreeMap::new();
+    let mut pending = Vec::new();
+    for phase in 0..3 {
+        for i in 0..600 {
+            let key = format!("k{}", i % 7);
+            let value = format!("{phase}-{i}");
+            expected.entry(partition_for_key(key.as_bytes(), 3)).or_default().push(value.clone());
+            pending.push(producer.enqueue(ProducerRecord::new("t").key(key).value(value)).await.unwrap());
+            if phase != 1 && i % 50 == 0 {
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+        }
+    }
+    for d in pending {
+        d.await.unwrap();
+    }
+    for (p, values) in expected {
+        let stored: Vec<String> = read_partition(&cluster, "t", p)
+            .iter()
+            .map(|r| String::from_utf8(r.value.clone().unwrap().to_vec()).unwrap())
+            .collect();
+        assert_eq!(stored, values, "partition {p}");
+    }
+    // Keyless direct sends still move between partitions.
+    let mut seen = std::collections::BTreeSet::new();
+    for _ in 0..2000 {
+        seen.insert(producer.send(ProducerRecord::new("t").value(vec![0u8; 100])).await.unwrap().partition);
+    }
+    assert!(seen.len() > 1, "sticky partitioning moves on after a batch's worth: {seen:?}");
+}

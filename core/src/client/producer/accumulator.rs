@@ -86,6 +86,8 @@ struct TopicState {
     name: Arc<str>,
     logs: Vec<std::result::Result<Arc<Log>, String>>,
     sticky: i32,
+    /// Bytes sent directly to the sticky partition since it was chosen.
+    sticky_bytes: usize,
     open: Vec<Option<OpenBatch>>,
 }
 
@@ -129,6 +131,11 @@ struct State {
     rng: u64,
     /// Batches failed without being sent, whose memory the sender releases.
     orphaned: Vec<OpenBatch>,
+    /// The sender is appending batches it took from `ready`.
+    sending: bool,
+    /// Start of the current one-millisecond window and records counted in it.
+    window_start: Option<Instant>,
+    window_records: u32,
 }
 
 impl State {
@@ -332,7 +339,7 @@ impl Accumulator {
             state.epoch = broker.metadata_epoch();
             state.topics.insert(
                 name.clone(),
-                TopicState { name, logs, sticky, open: (0..n).map(|_| None).collect() },
+                TopicState { name, logs, sticky, sticky_bytes: 0, open: (0..n).map(|_| None).collect() },
             );
         }
         Ok(state.topics.get_mut(topic).expect("just ensured"))
@@ -357,8 +364,11 @@ impl Accumulator {
             return Err(Error::PartitionOffline { partition: tp(), reason: reason.clone() });
         }
         let topic = t.name.clone();
+        if let Some(completion) = self.try_direct(&mut state, &topic, partition, &record, timestamp, size) {
+            return Ok(Delivery { completion, index: 0, timestamp });
+        }
         // Full batch: seal it and start another.
-        let full = t.open[partition as usize]
+        let full = state.topics[&topic].open[partition as usize]
             .as_ref()
             .is_some_and(|b| !b.builder.is_empty() && b.builder.estimated_size() + size > batch_size);
         if full {
@@ -393,6 +403,93 @@ impl Accumulator {
         Ok(Delivery { completion, index: index as u32, timestamp })
     }
 
+    /// At most this many records per millisecond are appended directly;
+    /// the rest of the millisecond is batched.
+    const DIRECT_PER_MS: u32 = 200;
+
+    /// With `linger.ms=0`, an idle sender, nothing waiting for the partition
+    /// and no compression, appends the record here and now instead of
+    /// handing it to the sender thread: one less thread hop, so latency does
+    /// not depend on waking another thread. At most
+    /// [`Self::DIRECT_PER_MS`] records a millisecond go this way; the rest
+    /// are batched as usual, where batching is cheaper per record (measured:
+    /// linger-0 throughput is the same with and without this path). Logs with a
+    /// flush policy are excluded (an fsync must not run on the caller's
+    /// task). The state lock is held throughout, so the sender cannot
+    /// overtake: per-partition order is kept.
+    fn try_direct(
+        &self,
+        state: &mut State,
+        topic: &Arc<str>,
+        partition: i32,
+        record: &ProducerRecord,
+        timestamp: i64,
+        size: usize,
+    ) -> Option<Arc<BatchCompletion>> {
+        // Count this record in the one-millisecond window; past the budget,
+        // the rest of the window is batched.
+        let now = Instant::now();
+        match state.window_start {
+            Some(start) if now.duration_since(start) < Duration::from_millis(1) => {}
+            _ => {
+                state.window_start = Some(now);
+                state.window_records = 0;
+            }
+        }
+        state.window_records += 1;
+        if state.window_records > Self::DIRECT_PER_MS {
+            return None;
+        }
+        if self.config.linger_ms != 0
+            || self.config.compression != crate::record::Compression::None
+            || state.sending
+            || state.shutdown
+            || !state.ready.is_empty()
+        {
+            return None;
+        }
+        let t = state.topics.get(topic)?;
+        if t.open.get(partition as usize)?.is_some() {
+            return None;
+        }
+        let log = t.logs.get(partition as usize)?.as_ref().ok()?.clone();
+        let config = log.config();
+        if config.flush_messages.is_some() || config.flush_ms.is_some() {
+            return None;
+        }
+        let mut builder = RecordBatchBuilder::with_capacity(crate::record::Compression::None, size + 64);
+        builder.append(timestamp, record.key.as_deref(), record.value.as_deref(), &record.headers);
+        let outcome = builder
+            .into_batch(0)
+            .map_err(|e| Error::InvalidBatch {
+                partition: TopicPartition::new(topic.to_string(), partition),
+                position: 0,
+                source: e,
+            })
+            .and_then(|mut bytes| log.append_own(&mut bytes))
+            .map(|info| BatchAck { base_offset: info.first_offset, log_append_time: info.log_append_time })
+            .map_err(Arc::new);
+        self.memory.add_permits(size);
+        let completion = Arc::new(BatchCompletion {
+            topic: topic.clone(),
+            partition,
+            outcome: OnceLock::from(outcome),
+            notify: Notify::new(),
+        });
+        // Keyless records stick to a partition for about a batch's worth of bytes.
+        let random = state.next_random();
+        let t = state.topics.get_mut(topic)?;
+        if t.sticky == partition && record.key.is_none() && record.partition.is_none() {
+            t.sticky_bytes += size;
+            let n = t.logs.len() as i32;
+            if t.sticky_bytes >= self.config.batch_size && n > 1 {
+                t.sticky = (partition + 1 + (random % (n as u64 - 1)) as i32) % n;
+                t.sticky_bytes = 0;
+            }
+        }
+        Some(completion)
+    }
+
     /// The sender thread: waits for sealed or expired batches and appends
     /// them in order.
     fn run_sender(self: Arc<Self>) {
@@ -409,6 +506,7 @@ impl Accumulator {
                         self.memory.add_permits(orphan.reserved);
                     }
                     if !state.ready.is_empty() {
+                        state.sending = true;
                         break state.ready.drain(..).collect();
                     }
                     if state.shutdown {
@@ -427,6 +525,7 @@ impl Accumulator {
             for sealed in work {
                 self.send_batch(sealed);
             }
+            self.state.lock().expect("producer state lock").sending = false;
         }
     }
 
