@@ -426,6 +426,14 @@ impl Accumulator {
         timestamp: i64,
         size: usize,
     ) -> Option<Arc<BatchCompletion>> {
+        if self.config.linger_ms != 0
+            || self.config.compression != crate::record::Compression::None
+            || state.sending
+            || state.shutdown
+            || !state.ready.is_empty()
+        {
+            return None;
+        }
         // Count this record in the one-millisecond window; past the budget,
         // the rest of the window is batched.
         let now = Instant::now();
@@ -438,14 +446,6 @@ impl Accumulator {
         }
         state.window_records += 1;
         if state.window_records > Self::DIRECT_PER_MS {
-            return None;
-        }
-        if self.config.linger_ms != 0
-            || self.config.compression != crate::record::Compression::None
-            || state.sending
-            || state.shutdown
-            || !state.ready.is_empty()
-        {
             return None;
         }
         let t = state.topics.get(topic)?;
