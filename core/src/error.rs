@@ -181,6 +181,14 @@ pub enum Error {
         /// Why.
         reason: String,
     },
+    /// A member offered no assignor that every current member supports.
+    #[error("no assignor in common with the members of group '{group}' (offered: {offered})")]
+    InconsistentGroupProtocol {
+        /// Group.
+        group: String,
+        /// What the joining member supports.
+        offered: String,
+    },
     /// Deleting a group that still has members.
     #[error("group '{0}' still has active members")]
     GroupNotEmpty(String),

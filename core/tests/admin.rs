@@ -124,3 +124,24 @@ async fn groups_are_listed_described_with_lag_reset_and_deleted() {
     assert!(matches!(admin.describe_group("g").await, Err(Error::UnknownGroup(_))));
     assert!(matches!(admin.delete_group("g").await, Err(Error::UnknownGroup(_))));
 }
+
+#[tokio::test]
+async fn the_offsets_topic_is_protected_from_clients() {
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = open(dir.path()).await;
+    let admin = cluster.admin();
+    admin.create_topic(NewTopic::new("t", 1)).await.unwrap();
+    let mut consumer = cluster.consumer(ConsumerConfig::group("g")).unwrap();
+    consumer.commit_offsets(&BTreeMap::from([(TopicPartition::new("t", 0), 0)])).await.unwrap();
+    let producer = cluster.producer(ProducerConfig::default()).unwrap();
+    let err = producer.send(ProducerRecord::new("__consumer_offsets").value("x")).await.unwrap_err();
+    assert!(err.to_string().contains("internal topic"), "{err}");
+    for err in [
+        admin.create_partitions("__consumer_offsets", 5).await.unwrap_err(),
+        admin.delete_topic("__consumer_offsets").await.unwrap_err(),
+        admin.create_topic(NewTopic::new("__consumer_offsets", 1)).await.unwrap_err(),
+    ] {
+        assert!(err.to_string().contains("internal topic"), "{err}");
+    }
+    assert!(!admin.list_topics().await.unwrap().contains(&"__consumer_offsets".to_string()));
+}

@@ -257,3 +257,15 @@ async fn commit_async_reports_through_its_callback_and_auto_commit_commits_in_th
     }
     assert_eq!(auto.committed(&[tp("t", 0)]).unwrap()[&tp("t", 0)].as_ref().unwrap().offset, 20);
 }
+
+#[tokio::test]
+async fn poll_with_an_unbounded_timeout_returns_when_data_is_there() {
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = open(dir.path()).await;
+    cluster.broker().unwrap().create_topic(NewTopic::new("t", 1)).unwrap();
+    produce(&cluster, "t", 0, 3, 0).await;
+    let mut consumer =
+        cluster.consumer(ConsumerConfig::default().offset_reset(OffsetReset::Earliest)).unwrap();
+    consumer.assign([tp("t", 0)]).unwrap();
+    assert_eq!(consumer.poll(Duration::MAX).await.unwrap().len(), 3);
+}

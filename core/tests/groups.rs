@@ -348,3 +348,52 @@ async fn every_record_is_consumed_at_least_once_while_members_join_and_leave() {
         m.stop().await.close().await.unwrap();
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_with_long_gaps_between_polls_does_not_cause_endless_rebalances() {
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = open(dir.path()).await;
+    cluster.broker().unwrap().create_topic(NewTopic::new("t", 4)).unwrap();
+    // A polls only every 400 ms (8 heartbeat intervals); B polls constantly.
+    let mut a = cluster.consumer(config("g", AssignmentStrategy::Range)).unwrap();
+    a.subscribe(["t"]).unwrap();
+    let b = Member::start(&cluster, config("g", AssignmentStrategy::Range), &["t"]);
+    let broker = cluster.broker().unwrap();
+    let generation = || broker.groups().describe("g", broker.now_ms()).map_or(0, |d| d.generation);
+    let mut settled_at = None;
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(20) {
+        a.poll(Duration::from_millis(10)).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        if a.assignment().len() == 2 && b.assignment().len() == 2 {
+            let g = generation();
+            match settled_at {
+                None => settled_at = Some((g, Instant::now())),
+                Some((seen, since)) if seen == g && since.elapsed() > Duration::from_secs(3) => break,
+                Some((seen, _)) if seen != g => settled_at = Some((g, Instant::now())),
+                _ => {}
+            }
+        }
+    }
+    let (g, since) = settled_at.expect("the group settled");
+    assert!(since.elapsed() > Duration::from_secs(3), "the generation kept moving (last {g})");
+    assert!(g <= 4, "a handful of rebalances, not a storm: generation {g}");
+    a.close().await.unwrap();
+    b.stop().await.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn members_without_a_common_assignor_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = open(dir.path()).await;
+    cluster.broker().unwrap().create_topic(NewTopic::new("t", 2)).unwrap();
+    let mut coop = cluster.consumer(config("g", AssignmentStrategy::CooperativeSticky)).unwrap();
+    coop.subscribe(["t"]).unwrap();
+    coop.poll(Duration::from_millis(10)).await.unwrap();
+    let mut range = cluster.consumer(config("g", AssignmentStrategy::Range)).unwrap();
+    range.subscribe(["t"]).unwrap();
+    let err = range.poll(Duration::from_millis(10)).await.unwrap_err();
+    assert!(matches!(err, Error::InconsistentGroupProtocol { .. }), "{err}");
+    assert!(err.to_string().contains("offered: range"), "{err}");
+    coop.close().await.unwrap();
+}

@@ -239,6 +239,12 @@ impl Broker {
     /// [`Error::UnknownTopic`]; I/O errors.
     pub fn delete_topic(&self, name: &str) -> Result<()> {
         self.check_open()?;
+        if is_internal(name) {
+            return Err(Error::InvalidTopicName {
+                name: name.to_string(),
+                reason: "is an internal topic".into(),
+            });
+        }
         let _admin = self.inner.admin.lock().expect("admin lock");
         let topic = self
             .inner
@@ -305,6 +311,13 @@ impl Broker {
     /// not larger than the current count or above [`MAX_PARTITIONS`].
     pub fn create_partitions(&self, name: &str, total: i32) -> Result<()> {
         self.check_open()?;
+        if is_internal(name) {
+            // Its partition count decides where each group's commits live.
+            return Err(Error::InvalidTopicName {
+                name: name.to_string(),
+                reason: "is an internal topic".into(),
+            });
+        }
         validate_partition_count(name, total)?;
         let _admin = self.inner.admin.lock().expect("admin lock");
         let (current, log_config) = {
@@ -416,11 +429,16 @@ impl Broker {
     fn load_offsets(&self) -> Result<()> {
         let Ok(logs) = self.partition_logs(OFFSETS_TOPIC) else { return Ok(()) };
         let mut cache = self.inner.offsets.lock().expect("offsets lock");
-        for log in logs {
-            let log = log.map_err(|reason| Error::PartitionOffline {
-                partition: TopicPartition::new(OFFSETS_TOPIC, -1),
-                reason,
-            })?;
+        for (p, log) in logs.into_iter().enumerate() {
+            let log = match log {
+                Ok(log) => log,
+                Err(reason) => {
+                    // The groups committing there fail until it is repaired;
+                    // every other group keeps its offsets.
+                    error!(partition = p, reason = %reason, "an offsets partition is offline; its groups' offsets are unavailable");
+                    continue;
+                }
+            };
             let mut offset = log.log_start_offset();
             while offset < log.log_end_offset() {
                 let records = log.read_records(offset, 1 << 20)?;

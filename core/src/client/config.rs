@@ -370,6 +370,9 @@ impl ConsumerConfig {
     /// # Errors
     /// [`Error::InvalidConfig`] naming the key.
     pub fn validated(self) -> Result<Self> {
+        if self.group_id.as_ref().is_some_and(|g| g.len() > i16::MAX as usize) {
+            return Err(invalid("group.id", format!("longer than {} bytes", i16::MAX)));
+        }
         if self.heartbeat_interval_ms >= self.session_timeout_ms {
             return Err(invalid("heartbeat.interval.ms", "must be lower than session.timeout.ms"));
         }

@@ -164,6 +164,9 @@ struct Group {
     members: BTreeMap<String, Member>,
     assignment: BTreeMap<String, Vec<TopicPartition>>,
     partition_counts: BTreeMap<String, i32>,
+    /// The last cooperative rebalance held partitions back; the rejoin of
+    /// their old owner must start the follow-up rebalance.
+    moves_pending: bool,
     changed: watch::Sender<u64>,
 }
 
@@ -177,6 +180,7 @@ impl Group {
             members: BTreeMap::new(),
             assignment: BTreeMap::new(),
             partition_counts: BTreeMap::new(),
+            moves_pending: false,
             changed: watch::Sender::new(0),
         }
     }
@@ -270,13 +274,16 @@ impl Group {
             })
             .collect();
         let mut target = assignor::assign(protocol, &subs, &partition_counts);
+        self.moves_pending = false;
         if protocol == AssignmentStrategy::CooperativeSticky {
             // Hold back partitions that change owner: the current owner must
             // revoke them first, then rejoin for a follow-up rebalance.
             let owner: HashMap<&TopicPartition, &String> =
                 self.members.iter().flat_map(|(id, m)| m.owned.iter().map(move |tp| (tp, id))).collect();
             for (id, list) in target.iter_mut() {
+                let before = list.len();
                 list.retain(|tp| owner.get(tp).is_none_or(|o| *o == id));
+                self.moves_pending |= list.len() != before;
             }
         }
         self.generation += 1;
@@ -312,6 +319,14 @@ impl GroupCoordinator {
         let mut groups = self.groups.lock().expect("groups lock");
         let group = groups.entry(req.group_id.clone()).or_insert_with(Group::new);
         group.expire(&req.group_id, now);
+        if !group.members.is_empty()
+            && !req.strategies.iter().any(|s| group.members.values().all(|m| m.strategies.contains(s)))
+        {
+            return Err(Error::InconsistentGroupProtocol {
+                group: req.group_id,
+                offered: req.strategies.iter().map(|s| s.name()).collect::<Vec<_>>().join(","),
+            });
+        }
         let (member_id, is_new) = match req.member_id {
             Some(id) if group.members.contains_key(&id) => (id, false),
             Some(id) => return Err(Error::UnknownMember { group: req.group_id, member: id }),
@@ -340,7 +355,22 @@ impl GroupCoordinator {
         member.last_heartbeat = now;
         member.session_timeout_ms = req.session_timeout_ms;
         member.rebalance_timeout_ms = req.rebalance_timeout_ms;
-        if group.state != GroupState::PreparingRebalance {
+        // A member already in the current generation that rejoins with the
+        // same subscription and the partitions it was given needs no
+        // rebalance (unless a cooperative move is waiting for it).
+        let up_to_date = !is_new
+            && !changed_subscription
+            && group.state == GroupState::Stable
+            && !group.moves_pending
+            && group.members[&member_id].joined
+            && {
+                let mut owned = group.members[&member_id].owned.clone();
+                owned.sort();
+                let mut assigned = group.assignment.get(&member_id).cloned().unwrap_or_default();
+                assigned.sort();
+                owned == assigned
+            };
+        if group.state != GroupState::PreparingRebalance && !up_to_date {
             let reason = if is_new {
                 "member joined"
             } else if changed_subscription {

@@ -34,8 +34,10 @@ pub(crate) struct Shared {
     pub(crate) rejoin: AtomicBool,
     /// The coordinator no longer knows this member.
     pub(crate) lost: AtomicBool,
-    /// When `poll` was last called.
+    /// When `poll` last returned (or was entered).
     pub(crate) last_poll: Mutex<Instant>,
+    /// A `poll` is running: the member is not idle, however long it waits.
+    pub(crate) in_poll: AtomicBool,
     /// Wakes a waiting `poll`.
     pub(crate) wake: Notify,
 }
@@ -67,6 +69,7 @@ impl Membership {
                 rejoin: AtomicBool::new(false),
                 lost: AtomicBool::new(false),
                 last_poll: Mutex::new(Instant::now()),
+                in_poll: AtomicBool::new(false),
                 wake: Notify::new(),
             }),
             changes: None,
@@ -104,7 +107,7 @@ impl Membership {
                 };
                 let broker = cluster.broker();
                 let idle = shared.last_poll.lock().expect("poll lock").elapsed();
-                if idle > max_poll_interval {
+                if !shared.in_poll.load(Ordering::Acquire) && idle > max_poll_interval {
                     warn!(group = %group, member = %member, ?idle, "max.poll.interval.ms exceeded; leaving the group");
                     broker.groups().leave(&group, &member, broker.now_ms());
                     shared.lost.store(true, Ordering::Release);
@@ -128,11 +131,43 @@ impl Membership {
         }));
     }
 
+    /// Makes sure the group-change receiver is current: marks what it has
+    /// seen, and subscribes again if the group entry was removed.
+    pub(crate) fn refresh_changes(&mut self, cluster: &Arc<EmbeddedCluster>) {
+        let closed = self.changes.as_ref().is_none_or(|c| c.has_changed().is_err());
+        if closed {
+            self.changes = Some(cluster.broker().groups().watch(&self.group_id));
+        }
+        if let Some(c) = self.changes.as_mut() {
+            c.borrow_and_update();
+        }
+    }
+
     /// Stops heartbeating (close, or a simulated crash).
     pub(crate) fn stop_heartbeat(&mut self) {
         if let Some(task) = self.heartbeat.take() {
             task.abort();
         }
+    }
+}
+
+/// Marks a `poll` in progress for the heartbeat's `max.poll.interval.ms`
+/// check; on drop, records when it ended.
+#[derive(Debug)]
+pub(crate) struct InPoll(Arc<Shared>);
+
+impl InPoll {
+    pub(crate) fn enter(shared: &Arc<Shared>) -> InPoll {
+        shared.in_poll.store(true, Ordering::Release);
+        *shared.last_poll.lock().expect("poll lock") = Instant::now();
+        InPoll(shared.clone())
+    }
+}
+
+impl Drop for InPoll {
+    fn drop(&mut self) {
+        *self.0.last_poll.lock().expect("poll lock") = Instant::now();
+        self.0.in_poll.store(false, Ordering::Release);
     }
 }
 

@@ -262,6 +262,7 @@ impl Consumer {
     fn request_rejoin(&mut self) {
         if let Some(g) = &self.group {
             g.shared.rejoin.store(true, Ordering::Release);
+            g.shared.wake.notify_one();
         }
     }
 
@@ -408,11 +409,10 @@ impl Consumer {
     /// Cancel-safe: positions advance only for records it returns.
     pub async fn poll(&mut self, timeout: Duration) -> Result<Vec<ConsumerRecord>> {
         self.check_open()?;
-        let deadline = Instant::now() + timeout;
+        let now = Instant::now();
+        let deadline = now.checked_add(timeout).unwrap_or(now + Duration::from_secs(100 * 365 * 86_400));
+        let _in_poll = self.group.as_ref().map(|g| membership::InPoll::enter(&g.shared));
         loop {
-            if let Some(g) = &self.group {
-                *g.shared.last_poll.lock().expect("poll lock") = Instant::now();
-            }
             self.maintain_group()?;
             self.maybe_auto_commit();
             self.resolve_positions()?;
@@ -449,7 +449,10 @@ impl Consumer {
         }
         if let Some(changes) = group_changes.as_mut() {
             waits.push(Box::pin(async move {
-                let _ = changes.changed().await;
+                if changes.changed().await.is_err() {
+                    // The group entry went away; the next poll subscribes again.
+                    std::future::pending::<()>().await;
+                }
             }));
         }
         let sleep = tokio::time::sleep_until(until.into());
@@ -487,11 +490,16 @@ impl Consumer {
                     let to = match reset {
                         OffsetReset::Earliest => log_start_offset,
                         OffsetReset::Latest => log_end_offset,
+                        // Return what was read; the error comes back on the next poll.
+                        OffsetReset::None if !out.is_empty() => break,
                         OffsetReset::None => return Err(Error::NoOffset(tp.clone())),
                     };
                     warn!(partition = %tp, position = ?s.position, reset_to = to, "position out of range; reset");
                     s.seek(to);
                 }
+                // Records already read from other partitions are returned; the
+                // error comes back on the next poll (this partition did not move).
+                Err(_) if !out.is_empty() => break,
                 Err(e) => return Err(e),
             }
             let taken: usize =
@@ -566,6 +574,7 @@ impl Consumer {
         let counts = |t: &str| broker.partition_count(t).ok();
         let g = self.group.as_mut().expect("subscriptions need a group");
         g.ensure_heartbeat(&cluster, heartbeat, max_poll);
+        g.refresh_changes(&cluster);
 
         if g.shared.lost.swap(false, Ordering::AcqRel) {
             // Removed from the group: the partitions are gone without a commit.
@@ -583,8 +592,10 @@ impl Consumer {
         let g = self.group.as_mut().expect("group");
         let wants_rejoin = g.shared.rejoin.swap(false, Ordering::AcqRel);
         if g.phase == Phase::Out || wants_rejoin {
-            let cooperative = g.protocol == Some(AssignmentStrategy::CooperativeSticky)
-                && self.config.assignment_strategies.contains(&AssignmentStrategy::CooperativeSticky);
+            // As in the Java client, a member rebalances cooperatively only if
+            // every assignor it offers is cooperative.
+            let cooperative =
+                self.config.assignment_strategies.iter().all(|s| *s == AssignmentStrategy::CooperativeSticky);
             if !cooperative && !self.partitions.is_empty() {
                 // Eager: give everything back before rejoining.
                 self.commit_for_rebalance(None);
@@ -608,11 +619,16 @@ impl Consumer {
             match broker.groups().join(request.clone(), broker.now_ms(), &counts) {
                 Ok(member) => g.set_member(Some(member), g.generation),
                 Err(Error::UnknownMember { .. }) => {
-                    let member = broker.groups().join(
-                        JoinRequest { member_id: None, ..request },
-                        broker.now_ms(),
-                        &counts,
-                    )?;
+                    // Removed while away: what it owned is gone without a commit.
+                    let lost: Vec<TopicPartition> = self.partitions.keys().cloned().collect();
+                    self.partitions.clear();
+                    if !lost.is_empty() {
+                        if let Some(l) = &mut self.listener {
+                            l.on_partitions_lost(&lost);
+                        }
+                    }
+                    let request = JoinRequest { member_id: None, owned: Vec::new(), ..request };
+                    let member = broker.groups().join(request, broker.now_ms(), &counts)?;
                     g.set_member(Some(member), -1);
                 }
                 Err(e) => return Err(e),
@@ -635,6 +651,8 @@ impl Consumer {
                 Ok(())
             }
             SyncOutcome::Assigned(a) => {
+                // Rejoin requests seen while waiting belonged to this rebalance.
+                g.shared.rejoin.store(false, Ordering::Release);
                 g.set_member(Some(member), a.generation);
                 g.protocol = Some(a.protocol);
                 g.phase = Phase::Stable;

@@ -138,6 +138,17 @@ struct State {
     window_records: u32,
 }
 
+/// A random online partition other than `current` (or `current` itself when
+/// it is the only online one); `-1` when none is online.
+fn pick_sticky(logs: &[std::result::Result<Arc<Log>, String>], current: i32, random: u64) -> i32 {
+    let online: Vec<i32> =
+        (0..logs.len() as i32).filter(|&p| logs[p as usize].is_ok() && p != current).collect();
+    if online.is_empty() {
+        return if logs.get(current as usize).is_some_and(|l| l.is_ok()) { current } else { -1 };
+    }
+    online[(random % online.len() as u64) as usize]
+}
+
 impl State {
     fn next_random(&mut self) -> u64 {
         let mut x = self.rng | 1;
@@ -161,9 +172,8 @@ impl State {
             self.orphaned.push(batch);
             return;
         };
-        let n = state.logs.len() as i32;
-        if state.sticky == partition && n > 1 {
-            state.sticky = (partition + 1 + (random % (n as u64 - 1)) as i32) % n;
+        if state.sticky == partition {
+            state.sticky = pick_sticky(&state.logs, partition, random);
         }
         self.sealed_seq += 1;
         let seq = self.sealed_seq;
@@ -315,9 +325,13 @@ impl Accumulator {
             for name in names {
                 match broker.partition_logs(&name) {
                     Ok(logs) => {
+                        let random = state.next_random();
                         let t = state.topics.get_mut(&name).expect("listed");
                         t.open.resize_with(logs.len().max(t.open.len()), || None);
                         t.logs = logs;
+                        if t.logs.get(t.sticky as usize).is_none_or(|l| l.is_err()) {
+                            t.sticky = pick_sticky(&t.logs, t.sticky, random);
+                        }
                     }
                     Err(_) => {
                         // The topic is gone: fail what was waiting for it.
@@ -331,11 +345,17 @@ impl Accumulator {
             }
         }
         if !state.topics.contains_key(topic) {
+            if crate::broker::is_internal(topic) {
+                return Err(Error::InvalidTopicName {
+                    name: topic.to_string(),
+                    reason: "is an internal topic; clients cannot write to it".into(),
+                });
+            }
             broker.ensure_topic(topic)?;
             let logs = broker.partition_logs(topic)?;
             let name: Arc<str> = Arc::from(topic);
             let n = logs.len();
-            let sticky = (state.next_random() % n.max(1) as u64) as i32;
+            let sticky = pick_sticky(&logs, -1, state.next_random());
             state.epoch = broker.metadata_epoch();
             state.topics.insert(
                 name.clone(),
@@ -348,6 +368,9 @@ impl Accumulator {
     fn append(&self, record: ProducerRecord, size: usize) -> Result<Delivery> {
         let timestamp = record.timestamp.unwrap_or_else(|| SystemClock.now_ms());
         let mut state = self.state.lock().expect("producer state lock");
+        if state.shutdown {
+            return Err(Error::Closed("producer".into()));
+        }
         let batch_size = self.config.batch_size;
         let t = self.topic_state(&mut state, &record.topic)?;
         let n = t.logs.len() as i32;
@@ -357,6 +380,10 @@ impl Accumulator {
             (None, None) => t.sticky,
         };
         let tp = || TopicPartition::new(record.topic.clone(), partition);
+        if partition < 0 && record.partition.is_none() && record.key.is_none() {
+            let reason = "no partition of the topic is online".to_string();
+            return Err(Error::PartitionOffline { partition: tp(), reason });
+        }
         if partition < 0 || partition >= n {
             return Err(Error::UnknownPartition(tp()));
         }
@@ -481,9 +508,8 @@ impl Accumulator {
         let t = state.topics.get_mut(topic)?;
         if t.sticky == partition && record.key.is_none() && record.partition.is_none() {
             t.sticky_bytes += size;
-            let n = t.logs.len() as i32;
-            if t.sticky_bytes >= self.config.batch_size && n > 1 {
-                t.sticky = (partition + 1 + (random % (n as u64 - 1)) as i32) % n;
+            if t.sticky_bytes >= self.config.batch_size {
+                t.sticky = pick_sticky(&t.logs, partition, random);
                 t.sticky_bytes = 0;
             }
         }
