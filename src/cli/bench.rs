@@ -227,6 +227,7 @@ async fn produce(url: &str, args: ProduceBench) -> anyhow::Result<()> {
     ensure_topic(&cluster, &args.topic, args.partitions).await?;
     let producer = cluster.producer(config)?;
     let payload = Bytes::from(vec![b'x'; args.record_size]);
+    let topic: Arc<str> = Arc::from(args.topic.as_str());
     let bar = progress(args.num_records, args.json);
     // Every delivery is checked; the send-to-ack latency of every 8th is sampled.
     type Sent = (runnel::core::client::Delivery, Option<Instant>);
@@ -252,7 +253,7 @@ async fn produce(url: &str, args: ProduceBench) -> anyhow::Result<()> {
                 tokio::time::sleep(wait).await;
             }
         }
-        let d = producer.enqueue(ProducerRecord::new(&args.topic).value(payload.clone())).await?;
+        let d = producer.enqueue(ProducerRecord::new(topic.clone()).value(payload.clone())).await?;
         chunk.push((d, (i % 8 == 0).then(Instant::now)));
         if chunk.len() == 1024 {
             tx.send(std::mem::replace(&mut chunk, Vec::with_capacity(1024))).await.ok();
@@ -423,7 +424,7 @@ async fn end_to_end(url: &str, args: EndToEndBench) -> anyhow::Result<()> {
             _ => {}
         }
         value[..8].copy_from_slice(&(base.elapsed().as_nanos() as u64).to_be_bytes());
-        producer.enqueue(ProducerRecord::new(&args.topic).value(value.clone())).await?;
+        producer.enqueue(ProducerRecord::new(args.topic.as_str()).value(value.clone())).await?;
         if i % 4096 == 0 {
             bar.set_position(i);
         }

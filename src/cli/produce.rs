@@ -43,10 +43,11 @@ pub(crate) async fn run(url: &str, args: ProduceArgs) -> anyhow::Result<()> {
     let cluster = open(url, false).await?;
     let producer = cluster.producer(config)?;
     let mut lines = BufReader::new(input).lines();
+    let topic: std::sync::Arc<str> = std::sync::Arc::from(args.topic.as_str());
     let mut pending = Vec::new();
     let mut count = 0u64;
     while let Some(line) = lines.next_line().await.context("reading input")? {
-        let mut record = ProducerRecord::new(&args.topic);
+        let mut record = ProducerRecord::new(topic.clone());
         match args.key_separator.as_deref().and_then(|sep| line.split_once(sep)) {
             Some((key, value)) => record = record.key(key.to_string()).value(value.to_string()),
             None => record = record.value(line),

@@ -11,12 +11,13 @@ use crate::topic::TopicPartition;
 /// ```
 /// use runnel_core::client::ProducerRecord;
 /// let r = ProducerRecord::new("clicks").key("user-42").value(r#"{"page":"/"}"#).header("source", "web");
-/// assert_eq!(r.topic, "clicks");
+/// assert_eq!(&*r.topic, "clicks");
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProducerRecord {
-    /// Target topic.
-    pub topic: String,
+    /// Target topic. Shared: a sender that writes many records to one topic
+    /// can clone one `Arc<str>` instead of allocating a name per record.
+    pub topic: std::sync::Arc<str>,
     /// Explicit partition; `None` lets the partitioner choose (murmur2 of the
     /// key, or sticky for records without a key).
     pub partition: Option<i32>,
@@ -32,7 +33,7 @@ pub struct ProducerRecord {
 
 impl ProducerRecord {
     /// A record for `topic` with no key, value or headers yet.
-    pub fn new(topic: impl Into<String>) -> Self {
+    pub fn new(topic: impl Into<std::sync::Arc<str>>) -> Self {
         ProducerRecord {
             topic: topic.into(),
             partition: None,

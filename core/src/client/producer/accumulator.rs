@@ -297,7 +297,7 @@ impl Accumulator {
         let limit = self.config.max_request_size;
         if size > limit {
             return Err(Error::MessageTooLarge {
-                topic: record.topic,
+                topic: record.topic.to_string(),
                 size,
                 limit,
                 setting: "max.request.size",
@@ -379,7 +379,7 @@ impl Accumulator {
             (None, Some(key)) => partition_for_key(key, n),
             (None, None) => t.sticky,
         };
-        let tp = || TopicPartition::new(record.topic.clone(), partition);
+        let tp = || TopicPartition::new(record.topic.to_string(), partition);
         if partition < 0 && record.partition.is_none() && record.key.is_none() {
             let reason = "no partition of the topic is online".to_string();
             return Err(Error::PartitionOffline { partition: tp(), reason });
