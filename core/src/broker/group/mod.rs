@@ -461,17 +461,33 @@ impl GroupCoordinator {
     /// # Errors
     /// [`Error::CommitFailed`] saying why.
     pub fn validate_commit(&self, group_id: &str, member: Option<(&str, i32)>, now: i64) -> Result<()> {
+        self.commit(group_id, member, now, || Ok(()))
+    }
+
+    /// Validates a commit as [`GroupCoordinator::validate_commit`] does and,
+    /// if it passes, runs `write` (which stores the offsets) before the group
+    /// can change: a member fenced a moment earlier cannot slip a commit in.
+    ///
+    /// # Errors
+    /// [`Error::CommitFailed`], or what `write` returns.
+    pub fn commit(
+        &self,
+        group_id: &str,
+        member: Option<(&str, i32)>,
+        now: i64,
+        write: impl FnOnce() -> Result<()>,
+    ) -> Result<()> {
         let mut groups = self.groups.lock().expect("groups lock");
         let fail = |reason: String| Error::CommitFailed { group: group_id.to_string(), reason };
         let Some(group) = groups.get_mut(group_id) else {
             return match member {
-                None => Ok(()),
+                None => write(),
                 Some((id, _)) => Err(fail(format!("member {id} is not in the group"))),
             };
         };
         group.expire(group_id, now);
         match member {
-            None if group.members.is_empty() => Ok(()),
+            None if group.members.is_empty() => write(),
             None => Err(fail("the group has active members; only they may commit".into())),
             Some((id, _)) if !group.members.contains_key(id) => {
                 Err(fail(format!("member {id} is no longer in the group (it was removed or left)")))
@@ -480,7 +496,7 @@ impl GroupCoordinator {
                 "generation {generation} is fenced; the group is at generation {}",
                 group.generation
             ))),
-            Some(_) => Ok(()),
+            Some(_) => write(),
         }
     }
 

@@ -743,10 +743,10 @@ impl Consumer {
             )),
             _ => None,
         };
-        broker.groups().validate_commit(group, member.as_ref().map(|(m, g)| (m.as_str(), *g)), now)?;
         let offsets: BTreeMap<TopicPartition, OffsetAndMetadata> =
             offsets.iter().map(|(tp, &o)| (tp.clone(), OffsetAndMetadata::new(o, now))).collect();
-        broker.commit_offsets(group, &offsets)
+        let member = member.as_ref().map(|(m, g)| (m.as_str(), *g));
+        broker.groups().commit(group, member, now, || broker.commit_offsets(group, &offsets))
     }
 
     /// Commits the current positions of all assigned partitions.
