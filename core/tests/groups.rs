@@ -16,6 +16,10 @@ use runnel_core::client::{
 use runnel_core::topic::{NewTopic, TopicPartition};
 use runnel_core::Error;
 
+/// These tests measure timeouts and rebalances; run them one at a time so
+/// they do not starve each other's heartbeats on a small machine.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 async fn open(dir: &std::path::Path) -> Cluster {
     let config =
         BrokerConfig { background_maintenance: false, auto_create_topics: false, ..Default::default() };
@@ -26,7 +30,7 @@ fn config(group: &str, strategy: AssignmentStrategy) -> ConsumerConfig {
     ConsumerConfig::group(group)
         .strategy(strategy)
         .offset_reset(OffsetReset::Earliest)
-        .set("session.timeout.ms", "1500")
+        .set("session.timeout.ms", "2000")
         .unwrap()
         .set("heartbeat.interval.ms", "50")
         .unwrap()
@@ -114,6 +118,7 @@ fn sizes(members: &[&Member]) -> Vec<usize> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn members_split_partitions_and_the_survivor_takes_over_when_one_leaves() {
+    let _serial = SERIAL.lock().await;
     let dir = tempfile::tempdir().unwrap();
     let cluster = open(dir.path()).await;
     cluster.broker().unwrap().create_topic(NewTopic::new("t", 4)).unwrap();
@@ -134,6 +139,7 @@ async fn members_split_partitions_and_the_survivor_takes_over_when_one_leaves() 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_crashed_member_is_detected_by_session_timeout() {
+    let _serial = SERIAL.lock().await;
     let dir = tempfile::tempdir().unwrap();
     let cluster = open(dir.path()).await;
     cluster.broker().unwrap().create_topic(NewTopic::new("t", 4)).unwrap();
@@ -143,7 +149,8 @@ async fn a_crashed_member_is_detected_by_session_timeout() {
     let crashed_at = Instant::now();
     b.stop().await.abandon();
     eventually("a takes over after the session timeout", || a.assignment().len() == 4).await;
-    assert!(crashed_at.elapsed() >= Duration::from_millis(1500), "not before session.timeout.ms");
+    // The last heartbeat can precede the crash by up to one heartbeat interval.
+    assert!(crashed_at.elapsed() >= Duration::from_millis(2000 - 60), "not before session.timeout.ms");
     let group = cluster.broker().unwrap().groups().describe("g", cluster.broker().unwrap().now_ms()).unwrap();
     assert_eq!(group.members.len(), 1);
     a.stop().await.close().await.unwrap();
@@ -151,6 +158,7 @@ async fn a_crashed_member_is_detected_by_session_timeout() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cooperative_rebalancing_revokes_only_the_partitions_that_move() {
+    let _serial = SERIAL.lock().await;
     let dir = tempfile::tempdir().unwrap();
     let cluster = open(dir.path()).await;
     cluster.broker().unwrap().create_topic(NewTopic::new("t", 6)).unwrap();
@@ -172,6 +180,7 @@ async fn cooperative_rebalancing_revokes_only_the_partitions_that_move() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn added_partitions_and_idle_members_are_picked_up_by_rebalances() {
+    let _serial = SERIAL.lock().await;
     let dir = tempfile::tempdir().unwrap();
     let cluster = open(dir.path()).await;
     let broker = cluster.broker().unwrap();
@@ -197,6 +206,7 @@ async fn added_partitions_and_idle_members_are_picked_up_by_rebalances() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_zombie_members_commit_is_rejected() {
+    let _serial = SERIAL.lock().await;
     let dir = tempfile::tempdir().unwrap();
     let cluster = open(dir.path()).await;
     cluster.broker().unwrap().create_topic(NewTopic::new("t", 2)).unwrap();
@@ -233,6 +243,7 @@ async fn a_zombie_members_commit_is_rejected() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pattern_subscriptions_follow_new_topics_and_groups_are_independent() {
+    let _serial = SERIAL.lock().await;
     let dir = tempfile::tempdir().unwrap();
     let cluster = open(dir.path()).await;
     let broker = cluster.broker().unwrap();
@@ -271,6 +282,7 @@ async fn pattern_subscriptions_follow_new_topics_and_groups_are_independent() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_record_is_consumed_at_least_once_while_members_join_and_leave() {
+    let _serial = SERIAL.lock().await;
     let total: usize =
         std::env::var("RUNNEL_CHURN_RECORDS").ok().and_then(|v| v.parse().ok()).unwrap_or(1_000_000);
     let dir = tempfile::tempdir().unwrap();
@@ -351,6 +363,7 @@ async fn every_record_is_consumed_at_least_once_while_members_join_and_leave() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_member_with_long_gaps_between_polls_does_not_cause_endless_rebalances() {
+    let _serial = SERIAL.lock().await;
     let dir = tempfile::tempdir().unwrap();
     let cluster = open(dir.path()).await;
     cluster.broker().unwrap().create_topic(NewTopic::new("t", 4)).unwrap();
@@ -377,13 +390,14 @@ async fn a_member_with_long_gaps_between_polls_does_not_cause_endless_rebalances
     }
     let (g, since) = settled_at.expect("the group settled");
     assert!(since.elapsed() > Duration::from_secs(3), "the generation kept moving (last {g})");
-    assert!(g <= 4, "a handful of rebalances, not a storm: generation {g}");
+    assert!(g <= 3, "one rebalance per join, not a storm: generation {g}");
     a.close().await.unwrap();
     b.stop().await.close().await.unwrap();
 }
 
 #[tokio::test]
 async fn members_without_a_common_assignor_are_refused() {
+    let _serial = SERIAL.lock().await;
     let dir = tempfile::tempdir().unwrap();
     let cluster = open(dir.path()).await;
     cluster.broker().unwrap().create_topic(NewTopic::new("t", 2)).unwrap();

@@ -81,6 +81,8 @@ pub enum SyncOutcome {
     Assigned(MemberAssignment),
     /// The member is not (or no longer) in the group: join again as new.
     UnknownMember,
+    /// A newer rebalance started since this member joined: join again.
+    Rejoin,
 }
 
 /// What a heartbeat returns.
@@ -404,6 +406,9 @@ impl GroupCoordinator {
                 protocol: group.protocol.unwrap_or(AssignmentStrategy::Range),
                 partitions: group.assignment.get(member_id).cloned().unwrap_or_default(),
             })
+        } else if !member.joined {
+            // A newer rebalance started after this member joined: join again.
+            SyncOutcome::Rejoin
         } else {
             SyncOutcome::Pending
         }

@@ -591,7 +591,9 @@ impl Consumer {
         }
         let g = self.group.as_mut().expect("group");
         let wants_rejoin = g.shared.rejoin.swap(false, Ordering::AcqRel);
-        if g.phase == Phase::Out || wants_rejoin {
+        // While joining, the sync below says whether to join again; a
+        // heartbeat's rejoin request then is about the same rebalance.
+        if g.phase == Phase::Out || (wants_rejoin && g.phase == Phase::Stable) {
             // As in the Java client, a member rebalances cooperatively only if
             // every assignor it offers is cooperative.
             let cooperative =
@@ -646,6 +648,11 @@ impl Consumer {
         }
         match broker.groups().sync(&g.group_id, &member, broker.now_ms(), &counts) {
             SyncOutcome::Pending => Ok(()),
+            SyncOutcome::Rejoin => {
+                g.phase = Phase::Out;
+                g.shared.wake.notify_one();
+                Ok(())
+            }
             SyncOutcome::UnknownMember => {
                 g.shared.lost.store(true, Ordering::Release);
                 Ok(())
