@@ -76,6 +76,28 @@ pub enum OffsetSpec {
 }
 
 /// Administers a cluster; cheap to clone.
+///
+/// ```
+/// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+/// use std::collections::BTreeMap;
+/// use runnel_core::client::{Cluster, OffsetSpec};
+/// use runnel_core::topic::NewTopic;
+///
+/// let dir = tempfile::tempdir()?;
+/// let cluster = Cluster::open(&format!("file:{}", dir.path().display())).await?;
+/// let admin = cluster.admin();
+/// admin.create_topic(NewTopic::new("orders", 3).config("retention.ms", "86400000")).await?;
+/// admin.create_partitions("orders", 6).await?;
+/// let set = BTreeMap::from([("cleanup.policy".to_string(), "compact".to_string())]);
+/// admin.alter_topic_config("orders", set, vec![]).await?;
+/// assert_eq!(admin.describe_configs("orders").await?["cleanup.policy"].0, "compact");
+///
+/// // Plan a reset of a (memberless) group without applying it.
+/// let plan = admin.reset_group_offsets("billing", &["orders".into()], OffsetSpec::Earliest, true).await?;
+/// assert_eq!(plan.len(), 6);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// # }).unwrap();
+/// ```
 #[derive(Debug, Clone)]
 pub struct Admin {
     cluster: Arc<EmbeddedCluster>,
