@@ -231,8 +231,9 @@ impl Admin {
         let partitions = tps
             .into_iter()
             .map(|tp| {
-                let end = broker.log(&tp.topic, tp.partition).map_or(-1, |l| l.log_end_offset());
-                let start = broker.log(&tp.topic, tp.partition).map_or(0, |l| l.log_start_offset());
+                let (start, end) = broker
+                    .log(&tp.topic, tp.partition)
+                    .map_or((0, -1), |l| (l.log_start_offset(), l.log_end_offset()));
                 let c = committed.get(&tp).map(|o| o.offset);
                 let member_id =
                     members.iter().find(|m| m.assignment.contains(&tp)).map(|m| m.member_id.clone());

@@ -36,7 +36,6 @@ use std::sync::Arc;
 
 use tracing::{debug, info};
 
-use super::index::SparseIndex;
 use super::segment::{
     file_name, parse_file_name, LogSegment, OpenMode, SegmentIndexes, CLEANED_SUFFIX, COMPACTED_SUFFIX,
     INDEX_SUFFIX, LOG_SUFFIX, SWAP_SUFFIX, TIME_INDEX_SUFFIX,
@@ -384,8 +383,8 @@ impl Log {
         drop(out);
         let index_cleaned = self.dir.join(file_name(base, &format!("{INDEX_SUFFIX}{CLEANED_SUFFIX}")));
         let time_cleaned = self.dir.join(file_name(base, &format!("{TIME_INDEX_SUFFIX}{CLEANED_SUFFIX}")));
-        write_index(&indexes.offset, &index_cleaned)?;
-        write_index(&indexes.time, &time_cleaned)?;
+        indexes.offset.write_to(&index_cleaned)?;
+        indexes.time.write_to(&time_cleaned)?;
 
         // Commit point: the swap file exists.
         let swap_path = self.dir.join(file_name(base, &format!("{LOG_SUFFIX}{SWAP_SUFFIX}")));
@@ -484,8 +483,4 @@ enum Kept {
 
 fn corrupt(segment: &LogSegment, position: u64, e: crate::record::RecordError) -> Error {
     Error::Corrupt { path: segment.log_path().to_path_buf(), position, reason: e.to_string() }
-}
-
-fn write_index<E: super::index::IndexEntry>(index: &SparseIndex<E>, path: &Path) -> Result<()> {
-    index.write_to(path)
 }

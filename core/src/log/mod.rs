@@ -186,13 +186,6 @@ fn join_seal(handle: std::thread::JoinHandle<Result<()>>, dir: &Path) -> Result<
     })
 }
 
-fn remove_segment_files(dir: &Path, base: i64) -> Result<()> {
-    for suffix in [LOG_SUFFIX, INDEX_SUFFIX, TIME_INDEX_SUFFIX, COMPACTED_SUFFIX] {
-        remove_if_exists(&dir.join(file_name(base, suffix)))?;
-    }
-    Ok(())
-}
-
 /// Each segment must end where the next begins (a compacted one may end
 /// earlier); a gap means a segment lost its tail or a file went missing.
 fn check_segment_chain(segments: &BTreeMap<i64, Arc<LogSegment>>) -> Result<()> {
@@ -394,7 +387,7 @@ impl Log {
                         // covers every earlier segment): drop what follows.
                         for &later in &bases[i + 1..] {
                             warn!(partition = %partition, segment = later, "removing segment after a torn one");
-                            remove_segment_files(&dir, later)?;
+                            segment::remove_files(&dir, later)?;
                         }
                         segments.insert(base, Arc::new(segment));
                         sync_dir(&dir)?;
@@ -812,8 +805,8 @@ impl Log {
             segments.range(from..).map(|(_, s)| s.clone()).collect()
         };
         for segment in candidates {
-            if let Some(read) = segment.read(offset, max_bytes)? {
-                out.bytes = read.bytes;
+            if let Some(bytes) = segment.read(offset, max_bytes)? {
+                out.bytes = bytes;
                 break;
             }
         }

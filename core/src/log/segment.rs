@@ -53,6 +53,19 @@ pub(crate) fn parse_file_name(name: &str, suffix: &str) -> Option<i64> {
 
 const SCAN_CHUNK: usize = 1 << 20;
 
+/// Removes every file of the segment at `base` in `dir` (missing ones are fine).
+pub(crate) fn remove_files(dir: &Path, base: i64) -> Result<()> {
+    for suffix in [LOG_SUFFIX, INDEX_SUFFIX, TIME_INDEX_SUFFIX, COMPACTED_SUFFIX] {
+        let path = dir.join(file_name(base, suffix));
+        match std::fs::remove_file(&path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(Error::io("delete", &path)(e)),
+        }
+    }
+    Ok(())
+}
+
 /// The indexes of a segment plus the state that decides when to add entries.
 #[derive(Debug)]
 pub(crate) struct SegmentIndexes {
@@ -142,13 +155,6 @@ pub(crate) struct LogSegment {
     /// No compaction has touched it: batches follow each other without gaps.
     contiguous: bool,
     indexes: RwLock<SegmentIndexes>,
-}
-
-/// Bytes read from a segment: whole batches, the first containing the
-/// requested offset.
-#[derive(Debug)]
-pub(crate) struct SegmentRead {
-    pub(crate) bytes: Vec<u8>,
 }
 
 impl LogSegment {
@@ -564,7 +570,7 @@ impl LogSegment {
     /// `max_bytes` (but always the whole first batch, so a consumer can make
     /// progress past a batch larger than its fetch size). Every returned
     /// batch's CRC is verified.
-    pub(crate) fn read(&self, offset: i64, max_bytes: usize) -> Result<Option<SegmentRead>> {
+    pub(crate) fn read(&self, offset: i64, max_bytes: usize) -> Result<Option<Vec<u8>>> {
         let size = self.size();
         let Some((position, first)) = self.locate(offset, size)? else {
             return Ok(None);
@@ -595,7 +601,7 @@ impl LogSegment {
             }
         }
         bytes.truncate(keep);
-        Ok(Some(SegmentRead { bytes }))
+        Ok(Some(bytes))
     }
 
     /// The first record at or after `offset_floor` whose timestamp is at
@@ -662,14 +668,6 @@ impl LogSegment {
     /// Removes the segment's files. The open handle keeps the data readable
     /// for anyone still holding this segment.
     pub(crate) fn delete_files(&self) -> Result<()> {
-        for suffix in [LOG_SUFFIX, INDEX_SUFFIX, TIME_INDEX_SUFFIX, COMPACTED_SUFFIX] {
-            let path = self.dir.join(file_name(self.base_offset, suffix));
-            match std::fs::remove_file(&path) {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(Error::io("delete", &path)(e)),
-            }
-        }
-        Ok(())
+        remove_files(&self.dir, self.base_offset)
     }
 }

@@ -52,6 +52,10 @@ pub(crate) struct BatchCompletion {
 }
 
 impl BatchCompletion {
+    fn new(topic: Arc<str>, partition: i32) -> Self {
+        BatchCompletion { topic, partition, outcome: OnceLock::new(), notify: Notify::new() }
+    }
+
     fn complete(&self, outcome: std::result::Result<BatchAck, Arc<Error>>) {
         let _ = self.outcome.set(outcome);
         self.notify.notify_waiters();
@@ -218,6 +222,30 @@ impl State {
             self.seal(&topic, p);
         }
         next
+    }
+}
+
+/// Encodes a batch and appends it to its partition's log.
+fn store_batch(
+    builder: RecordBatchBuilder,
+    log: &Log,
+    topic: &str,
+    partition: i32,
+) -> std::result::Result<BatchAck, Arc<Error>> {
+    let stored = builder
+        .into_batch(0)
+        .map_err(|e| Error::InvalidBatch {
+            partition: TopicPartition::new(topic.to_string(), partition),
+            position: 0,
+            source: e,
+        })
+        .and_then(|mut bytes| log.append_own(&mut bytes));
+    match stored {
+        Ok(info) => Ok(BatchAck { base_offset: info.first_offset, log_append_time: info.log_append_time }),
+        Err(e) => {
+            warn!(topic, partition, error = %e, "producer batch failed");
+            Err(Arc::new(e))
+        }
     }
 }
 
@@ -408,12 +436,7 @@ impl Accumulator {
         let batch = slot.get_or_insert_with(|| OpenBatch {
             builder: RecordBatchBuilder::with_capacity(self.config.compression, batch_size.min(1 << 20)),
             created: Instant::now(),
-            completion: Arc::new(BatchCompletion {
-                topic: topic.clone(),
-                partition,
-                outcome: OnceLock::new(),
-                notify: Notify::new(),
-            }),
+            completion: Arc::new(BatchCompletion::new(topic.clone(), partition)),
             reserved: 0,
         });
         let index =
@@ -486,23 +509,9 @@ impl Accumulator {
         }
         let mut builder = RecordBatchBuilder::with_capacity(crate::record::Compression::None, size + 64);
         builder.append(timestamp, record.key.as_deref(), record.value.as_deref(), &record.headers);
-        let outcome = builder
-            .into_batch(0)
-            .map_err(|e| Error::InvalidBatch {
-                partition: TopicPartition::new(topic.to_string(), partition),
-                position: 0,
-                source: e,
-            })
-            .and_then(|mut bytes| log.append_own(&mut bytes))
-            .map(|info| BatchAck { base_offset: info.first_offset, log_append_time: info.log_append_time })
-            .map_err(Arc::new);
+        let completion = Arc::new(BatchCompletion::new(topic.clone(), partition));
+        completion.complete(store_batch(builder, &log, topic, partition));
         self.memory.add_permits(size);
-        let completion = Arc::new(BatchCompletion {
-            topic: topic.clone(),
-            partition,
-            outcome: OnceLock::from(outcome),
-            notify: Notify::new(),
-        });
         // Keyless records stick to a partition for about a batch's worth of bytes.
         let random = state.next_random();
         let t = state.topics.get_mut(topic)?;
@@ -558,24 +567,7 @@ impl Accumulator {
     fn send_batch(&self, sealed: Sealed) {
         let Sealed { topic, partition, log, batch, seq } = sealed;
         let OpenBatch { builder, completion, reserved, .. } = batch;
-        let outcome = builder
-            .into_batch(0)
-            .map_err(|e| Error::InvalidBatch {
-                partition: TopicPartition::new(topic.to_string(), partition),
-                position: 0,
-                source: e,
-            })
-            .and_then(|mut bytes| log.append_own(&mut bytes));
-        match outcome {
-            Ok(info) => completion.complete(Ok(BatchAck {
-                base_offset: info.first_offset,
-                log_append_time: info.log_append_time,
-            })),
-            Err(e) => {
-                warn!(topic = %topic, partition, error = %e, "producer batch failed");
-                completion.complete(Err(Arc::new(e)));
-            }
-        }
+        completion.complete(store_batch(builder, &log, &topic, partition));
         self.memory.add_permits(reserved);
         self.completed.send_replace(seq);
     }
