@@ -7,6 +7,11 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
+/// Keeps a hostile array length in a Kafka request from aborting the
+/// broker (see `LargeAllocGuard`).
+#[global_allocator]
+static ALLOC: runnel::core::server::LargeAllocGuard = runnel::core::server::LargeAllocGuard;
+
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(

@@ -178,7 +178,9 @@ pub enum Error {
     CommitFailed {
         /// Group.
         group: String,
-        /// Why.
+        /// Which check failed.
+        rejection: CommitRejection,
+        /// Why, in words.
         reason: String,
     },
     /// A member offered no assignor that every current member supports.
@@ -198,6 +200,17 @@ pub enum Error {
     /// A partition that is not assigned to this consumer.
     #[error("partition {0} is not assigned to this consumer")]
     NotAssigned(TopicPartition),
+}
+
+/// Why the group coordinator refused an offset commit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CommitRejection {
+    /// The member is not (or no longer) in the group.
+    UnknownMember,
+    /// The member's generation is older than the group's.
+    IllegalGeneration,
+    /// A commit without a member id while the group has members.
+    GroupActive,
 }
 
 impl Error {

@@ -50,7 +50,8 @@ pub mod client;
 mod error;
 pub mod log;
 pub mod record;
+pub mod server;
 pub mod time;
 pub mod topic;
 
-pub use error::{Error, Result};
+pub use error::{CommitRejection, Error, Result};

@@ -1,6 +1,7 @@
 //! Argument parsing and dispatch for the `runnel` binary.
 
 mod bench;
+mod broker;
 mod consume;
 mod groups;
 mod produce;
@@ -36,6 +37,8 @@ enum Command {
     /// List, describe, reset and delete consumer groups.
     #[command(subcommand)]
     Groups(groups::GroupsCommand),
+    /// Serve a data directory to Kafka clients over the Kafka wire protocol.
+    Broker(broker::BrokerArgs),
     /// Measure producer and consumer throughput and latency.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -63,7 +66,8 @@ impl Cli {
     /// Whether the command is a throughput benchmark that benefits from a
     /// multi-threaded runtime (see `main`).
     pub(crate) fn wants_parallel_runtime(&self) -> bool {
-        matches!(&self.command, Command::Bench(b) if b.is_throughput())
+        matches!(&self.command, Command::Broker(_))
+            || matches!(&self.command, Command::Bench(b) if b.is_throughput())
     }
 }
 
@@ -74,6 +78,7 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Consume(args) => consume::run(&cli.cluster, args).await,
         Command::Groups(cmd) => groups::run(&cli.cluster, cmd).await,
         Command::Bench(cmd) => bench::run(&cli.cluster, cmd).await,
+        Command::Broker(args) => broker::run(args).await,
     }
 }
 

@@ -141,6 +141,24 @@ impl BrokerConfig {
         }
         Ok(config)
     }
+
+    /// The effective broker settings as Kafka broker properties (the keys
+    /// [`BrokerConfig::from_properties`] accepts).
+    pub fn to_properties(&self) -> BTreeMap<String, String> {
+        let log = self.log_defaults.to_properties();
+        let mut out: BTreeMap<String, String> = LOG_DEFAULT_KEYS
+            .iter()
+            .filter_map(|(broker_key, topic_key)| {
+                log.get(*topic_key).map(|v| (broker_key.to_string(), v.clone()))
+            })
+            .collect();
+        out.insert("num.partitions".into(), self.num_partitions.to_string());
+        out.insert("auto.create.topics.enable".into(), self.auto_create_topics.to_string());
+        out.insert("offsets.topic.num.partitions".into(), self.offsets_topic_partitions.to_string());
+        out.insert("log.retention.check.interval.ms".into(), self.retention_check_interval_ms.to_string());
+        out.insert("log.flush.scheduler.interval.ms".into(), self.flush_scheduler_interval_ms.to_string());
+        out
+    }
 }
 
 #[cfg(test)]
@@ -163,5 +181,19 @@ mod tests {
         let unknown = BTreeMap::from([("log.dirs.typo".to_string(), "x".to_string())]);
         let err = BrokerConfig::from_properties(&unknown).unwrap_err().to_string();
         assert!(err.contains("log.dirs.typo") && err.contains("unknown"), "{err}");
+    }
+
+    #[test]
+    fn properties_round_trip() {
+        let props = BTreeMap::from([
+            ("log.segment.bytes".to_string(), "1048576".to_string()),
+            ("num.partitions".to_string(), "3".to_string()),
+        ]);
+        let c = BrokerConfig::from_properties(&props).unwrap();
+        let out = c.to_properties();
+        assert_eq!(out["log.segment.bytes"], "1048576");
+        assert_eq!(out["num.partitions"], "3");
+        let again = BrokerConfig::from_properties(&out).unwrap();
+        assert_eq!(again.to_properties(), out);
     }
 }

@@ -14,7 +14,7 @@
 mod admin;
 mod config;
 mod consumer;
-mod embedded;
+pub(crate) mod embedded;
 mod partitioner;
 mod producer;
 mod record;
@@ -136,6 +136,13 @@ impl Cluster {
     /// Wraps an already open embedded broker.
     pub fn embedded(broker: Broker) -> Cluster {
         Cluster { backend: Backend::Embedded(Arc::new(EmbeddedCluster::new(broker))) }
+    }
+
+    /// The shared embedded backend (the Kafka-protocol server serves it).
+    pub(crate) fn embedded_backend(&self) -> Option<Arc<EmbeddedCluster>> {
+        match &self.backend {
+            Backend::Embedded(e) => Some(e.clone()),
+        }
     }
 
     /// The embedded broker, if this cluster is embedded.

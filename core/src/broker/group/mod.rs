@@ -37,7 +37,7 @@ use tracing::info;
 
 use crate::client::AssignmentStrategy;
 use crate::topic::TopicPartition;
-use crate::{Error, Result};
+use crate::{CommitRejection, Error, Result};
 use assignor::MemberSubscription;
 
 /// A request to join (or rejoin) a group.
@@ -125,6 +125,8 @@ pub struct MemberDescription {
     pub member_id: String,
     /// Client id.
     pub client_id: String,
+    /// Subscribed topics.
+    pub topics: BTreeSet<String>,
     /// Current assignment.
     pub assignment: Vec<TopicPartition>,
 }
@@ -483,24 +485,34 @@ impl GroupCoordinator {
         write: impl FnOnce() -> Result<()>,
     ) -> Result<()> {
         let mut groups = self.groups.lock().expect("groups lock");
-        let fail = |reason: String| Error::CommitFailed { group: group_id.to_string(), reason };
+        let fail = |rejection: CommitRejection, reason: String| Error::CommitFailed {
+            group: group_id.to_string(),
+            rejection,
+            reason,
+        };
         let Some(group) = groups.get_mut(group_id) else {
             return match member {
                 None => write(),
-                Some((id, _)) => Err(fail(format!("member {id} is not in the group"))),
+                Some((id, _)) => {
+                    Err(fail(CommitRejection::UnknownMember, format!("member {id} is not in the group")))
+                }
             };
         };
         group.expire(group_id, now);
         match member {
             None if group.members.is_empty() => write(),
-            None => Err(fail("the group has active members; only they may commit".into())),
-            Some((id, _)) if !group.members.contains_key(id) => {
-                Err(fail(format!("member {id} is no longer in the group (it was removed or left)")))
-            }
-            Some((_, generation)) if generation != group.generation => Err(fail(format!(
-                "generation {generation} is fenced; the group is at generation {}",
-                group.generation
-            ))),
+            None => Err(fail(
+                CommitRejection::GroupActive,
+                "the group has active members; only they may commit".into(),
+            )),
+            Some((id, _)) if !group.members.contains_key(id) => Err(fail(
+                CommitRejection::UnknownMember,
+                format!("member {id} is no longer in the group (it was removed or left)"),
+            )),
+            Some((_, generation)) if generation != group.generation => Err(fail(
+                CommitRejection::IllegalGeneration,
+                format!("generation {generation} is fenced; the group is at generation {}", group.generation),
+            )),
             Some(_) => write(),
         }
     }
@@ -528,6 +540,7 @@ impl GroupCoordinator {
                 .map(|(id, m)| MemberDescription {
                     member_id: id.clone(),
                     client_id: m.client_id.clone(),
+                    topics: m.topics.clone(),
                     assignment: group.assignment.get(id).cloned().unwrap_or_default(),
                 })
                 .collect(),

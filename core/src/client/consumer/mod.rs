@@ -764,6 +764,7 @@ impl Consumer {
             (Subscription::Topics(_) | Subscription::Pattern(_), Some(g)) => Some((
                 g.member_id.clone().ok_or_else(|| Error::CommitFailed {
                     group: group.to_string(),
+                    rejection: crate::CommitRejection::UnknownMember,
                     reason: "not a member yet (the first poll joins the group)".into(),
                 })?,
                 g.generation,
