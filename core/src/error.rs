@@ -197,6 +197,14 @@ pub enum Error {
     /// A group that does not exist.
     #[error("unknown group '{0}'")]
     UnknownGroup(String),
+    /// A request to a Kafka cluster (the `kafka://` backend) failed.
+    #[error("{op}: {reason}")]
+    Kafka {
+        /// What was being done.
+        op: String,
+        /// librdkafka's error, or the broker's error code and name.
+        reason: String,
+    },
     /// A partition that is not assigned to this consumer.
     #[error("partition {0} is not assigned to this consumer")]
     NotAssigned(TopicPartition),

@@ -1,17 +1,19 @@
 //! The admin client: topics, configs, and consumer groups (describe with
 //! lag, delete, reset offsets with a dry run).
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use runnel_core::broker::BrokerConfig;
-use runnel_core::client::{Cluster, ConsumerConfig, OffsetReset, OffsetSpec, ProducerConfig, ProducerRecord};
+use runnel_core::client::{ConsumerConfig, OffsetReset, OffsetSpec, ProducerConfig, ProducerRecord};
 use runnel_core::topic::{NewTopic, TopicPartition};
 use runnel_core::Error;
 
-async fn open(dir: &std::path::Path) -> Cluster {
+async fn open(dir: &std::path::Path) -> common::TestCluster {
     let config = BrokerConfig { background_maintenance: false, ..Default::default() };
-    Cluster::open_with(&format!("file:{}", dir.display()), config).await.unwrap()
+    common::TestCluster::open(dir, config).await
 }
 
 #[tokio::test]
@@ -104,13 +106,10 @@ async fn groups_are_listed_described_with_lag_reset_and_deleted() {
     ));
     consumer.close().await.unwrap();
 
+    let before = admin.describe_group("g").await.unwrap().partitions;
     let dry = admin.reset_group_offsets("g", &["t".into()], OffsetSpec::Timestamp(1050), true).await.unwrap();
     assert_eq!(dry[&TopicPartition::new("t", 0)], 25, "partition 0 holds even i: 1050 is i=50, offset 25");
-    assert_eq!(
-        admin.describe_group("g").await.unwrap().partitions.iter().map(|p| p.lag).sum::<i64>(),
-        70,
-        "dry run changed nothing"
-    );
+    assert_eq!(admin.describe_group("g").await.unwrap().partitions, before, "dry run changed nothing");
     let done = admin.reset_group_offsets("g", &["t".into()], OffsetSpec::Offset(10), false).await.unwrap();
     assert!(done.values().all(|&o| o == 10));
     let d = admin.describe_group("g").await.unwrap();

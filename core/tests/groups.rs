@@ -3,6 +3,8 @@
 //! zombie fencing, idle members, independent groups, and at-least-once
 //! delivery while members churn.
 
+mod common;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -10,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use runnel_core::broker::BrokerConfig;
 use runnel_core::client::{
-    AssignmentStrategy, Cluster, Consumer, ConsumerConfig, OffsetReset, ProducerConfig, ProducerRecord,
+    AssignmentStrategy, Consumer, ConsumerConfig, OffsetReset, ProducerConfig, ProducerRecord,
     RebalanceListener,
 };
 use runnel_core::topic::{NewTopic, TopicPartition};
@@ -20,10 +22,10 @@ use runnel_core::Error;
 /// they do not starve each other's heartbeats on a small machine.
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
-async fn open(dir: &std::path::Path) -> Cluster {
+async fn open(dir: &std::path::Path) -> common::TestCluster {
     let config =
         BrokerConfig { background_maintenance: false, auto_create_topics: false, ..Default::default() };
-    Cluster::open_with(&format!("file:{}", dir.display()), config).await.unwrap()
+    common::TestCluster::open(dir, config).await
 }
 
 fn config(group: &str, strategy: AssignmentStrategy) -> ConsumerConfig {
@@ -72,7 +74,7 @@ struct Member {
 }
 
 impl Member {
-    fn start(cluster: &Cluster, config: ConsumerConfig, topics: &[&str]) -> Member {
+    fn start(cluster: &common::TestCluster, config: ConsumerConfig, topics: &[&str]) -> Member {
         let mut consumer = cluster.consumer(config).unwrap();
         let events = Events::default();
         consumer.set_rebalance_listener(events.clone());
@@ -139,6 +141,11 @@ async fn members_split_partitions_and_the_survivor_takes_over_when_one_leaves() 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_crashed_member_is_detected_by_session_timeout() {
+    if common::skip_on_kafka(
+        "librdkafka keeps heartbeating until max.poll.interval.ms; a crash needs a separate process",
+    ) {
+        return;
+    }
     let _serial = SERIAL.lock().await;
     let dir = tempfile::tempdir().unwrap();
     let cluster = open(dir.path()).await;
@@ -206,6 +213,11 @@ async fn added_partitions_and_idle_members_are_picked_up_by_rebalances() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_zombie_members_commit_is_rejected() {
+    if common::skip_on_kafka(
+        "librdkafka leaves the group itself when max.poll.interval.ms passes, so nothing is left to fence",
+    ) {
+        return;
+    }
     let _serial = SERIAL.lock().await;
     let dir = tempfile::tempdir().unwrap();
     let cluster = open(dir.path()).await;
@@ -283,8 +295,11 @@ async fn pattern_subscriptions_follow_new_topics_and_groups_are_independent() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_record_is_consumed_at_least_once_while_members_join_and_leave() {
     let _serial = SERIAL.lock().await;
+    let kafka = common::kafka_backend();
+    // Over the network (librdkafka, debug build) a smaller run keeps this quick.
+    let default_total = if kafka { 100_000 } else { 1_000_000 };
     let total: usize =
-        std::env::var("RUNNEL_CHURN_RECORDS").ok().and_then(|v| v.parse().ok()).unwrap_or(1_000_000);
+        std::env::var("RUNNEL_CHURN_RECORDS").ok().and_then(|v| v.parse().ok()).unwrap_or(default_total);
     let dir = tempfile::tempdir().unwrap();
     let cluster = open(dir.path()).await;
     cluster.broker().unwrap().create_topic(NewTopic::new("events", 8)).unwrap();
@@ -306,6 +321,10 @@ async fn every_record_is_consumed_at_least_once_while_members_join_and_leave() {
         let mut c = config("churn", coop(i));
         c.assignment_strategies = vec![AssignmentStrategy::CooperativeSticky, AssignmentStrategy::Range];
         c.assignment_strategies.rotate_left(i % 2);
+        if kafka {
+            // librdkafka cannot mix eager and cooperative assignors in one member.
+            c.assignment_strategies = vec![AssignmentStrategy::CooperativeSticky];
+        }
         c
     };
     let mut members: Vec<Member> = (0..2).map(|i| Member::start(&cluster, both(i), &["events"])).collect();
@@ -319,7 +338,8 @@ async fn every_record_is_consumed_at_least_once_while_members_join_and_leave() {
             let leaving = members.remove(round % members.len());
             let records = leaving.records.clone();
             let mut consumer = leaving.stop().await;
-            if round % 4 == 0 {
+            if round % 4 == 0 && !kafka {
+                // (librdkafka keeps heartbeating a leaked client: no crash to simulate)
                 consumer.abandon(); // uncommitted work is re-delivered to others
             } else {
                 consumer.close().await.unwrap();
@@ -406,7 +426,16 @@ async fn members_without_a_common_assignor_are_refused() {
     coop.poll(Duration::from_millis(10)).await.unwrap();
     let mut range = cluster.consumer(config("g", AssignmentStrategy::Range)).unwrap();
     range.subscribe(["t"]).unwrap();
-    let err = range.poll(Duration::from_millis(10)).await.unwrap_err();
+    // The refusal arrives with the join (at once when embedded; over the
+    // network librdkafka reports it a moment later).
+    let mut err = None;
+    for _ in 0..200 {
+        if let Err(e) = range.poll(Duration::from_millis(50)).await {
+            err = Some(e);
+            break;
+        }
+    }
+    let err = err.expect("the join is refused");
     assert!(matches!(err, Error::InconsistentGroupProtocol { .. }), "{err}");
     assert!(err.to_string().contains("offered: range"), "{err}");
     coop.close().await.unwrap();

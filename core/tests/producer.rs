@@ -1,25 +1,27 @@
 //! The producer against the embedded cluster: partitioning, batching,
 //! backpressure, flush and close.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use runnel_core::broker::BrokerConfig;
-use runnel_core::client::{partition_for_key, Cluster, ProducerConfig, ProducerRecord};
+use runnel_core::client::{partition_for_key, ProducerConfig, ProducerRecord};
 use runnel_core::topic::NewTopic;
 use runnel_core::Error;
 
-async fn cluster(dir: &std::path::Path, auto_create: bool) -> Cluster {
+async fn cluster(dir: &std::path::Path, auto_create: bool) -> common::TestCluster {
     let config =
         BrokerConfig { background_maintenance: false, auto_create_topics: auto_create, ..Default::default() };
-    Cluster::open_with(&format!("file:{}", dir.display()), config).await.unwrap()
+    common::TestCluster::open(dir, config).await
 }
 
-fn create(cluster: &Cluster, topic: &str, partitions: i32) {
+fn create(cluster: &common::TestCluster, topic: &str, partitions: i32) {
     cluster.broker().unwrap().create_topic(NewTopic::new(topic, partitions)).unwrap();
 }
 
-fn read_partition(cluster: &Cluster, topic: &str, p: i32) -> Vec<runnel_core::record::Record> {
+fn read_partition(cluster: &common::TestCluster, topic: &str, p: i32) -> Vec<runnel_core::record::Record> {
     let log = cluster.broker().unwrap().log(topic, p).unwrap();
     let mut out = Vec::new();
     let mut offset = 0;
@@ -63,6 +65,9 @@ async fn keyed_records_land_where_the_java_partitioner_puts_them_in_send_order()
 
 #[tokio::test]
 async fn keyless_records_stick_to_a_partition_for_a_batch_then_move_on() {
+    if common::skip_on_kafka("librdkafka picks the partition of a keyless record when it sends the batch") {
+        return;
+    }
     let dir = tempfile::tempdir().unwrap();
     let cluster = cluster(dir.path(), false).await;
     create(&cluster, "logs", 4);
@@ -160,7 +165,8 @@ async fn a_full_buffer_applies_backpressure_until_batches_are_sent() {
         .unwrap()
         .set("max.request.size", "1024")
         .unwrap()
-        .set("max.block.ms", "200")
+        // Over the network a flush takes longer on a busy machine.
+        .set("max.block.ms", if common::kafka_backend() { "10000" } else { "200" })
         .unwrap();
     let producer = cluster.producer(config).unwrap();
     let mut accepted = Vec::new();
@@ -172,7 +178,10 @@ async fn a_full_buffer_applies_backpressure_until_batches_are_sent() {
         assert!(accepted.len() < 100, "the buffer bound never applied");
     };
     assert!(matches!(blocked, Error::Timeout { what: "producer buffer memory", .. }), "{blocked}");
-    assert_eq!(accepted.len(), 4096 / 521, "as many 521-byte records as fit in 4096 bytes");
+    if !common::kafka_backend() {
+        assert_eq!(accepted.len(), 4096 / 521, "as many 521-byte records as fit in 4096 bytes");
+    }
+    let accepted_count = accepted.len() as i64;
     // A send waiting for memory proceeds as soon as a flush frees it.
     let producer = std::sync::Arc::new(producer);
     let waiting = {
@@ -186,7 +195,7 @@ async fn a_full_buffer_applies_backpressure_until_batches_are_sent() {
         d.await.unwrap();
     }
     producer.flush().await.unwrap();
-    assert_eq!(late.await.unwrap().offset, 7);
+    assert_eq!(late.await.unwrap().offset, accepted_count);
 }
 
 #[tokio::test]
@@ -262,7 +271,10 @@ async fn a_record_over_the_topics_max_message_bytes_fails_its_delivery_and_nothi
     let producer = cluster.producer(ProducerConfig::default().linger_ms(0)).unwrap();
     let err = producer.send(ProducerRecord::new("small").value(vec![0u8; 500])).await.unwrap_err();
     assert!(matches!(err, Error::SendFailed { .. }), "{err}");
-    assert!(err.to_string().contains("exceeds max.message.bytes=300"), "{err}");
+    // librdkafka passes on the broker's error code, not its message.
+    let expected =
+        if common::kafka_backend() { "MessageSizeTooLarge" } else { "exceeds max.message.bytes=300" };
+    assert!(err.to_string().contains(expected), "{err}");
     let ok = producer.send(ProducerRecord::new("small").value("fits")).await.unwrap();
     assert_eq!(ok.offset, 0, "the rejected batch took no offsets");
 }

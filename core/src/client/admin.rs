@@ -4,6 +4,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use super::embedded::EmbeddedCluster;
+use super::kafka::admin::KafkaAdmin;
 use crate::broker::group::GroupState;
 use crate::broker::OffsetAndMetadata;
 use crate::client::AssignmentStrategy;
@@ -100,19 +101,37 @@ pub enum OffsetSpec {
 /// ```
 #[derive(Debug, Clone)]
 pub struct Admin {
-    cluster: Arc<EmbeddedCluster>,
+    backend: Backend,
+}
+
+#[derive(Debug, Clone)]
+enum Backend {
+    Embedded(Arc<EmbeddedCluster>),
+    Kafka(Arc<KafkaAdmin>),
 }
 
 impl Admin {
     pub(crate) fn embedded(cluster: Arc<EmbeddedCluster>) -> Admin {
-        Admin { cluster }
+        Admin { backend: Backend::Embedded(cluster) }
+    }
+
+    pub(crate) fn kafka(admin: KafkaAdmin) -> Admin {
+        Admin { backend: Backend::Kafka(Arc::new(admin)) }
+    }
+
+    /// The embedded cluster; each method has already returned for `kafka://`.
+    fn cluster(&self) -> &Arc<EmbeddedCluster> {
+        match &self.backend {
+            Backend::Embedded(c) => c,
+            Backend::Kafka(_) => unreachable!("kafka:// calls are dispatched before the embedded code"),
+        }
     }
 
     fn blocking<T: Send + 'static>(
         &self,
         f: impl FnOnce(&crate::broker::Broker) -> Result<T> + Send + 'static,
     ) -> impl std::future::Future<Output = Result<T>> {
-        let cluster = self.cluster.clone();
+        let cluster = self.cluster().clone();
         async move {
             tokio::task::spawn_blocking(move || f(cluster.broker()))
                 .await
@@ -125,6 +144,9 @@ impl Admin {
     /// # Errors
     /// See [`crate::broker::Broker::create_topic`].
     pub async fn create_topic(&self, topic: NewTopic) -> Result<()> {
+        if let Backend::Kafka(k) = &self.backend {
+            return k.create_topic(topic).await;
+        }
         self.blocking(move |b| b.create_topic(topic)).await
     }
 
@@ -133,6 +155,9 @@ impl Admin {
     /// # Errors
     /// [`Error::UnknownTopic`].
     pub async fn delete_topic(&self, name: &str) -> Result<()> {
+        if let Backend::Kafka(k) = &self.backend {
+            return k.delete_topic(name).await;
+        }
         let name = name.to_string();
         self.blocking(move |b| b.delete_topic(&name)).await
     }
@@ -140,9 +165,12 @@ impl Admin {
     /// Topic names (internal topics excluded).
     ///
     /// # Errors
-    /// Never for the embedded cluster.
+    /// Never for the embedded cluster; network errors for `kafka://`.
     pub async fn list_topics(&self) -> Result<Vec<String>> {
-        Ok(self.cluster.broker().list_topics())
+        if let Backend::Kafka(k) = &self.backend {
+            return k.list_topics().await;
+        }
+        Ok(self.cluster().broker().list_topics())
     }
 
     /// Partitions, offsets, sizes and config overrides of a topic.
@@ -150,7 +178,10 @@ impl Admin {
     /// # Errors
     /// [`Error::UnknownTopic`].
     pub async fn describe_topic(&self, name: &str) -> Result<TopicDescription> {
-        self.cluster.broker().describe_topic(name)
+        if let Backend::Kafka(k) = &self.backend {
+            return k.describe_topic(name).await;
+        }
+        self.cluster().broker().describe_topic(name)
     }
 
     /// Grows a topic to `total` partitions.
@@ -158,6 +189,9 @@ impl Admin {
     /// # Errors
     /// See [`crate::broker::Broker::create_partitions`].
     pub async fn create_partitions(&self, name: &str, total: i32) -> Result<()> {
+        if let Backend::Kafka(k) = &self.backend {
+            return k.create_partitions(name, total).await;
+        }
         let name = name.to_string();
         self.blocking(move |b| b.create_partitions(&name, total)).await
     }
@@ -167,7 +201,10 @@ impl Admin {
     /// # Errors
     /// [`Error::UnknownTopic`].
     pub async fn describe_configs(&self, topic: &str) -> Result<BTreeMap<String, (String, bool)>> {
-        self.cluster.broker().topic_configs(topic)
+        if let Backend::Kafka(k) = &self.backend {
+            return k.describe_configs(topic).await;
+        }
+        self.cluster().broker().topic_configs(topic)
     }
 
     /// Sets and deletes topic config overrides (incrementally).
@@ -180,6 +217,9 @@ impl Admin {
         set: BTreeMap<String, String>,
         delete: Vec<String>,
     ) -> Result<()> {
+        if let Backend::Kafka(k) = &self.backend {
+            return k.alter_topic_config(topic, set, delete).await;
+        }
         let topic = topic.to_string();
         self.blocking(move |b| b.alter_topic_config(&topic, &set, &delete)).await
     }
@@ -187,9 +227,12 @@ impl Admin {
     /// Groups with members or committed offsets.
     ///
     /// # Errors
-    /// Never for the embedded cluster.
+    /// Never for the embedded cluster; network errors for `kafka://`.
     pub async fn list_groups(&self) -> Result<Vec<GroupListing>> {
-        let broker = self.cluster.broker();
+        if let Backend::Kafka(k) = &self.backend {
+            return k.list_groups().await;
+        }
+        let broker = self.cluster().broker();
         let now = broker.now_ms();
         let mut ids: BTreeSet<String> = broker.groups().active_groups().into_iter().collect();
         ids.extend(broker.groups_with_offsets());
@@ -207,7 +250,10 @@ impl Admin {
     /// # Errors
     /// [`Error::UnknownGroup`] for a group with neither members nor offsets.
     pub async fn describe_group(&self, group: &str) -> Result<GroupDescription> {
-        let broker = self.cluster.broker();
+        if let Backend::Kafka(k) = &self.backend {
+            return k.describe_group(group).await;
+        }
+        let broker = self.cluster().broker();
         let live = broker.groups().describe(group, broker.now_ms());
         let committed = broker.committed_offsets(group);
         if live.as_ref().is_none_or(|d| d.members.is_empty()) && committed.is_empty() {
@@ -258,6 +304,9 @@ impl Admin {
     /// # Errors
     /// [`Error::GroupNotEmpty`]; [`Error::UnknownGroup`].
     pub async fn delete_group(&self, group: &str) -> Result<()> {
+        if let Backend::Kafka(k) = &self.backend {
+            return k.delete_group(group).await;
+        }
         let group = group.to_string();
         self.blocking(move |b| {
             b.groups().remove_if_empty(&group, b.now_ms())?;
@@ -283,6 +332,9 @@ impl Admin {
         spec: OffsetSpec,
         dry_run: bool,
     ) -> Result<BTreeMap<TopicPartition, i64>> {
+        if let Backend::Kafka(k) = &self.backend {
+            return k.reset_group_offsets(group, topics, spec, dry_run).await;
+        }
         let group = group.to_string();
         let topics = topics.to_vec();
         self.blocking(move |b| {

@@ -15,6 +15,7 @@ mod admin;
 mod config;
 mod consumer;
 pub(crate) mod embedded;
+pub(crate) mod kafka;
 mod partitioner;
 mod producer;
 mod record;
@@ -83,6 +84,7 @@ impl std::str::FromStr for ClusterUrl {
 #[derive(Debug, Clone)]
 enum Backend {
     Embedded(Arc<EmbeddedCluster>),
+    Kafka(Arc<kafka::KafkaCluster>),
 }
 
 /// A handle to a cluster; clone it freely. Creates producers, consumers
@@ -126,10 +128,9 @@ impl Cluster {
                     .map_err(|e| Error::Closed(format!("broker open task ({e})")))??;
                 Ok(Cluster::embedded(broker))
             }
-            ClusterUrl::Kafka(_) => Err(Error::InvalidUrl {
-                url: url.to_string(),
-                reason: "the kafka:// backend is not available yet; use file:<data dir>".into(),
-            }),
+            ClusterUrl::Kafka(hosts) => {
+                Ok(Cluster { backend: Backend::Kafka(Arc::new(kafka::KafkaCluster::connect(&hosts).await?)) })
+            }
         }
     }
 
@@ -142,6 +143,7 @@ impl Cluster {
     pub(crate) fn embedded_backend(&self) -> Option<Arc<EmbeddedCluster>> {
         match &self.backend {
             Backend::Embedded(e) => Some(e.clone()),
+            Backend::Kafka(_) => None,
         }
     }
 
@@ -149,6 +151,7 @@ impl Cluster {
     pub fn broker(&self) -> Option<&Broker> {
         match &self.backend {
             Backend::Embedded(e) => Some(e.broker()),
+            Backend::Kafka(_) => None,
         }
     }
 
@@ -159,6 +162,7 @@ impl Cluster {
     pub fn producer(&self, config: ProducerConfig) -> Result<Producer> {
         match &self.backend {
             Backend::Embedded(e) => Producer::embedded(e.clone(), config),
+            Backend::Kafka(k) => Producer::kafka(k.clone(), config),
         }
     }
 
@@ -166,6 +170,7 @@ impl Cluster {
     pub fn admin(&self) -> Admin {
         match &self.backend {
             Backend::Embedded(e) => Admin::embedded(e.clone()),
+            Backend::Kafka(k) => Admin::kafka(kafka::admin::KafkaAdmin::new(k.clone())),
         }
     }
 
@@ -176,6 +181,7 @@ impl Cluster {
     pub fn consumer(&self, config: ConsumerConfig) -> Result<Consumer> {
         match &self.backend {
             Backend::Embedded(e) => Consumer::embedded(e.clone(), config),
+            Backend::Kafka(k) => Consumer::kafka(k, config),
         }
     }
 
@@ -192,6 +198,8 @@ impl Cluster {
                     .await
                     .map_err(|e| Error::Closed(format!("broker close task ({e})")))?
             }
+            // Each client closes its own connections.
+            Backend::Kafka(_) => Ok(()),
         }
     }
 }

@@ -45,8 +45,6 @@ use crate::client::AssignmentStrategy;
 use crate::topic::TopicPartition;
 
 const CONSUMER: &str = "consumer";
-const MIN_SESSION_TIMEOUT_MS: i32 = 6_000;
-const MAX_SESSION_TIMEOUT_MS: i32 = 1_800_000;
 
 fn s(v: &str) -> StrBytes {
     StrBytes::from_string(v.to_string())
@@ -85,8 +83,27 @@ fn versioned(version: i16, body: &impl Encodable) -> Bytes {
     out.freeze()
 }
 
-fn subscription_bytes(topics: &BTreeSet<String>) -> Bytes {
-    versioned(0, &ConsumerProtocolSubscription::default().with_topics(topics.iter().map(|t| s(t)).collect()))
+/// A member's subscription as the leader's assignor reads it: version 1,
+/// with owned partitions (librdkafka's cooperative assignor needs them).
+fn subscription_bytes(topics: &BTreeSet<String>, owned: &[TopicPartition]) -> Bytes {
+    let mut by_topic: BTreeMap<&str, Vec<i32>> = BTreeMap::new();
+    for tp in owned {
+        by_topic.entry(&tp.topic).or_default().push(tp.partition);
+    }
+    let owned = by_topic
+        .into_iter()
+        .map(|(t, p)| {
+            kafka_protocol::messages::consumer_protocol_subscription::TopicPartition::default()
+                .with_topic(TopicName(s(t)))
+                .with_partitions(p)
+        })
+        .collect();
+    versioned(
+        1,
+        &ConsumerProtocolSubscription::default()
+            .with_topics(topics.iter().map(|t| s(t)).collect())
+            .with_owned_partitions(owned),
+    )
 }
 
 fn assignment_bytes(partitions: &[TopicPartition]) -> Bytes {
@@ -201,11 +218,11 @@ pub(super) async fn join(
         .flat_map(|tp| tp.partitions.iter().map(|&p| TopicPartition::new(tp.topic.0.as_str(), p)))
         .collect();
     // Kafka's group.min.session.timeout.ms and group.max.session.timeout.ms.
-    if !(MIN_SESSION_TIMEOUT_MS..=MAX_SESSION_TIMEOUT_MS).contains(&req.session_timeout_ms) {
+    if !shared.session_timeouts.contains(&req.session_timeout_ms) {
         warn!(
             group,
             session_timeout_ms = req.session_timeout_ms,
-            "JoinGroup refused: session timeout outside 6000..=1800000 ms"
+            "JoinGroup refused: session timeout outside group.min/max.session.timeout.ms"
         );
         return fail(codes::INVALID_SESSION_TIMEOUT);
     }
@@ -270,7 +287,7 @@ pub(super) async fn join(
                 .map(|m| {
                     JoinGroupResponseMember::default()
                         .with_member_id(s(&m.member_id))
-                        .with_metadata(subscription_bytes(&m.topics))
+                        .with_metadata(subscription_bytes(&m.topics, &m.owned))
                 })
                 .collect()
         } else {
@@ -562,7 +579,7 @@ pub(super) fn describe(
                                         .with_member_id(s(&m.member_id))
                                         .with_client_id(s(&m.client_id))
                                         .with_client_host(s(""))
-                                        .with_member_metadata(subscription_bytes(&m.topics))
+                                        .with_member_metadata(subscription_bytes(&m.topics, &m.owned))
                                         .with_member_assignment(assignment_bytes(&m.assignment))
                                 })
                                 .collect(),
@@ -610,7 +627,7 @@ mod tests {
     #[test]
     fn subscriptions_round_trip_and_garbage_is_an_error() {
         let topics: BTreeSet<String> = ["a".to_string(), "b".to_string()].into();
-        let bytes = subscription_bytes(&topics);
+        let bytes = subscription_bytes(&topics, &[TopicPartition::new("a", 1)]);
         let sub = decode_subscription(&bytes).unwrap();
         assert_eq!(sub.topics.iter().map(|t| t.to_string()).collect::<BTreeSet<_>>(), topics);
         assert!(decode_subscription(&Bytes::from_static(&[0])).is_err());

@@ -83,6 +83,10 @@ pub struct ServerConfig {
     pub shutdown_timeout: Duration,
     /// Where to serve Prometheus metrics (`GET /metrics`), if anywhere.
     pub metrics_listen: Option<SocketAddr>,
+    /// Shortest session timeout a member may ask for (`group.min.session.timeout.ms`).
+    pub group_min_session_timeout_ms: i32,
+    /// Longest session timeout a member may ask for (`group.max.session.timeout.ms`).
+    pub group_max_session_timeout_ms: i32,
 }
 
 impl ServerConfig {
@@ -96,6 +100,8 @@ impl ServerConfig {
             idle_timeout: Duration::from_millis(600_000),
             shutdown_timeout: Duration::from_secs(30),
             metrics_listen: None,
+            group_min_session_timeout_ms: 6_000,
+            group_max_session_timeout_ms: 1_800_000,
         }
     }
 
@@ -133,6 +139,7 @@ pub(crate) struct Shared {
     producers: idempotence::ProducerStates,
     metrics: Arc<metrics::Metrics>,
     shutdown: watch::Receiver<bool>,
+    session_timeouts: std::ops::RangeInclusive<i32>,
 }
 
 impl Shared {
@@ -196,6 +203,7 @@ impl KafkaServer {
             producers: idempotence::ProducerStates::default(),
             metrics,
             shutdown: shutdown.clone(),
+            session_timeouts: config.group_min_session_timeout_ms..=config.group_max_session_timeout_ms,
         });
         info!(listen = %local_addr, advertised = %format!("{host}:{port}"), "Kafka protocol server listening");
         let accept = tokio::spawn(accept_loop(listener, shared, config, shutdown));

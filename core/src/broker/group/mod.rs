@@ -127,6 +127,8 @@ pub struct MemberDescription {
     pub client_id: String,
     /// Subscribed topics.
     pub topics: BTreeSet<String>,
+    /// Partitions the member said it owned when it last joined.
+    pub owned: Vec<TopicPartition>,
     /// Current assignment.
     pub assignment: Vec<TopicPartition>,
 }
@@ -541,6 +543,7 @@ impl GroupCoordinator {
                     member_id: id.clone(),
                     client_id: m.client_id.clone(),
                     topics: m.topics.clone(),
+                    owned: m.owned.clone(),
                     assignment: group.assignment.get(id).cloned().unwrap_or_default(),
                 })
                 .collect(),

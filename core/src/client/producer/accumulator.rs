@@ -284,7 +284,7 @@ impl Accumulator {
         Ok(acc)
     }
 
-    fn estimate(record: &ProducerRecord) -> usize {
+    pub(crate) fn estimate(record: &ProducerRecord) -> usize {
         RECORD_OVERHEAD
             + record.key.as_ref().map_or(0, |k| k.len())
             + record.value.as_ref().map_or(0, |v| v.len())
@@ -420,7 +420,7 @@ impl Accumulator {
         }
         let topic = t.name.clone();
         if let Some(completion) = self.try_direct(&mut state, &topic, partition, &record, timestamp, size) {
-            return Ok(Delivery { completion, index: 0, timestamp });
+            return Ok(Delivery::embedded(completion, 0, timestamp));
         }
         // Full batch: seal it and start another.
         let full = state.topics[&topic].open[partition as usize]
@@ -450,7 +450,7 @@ impl Accumulator {
         if now_full || created || self.config.linger_ms == 0 {
             self.wake.notify_one();
         }
-        Ok(Delivery { completion, index: index as u32, timestamp })
+        Ok(Delivery::embedded(completion, index as u32, timestamp))
     }
 
     /// At most this many records per millisecond are appended directly;

@@ -42,6 +42,11 @@
 
 mod accumulator;
 
+/// A record's size as the producers count it against `max.request.size`.
+pub(crate) fn estimated_size(record: &ProducerRecord) -> usize {
+    Accumulator::estimate(record)
+}
+
 use std::future::{Future, IntoFuture};
 use std::pin::Pin;
 use std::sync::Arc;
@@ -50,6 +55,8 @@ use std::time::Duration;
 use accumulator::{Accumulator, BatchCompletion};
 
 use super::embedded::EmbeddedCluster;
+use super::kafka::producer::{KafkaDelivery, KafkaProducer};
+use super::kafka::KafkaCluster;
 use super::{ProducerConfig, ProducerRecord, RecordMetadata};
 use crate::{Error, Result};
 
@@ -57,12 +64,22 @@ use crate::{Error, Result};
 /// takes `&self`.
 #[derive(Debug)]
 pub struct Producer {
-    accumulator: Arc<Accumulator>,
+    backend: Backend,
+}
+
+#[derive(Debug)]
+enum Backend {
+    Embedded(Arc<Accumulator>),
+    Kafka(KafkaProducer),
 }
 
 impl Producer {
     pub(crate) fn embedded(cluster: Arc<EmbeddedCluster>, config: ProducerConfig) -> Result<Producer> {
-        Ok(Producer { accumulator: Accumulator::start(cluster, config.validated()?)? })
+        Ok(Producer { backend: Backend::Embedded(Accumulator::start(cluster, config.validated()?)?) })
+    }
+
+    pub(crate) fn kafka(cluster: Arc<KafkaCluster>, config: ProducerConfig) -> Result<Producer> {
+        Ok(Producer { backend: Backend::Kafka(KafkaProducer::new(cluster, config)?) })
     }
 
     /// Sends a record and waits until it is stored.
@@ -87,7 +104,10 @@ impl Producer {
     /// Cancelling while waiting for memory sends nothing; once this returns,
     /// the record will be sent whether or not the delivery is awaited.
     pub async fn enqueue(&self, record: ProducerRecord) -> Result<Delivery> {
-        self.accumulator.enqueue(record).await
+        match &self.backend {
+            Backend::Embedded(a) => a.enqueue(record).await,
+            Backend::Kafka(k) => Ok(Delivery { inner: DeliveryInner::Kafka(k.enqueue(record).await?) }),
+        }
     }
 
     /// Sends every record accepted so far and waits until each is stored.
@@ -95,7 +115,10 @@ impl Producer {
     /// # Errors
     /// [`Error::Closed`] if the sender stopped.
     pub async fn flush(&self) -> Result<()> {
-        self.accumulator.flush().await
+        match &self.backend {
+            Backend::Embedded(a) => a.flush().await,
+            Backend::Kafka(k) => k.flush().await,
+        }
     }
 
     /// Flushes, then stops the sender. Later sends fail with
@@ -104,14 +127,20 @@ impl Producer {
     /// # Errors
     /// As [`Producer::flush`].
     pub async fn close(&self) -> Result<()> {
-        self.accumulator.close().await
+        match &self.backend {
+            Backend::Embedded(a) => a.close().await,
+            Backend::Kafka(k) => k.close().await,
+        }
     }
 }
 
 impl Drop for Producer {
     fn drop(&mut self) {
-        // The sender drains what was accepted before it stops.
-        self.accumulator.shutdown();
+        // The sender drains what was accepted before it stops (librdkafka's
+        // producer flushes on drop).
+        if let Backend::Embedded(a) = &self.backend {
+            a.shutdown();
+        }
     }
 }
 
@@ -119,15 +148,28 @@ impl Drop for Producer {
 /// `IntoFuture`) for the [`RecordMetadata`].
 #[derive(Debug)]
 pub struct Delivery {
-    completion: Arc<BatchCompletion>,
-    index: u32,
-    timestamp: i64,
+    inner: DeliveryInner,
+}
+
+#[derive(Debug)]
+enum DeliveryInner {
+    Embedded { completion: Arc<BatchCompletion>, index: u32, timestamp: i64 },
+    Kafka(KafkaDelivery),
 }
 
 impl Delivery {
-    /// The partition the record was assigned to.
+    pub(crate) fn embedded(completion: Arc<BatchCompletion>, index: u32, timestamp: i64) -> Delivery {
+        Delivery { inner: DeliveryInner::Embedded { completion, index, timestamp } }
+    }
+
+    /// The partition the record was assigned to; −1 on the `kafka://`
+    /// backend when librdkafka picks it (a record with neither key nor
+    /// partition), until the delivery completes.
     pub fn partition(&self) -> i32 {
-        self.completion.partition
+        match &self.inner {
+            DeliveryInner::Embedded { completion, .. } => completion.partition,
+            DeliveryInner::Kafka(k) => k.partition,
+        }
     }
 
     /// Waits for the result.
@@ -135,17 +177,21 @@ impl Delivery {
     /// # Errors
     /// [`Error::SendFailed`] with the reason the batch was not stored.
     pub async fn wait(self) -> Result<RecordMetadata> {
-        let outcome = self.completion.wait().await;
+        let (completion, index, timestamp) = match self.inner {
+            DeliveryInner::Embedded { completion, index, timestamp } => (completion, index, timestamp),
+            DeliveryInner::Kafka(k) => return k.wait().await,
+        };
+        let outcome = completion.wait().await;
         match outcome {
             Ok(ack) => Ok(RecordMetadata {
-                topic: self.completion.topic.clone(),
-                partition: self.completion.partition,
-                offset: ack.base_offset + i64::from(self.index),
-                timestamp: ack.log_append_time.unwrap_or(self.timestamp),
+                topic: completion.topic.clone(),
+                partition: completion.partition,
+                offset: ack.base_offset + i64::from(index),
+                timestamp: ack.log_append_time.unwrap_or(timestamp),
             }),
             Err(source) => Err(Error::SendFailed {
-                topic: self.completion.topic.to_string(),
-                partition: self.completion.partition,
+                topic: completion.topic.to_string(),
+                partition: completion.partition,
                 source,
             }),
         }
