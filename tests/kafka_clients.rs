@@ -156,9 +156,11 @@ fn kcat_produces_consumes_lists_and_resumes_a_group_and_the_broker_stops_cleanly
     assert!(metrics.contains("runnel_topic_records_in_total{topic=\"kc\"} 502"), "{metrics}");
     assert!(metrics.contains("runnel_request_duration_seconds_count{api=\"JoinGroup\"}"), "{metrics}");
 
-    // SIGTERM: a clean stop, and everything is there after a restart.
+    // SIGTERM: a clean stop (logs fsynced and marked clean), and everything
+    // is there after a restart.
     let status = broker.stop();
     assert!(status.success(), "broker exited with {status}");
+    assert!(dir.path().join("kc-0/.clean-shutdown").exists(), "the log was closed cleanly");
     let broker = BrokerProcess::start(dir.path());
     let again =
         kcat(&["-b", &broker.addr, "-C", "-t", "kc", "-o", "beginning", "-e", "-q", "-f", "%s\n"], None);

@@ -660,3 +660,55 @@ fn mutate(frame: &mut Vec<u8>, rng: &mut common::Rng) {
         _ => {}
     }
 }
+
+/// librdkafka's idempotent producer against the server: InitProducerId,
+/// then batches carrying the producer id and consecutive sequences, all
+/// stored once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn librdkafkas_idempotent_producer_stores_every_record_once_with_its_producer_id() {
+    let (_dir, cluster, server) = start().await;
+    cluster.admin().create_topic(NewTopic::new("idem-rd", 4)).await.unwrap();
+    let remote = Cluster::open(&format!("kafka://{}", server.local_addr())).await.unwrap();
+    let producer = remote
+        .producer(ProducerConfig::default().linger_ms(2).set("enable.idempotence", "true").unwrap())
+        .unwrap();
+    let mut deliveries = Vec::new();
+    for i in 0..20_000 {
+        deliveries.push(
+            producer
+                .enqueue(ProducerRecord::new("idem-rd").key(format!("k{}", i % 101)).value(format!("{i}")))
+                .await
+                .unwrap(),
+        );
+    }
+    for d in deliveries {
+        d.await.unwrap();
+    }
+    producer.close().await.unwrap();
+    let broker = cluster.broker().unwrap();
+    let mut values = std::collections::BTreeSet::new();
+    let mut producer_ids = std::collections::BTreeSet::new();
+    for p in 0..4 {
+        let log = broker.log("idem-rd", p).unwrap();
+        let mut offset = 0;
+        while offset < log.log_end_offset() {
+            let fetched = log.read(offset, 1 << 20).unwrap();
+            for batch in runnel_core::record::batches(&fetched.bytes) {
+                let batch = batch.unwrap();
+                producer_ids.insert(batch.header().producer_id);
+                for r in batch.to_records(offset).unwrap() {
+                    assert!(
+                        values.insert(String::from_utf8(r.value.unwrap().to_vec()).unwrap()),
+                        "stored twice"
+                    );
+                }
+                offset = batch.header().next_offset();
+            }
+        }
+    }
+    assert_eq!(values.len(), 20_000);
+    assert_eq!(producer_ids.len(), 1, "one producer id: {producer_ids:?}");
+    assert!(*producer_ids.iter().next().unwrap() >= 0, "batches carry the id from InitProducerId");
+    server.shutdown().await;
+    cluster.close().await.unwrap();
+}

@@ -66,8 +66,7 @@ impl Cli {
     /// Whether the command is a throughput benchmark that benefits from a
     /// multi-threaded runtime (see `main`).
     pub(crate) fn wants_parallel_runtime(&self) -> bool {
-        matches!(&self.command, Command::Broker(_))
-            || matches!(&self.command, Command::Bench(b) if b.is_throughput())
+        matches!(&self.command, Command::Bench(b) if b.is_throughput())
     }
 }
 
