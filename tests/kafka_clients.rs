@@ -155,6 +155,12 @@ fn kcat_produces_consumes_lists_and_resumes_a_group_and_the_broker_stops_cleanly
     let metrics = http_get(&broker.metrics);
     assert!(metrics.contains("runnel_topic_records_in_total{topic=\"kc\"} 502"), "{metrics}");
     assert!(metrics.contains("runnel_request_duration_seconds_count{api=\"JoinGroup\"}"), "{metrics}");
+    assert!(
+        metrics.contains("runnel_consumer_lag{group=\"kc-group\",topic=\"kc\",partition=\"0\"} 0"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("runnel_topic_records_out_total{topic=\"kc\"}"), "{metrics}");
+    assert!(metrics.contains("# TYPE runnel_connections gauge"), "{metrics}");
 
     // SIGTERM: a clean stop (logs fsynced and marked clean), and everything
     // is there after a restart.

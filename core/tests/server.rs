@@ -712,3 +712,55 @@ async fn librdkafkas_idempotent_producer_stores_every_record_once_with_its_produ
     server.shutdown().await;
     cluster.close().await.unwrap();
 }
+
+/// One group, two kinds of member: an embedded consumer in this process
+/// and a librdkafka consumer over the wire split the partitions, and the
+/// survivor takes them all when the other leaves.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn embedded_and_wire_members_share_one_group() {
+    let (_dir, cluster, server) = start().await;
+    cluster.admin().create_topic(NewTopic::new("mixed", 4)).await.unwrap();
+    let remote = Cluster::open(&format!("kafka://{}", server.local_addr())).await.unwrap();
+    let config = || {
+        ConsumerConfig::group("mixed-group")
+            .set("session.timeout.ms", "6000")
+            .unwrap()
+            .set("heartbeat.interval.ms", "200")
+            .unwrap()
+    };
+    let mut embedded = cluster.consumer(config()).unwrap();
+    embedded.subscribe(["mixed"]).unwrap();
+    let mut wire = remote.consumer(config()).unwrap();
+    wire.subscribe(["mixed"]).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        embedded.poll(Duration::from_millis(50)).await.unwrap();
+        wire.poll(Duration::from_millis(50)).await.unwrap();
+        let (a, b) = (embedded.assignment(), wire.assignment());
+        if a.len() == 2 && b.len() == 2 {
+            assert!(a.iter().all(|tp| !b.contains(tp)), "no partition twice: {a:?} {b:?}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "never split 2/2: embedded {a:?}, wire {b:?}");
+    }
+    let described = cluster
+        .broker()
+        .unwrap()
+        .groups()
+        .describe("mixed-group", cluster.broker().unwrap().now_ms())
+        .unwrap();
+    assert_eq!(described.members.len(), 2, "one coordinator holds both members");
+    wire.close().await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while embedded.assignment().len() < 4 {
+        embedded.poll(Duration::from_millis(50)).await.unwrap();
+        assert!(
+            Instant::now() < deadline,
+            "the embedded member did not take over: {:?}",
+            embedded.assignment()
+        );
+    }
+    embedded.close().await.unwrap();
+    server.shutdown().await;
+    cluster.close().await.unwrap();
+}
