@@ -423,7 +423,12 @@ async fn members_without_a_common_assignor_are_refused() {
     cluster.broker().unwrap().create_topic(NewTopic::new("t", 2)).unwrap();
     let mut coop = cluster.consumer(config("g", AssignmentStrategy::CooperativeSticky)).unwrap();
     coop.subscribe(["t"]).unwrap();
-    coop.poll(Duration::from_millis(10)).await.unwrap();
+    // The first member must be in the group before the second tries to join
+    // (over the network the join takes a moment).
+    let joined_by = Instant::now() + Duration::from_secs(10);
+    while coop.assignment().is_empty() && Instant::now() < joined_by {
+        coop.poll(Duration::from_millis(10)).await.unwrap();
+    }
     let mut range = cluster.consumer(config("g", AssignmentStrategy::Range)).unwrap();
     range.subscribe(["t"]).unwrap();
     // The refusal arrives with the join (at once when embedded; over the

@@ -114,6 +114,19 @@ fn produce_req(topic: &str, records: Bytes) -> ProduceRequest {
     ])
 }
 
+/// InitProducerId without a transactional id: a new id (`-1, -1`) or an epoch bump.
+fn init_producer_id(c: &mut Raw, producer_id: i64, epoch: i16) -> InitProducerIdResponse {
+    let req = InitProducerIdRequest::default()
+        .with_transactional_id(None)
+        .with_transaction_timeout_ms(60000)
+        .with_producer_id(ProducerId(producer_id))
+        .with_producer_epoch(epoch);
+    let ResponseKind::InitProducerId(resp) = c.call(ApiKey::InitProducerId, 4, &req) else {
+        panic!("not an InitProducerId response")
+    };
+    resp
+}
+
 fn produce_result(resp: ResponseKind) -> (i16, i64, Option<String>) {
     let ResponseKind::Produce(p) = resp else { panic!("not a produce response") };
     let part = &p.responses[0].partition_responses[0];
@@ -241,17 +254,7 @@ async fn idempotent_produce_drops_retries_refuses_gaps_and_fences_old_epochs() {
     cluster.admin().create_topic(NewTopic::new("idem", 1)).await.unwrap();
     blocking(move || {
         let mut c = Raw::connect(addr);
-        let ResponseKind::InitProducerId(init) = c.call(
-            ApiKey::InitProducerId,
-            4,
-            &InitProducerIdRequest::default()
-                .with_transactional_id(None)
-                .with_transaction_timeout_ms(60000)
-                .with_producer_id(ProducerId(-1))
-                .with_producer_epoch(-1),
-        ) else {
-            panic!()
-        };
+        let init = init_producer_id(&mut c, -1, -1);
         assert_eq!(init.error_code, 0);
         let (pid, epoch) = (init.producer_id.0, init.producer_epoch);
         assert!(pid >= 0);
@@ -273,32 +276,12 @@ async fn idempotent_produce_drops_retries_refuses_gaps_and_fences_old_epochs() {
         let (code, base, _) = send(&mut c, 2, epoch, 5);
         assert_eq!((code, base), (0, 5));
         // A bumped epoch (KIP-360) restarts sequences; the old epoch is fenced.
-        let ResponseKind::InitProducerId(bumped) = c.call(
-            ApiKey::InitProducerId,
-            4,
-            &InitProducerIdRequest::default()
-                .with_transactional_id(None)
-                .with_transaction_timeout_ms(60000)
-                .with_producer_id(ProducerId(pid))
-                .with_producer_epoch(epoch),
-        ) else {
-            panic!()
-        };
+        let bumped = init_producer_id(&mut c, pid, epoch);
         assert_eq!((bumped.producer_id.0, bumped.producer_epoch), (pid, epoch + 1));
         assert_eq!(send(&mut c, 1, epoch + 1, 0).0, 0);
         assert_eq!(send(&mut c, 1, epoch, 7).0, 47);
         // A second producer gets a different id.
-        let ResponseKind::InitProducerId(other) = c.call(
-            ApiKey::InitProducerId,
-            4,
-            &InitProducerIdRequest::default()
-                .with_transactional_id(None)
-                .with_transaction_timeout_ms(60000)
-                .with_producer_id(ProducerId(-1))
-                .with_producer_epoch(-1),
-        ) else {
-            panic!()
-        };
+        let other = init_producer_id(&mut c, -1, -1);
         assert_ne!(other.producer_id.0, pid);
     })
     .await;

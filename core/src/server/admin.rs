@@ -38,9 +38,30 @@ fn s(v: &str) -> StrBytes {
     StrBytes::from_string(v.to_string())
 }
 
-fn error_parts(e: &Error) -> (i16, Option<StrBytes>) {
-    (codes::for_error(e), Some(s(&e.to_string())))
+/// A per-resource result that can carry an error code and message.
+trait Failed: Sized {
+    /// This result, failed with `e`.
+    fn failed(self, e: &Error) -> Self;
 }
+
+macro_rules! failed_with_message {
+    ($($t:ty),*) => {$(
+        impl Failed for $t {
+            fn failed(self, e: &Error) -> Self {
+                self.with_error_code(codes::for_error(e)).with_error_message(Some(s(&e.to_string())))
+            }
+        }
+    )*};
+}
+
+failed_with_message!(
+    CreatableTopicResult,
+    DeletableTopicResult,
+    CreatePartitionsTopicResult,
+    DescribeConfigsResult,
+    AlterConfigsResourceResponse,
+    IncrementalResult
+);
 
 fn validate_new_topic(broker: &Broker, topic: &NewTopic) -> Result<()> {
     validate_topic_name(&topic.name)?;
@@ -102,10 +123,7 @@ pub(super) async fn create_topics(
                     broker.create_topic(topic.clone())
                 };
                 match outcome {
-                    Err(e) => {
-                        let (code, msg) = error_parts(&e);
-                        result.with_error_code(code).with_error_message(msg)
-                    }
+                    Err(e) => result.failed(&e),
                     Ok(()) => {
                         if !validate_only {
                             info!(topic = %name, partitions, "topic created by a client");
@@ -169,10 +187,7 @@ pub(super) async fn delete_topics(shared: &Arc<Shared>, req: DeleteTopicsRequest
                         info!(topic = %name, "topic deleted by a client");
                         result
                     }
-                    Err(e) => {
-                        let (code, msg) = error_parts(&e);
-                        result.with_error_code(code).with_error_message(msg)
-                    }
+                    Err(e) => result.failed(&e),
                 }
             })
             .collect::<Vec<_>>()
@@ -216,10 +231,7 @@ pub(super) async fn create_partitions(
                 let result = CreatePartitionsTopicResult::default().with_name(t.name);
                 match outcome {
                     Ok(()) => result,
-                    Err(e) => {
-                        let (code, msg) = error_parts(&e);
-                        result.with_error_code(code).with_error_message(msg)
-                    }
+                    Err(e) => result.failed(&e),
                 }
             })
             .collect::<Vec<_>>()
@@ -267,10 +279,7 @@ pub(super) fn describe_configs(shared: &Arc<Shared>, req: DescribeConfigsRequest
                     }),
                 };
                 match entries {
-                    Err(e) => {
-                        let (code, msg) = error_parts(&e);
-                        result.with_error_code(code).with_error_message(msg)
-                    }
+                    Err(e) => result.failed(&e),
                     Ok(entries) => result.with_configs(
                         entries
                             .into_iter()
@@ -347,10 +356,7 @@ pub(super) async fn alter_configs(shared: &Arc<Shared>, req: AlterConfigsRequest
                     .with_resource_name(r.resource_name);
                 match outcome {
                     Ok(()) => resp,
-                    Err(e) => {
-                        let (code, msg) = error_parts(&e);
-                        resp.with_error_code(code).with_error_message(msg)
-                    }
+                    Err(e) => resp.failed(&e),
                 }
             })
             .collect::<Vec<_>>()
@@ -421,10 +427,7 @@ pub(super) async fn incremental_alter_configs(
                     IncrementalResult::default().with_resource_type(r.resource_type).with_resource_name(r.resource_name);
                 match outcome {
                     Ok(()) => resp,
-                    Err(e) => {
-                        let (code, msg) = error_parts(&e);
-                        resp.with_error_code(code).with_error_message(msg)
-                    }
+                    Err(e) => resp.failed(&e),
                 }
             })
             .collect::<Vec<_>>()

@@ -151,7 +151,6 @@ pub(super) async fn produce(shared: &Arc<Shared>, req: ProduceRequest) -> Option
     // hop to the blocking pool per request cost more than the append itself
     // (it capped a connection at ~20k produce requests/s). Logs configured
     // to fsync per append (flush.messages=1) block this worker while they do.
-    let s: &Shared = shared;
     let results = {
         writes
             .into_iter()
@@ -165,7 +164,7 @@ pub(super) async fn produce(shared: &Arc<Shared>, req: ProduceRequest) -> Option
                                 "transactions are not supported by this broker".into(),
                             )
                         } else {
-                            write_partition(s, &w)
+                            write_partition(shared, &w)
                         };
                         (w, r)
                     })
@@ -332,6 +331,8 @@ struct FetchSlot {
     partition: i32,
     offset: i64,
     max_bytes: usize,
+    /// Looked up once per request; the error code if there is no such log.
+    log: Result<Arc<crate::log::Log>, i16>,
 }
 
 pub(super) async fn fetch(shared: &Arc<Shared>, req: FetchRequest) -> FetchResponse {
@@ -341,6 +342,7 @@ pub(super) async fn fetch(shared: &Arc<Shared>, req: FetchRequest) -> FetchRespo
         .flat_map(|t| {
             let topic = t.topic.0.to_string();
             t.partitions.iter().map(move |p| FetchSlot {
+                log: shared.broker().log(&topic, p.partition).map_err(|e| codes::for_error(&e)),
                 topic: topic.clone(),
                 partition: p.partition,
                 offset: p.fetch_offset,
@@ -352,16 +354,14 @@ pub(super) async fn fetch(shared: &Arc<Shared>, req: FetchRequest) -> FetchRespo
     let min_bytes = req.min_bytes.max(0) as usize;
     let deadline = tokio::time::Instant::now() + Duration::from_millis(req.max_wait_ms.max(0) as u64);
     // Subscribe before the first read so no append in between is missed.
-    let mut watches: Vec<tokio::sync::watch::Receiver<i64>> = slots
-        .iter()
-        .filter_map(|s| shared.broker().log(&s.topic, s.partition).ok().map(|l| l.watch_end_offset()))
-        .collect();
+    let mut watches: Vec<tokio::sync::watch::Receiver<i64>> =
+        slots.iter().filter_map(|s| s.log.as_ref().ok().map(|l| l.watch_end_offset())).collect();
     let mut shutdown = shared.shutdown.clone();
     loop {
         for w in &mut watches {
             w.borrow_and_update();
         }
-        let (results, total) = read_all(shared, &slots, max_bytes);
+        let (results, total) = read_all(&slots, max_bytes);
         let any_error = results.iter().any(|r| r.error_code != codes::NONE);
         if total >= min_bytes || any_error || tokio::time::Instant::now() >= deadline || watches.is_empty() {
             return finish_fetch(shared, &slots, results);
@@ -380,16 +380,15 @@ pub(super) async fn fetch(shared: &Arc<Shared>, req: FetchRequest) -> FetchRespo
     }
 }
 
-fn read_all(shared: &Shared, slots: &[FetchSlot], max_bytes: usize) -> (Vec<PartitionData>, usize) {
-    let broker = shared.broker();
+fn read_all(slots: &[FetchSlot], max_bytes: usize) -> (Vec<PartitionData>, usize) {
     let mut total = 0usize;
     let results = slots
         .iter()
         .map(|s| {
             let part = PartitionData::default().with_partition_index(s.partition);
-            let log = match broker.log(&s.topic, s.partition) {
+            let log = match &s.log {
                 Ok(l) => l,
-                Err(e) => return part.with_error_code(codes::for_error(&e)).with_high_watermark(-1),
+                Err(code) => return part.with_error_code(*code).with_high_watermark(-1),
             };
             let budget = s.max_bytes.min(max_bytes.saturating_sub(total));
             if budget == 0 && total > 0 {

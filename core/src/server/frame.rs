@@ -80,7 +80,7 @@ pub(crate) fn decode_request(frame: Bytes) -> Result<Request, FrameError> {
     }
     // The decoders index into the buffer; a malformed frame must not take
     // the connection task (or the process) down with it.
-    let head: String = frame.iter().take(48).map(|b| format!("{b:02x}")).collect();
+    let original = frame.clone();
     let decoded = std::panic::catch_unwind(move || {
         let mut buf = frame;
         let header = RequestHeader::decode(&mut buf, api_key.request_header_version(version))
@@ -102,9 +102,12 @@ pub(crate) fn decode_request(frame: Bytes) -> Result<Request, FrameError> {
             client_id: header.client_id.map(|s| s.to_string()).unwrap_or_default(),
             body,
         }),
-        Ok(Err(reason)) => Err(FrameError::Close(format!(
-            "malformed {api_key:?} v{version} request: {reason} (frame starts {head})"
-        ))),
+        Ok(Err(reason)) => {
+            let head: String = original.iter().take(48).map(|b| format!("{b:02x}")).collect();
+            Err(FrameError::Close(format!(
+                "malformed {api_key:?} v{version} request: {reason} (frame starts {head})"
+            )))
+        }
         Err(_) => {
             Err(FrameError::Close(format!("malformed {api_key:?} v{version} request (decoder panicked)")))
         }

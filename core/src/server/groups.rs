@@ -8,7 +8,6 @@
 //! subscription and may send an assignment; it is not used.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -522,10 +521,6 @@ pub(super) fn offset_fetch(
     )
 }
 
-fn state_name(state: GroupState) -> &'static str {
-    state.name()
-}
-
 pub(super) fn list(shared: &Arc<Shared>, req: ListGroupsRequest) -> ListGroupsResponse {
     let broker = shared.broker();
     let now = broker.now_ms();
@@ -536,7 +531,7 @@ pub(super) fn list(shared: &Arc<Shared>, req: ListGroupsRequest) -> ListGroupsRe
         ids.into_iter()
             .filter_map(|id| {
                 let state = broker.groups().describe(&id, now).map_or(GroupState::Empty, |d| d.state);
-                let name = state_name(state);
+                let name = state.name();
                 if !filter.is_empty() && !filter.contains(&name.to_lowercase()) {
                     return None;
                 }
@@ -552,11 +547,7 @@ pub(super) fn list(shared: &Arc<Shared>, req: ListGroupsRequest) -> ListGroupsRe
     )
 }
 
-pub(super) fn describe(
-    shared: &Arc<Shared>,
-    req: DescribeGroupsRequest,
-    _peer: SocketAddr,
-) -> DescribeGroupsResponse {
+pub(super) fn describe(shared: &Arc<Shared>, req: DescribeGroupsRequest) -> DescribeGroupsResponse {
     let broker = shared.broker();
     let now = broker.now_ms();
     DescribeGroupsResponse::default().with_groups(
@@ -568,7 +559,7 @@ pub(super) fn describe(
                 let group = DescribedGroup::default().with_group_id(id);
                 match live {
                     Some(d) if !d.members.is_empty() || has_offsets || d.state != GroupState::Empty => group
-                        .with_group_state(s(state_name(d.state)))
+                        .with_group_state(s(d.state.name()))
                         .with_protocol_type(s(CONSUMER))
                         .with_protocol_data(s(d.protocol.map_or("", |p| p.name())))
                         .with_members(

@@ -416,7 +416,7 @@ async fn handle(shared: &Arc<Shared>, request: frame::Request, peer: SocketAddr)
         RequestKind::OffsetCommit(r) => ResponseKind::OffsetCommit(groups::offset_commit(shared, r).await),
         RequestKind::OffsetFetch(r) => ResponseKind::OffsetFetch(groups::offset_fetch(shared, r, version)),
         RequestKind::ListGroups(r) => ResponseKind::ListGroups(groups::list(shared, r)),
-        RequestKind::DescribeGroups(r) => ResponseKind::DescribeGroups(groups::describe(shared, r, peer)),
+        RequestKind::DescribeGroups(r) => ResponseKind::DescribeGroups(groups::describe(shared, r)),
         RequestKind::DeleteGroups(r) => ResponseKind::DeleteGroups(groups::delete(shared, r).await),
         RequestKind::CreateTopics(r) => {
             ResponseKind::CreateTopics(admin::create_topics(shared, r, version).await)

@@ -158,7 +158,7 @@ impl Consumer {
         S: Into<String>,
     {
         let topics: Vec<String> = topics.into_iter().map(Into::into).collect();
-        dispatch!(mut self, subscribe(topics.clone()))
+        dispatch!(mut self, subscribe(topics))
     }
 
     /// Subscribes to every topic whose whole name matches `pattern` (a
@@ -184,7 +184,7 @@ impl Consumer {
     /// [`crate::Error::PartitionOffline`].
     pub fn assign(&mut self, partitions: impl IntoIterator<Item = TopicPartition>) -> Result<()> {
         let partitions: Vec<TopicPartition> = partitions.into_iter().collect();
-        dispatch!(mut self, assign(partitions.clone()))
+        dispatch!(mut self, assign(partitions))
     }
 
     /// Drops the subscription or manual assignment (leaving the group).

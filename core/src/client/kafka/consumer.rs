@@ -467,7 +467,7 @@ impl KafkaConsumer {
         let reset_none = self.config.auto_offset_reset == OffsetReset::None;
         let group = self.config.group_id.clone();
         let offered = librdkafka_strategies(&self.config.assignment_strategies);
-        let result = blocking(move || {
+        blocking(move || {
             let start = Instant::now();
             let deadline = start.checked_add(timeout);
             let mut topics: HashMap<String, Arc<str>> = HashMap::new();
@@ -540,10 +540,21 @@ impl KafkaConsumer {
                             && e.rdkafka_error_code() == Some(RDKafkaErrorCode::AutoOffsetReset)
                             && out.is_empty()
                         {
-                            return Err(kafka_error(
-                                "poll: no committed offset and auto.offset.reset=none",
-                                e,
-                            ));
+                            // librdkafka does not say which partition had no
+                            // offset: name the first assigned one without a position.
+                            let missing = c.position().ok().and_then(|positions| {
+                                positions
+                                    .elements()
+                                    .iter()
+                                    .find(|e| !matches!(e.offset(), Offset::Offset(_)))
+                                    .map(|e| TopicPartition::new(e.topic(), e.partition()))
+                            });
+                            return Err(match missing {
+                                Some(tp) => Error::NoOffset(tp),
+                                None => {
+                                    kafka_error("poll: no committed offset and auto.offset.reset=none", e)
+                                }
+                            });
                         }
                         match e.rdkafka_error_code() {
                             Some(RDKafkaErrorCode::InconsistentGroupProtocol) => {
@@ -566,24 +577,7 @@ impl KafkaConsumer {
             }
             Ok(out)
         })
-        .await;
-        match result {
-            // librdkafka does not say which partition had no offset: name the
-            // first assigned one without a position.
-            Err(Error::Kafka { ref op, .. }) if op.starts_with("poll: no committed offset") => {
-                let positions = self.c()?.position().map_err(|e| kafka_error("position", e))?;
-                let missing = positions
-                    .elements()
-                    .iter()
-                    .find(|e| !matches!(e.offset(), Offset::Offset(_)))
-                    .map(|e| TopicPartition::new(e.topic(), e.partition()));
-                match missing {
-                    Some(tp) => Err(Error::NoOffset(tp)),
-                    None => result,
-                }
-            }
-            other => other,
-        }
+        .await
     }
 
     pub(crate) async fn commit_sync(&mut self) -> Result<()> {

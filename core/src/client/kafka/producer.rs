@@ -23,7 +23,6 @@ const METADATA_MAX_AGE: Duration = Duration::from_secs(300);
 
 pub(crate) struct KafkaProducer {
     producer: FutureProducer,
-    cluster: Arc<KafkaCluster>,
     partition_counts: Mutex<HashMap<Arc<str>, (i32, Instant)>>,
     max_block: Duration,
     max_request_size: usize,
@@ -32,7 +31,7 @@ pub(crate) struct KafkaProducer {
 
 impl std::fmt::Debug for KafkaProducer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("KafkaProducer").field("cluster", &self.cluster).finish()
+        f.debug_struct("KafkaProducer").field("max_request_size", &self.max_request_size).finish()
     }
 }
 
@@ -80,7 +79,7 @@ impl KafkaDelivery {
 }
 
 impl KafkaProducer {
-    pub(crate) fn new(cluster: Arc<KafkaCluster>, config: ProducerConfig) -> Result<KafkaProducer> {
+    pub(crate) fn new(cluster: &KafkaCluster, config: ProducerConfig) -> Result<KafkaProducer> {
         let config = config.validated()?;
         let mut c = cluster.config();
         c.set("client.id", &config.client_id)
@@ -106,7 +105,6 @@ impl KafkaProducer {
         let producer: FutureProducer = c.create().map_err(|e| kafka_error("create a Kafka producer", e))?;
         Ok(KafkaProducer {
             producer,
-            cluster,
             partition_counts: Mutex::new(HashMap::new()),
             max_block: Duration::from_millis(config.max_block_ms),
             max_request_size: config.max_request_size,

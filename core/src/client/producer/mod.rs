@@ -79,7 +79,7 @@ impl Producer {
     }
 
     pub(crate) fn kafka(cluster: Arc<KafkaCluster>, config: ProducerConfig) -> Result<Producer> {
-        Ok(Producer { backend: Backend::Kafka(KafkaProducer::new(cluster, config)?) })
+        Ok(Producer { backend: Backend::Kafka(KafkaProducer::new(&cluster, config)?) })
     }
 
     /// Sends a record and waits until it is stored.
