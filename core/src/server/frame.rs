@@ -125,7 +125,13 @@ pub(crate) fn encode_response(
     correlation_id: i32,
     body: &ResponseKind,
 ) -> Result<BytesMut, String> {
-    let mut out = BytesMut::with_capacity(256);
+    // A fetch response carries megabytes of record batches: size it once
+    // rather than grow it by doubling (each growth a copy and fresh pages).
+    let capacity = match body {
+        ResponseKind::Fetch(fetch) => fetch.compute_size(version).unwrap_or(0) + 64,
+        _ => 256,
+    };
+    let mut out = BytesMut::with_capacity(capacity);
     out.put_i32(0);
     let header = ResponseHeader::default().with_correlation_id(correlation_id);
     header
