@@ -1,9 +1,113 @@
-//! Runnel Streams: a typed stream-processing DSL (map, filter, joins,
-//! windows, aggregations) whose tasks run one per input partition, with
-//! state in RocksDB backed by changelog topics.
+//! Runnel Streams: a typed stream-processing DSL in the spirit of Kafka
+//! Streams. Build a [`Topology`] with [`StreamsBuilder`] and [`KStream`]
+//! operators, test it with [`TopologyTestDriver`]; the runtime (tasks per
+//! input partition on stream threads, RocksDB state) comes next.
 //!
-//! Not built yet: this crate holds its place in the workspace until the
-//! Streams issue lands. It depends only on the client API of `runnel-core`,
-//! never on the log's internals.
+//! # Design
+//!
+//! * **Typed at the edges, bytes in topics.** Source nodes decode keys and
+//!   values with a [`Serde`]; sink nodes encode into reusable buffers and
+//!   hand borrowed bytes to a [`RecordCollector`]. Built-in serdes use
+//!   Kafka's byte layouts, so Java and Runnel applications share topics.
+//! * **Nulls only where asked for.** Keys and values are plain `K` and `V`;
+//!   a Kafka null reaching a plain serde is an error. Streams that carry
+//!   nulls (tombstones, keyless topics) say so in their types with
+//!   [`Serdes::nullable`] (`Option<T>`) or [`Serdes::unit`] (`()`).
+//! * **Descriptions plus type-erased factories.** The builder records each
+//!   node's name, role and parents with a factory closure monomorphized where
+//!   the node's types were known. A task instantiates its sub-topology by
+//!   calling factories children-first and downcasting each child (once) to
+//!   `Box<dyn Processor<KO, VO>>`. Processing a record is then one virtual
+//!   call per node, records move by value, and fan-out clones.
+//! * **Sub-topologies cut at repartition topics.** Repartition topics are
+//!   named `<application.id>-<name>-repartition`, resolved when the topology
+//!   is bound to an application ([`Topology::repartition_topics`]).
+//! * **State lives in the task.** Aggregations and tables
+//!   ([`KGroupedStream`], [`KTable`]) keep RocksDB stores owned by the task
+//!   and reached through [`ProcessorContext`] by an index resolved at task
+//!   build time. A per-store record cache merges updates per key; a flush
+//!   (commit) writes RocksDB, the compacted changelog topic
+//!   `<application.id>-<store>-changelog`, and forwards the merged results
+//!   downstream, as Kafka does with caching on. All stores of a process
+//!   share one RocksDB block cache (`statestore.memory.max.bytes`).
+//!
+//! This crate does not depend on `runnel-core` yet: the runtime step will
+//! implement [`RecordCollector`] with its producer.
+//!
+//! # Example
+//!
+//! ```
+//! use runnel_streams::{
+//!     Consumed, Produced, Repartitioned, Serdes, StreamsBuilder, StreamsConfig, TopologyTestDriver,
+//! };
+//! use serde::{Deserialize, Serialize};
+//!
+//! #[derive(Clone, Serialize, Deserialize)]
+//! struct Click {
+//!     page: String,
+//!     country: String,
+//! }
+//!
+//! let mut builder = StreamsBuilder::new();
+//! builder
+//!     .stream::<String, Click>("clicks", Consumed::with(Serdes::string(), Serdes::json()))
+//!     .filter(|_user, click| click.country == "NL")
+//!     .select_key(|_user, click| click.page.clone())
+//!     .repartition(Repartitioned::with(Serdes::string(), Serdes::json()).name("by-page"))
+//!     .map_values(|click: Click| click.country)
+//!     .to("nl-clicks-by-page", Produced::with(Serdes::string(), Serdes::string()));
+//! let topology = builder.build()?;
+//! assert_eq!(topology.repartition_topics("dash")[0].name, "dash-by-page-repartition");
+//!
+//! let driver = TopologyTestDriver::new(topology, StreamsConfig::new("dash"))?;
+//! let clicks = driver.create_input_topic("clicks", Serdes::string(), Serdes::json());
+//! let out = driver.create_output_topic("nl-clicks-by-page", Serdes::string(), Serdes::string());
+//! clicks.pipe_input("u1".into(), Click { page: "/docs".into(), country: "NL".into() })?;
+//! clicks.pipe_input("u2".into(), Click { page: "/blog".into(), country: "BE".into() })?;
+//! assert_eq!(out.read_key_values_to_list()?, vec![("/docs".to_string(), "NL".to_string())]);
+//! # Ok::<(), runnel_streams::StreamsError>(())
+//! ```
 
 #![warn(missing_docs, unreachable_pub)]
+
+mod builder;
+mod change;
+mod config;
+mod describe;
+mod error;
+mod graph;
+mod kgrouped;
+mod kstream;
+mod ktable;
+mod nodes;
+mod options;
+mod processor;
+mod record;
+mod runtime;
+mod serdes;
+mod source_sink;
+mod stateful;
+mod store;
+mod task;
+mod test_driver;
+mod topology;
+
+pub use builder::{StreamsBuilder, Topics};
+pub use change::Change;
+pub use config::StreamsConfig;
+pub use describe::{NodeDescription, NodeDescriptionKind, SubtopologyDescription, TopologyDescription};
+pub use error::{BoxError, StreamsError};
+pub use kgrouped::{KGroupedStream, KGroupedTable};
+pub use kstream::{BranchedKStream, KStream};
+pub use ktable::KTable;
+pub use options::{Branched, Consumed, Grouped, Materialized, Named, Produced, Repartitioned};
+pub use processor::{Forwarder, Processor, ProcessorContext, TaskId};
+pub use record::{Headers, Record, RecordCollector, SinkRecord};
+pub use runtime::{ErrorResponse, Streams, StreamsState};
+pub use serdes::{
+    ByteArraySerde, BytesSerde, F64Serde, I32Serde, I64Serde, JsonSerde, Nullable, Serde, SerdeError, Serdes,
+    StringSerde, U32Serde, U64Serde, UnitSerde,
+};
+pub use store::kv::KeyValueStore;
+pub use test_driver::{TestInputTopic, TestOutputTopic, TopologyTestDriver};
+pub use topology::{ChangelogTopic, RepartitionTopic, Topology};

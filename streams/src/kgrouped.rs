@@ -1,0 +1,503 @@
+//! Grouping and aggregation: [`KGroupedStream`], [`KGroupedTable`], and the
+//! `KStream` operators that create them (`group_by_key`, `group_by`,
+//! `to_table`).
+//!
+//! # Naming (as Kafka)
+//!
+//! An aggregation's store is named by [`Materialized::as_`] or generated
+//! first (`KSTREAM-AGGREGATE-STATE-STORE-0000000003`), then its node
+//! (`KSTREAM-AGGREGATE-0000000004`). A repartition inserted in front is
+//! named after the store (`<application.id>-<store>-repartition`) unless
+//! [`Grouped::name`] names it.
+//!
+//! Records with a null key cannot reach an aggregation: keys are plain
+//! `K`, and a serde for `K` rejects null (Kafka drops null-key records).
+
+use std::cell::RefCell;
+use std::fmt;
+use std::rc::Rc;
+use std::sync::Arc;
+
+use crate::change::{Change, ChangeSerde, OptionalSerde};
+use crate::graph::{Graph, NodeId, TopicRef};
+use crate::kstream::{add_repartition, KStream, RepartitionNames};
+use crate::ktable::{KTable, MissingSerde};
+use crate::options::{Consumed, Grouped, Materialized};
+use crate::processor::Processor;
+use crate::serdes::Serde;
+use crate::source_sink::SourceNode;
+use crate::stateful::{
+    ChangeForwarder, StreamAggFn, StreamAggregate, TableAggFn, TableAggregate, TableSource,
+};
+use crate::store::typed::TypedStore;
+use crate::{Serdes, StreamsError};
+
+/// The store name of `materialized`, or a generated `<prefix>-STATE-STORE-<n>`;
+/// defines the store.
+fn define_store<K, V>(graph: &mut Graph, materialized: &Materialized<K, V>, prefix: &str) -> String {
+    let store = materialized.name.clone().unwrap_or_else(|| graph.new_name(&format!("{prefix}-STATE-STORE")));
+    graph.add_store(&store, materialized.caching);
+    store
+}
+
+/// `given`, else `default`, else a build error naming node, store and part.
+fn serde_or_missing<T: 'static>(
+    graph: &mut Graph,
+    given: Option<Arc<dyn Serde<T>>>,
+    default: Option<Arc<dyn Serde<T>>>,
+    (node, store, part): (&str, &str, &'static str),
+) -> Arc<dyn Serde<T>> {
+    given.or(default).unwrap_or_else(|| {
+        graph.errors.push(StreamsError::MissingSerde {
+            node: node.to_string(),
+            store: store.to_string(),
+            part,
+        });
+        Arc::new(MissingSerde)
+    })
+}
+
+/// Adds node `name` owning `store`, fed by `parent` with `(K, VI)`,
+/// forwarding the store's flushed `Change<VS>`s.
+fn add_materializing_node<K, VI, VS, P, M>(
+    graph: &mut Graph,
+    name: String,
+    parent: NodeId,
+    store: &str,
+    serdes: (Arc<dyn Serde<K>>, Arc<dyn Serde<VS>>),
+    make: M,
+) -> NodeId
+where
+    K: Clone + Send + 'static,
+    VI: 'static,
+    VS: Clone + Send + 'static,
+    P: Processor<K, VI> + 'static,
+    M: Fn(TypedStore<K, VS>) -> P + Send + Sync + 'static,
+{
+    let store_name: Arc<str> = Arc::from(store);
+    let (key_serde, value_serde) = serdes;
+    graph.add_store_processor::<K, VI, K, Change<VS>, P, _>(
+        name,
+        vec![parent],
+        store.to_string(),
+        move |handle, changelog, out| {
+            let typed = TypedStore::new(
+                handle,
+                &store_name,
+                changelog,
+                Arc::clone(&key_serde),
+                Arc::clone(&value_serde),
+            );
+            let listener = ChangeForwarder {
+                store: Arc::clone(&store_name),
+                topic: Arc::from(changelog),
+                key_serde: Arc::clone(&key_serde),
+                value_serde: Arc::clone(&value_serde),
+                out,
+            };
+            (make(typed), Box::new(listener))
+        },
+    )
+}
+
+impl<K, V> KStream<K, V>
+where
+    K: Clone + Send + 'static,
+    V: Clone + Send + 'static,
+{
+    /// Groups the stream by its current key for an aggregation. If a
+    /// key-changing operator came before, the aggregation first writes the
+    /// stream through a repartition topic with `grouped`'s serdes.
+    pub fn group_by_key(&self, grouped: Grouped<K, V>) -> KGroupedStream<K, V> {
+        KGroupedStream {
+            graph: Rc::clone(self.graph()),
+            node: self.node(),
+            repartition_required: self.repartition_required(),
+            grouped,
+        }
+    }
+
+    /// Groups the stream by a new key, `selector(key, value)`; the
+    /// aggregation repartitions by it (`KSTREAM-KEY-SELECT` then a
+    /// repartition topic).
+    pub fn group_by<KR, F>(&self, selector: F, grouped: Grouped<KR, V>) -> KGroupedStream<KR, V>
+    where
+        KR: Clone + Send + 'static,
+        F: Fn(&K, &V) -> KR + Send + Sync + 'static,
+    {
+        self.select_key(selector).group_by_key(grouped)
+    }
+
+    /// The stream as a table: each record is the key's latest value. The
+    /// store needs both serdes from `materialized`; a repartition comes
+    /// first if the key was changed.
+    pub fn to_table(&self, materialized: Materialized<K, V>) -> KTable<K, V> {
+        let mut graph = self.graph().borrow_mut();
+        let store = define_store(&mut graph, &materialized, "KSTREAM-TOTABLE");
+        let name = graph.new_name("KSTREAM-TOTABLE");
+        let ks = serde_or_missing(&mut graph, materialized.key_serde, None, (&name, &store, "key"));
+        let vs = serde_or_missing(&mut graph, materialized.value_serde, None, (&name, &store, "value"));
+        let parent = if self.repartition_required() {
+            let names = RepartitionNames {
+                base: store.clone(),
+                sink: graph.new_name("KSTREAM-SINK"),
+                source: graph.new_name("KSTREAM-SOURCE"),
+            };
+            add_repartition(&mut graph, self.node(), names, Arc::clone(&ks), Arc::clone(&vs), None)
+        } else {
+            self.node()
+        };
+        let node =
+            add_materializing_node::<K, V, V, _, _>(&mut graph, name, parent, &store, (ks, vs), |store| {
+                TableSource { store }
+            });
+        drop(graph);
+        KTable::new(Rc::clone(self.graph()), node, Some(store))
+    }
+}
+
+/// Adds `StreamsBuilder::table`: a source reading `topic` (null values are
+/// deletes) and a `KTABLE-SOURCE` node materializing it.
+pub(crate) fn table<K, V>(
+    graph_rc: &Rc<RefCell<Graph>>,
+    topic: String,
+    consumed: Consumed<K, V>,
+    materialized: Materialized<K, V>,
+) -> KTable<K, V>
+where
+    K: Clone + Send + 'static,
+    V: Clone + Send + 'static,
+{
+    let Consumed { key_serde, value_serde, name } = consumed;
+    let mut graph = graph_rc.borrow_mut();
+    let source_name = graph.name_or(name, "KSTREAM-SOURCE");
+    let (ks, vs) = (Arc::clone(&key_serde), Arc::clone(&value_serde));
+    let source = graph.add_source::<K, Option<V>, _, _>(
+        source_name,
+        vec![TopicRef::Named(topic.clone())],
+        move |out| SourceNode {
+            key_serde: Arc::clone(&ks),
+            value_serde: Arc::new(OptionalSerde(Arc::clone(&vs))),
+            out,
+        },
+    );
+    let store = define_store(&mut graph, &materialized, &topic);
+    let name = graph.new_name("KTABLE-SOURCE");
+    let ks = materialized.key_serde.unwrap_or(key_serde);
+    let vs = materialized.value_serde.unwrap_or(value_serde);
+    let node = add_materializing_node::<K, Option<V>, V, _, _>(
+        &mut graph,
+        name,
+        source,
+        &store,
+        (ks, vs),
+        |store| TableSource { store },
+    );
+    drop(graph);
+    KTable::new(Rc::clone(graph_rc), node, Some(store))
+}
+
+/// A stream grouped by key, ready to aggregate (Kafka's `KGroupedStream`).
+///
+/// Each aggregation keeps its result per key in a RocksDB store and
+/// returns it as a [`KTable`]. Updates are forwarded when the store's
+/// record cache flushes: on commit (after every input record in the
+/// [`TopologyTestDriver`](crate::TopologyTestDriver)) or when the cache is
+/// full.
+///
+/// ```
+/// use runnel_streams::{
+///     Consumed, Grouped, Materialized, Produced, Serdes, StreamsBuilder, StreamsConfig, TopologyTestDriver,
+/// };
+///
+/// let mut builder = StreamsBuilder::new();
+/// builder
+///     .stream::<String, String>("lines", Consumed::with(Serdes::string(), Serdes::string()))
+///     .flat_map_values(|line| line.split_whitespace().map(str::to_string).collect::<Vec<_>>())
+///     .group_by(|_, word| word.clone(), Grouped::with(Serdes::string(), Serdes::string()))
+///     .count(Materialized::as_("word-counts"))
+///     .to_stream()
+///     .to("counts", Produced::with(Serdes::string(), Serdes::nullable(Serdes::i64())));
+/// let topology = builder.build()?;
+/// assert_eq!(topology.repartition_topics("wc")[0].name, "wc-word-counts-repartition");
+/// assert_eq!(topology.changelog_topics("wc")[0].name, "wc-word-counts-changelog");
+///
+/// let driver = TopologyTestDriver::new(topology, StreamsConfig::new("wc"))?;
+/// let lines = driver.create_input_topic("lines", Serdes::string(), Serdes::string());
+/// let counts = driver.create_output_topic("counts", Serdes::string(), Serdes::nullable(Serdes::i64()));
+/// lines.pipe_input("".into(), "a b a".into())?;
+/// // One input record: "a" was updated twice, merged in the cache.
+/// assert_eq!(counts.read_key_values_to_list()?, vec![("a".into(), Some(2)), ("b".into(), Some(1))]);
+/// # Ok::<(), runnel_streams::StreamsError>(())
+/// ```
+pub struct KGroupedStream<K, V> {
+    graph: Rc<RefCell<Graph>>,
+    node: NodeId,
+    repartition_required: bool,
+    grouped: Grouped<K, V>,
+}
+
+impl<K, V> fmt::Debug for KGroupedStream<K, V> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KGroupedStream").field("repartition_required", &self.repartition_required).finish()
+    }
+}
+
+impl<K, V> KGroupedStream<K, V>
+where
+    K: Clone + Send + 'static,
+    V: Clone + Send + 'static,
+{
+    /// Counts records per key. The store's value serde defaults to `i64`.
+    pub fn count(&self, materialized: Materialized<K, i64>) -> KTable<K, i64> {
+        let f: StreamAggFn<K, V, i64> = Arc::new(|_, _, count| count.unwrap_or(0) + 1);
+        self.build("KSTREAM-AGGREGATE", materialized, Some(Arc::new(Serdes::i64())), f)
+    }
+
+    /// Combines the values of each key with `reducer(aggregate, value)`; the
+    /// first value is the initial aggregate. The value serde defaults to
+    /// the grouping's.
+    pub fn reduce<F>(&self, reducer: F, materialized: Materialized<K, V>) -> KTable<K, V>
+    where
+        F: Fn(V, V) -> V + Send + Sync + 'static,
+    {
+        let f: StreamAggFn<K, V, V> = Arc::new(move |_, value, agg| match agg {
+            Some(agg) => reducer(agg, value),
+            None => value,
+        });
+        let default = Some(Arc::clone(&self.grouped.value_serde));
+        self.build("KSTREAM-REDUCE", materialized, default, f)
+    }
+
+    /// Folds the values of each key into an aggregate starting at
+    /// `initializer()`, with `aggregator(key, value, aggregate)`. The
+    /// aggregate's serde must be set with [`Materialized::with_value_serde`].
+    pub fn aggregate<VR, I, A>(
+        &self,
+        initializer: I,
+        aggregator: A,
+        materialized: Materialized<K, VR>,
+    ) -> KTable<K, VR>
+    where
+        VR: Clone + Send + 'static,
+        I: Fn() -> VR + Send + Sync + 'static,
+        A: Fn(&K, V, VR) -> VR + Send + Sync + 'static,
+    {
+        let f: StreamAggFn<K, V, VR> =
+            Arc::new(move |key, value, agg| aggregator(key, value, agg.unwrap_or_else(&initializer)));
+        self.build("KSTREAM-AGGREGATE", materialized, None, f)
+    }
+
+    fn build<VR: Clone + Send + 'static>(
+        &self,
+        prefix: &str,
+        materialized: Materialized<K, VR>,
+        default_value_serde: Option<Arc<dyn Serde<VR>>>,
+        f: StreamAggFn<K, V, VR>,
+    ) -> KTable<K, VR> {
+        let mut graph = self.graph.borrow_mut();
+        let store = define_store(&mut graph, &materialized, prefix);
+        let name = graph.new_name(prefix);
+        let default_key = Some(Arc::clone(&self.grouped.key_serde));
+        let ks = serde_or_missing(&mut graph, materialized.key_serde, default_key, (&name, &store, "key"));
+        let vs = serde_or_missing(
+            &mut graph,
+            materialized.value_serde,
+            default_value_serde,
+            (&name, &store, "value"),
+        );
+        let parent = if self.repartition_required {
+            let names = repartition_names(&mut graph, self.grouped.name.as_deref(), &store);
+            let (gk, gv) = (Arc::clone(&self.grouped.key_serde), Arc::clone(&self.grouped.value_serde));
+            add_repartition(&mut graph, self.node, names, gk, gv, None)
+        } else {
+            self.node
+        };
+        let node = add_materializing_node::<K, V, VR, _, _>(
+            &mut graph,
+            name,
+            parent,
+            &store,
+            (ks, vs),
+            move |store| StreamAggregate { store, f: Arc::clone(&f) },
+        );
+        drop(graph);
+        KTable::new(Rc::clone(&self.graph), node, Some(store))
+    }
+}
+
+/// Kafka's names: `<name>-repartition-{sink,source}` for a named grouping,
+/// generated sink and source names otherwise; the topic is
+/// `<name or store>-repartition`.
+fn repartition_names(graph: &mut Graph, name: Option<&str>, store: &str) -> RepartitionNames {
+    match name {
+        Some(name) => RepartitionNames {
+            base: name.to_string(),
+            sink: format!("{name}-repartition-sink"),
+            source: format!("{name}-repartition-source"),
+        },
+        None => RepartitionNames {
+            base: store.to_string(),
+            sink: graph.new_name("KSTREAM-SINK"),
+            source: graph.new_name("KSTREAM-SOURCE"),
+        },
+    }
+}
+
+/// A table re-grouped by [`KTable::group_by`], ready to aggregate (Kafka's
+/// `KGroupedTable`). Each table update reaches the aggregation as a
+/// subtraction of the old value from its old group and an addition of the
+/// new value to its new group, through a repartition topic.
+///
+/// ```
+/// use runnel_streams::{
+///     Consumed, Grouped, Materialized, Serdes, StreamsBuilder, StreamsConfig, TopologyTestDriver,
+/// };
+///
+/// // account -> (owner, balance) as "owner:balance"; total balance per owner.
+/// let mut builder = StreamsBuilder::new();
+/// builder
+///     .table::<String, String>("accounts", Consumed::with(Serdes::string(), Serdes::string()), Materialized::new())
+///     .group_by(
+///         |_account, v| {
+///             let (owner, balance) = v.split_once(':').unwrap();
+///             (owner.to_string(), balance.parse::<i64>().unwrap())
+///         },
+///         Grouped::with(Serdes::string(), Serdes::i64()),
+///     )
+///     .aggregate(|| 0i64, |_, v, sum| sum + v, |_, v, sum| sum - v, Materialized::as_("balances").with_value_serde(Serdes::i64()));
+/// let driver = TopologyTestDriver::new(builder.build()?, StreamsConfig::new("bank"))?;
+/// let accounts = driver.create_input_topic("accounts", Serdes::string(), Serdes::string());
+/// accounts.pipe_input("acc-1".into(), "ann:100".into())?;
+/// accounts.pipe_input("acc-2".into(), "ann:50".into())?;
+/// accounts.pipe_input("acc-1".into(), "bob:70".into())?; // acc-1 changes owner and balance
+/// let balances = driver.get_key_value_store("balances", Serdes::string(), Serdes::i64())?;
+/// assert_eq!(balances.all()?, vec![("ann".to_string(), 50), ("bob".to_string(), 70)]);
+/// # Ok::<(), runnel_streams::StreamsError>(())
+/// ```
+pub struct KGroupedTable<K, V> {
+    graph: Rc<RefCell<Graph>>,
+    node: NodeId,
+    grouped: Grouped<K, V>,
+}
+
+impl<K, V> fmt::Debug for KGroupedTable<K, V> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KGroupedTable").field("grouped", &self.grouped).finish()
+    }
+}
+
+impl<K, V> KGroupedTable<K, V>
+where
+    K: Clone + Send + 'static,
+    V: Clone + Send + 'static,
+{
+    pub(crate) fn new(graph: Rc<RefCell<Graph>>, node: NodeId, grouped: Grouped<K, V>) -> Self {
+        KGroupedTable { graph, node, grouped }
+    }
+
+    /// Counts the table entries per group; a count that drops to 0 stays
+    /// in the table as 0 (as in Kafka).
+    pub fn count(&self, materialized: Materialized<K, i64>) -> KTable<K, i64> {
+        let f: TableAggFn<K, V, i64> = Arc::new(|_, change, count| {
+            let count =
+                count.unwrap_or(0) - i64::from(change.old.is_some()) + i64::from(change.new.is_some());
+            Some(count)
+        });
+        self.build("KTABLE-AGGREGATE", materialized, Some(Arc::new(Serdes::i64())), f)
+    }
+
+    /// Keeps one value per group: `adder(aggregate, value)` for a value
+    /// joining the group, `subtractor(aggregate, value)` for one leaving.
+    /// The value serde defaults to the grouping's.
+    pub fn reduce<A, S>(&self, adder: A, subtractor: S, materialized: Materialized<K, V>) -> KTable<K, V>
+    where
+        A: Fn(V, V) -> V + Send + Sync + 'static,
+        S: Fn(V, V) -> V + Send + Sync + 'static,
+    {
+        let f: TableAggFn<K, V, V> = Arc::new(move |_, change, agg| {
+            let agg = match (agg, change.old) {
+                (Some(agg), Some(old)) => Some(subtractor(agg, old)),
+                (agg, _) => agg,
+            };
+            match (agg, change.new) {
+                (Some(agg), Some(new)) => Some(adder(agg, new)),
+                (None, new) => new,
+                (agg, None) => agg,
+            }
+        });
+        let default = Some(Arc::clone(&self.grouped.value_serde));
+        self.build("KTABLE-REDUCE", materialized, default, f)
+    }
+
+    /// Folds each group into an aggregate starting at `initializer()`:
+    /// `adder(key, value, aggregate)` for a value joining the group,
+    /// `subtractor(key, value, aggregate)` for one leaving it. The
+    /// aggregate's serde must be set with [`Materialized::with_value_serde`].
+    pub fn aggregate<VR, I, A, S>(
+        &self,
+        initializer: I,
+        adder: A,
+        subtractor: S,
+        materialized: Materialized<K, VR>,
+    ) -> KTable<K, VR>
+    where
+        VR: Clone + Send + 'static,
+        I: Fn() -> VR + Send + Sync + 'static,
+        A: Fn(&K, V, VR) -> VR + Send + Sync + 'static,
+        S: Fn(&K, V, VR) -> VR + Send + Sync + 'static,
+    {
+        let f: TableAggFn<K, V, VR> = Arc::new(move |key, change, agg| {
+            let mut agg = agg.unwrap_or_else(&initializer);
+            if let Some(old) = change.old {
+                agg = subtractor(key, old, agg);
+            }
+            if let Some(new) = change.new {
+                agg = adder(key, new, agg);
+            }
+            Some(agg)
+        });
+        self.build("KTABLE-AGGREGATE", materialized, None, f)
+    }
+
+    fn build<VR: Clone + Send + 'static>(
+        &self,
+        prefix: &str,
+        materialized: Materialized<K, VR>,
+        default_value_serde: Option<Arc<dyn Serde<VR>>>,
+        f: TableAggFn<K, V, VR>,
+    ) -> KTable<K, VR> {
+        let mut graph = self.graph.borrow_mut();
+        let store = define_store(&mut graph, &materialized, prefix);
+        let name = graph.new_name(prefix);
+        let default_key = Some(Arc::clone(&self.grouped.key_serde));
+        let ks = serde_or_missing(&mut graph, materialized.key_serde, default_key, (&name, &store, "key"));
+        let vs = serde_or_missing(
+            &mut graph,
+            materialized.value_serde,
+            default_value_serde,
+            (&name, &store, "value"),
+        );
+        let names = repartition_names(&mut graph, self.grouped.name.as_deref(), &store);
+        let change_serde: Arc<dyn Serde<Change<V>>> =
+            Arc::new(ChangeSerde(Arc::clone(&self.grouped.value_serde)));
+        let parent = add_repartition(
+            &mut graph,
+            self.node,
+            names,
+            Arc::clone(&self.grouped.key_serde),
+            change_serde,
+            None,
+        );
+        let node = add_materializing_node::<K, Change<V>, VR, _, _>(
+            &mut graph,
+            name,
+            parent,
+            &store,
+            (ks, vs),
+            move |store| TableAggregate { store, f: Arc::clone(&f) },
+        );
+        drop(graph);
+        KTable::new(Rc::clone(&self.graph), node, Some(store))
+    }
+}

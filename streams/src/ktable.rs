@@ -1,0 +1,199 @@
+//! [`KTable`]: a changelog stream seen as a table, one value per key.
+
+use std::cell::RefCell;
+use std::fmt;
+use std::marker::PhantomData;
+use std::rc::Rc;
+use std::sync::Arc;
+
+use crate::change::Change;
+use crate::graph::{Graph, NodeId};
+use crate::kgrouped::KGroupedTable;
+use crate::kstream::KStream;
+use crate::options::Grouped;
+use crate::serdes::{Serde, SerdeError};
+use crate::stateful::{
+    KeyValueMapper, Predicate, TableFilter, TableMapValues, TableSelect, TableToStream, ValueMapper,
+};
+
+/// A table: the latest value per key, updated by a changelog stream (Kafka's
+/// `KTable`).
+///
+/// Tables come from [`StreamsBuilder::table`](crate::StreamsBuilder::table),
+/// [`KStream::to_table`] and aggregations ([`KGroupedStream`](crate::KGroupedStream),
+/// [`KGroupedTable`]). Between its nodes a table forwards [`Change`]s (new
+/// and old value of a key), so `group_by` aggregations can subtract what a
+/// key contributed before. Materialized tables forward when their record
+/// cache flushes (on commit, or when the cache is full): several updates to
+/// a key between two commits reach downstream as one.
+///
+/// ```
+/// use runnel_streams::{
+///     Consumed, Grouped, Materialized, Produced, Serdes, StreamsBuilder, StreamsConfig, TopologyTestDriver,
+/// };
+///
+/// // user -> region; count users per region.
+/// let mut builder = StreamsBuilder::new();
+/// builder
+///     .table::<String, String>("user-regions", Consumed::with(Serdes::string(), Serdes::string()), Materialized::new())
+///     .group_by(|_user, region| (region.clone(), 1i64), Grouped::with(Serdes::string(), Serdes::i64()))
+///     .count(Materialized::as_("users-per-region"))
+///     .to_stream()
+///     .to("region-counts", Produced::with(Serdes::string(), Serdes::nullable(Serdes::i64())));
+/// let driver = TopologyTestDriver::new(builder.build()?, StreamsConfig::new("regions"))?;
+/// let users = driver.create_input_topic("user-regions", Serdes::string(), Serdes::string());
+/// let counts = driver.create_output_topic("region-counts", Serdes::string(), Serdes::nullable(Serdes::i64()));
+///
+/// users.pipe_input("alice".into(), "EU".into())?;
+/// users.pipe_input("bob".into(), "EU".into())?;
+/// users.pipe_input("alice".into(), "US".into())?; // alice moves: EU -1, US +1
+/// assert_eq!(
+///     counts.read_key_values_to_list()?,
+///     vec![
+///         ("EU".to_string(), Some(1)),
+///         ("EU".to_string(), Some(2)),
+///         ("EU".to_string(), Some(1)),
+///         ("US".to_string(), Some(1)),
+///     ]
+/// );
+/// let store = driver.get_key_value_store("users-per-region", Serdes::string(), Serdes::i64())?;
+/// assert_eq!(store.get(&"EU".to_string())?, Some(1));
+/// # Ok::<(), runnel_streams::StreamsError>(())
+/// ```
+pub struct KTable<K, V> {
+    pub(crate) graph: Rc<RefCell<Graph>>,
+    pub(crate) node: NodeId,
+    /// The store holding the table, when materialized.
+    pub(crate) store: Option<String>,
+    pub(crate) _types: PhantomData<fn() -> (K, V)>,
+}
+
+impl<K, V> Clone for KTable<K, V> {
+    fn clone(&self) -> Self {
+        KTable {
+            graph: Rc::clone(&self.graph),
+            node: self.node,
+            store: self.store.clone(),
+            _types: PhantomData,
+        }
+    }
+}
+
+impl<K, V> fmt::Debug for KTable<K, V> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let graph = self.graph.borrow();
+        let name = graph.nodes.get(self.node).map_or("?", |n| n.name.as_str());
+        f.debug_struct("KTable").field("node", &name).field("store", &self.store).finish()
+    }
+}
+
+impl<K, V> KTable<K, V>
+where
+    K: Clone + Send + 'static,
+    V: Clone + Send + 'static,
+{
+    pub(crate) fn new(graph: Rc<RefCell<Graph>>, node: NodeId, store: Option<String>) -> Self {
+        KTable { graph, node, store, _types: PhantomData }
+    }
+
+    /// The name of the store holding this table, when it is materialized
+    /// (readable with
+    /// [`TopologyTestDriver::get_key_value_store`](crate::TopologyTestDriver::get_key_value_store)).
+    pub fn queryable_store_name(&self) -> Option<&str> {
+        self.store.as_deref()
+    }
+
+    fn add<KO, VO, P, M>(&self, prefix: &str, make: M) -> NodeId
+    where
+        KO: Clone + Send + 'static,
+        VO: Clone + Send + 'static,
+        P: crate::Processor<K, Change<V>> + 'static,
+        M: Fn(crate::Forwarder<KO, Change<VO>>) -> P + Send + Sync + 'static,
+    {
+        let mut graph = self.graph.borrow_mut();
+        let name = graph.new_name(prefix);
+        graph.add_processor::<K, Change<V>, KO, Change<VO>, P, M>(name, vec![self.node], make)
+    }
+
+    /// The table of the entries for which `predicate` holds; a key whose
+    /// new value fails is deleted from the result.
+    pub fn filter<F>(&self, predicate: F) -> KTable<K, V>
+    where
+        F: Fn(&K, &V) -> bool + Send + Sync + 'static,
+    {
+        self.filter_impl(Arc::new(predicate), true)
+    }
+
+    /// The table of the entries for which `predicate` does not hold.
+    pub fn filter_not<F>(&self, predicate: F) -> KTable<K, V>
+    where
+        F: Fn(&K, &V) -> bool + Send + Sync + 'static,
+    {
+        self.filter_impl(Arc::new(predicate), false)
+    }
+
+    fn filter_impl(&self, pred: Predicate<K, V>, keep: bool) -> KTable<K, V> {
+        let node = self.add::<K, V, _, _>("KTABLE-FILTER", move |out| TableFilter {
+            pred: Arc::clone(&pred),
+            keep,
+            out,
+        });
+        KTable::new(Rc::clone(&self.graph), node, None)
+    }
+
+    /// The table with each value replaced by `mapper(value)`.
+    pub fn map_values<VO, F>(&self, mapper: F) -> KTable<K, VO>
+    where
+        VO: Clone + Send + 'static,
+        F: Fn(V) -> VO + Send + Sync + 'static,
+    {
+        let f: ValueMapper<K, V, VO> = Arc::new(move |_key: &K, value: V| mapper(value));
+        let node =
+            self.add::<K, VO, _, _>("KTABLE-MAPVALUES", move |out| TableMapValues { f: Arc::clone(&f), out });
+        KTable::new(Rc::clone(&self.graph), node, None)
+    }
+
+    /// The table's updates as a stream: each update's new value, `None`
+    /// when the key was deleted. Write it with a nullable value serde
+    /// (`Serdes::nullable(..)`) to produce Kafka tombstones for deletes.
+    pub fn to_stream(&self) -> KStream<K, Option<V>> {
+        let node = {
+            let mut graph = self.graph.borrow_mut();
+            let name = graph.new_name("KTABLE-TOSTREAM");
+            graph.add_processor::<K, Change<V>, K, Option<V>, _, _>(name, vec![self.node], |out| {
+                TableToStream { out }
+            })
+        };
+        KStream::new(Rc::clone(&self.graph), node)
+    }
+
+    /// Re-groups the table by a new key: `selector` maps each entry to its
+    /// group key and the value the group aggregates. The result always goes
+    /// through a repartition topic (`<application.id>-<store>-repartition`,
+    /// named after the aggregation's store, or `Grouped::name`).
+    pub fn group_by<KR, VR, F>(&self, selector: F, grouped: Grouped<KR, VR>) -> KGroupedTable<KR, VR>
+    where
+        KR: Clone + Send + 'static,
+        VR: Clone + Send + 'static,
+        F: Fn(&K, &V) -> (KR, VR) + Send + Sync + 'static,
+    {
+        let f: KeyValueMapper<K, V, KR, VR> = Arc::new(selector);
+        let node =
+            self.add::<KR, VR, _, _>("KTABLE-SELECT", move |out| TableSelect { f: Arc::clone(&f), out });
+        KGroupedTable::new(Rc::clone(&self.graph), node, grouped)
+    }
+}
+
+/// Stands in for a serde the user did not give; the topology fails to
+/// build with [`StreamsError::MissingSerde`](crate::StreamsError::MissingSerde)
+/// before this can be called.
+pub(crate) struct MissingSerde;
+
+impl<T: 'static> Serde<T> for MissingSerde {
+    fn serialize_into(&self, _topic: &str, _value: &T, _out: &mut Vec<u8>) -> Result<(), SerdeError> {
+        Err(SerdeError::UnexpectedNull { type_name: "missing serde" })
+    }
+    fn deserialize(&self, _topic: &str, _bytes: &[u8]) -> Result<T, SerdeError> {
+        Err(SerdeError::UnexpectedNull { type_name: "missing serde" })
+    }
+}

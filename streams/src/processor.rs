@@ -1,0 +1,180 @@
+//! The processor API: what every node of an instantiated topology implements.
+//!
+//! A task's nodes form a tree of typed trait objects: a node that outputs
+//! `(KO, VO)` owns a [`Forwarder<KO, VO>`] holding its children as
+//! `Box<dyn Processor<KO, VO>>`. Passing a record down costs one virtual call
+//! per node and no boxing; the per-task [`ProcessorContext`] travels along by
+//! reference.
+
+use std::fmt;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use crate::record::{Record, RecordCollector};
+use crate::store::state::TaskStores;
+use crate::StreamsError;
+
+/// A node that receives records of key type `K` and value type `V`.
+///
+/// Implement it to plug custom logic in with
+/// [`KStream::process`](crate::KStream::process); forward results through
+/// the [`Forwarder`] the processor was built with.
+pub trait Processor<K, V>: Send {
+    /// Handles one record.
+    ///
+    /// # Errors
+    ///
+    /// Any error stops the task; the runtime reports it and does not commit
+    /// the record's offset.
+    fn process(&mut self, ctx: &mut ProcessorContext<'_>, record: Record<K, V>) -> Result<(), StreamsError>;
+}
+
+/// Identifies a stream task: the sub-topology and the input partition it
+/// processes. Displays as Kafka does: `0_1`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TaskId {
+    /// Sub-topology number.
+    pub subtopology: u32,
+    /// Input partition.
+    pub partition: i32,
+}
+
+impl fmt::Display for TaskId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}_{}", self.subtopology, self.partition)
+    }
+}
+
+/// What a processor may know and use while handling a record: the input
+/// record's topic, partition and offset, the task's stream time, and (for
+/// sink nodes) the record collector.
+///
+/// One context exists per input record and is passed by `&mut` down the
+/// whole chain, so records forwarded by a processor keep the metadata of the
+/// input record that caused them, as in Kafka.
+///
+/// State stores live in the task and are reached through this context by
+/// the handle a stateful node resolved when it was instantiated (an index,
+/// no lookup by name per record). Keeping stores in the task, not in
+/// processors, lets one store serve several nodes and lets the runtime
+/// flush and checkpoint them between records.
+pub struct ProcessorContext<'a> {
+    pub(crate) task: TaskId,
+    pub(crate) topic: &'a str,
+    /// Index of `topic` in the task's topic list (kept in cache entries).
+    pub(crate) topic_index: usize,
+    pub(crate) stores: &'a mut TaskStores,
+    pub(crate) partition: i32,
+    pub(crate) offset: i64,
+    pub(crate) stream_time: i64,
+    pub(crate) collector: &'a mut dyn RecordCollector,
+}
+
+impl ProcessorContext<'_> {
+    /// The task processing the record.
+    pub fn task_id(&self) -> TaskId {
+        self.task
+    }
+    /// Topic of the input record being processed.
+    pub fn topic(&self) -> &str {
+        self.topic
+    }
+    /// Partition of the input record being processed.
+    pub fn partition(&self) -> i32 {
+        self.partition
+    }
+    /// Offset of the input record being processed.
+    pub fn offset(&self) -> i64 {
+        self.offset
+    }
+    /// The task's stream time: the largest record timestamp it has seen,
+    /// including the current input record.
+    pub fn stream_time(&self) -> i64 {
+        self.stream_time
+    }
+    pub(crate) fn collector(&mut self) -> &mut dyn RecordCollector {
+        &mut *self.collector
+    }
+}
+
+impl fmt::Debug for ProcessorContext<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ProcessorContext")
+            .field("task", &self.task)
+            .field("topic", &self.topic)
+            .field("partition", &self.partition)
+            .field("offset", &self.offset)
+            .field("stream_time", &self.stream_time)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A node's children, all accepting the node's output types. Forwarding to
+/// one child moves the record; to several, clones it for all but the last.
+pub struct Forwarder<K, V> {
+    children: Vec<Box<dyn Processor<K, V>>>,
+}
+
+impl<K: Clone, V: Clone> Forwarder<K, V> {
+    pub(crate) fn new(children: Vec<Box<dyn Processor<K, V>>>) -> Self {
+        Forwarder { children }
+    }
+
+    /// Sends `record` to every child, in the order they were added.
+    ///
+    /// # Errors
+    ///
+    /// The first child's error; later children do not see the record.
+    #[inline]
+    pub fn forward(
+        &mut self,
+        ctx: &mut ProcessorContext<'_>,
+        record: Record<K, V>,
+    ) -> Result<(), StreamsError> {
+        match self.children.split_last_mut() {
+            None => Ok(()),
+            Some((last, rest)) => {
+                for child in rest {
+                    child.process(ctx, record.clone())?;
+                }
+                last.process(ctx, record)
+            }
+        }
+    }
+
+    /// Number of children.
+    pub fn len(&self) -> usize {
+        self.children.len()
+    }
+
+    /// Whether there are no children (records forwarded are dropped).
+    pub fn is_empty(&self) -> bool {
+        self.children.is_empty()
+    }
+}
+
+impl<K, V> fmt::Debug for Forwarder<K, V> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Forwarder").field("children", &self.children.len()).finish()
+    }
+}
+
+/// A node with several parents (after `merge`): each parent holds one handle
+/// to the same processor. A task runs on one thread at a time and the graph
+/// is acyclic, so the lock is never contended nor re-entered.
+pub(crate) struct SharedProcessor<K, V>(Arc<Mutex<Box<dyn Processor<K, V>>>>);
+
+impl<K: 'static, V: 'static> SharedProcessor<K, V> {
+    /// `n` handles to `processor`.
+    pub(crate) fn handles(processor: Box<dyn Processor<K, V>>, n: usize) -> Vec<Box<dyn Processor<K, V>>> {
+        let shared = Arc::new(Mutex::new(processor));
+        (0..n).map(|_| Box::new(SharedProcessor(Arc::clone(&shared))) as Box<dyn Processor<K, V>>).collect()
+    }
+}
+
+impl<K, V> Processor<K, V> for SharedProcessor<K, V> {
+    fn process(&mut self, ctx: &mut ProcessorContext<'_>, record: Record<K, V>) -> Result<(), StreamsError> {
+        // A panic in a previous record already failed the task; the
+        // processor holds no invariant the lock protects.
+        self.0.lock().unwrap_or_else(PoisonError::into_inner).process(ctx, record)
+    }
+}

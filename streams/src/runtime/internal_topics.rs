@@ -1,0 +1,69 @@
+//! Before threads start: check the input topics exist and create the
+//! internal topics (repartition and changelog) the topology needs.
+
+use std::collections::BTreeSet;
+
+use runnel_core::client::Cluster;
+use runnel_core::topic::NewTopic;
+use runnel_core::Error as CoreError;
+use tracing::info;
+
+use crate::config::StreamsConfig;
+use crate::topology::Topology;
+use crate::StreamsError;
+
+/// Fails with [`StreamsError::MissingSourceTopics`] naming every missing
+/// input topic; creates missing internal topics. Internal topics without a
+/// set partition count get as many partitions as the largest input topic,
+/// so every task has its partition. Creating a topic another instance
+/// created first is not an error.
+pub(crate) async fn prepare(
+    topology: &Topology,
+    config: &StreamsConfig,
+    cluster: &Cluster,
+) -> Result<(), StreamsError> {
+    let app = config.application_id();
+    let client = |op: &'static str| move |source| StreamsError::Client { op, source: Box::new(source) };
+    let admin = cluster.admin();
+    let existing: BTreeSet<String> =
+        admin.list_topics().await.map_err(client("list topics"))?.into_iter().collect();
+    let repartition = topology.repartition_topics(app);
+    let changelogs = topology.changelog_topics(app);
+    let internal: BTreeSet<&str> = repartition
+        .iter()
+        .map(|t| t.name.as_str())
+        .chain(changelogs.iter().map(|c| c.name.as_str()))
+        .collect();
+    let sources: Vec<String> =
+        topology.source_topics(app).into_iter().filter(|t| !internal.contains(t.as_str())).collect();
+    let missing: Vec<String> = sources.iter().filter(|t| !existing.contains(*t)).cloned().collect();
+    if !missing.is_empty() {
+        return Err(StreamsError::MissingSourceTopics { topics: missing });
+    }
+    let mut max_partitions = 1;
+    for topic in &sources {
+        let described = admin.describe_topic(topic).await.map_err(client("describe topic"))?;
+        max_partitions = max_partitions.max(described.partitions.len() as i32);
+    }
+    let mut wanted: Vec<NewTopic> = Vec::new();
+    for t in &repartition {
+        let partitions = t.partitions.map_or(max_partitions, |p| p as i32);
+        max_partitions = max_partitions.max(partitions);
+        wanted.push(NewTopic::new(&t.name, partitions));
+    }
+    for c in &changelogs {
+        wanted.push(NewTopic::new(&c.name, max_partitions).config("cleanup.policy", "compact"));
+    }
+    for topic in wanted {
+        if existing.contains(&topic.name) {
+            continue;
+        }
+        let name = topic.name.clone();
+        match admin.create_topic(topic).await {
+            Ok(()) => info!(topic = %name, "created internal topic"),
+            Err(CoreError::TopicExists(_)) => {}
+            Err(e) => return Err(client("create internal topic")(e)),
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,264 @@
+//! The runtime: [`Streams`] runs a [`Topology`] against a cluster.
+//!
+//! `num.stream.threads` OS threads each join the consumer group named by
+//! `application.id` and run the tasks (one per input partition of each
+//! sub-topology) of the partitions the group gives them; several processes
+//! with the same `application.id` share the work the same way, and when
+//! one leaves, the group moves its partitions — and so its tasks — to the
+//! others. Each thread drives its own single-threaded tokio runtime, so
+//! processing never waits on the caller's executor.
+
+mod collector;
+mod internal_topics;
+mod queues;
+mod thread;
+
+use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::thread::JoinHandle;
+
+use runnel_core::client::Cluster;
+use tracing::{error, info, warn};
+
+use crate::config::StreamsConfig;
+use crate::topology::Topology;
+use crate::StreamsError;
+use thread::ThreadSpec;
+
+/// The lifecycle of a [`Streams`] instance, as Kafka's `KafkaStreams.State`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StreamsState {
+    /// Built, not started.
+    Created,
+    /// Threads are running.
+    Running,
+    /// `close` was called; threads are finishing.
+    PendingShutdown,
+    /// Closed cleanly.
+    NotRunning,
+    /// Every thread stopped on an error (see [`Streams::errors`]).
+    Error,
+}
+
+/// What to do when a stream thread stops on an error, as Kafka's
+/// `StreamThreadExceptionResponse`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorResponse {
+    /// Start a new thread in place of the failed one. Its tasks restart
+    /// from the last committed offsets, so a record that always fails is
+    /// retried for ever: use it for transient errors.
+    ReplaceThread,
+    /// Stop every thread of this instance (the default).
+    ShutdownClient,
+    /// Stop this instance; other instances of the application are not
+    /// signalled yet (they take over its partitions, as if it had died).
+    ShutdownApplication,
+}
+
+type ErrorHandler = Arc<dyn Fn(&StreamsError) -> ErrorResponse + Send + Sync>;
+
+struct Shared {
+    state: Mutex<StreamsState>,
+    errors: Mutex<Vec<String>>,
+    shutdown: Arc<AtomicBool>,
+    handler: Mutex<Option<ErrorHandler>>,
+    running_threads: Mutex<usize>,
+}
+
+impl Shared {
+    fn set_state(&self, state: StreamsState) {
+        *self.state.lock().unwrap_or_else(PoisonError::into_inner) = state;
+    }
+}
+
+/// A running (or runnable) streams application instance.
+///
+/// ```
+/// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+/// use runnel_core::client::Cluster;
+/// use runnel_core::topic::NewTopic;
+/// use runnel_streams::{Consumed, Produced, Serdes, Streams, StreamsBuilder, StreamsConfig, StreamsState};
+///
+/// let dir = tempfile::tempdir()?;
+/// let cluster = Cluster::open(&format!("file:{}", dir.path().display())).await?;
+/// cluster.admin().create_topic(NewTopic::new("words", 2)).await?;
+/// cluster.admin().create_topic(NewTopic::new("shouted", 2)).await?;
+///
+/// let mut builder = StreamsBuilder::new();
+/// builder
+///     .stream::<String, String>("words", Consumed::with(Serdes::string(), Serdes::string()))
+///     .map_values(|w| w.to_uppercase())
+///     .to("shouted", Produced::with(Serdes::string(), Serdes::string()));
+/// let config = StreamsConfig::new("shouter").with_state_dir(dir.path().join("state"));
+/// let streams = Streams::new(builder.build()?, config, cluster.clone())?;
+/// streams.start().await?;
+/// assert_eq!(streams.state(), StreamsState::Running);
+/// streams.close().await?;
+/// assert_eq!(streams.state(), StreamsState::NotRunning);
+/// cluster.close().await?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// # }).unwrap();
+/// ```
+pub struct Streams {
+    topology: Arc<Topology>,
+    config: StreamsConfig,
+    cluster: Cluster,
+    shared: Arc<Shared>,
+    threads: Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl fmt::Debug for Streams {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Streams")
+            .field("application_id", &self.config.application_id())
+            .field("state", &self.state())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Streams {
+    /// An instance of the application `config.application_id()` running
+    /// `topology` on `cluster`. Nothing runs until [`Streams::start`].
+    ///
+    /// # Errors
+    /// [`StreamsError::InvalidConfig`] naming a bad setting.
+    pub fn new(topology: Topology, config: StreamsConfig, cluster: Cluster) -> Result<Streams, StreamsError> {
+        config.validate()?;
+        Ok(Streams {
+            topology: Arc::new(topology),
+            config,
+            cluster,
+            shared: Arc::new(Shared {
+                state: Mutex::new(StreamsState::Created),
+                errors: Mutex::new(Vec::new()),
+                shutdown: Arc::new(AtomicBool::new(false)),
+                handler: Mutex::new(None),
+                running_threads: Mutex::new(0),
+            }),
+            threads: Mutex::new(Vec::new()),
+        })
+    }
+
+    /// Sets what happens when a stream thread fails (Kafka's
+    /// `setUncaughtExceptionHandler`). Without one, the instance shuts
+    /// down ([`ErrorResponse::ShutdownClient`]). Every failure is logged
+    /// and kept in [`Streams::errors`] whatever the response.
+    pub fn set_uncaught_error_handler(
+        &self,
+        handler: impl Fn(&StreamsError) -> ErrorResponse + Send + Sync + 'static,
+    ) {
+        *self.shared.handler.lock().unwrap_or_else(PoisonError::into_inner) = Some(Arc::new(handler));
+    }
+
+    /// Creates the internal topics (repartition, changelog) and starts the
+    /// stream threads.
+    ///
+    /// # Errors
+    /// [`StreamsError::AlreadyStarted`]; [`StreamsError::MissingSourceTopics`]
+    /// when an input topic does not exist; client errors creating topics.
+    pub async fn start(&self) -> Result<(), StreamsError> {
+        {
+            let state = self.shared.state.lock().unwrap_or_else(PoisonError::into_inner);
+            if *state != StreamsState::Created {
+                return Err(StreamsError::AlreadyStarted { state: format!("{:?}", *state) });
+            }
+        }
+        internal_topics::prepare(&self.topology, &self.config, &self.cluster).await?;
+        let app = self.config.application_id().to_string();
+        let mut threads = self.threads.lock().unwrap_or_else(PoisonError::into_inner);
+        *self.shared.running_threads.lock().unwrap_or_else(PoisonError::into_inner) =
+            self.config.num_stream_threads();
+        self.shared.set_state(StreamsState::Running);
+        for i in 1..=self.config.num_stream_threads() {
+            let spec = ThreadSpec {
+                name: format!("{app}-StreamThread-{i}"),
+                topology: Arc::clone(&self.topology),
+                config: self.config.clone(),
+                cluster: self.cluster.clone(),
+                shutdown: Arc::clone(&self.shared.shutdown),
+            };
+            let shared = Arc::clone(&self.shared);
+            let handle = std::thread::Builder::new()
+                .name(spec.name.clone())
+                .spawn(move || supervise(spec, shared))
+                .map_err(|e| StreamsError::Runtime {
+                    reason: format!("cannot start a stream thread: {e}"),
+                })?;
+            threads.push(handle);
+        }
+        info!(application = %app, threads = threads.len(), "streams started");
+        Ok(())
+    }
+
+    /// The current state.
+    pub fn state(&self) -> StreamsState {
+        *self.shared.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The errors stream threads stopped on, oldest first, as text.
+    pub fn errors(&self) -> Vec<String> {
+        self.shared.errors.lock().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+
+    /// Stops the threads: each finishes the records it has buffered,
+    /// commits, and leaves the group, so other instances take its
+    /// partitions over at once.
+    ///
+    /// # Errors
+    /// [`StreamsError::Runtime`] when a thread panicked.
+    pub async fn close(&self) -> Result<(), StreamsError> {
+        let errored = self.state() == StreamsState::Error;
+        if !errored {
+            self.shared.set_state(StreamsState::PendingShutdown);
+        }
+        self.shared.shutdown.store(true, Ordering::Relaxed);
+        let handles: Vec<JoinHandle<()>> =
+            std::mem::take(&mut *self.threads.lock().unwrap_or_else(PoisonError::into_inner));
+        let panicked =
+            tokio::task::spawn_blocking(move || handles.into_iter().filter_map(|h| h.join().err()).count())
+                .await
+                .map_err(|e| StreamsError::Runtime { reason: format!("cannot join stream threads: {e}") })?;
+        if !errored {
+            self.shared.set_state(StreamsState::NotRunning);
+        }
+        if panicked > 0 {
+            return Err(StreamsError::Runtime { reason: format!("{panicked} stream thread(s) panicked") });
+        }
+        Ok(())
+    }
+}
+
+/// Runs one stream thread, replacing it or stopping the instance on error
+/// as the handler says.
+fn supervise(spec: ThreadSpec, shared: Arc<Shared>) {
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            error!(thread = %spec.name, error = %e, "cannot build the thread's runtime");
+            return;
+        }
+    };
+    loop {
+        let Err(e) = runtime.block_on(thread::run(&spec)) else { break };
+        error!(thread = %spec.name, error = %e, "stream thread failed");
+        shared.errors.lock().unwrap_or_else(PoisonError::into_inner).push(format!("{}: {e}", spec.name));
+        let handler = shared.handler.lock().unwrap_or_else(PoisonError::into_inner).clone();
+        let response = handler.map_or(ErrorResponse::ShutdownClient, |h| h(&e));
+        match response {
+            ErrorResponse::ReplaceThread if !shared.shutdown.load(Ordering::Relaxed) => {
+                warn!(thread = %spec.name, "replacing the failed stream thread");
+                continue;
+            }
+            ErrorResponse::ReplaceThread => break,
+            ErrorResponse::ShutdownClient | ErrorResponse::ShutdownApplication => {
+                warn!(thread = %spec.name, ?response, "shutting this instance down after the error");
+                shared.shutdown.store(true, Ordering::Relaxed);
+                shared.set_state(StreamsState::Error);
+                break;
+            }
+        }
+    }
+    let mut running = shared.running_threads.lock().unwrap_or_else(PoisonError::into_inner);
+    *running -= 1;
+}

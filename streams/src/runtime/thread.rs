@@ -1,0 +1,357 @@
+//! A stream thread: one group member that owns the tasks of the
+//! partitions assigned to it and runs them.
+//!
+//! The loop: poll → adopt the assignment (create tasks for new partitions,
+//! close tasks whose partitions left) → buffer records per task → process
+//! them in timestamp order, handing output to the producer after each input
+//! record → every `commit.interval.ms`, wait for output and commit the
+//! consumed offsets. A partition whose buffer holds
+//! `buffered.records.per.partition` records is paused until it drains, so
+//! memory stays bounded whatever the input rate.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use runnel_core::client::{AssignmentStrategy, Cluster, ConsumerConfig, OffsetReset, ProducerConfig};
+use runnel_core::topic::TopicPartition;
+use tracing::{debug, info, warn};
+
+use super::collector::{OutputSender, PendingOutput};
+use super::queues::TaskQueues;
+use crate::config::StreamsConfig;
+use crate::processor::TaskId;
+use crate::record::ConsumedRecord;
+use crate::task::StreamTask;
+use crate::topology::Topology;
+use crate::StreamsError;
+
+/// Input records one task processes before the thread looks at the others
+/// and at the clock.
+const RECORDS_PER_TURN: usize = 1000;
+
+/// What a stream thread needs to run.
+pub(crate) struct ThreadSpec {
+    pub(crate) name: String,
+    pub(crate) topology: Arc<Topology>,
+    pub(crate) config: StreamsConfig,
+    pub(crate) cluster: Cluster,
+    pub(crate) shutdown: Arc<AtomicBool>,
+}
+
+/// A task and the bookkeeping the thread keeps for it.
+struct ActiveTask {
+    task: StreamTask,
+    /// Changelog partition → next offset to restore from, as last checkpointed.
+    checkpoint: HashMap<(String, i32), i64>,
+    queues: TaskQueues,
+    /// Next offset to commit per input partition (a task has a handful).
+    consumed: Vec<(Arc<str>, i32, i64)>,
+}
+
+/// Runs the thread until `spec.shutdown` is set or an error stops it.
+///
+/// # Errors
+/// The first processing, client or commit error; the caller's handler
+/// decides what happens next.
+pub(crate) async fn run(spec: &ThreadSpec) -> Result<(), StreamsError> {
+    let app = spec.config.application_id().to_string();
+    let client = |op: &'static str| move |source| StreamsError::Client { op, source: Box::new(source) };
+    let mut consumer_config = ConsumerConfig::group(app.clone())
+        .auto_commit(false)
+        .offset_reset(OffsetReset::Earliest)
+        .strategy(AssignmentStrategy::Range);
+    consumer_config.client_id = format!("{}-consumer", spec.name);
+    consumer_config.max_poll_records = spec.config.max_poll_records();
+    let mut consumer = spec.cluster.consumer(consumer_config).map_err(client("create consumer"))?;
+    let topics = spec.topology.source_topics(&app);
+    consumer.subscribe(topics.clone()).map_err(client("subscribe"))?;
+    let producer_config =
+        ProducerConfig { client_id: format!("{}-producer", spec.name), ..Default::default() };
+    let producer = spec.cluster.producer(producer_config.linger_ms(5)).map_err(client("create producer"))?;
+    let mut sender = OutputSender::new(producer);
+    let mut pending = PendingOutput::default();
+
+    // Which sub-topology reads each topic.
+    let readers: HashMap<String, usize> = (0..spec.topology.subtopology_count())
+        .flat_map(|s| spec.topology.subtopology_source_topics(s, &app).into_iter().map(move |t| (t, s)))
+        .collect();
+    let mut tasks: BTreeMap<TaskId, ActiveTask> = BTreeMap::new();
+    let mut assignment: Vec<TopicPartition> = Vec::new();
+    let mut paused: Vec<TopicPartition> = Vec::new();
+    let buffer_limit = spec.config.buffered_records_per_partition();
+    let commit_interval = spec.config.commit_interval();
+    let mut last_commit = Instant::now();
+    info!(thread = %spec.name, ?topics, "stream thread started");
+
+    let result: Result<(), StreamsError> = async {
+        while !spec.shutdown.load(Ordering::Relaxed) {
+            let records = consumer.poll(Duration::from_millis(100)).await.map_err(client("poll"))?;
+            let now_assigned = consumer.assignment();
+            if now_assigned != assignment {
+                adopt_assignment(spec, &readers, &now_assigned, &mut tasks, &mut sender, &mut consumer)
+                    .await?;
+                paused.retain(|tp| now_assigned.contains(tp));
+                assignment = now_assigned;
+            }
+            for record in records {
+                let Some(&sub) = readers.get(&*record.topic) else { continue };
+                let id = TaskId { subtopology: sub as u32, partition: record.partition };
+                // Records of a partition revoked during this poll are dropped:
+                // its new owner reads them from the committed offset.
+                if let Some(active) = tasks.get_mut(&id) {
+                    active.queues.push(record);
+                }
+            }
+            for active in tasks.values_mut() {
+                process_turn(active, &mut pending, &mut sender).await?;
+            }
+            apply_backpressure(&mut consumer, &tasks, &assignment, &mut paused, buffer_limit)?;
+            if last_commit.elapsed() >= commit_interval {
+                commit(&mut tasks, &mut sender, &mut consumer).await?;
+                last_commit = Instant::now();
+            }
+        }
+        // Clean shutdown: finish what is buffered, then commit it.
+        for active in tasks.values_mut() {
+            while !active.queues.is_empty() {
+                process_turn(active, &mut pending, &mut sender).await?;
+            }
+        }
+        commit(&mut tasks, &mut sender, &mut consumer).await?;
+        for (id, active) in std::mem::take(&mut tasks) {
+            active.task.close().map_err(|e| {
+                warn!(task = %id, error = %e, "closing a task's stores failed");
+                e
+            })?;
+        }
+        Ok(())
+    }
+    .await;
+    if result.is_err() {
+        // Do not commit after a failure: the failed record and everything
+        // after the last commit are read again (at-least-once). Stores
+        // close without flushing their caches.
+        // The consumer leaves the group so a replacement thread, or
+        // another instance, takes its partitions over without waiting for
+        // the session timeout.
+        for (_, active) in std::mem::take(&mut tasks) {
+            let _ = active.task.close();
+        }
+        let _ = consumer.close().await;
+        let _ = sender.close().await;
+    } else {
+        let _ = consumer.close().await;
+        sender.close().await?;
+    }
+    info!(thread = %spec.name, ok = result.is_ok(), "stream thread stopped");
+    result
+}
+
+/// Processes up to [`RECORDS_PER_TURN`] buffered records of one task.
+async fn process_turn(
+    active: &mut ActiveTask,
+    pending: &mut PendingOutput,
+    sender: &mut OutputSender,
+) -> Result<(), StreamsError> {
+    let mut headers: Vec<(String, Vec<u8>)> = Vec::new();
+    for _ in 0..RECORDS_PER_TURN {
+        let Some(record) = active.queues.pop() else { break };
+        headers.clear();
+        headers.extend(
+            record.headers.iter().map(|h| (h.key.clone(), h.value.as_deref().unwrap_or_default().to_vec())),
+        );
+        let consumed = ConsumedRecord {
+            topic: &record.topic,
+            partition: record.partition,
+            offset: record.offset,
+            timestamp: record.timestamp,
+            key: record.key.as_deref(),
+            value: record.value.as_deref(),
+            headers: &headers,
+        };
+        active.task.process(&consumed, pending)?;
+        sender.send_pending(pending).await?;
+        let next = record.offset + 1;
+        match active.consumed.iter_mut().find(|(t, p, _)| *p == record.partition && *t == record.topic) {
+            Some((_, _, offset)) => *offset = next,
+            None => active.consumed.push((record.topic, record.partition, next)),
+        }
+    }
+    Ok(())
+}
+
+/// Creates tasks for newly assigned partitions and closes tasks none of
+/// whose partitions are assigned any more.
+async fn adopt_assignment(
+    spec: &ThreadSpec,
+    readers: &HashMap<String, usize>,
+    assigned: &[TopicPartition],
+    tasks: &mut BTreeMap<TaskId, ActiveTask>,
+    sender: &mut OutputSender,
+    consumer: &mut runnel_core::client::Consumer,
+) -> Result<(), StreamsError> {
+    let wanted: BTreeMap<TaskId, ()> = assigned
+        .iter()
+        .filter_map(|tp| {
+            readers.get(&tp.topic).map(|&s| (TaskId { subtopology: s as u32, partition: tp.partition }, ()))
+        })
+        .collect();
+    let leaving: Vec<TaskId> = tasks.keys().filter(|id| !wanted.contains_key(id)).copied().collect();
+    if !leaving.is_empty() {
+        // Hand over cleanly when the group still accepts our commit; if it
+        // does not (the rebalance already moved on), the new owner re-reads
+        // from the last commit, which at-least-once allows.
+        let mut closing: BTreeMap<TaskId, ActiveTask> =
+            leaving.iter().filter_map(|id| tasks.remove_entry(id)).collect();
+        if let Err(e) = commit(&mut closing, sender, consumer).await {
+            warn!(thread = %spec.name, error = %e, "commit of revoked tasks failed; their new owner re-reads since the last commit");
+        }
+        for (id, active) in closing {
+            if let Err(e) = active.task.close() {
+                warn!(thread = %spec.name, task = %id, error = %e, "closing a task's stores failed");
+            }
+        }
+        info!(thread = %spec.name, tasks = ?leaving, "closed revoked tasks");
+    }
+    for id in wanted.keys() {
+        if tasks.contains_key(id) {
+            continue;
+        }
+        let mut task = spec.topology.build_task(id.subtopology as usize, id.partition, &spec.config)?;
+        let checkpoint = restore(spec, &mut task).await?;
+        debug!(thread = %spec.name, task = %id, "created task");
+        tasks.insert(
+            *id,
+            ActiveTask { task, checkpoint, queues: TaskQueues::default(), consumed: Vec::new() },
+        );
+    }
+    // Each task gets an even share of the record-cache budget.
+    let share = spec.config.cache_max_bytes() as usize / tasks.len().max(1);
+    for active in tasks.values_mut() {
+        active.task.set_cache_max_bytes(share);
+    }
+    Ok(())
+}
+
+/// Pauses partitions whose buffer is full and resumes those that drained.
+fn apply_backpressure(
+    consumer: &mut runnel_core::client::Consumer,
+    tasks: &BTreeMap<TaskId, ActiveTask>,
+    assignment: &[TopicPartition],
+    paused: &mut Vec<TopicPartition>,
+    limit: usize,
+) -> Result<(), StreamsError> {
+    let buffered =
+        |tp: &TopicPartition| tasks.values().map(|t| t.queues.len_of(&tp.topic, tp.partition)).sum::<usize>();
+    let full: Vec<TopicPartition> =
+        assignment.iter().filter(|tp| !paused.contains(tp) && buffered(tp) >= limit).cloned().collect();
+    let drained: Vec<TopicPartition> = paused.iter().filter(|tp| buffered(tp) < limit / 2).cloned().collect();
+    if !full.is_empty() {
+        consumer
+            .pause(&full)
+            .map_err(|source| StreamsError::Client { op: "pause", source: Box::new(source) })?;
+        paused.extend(full);
+    }
+    if !drained.is_empty() {
+        consumer
+            .resume(&drained)
+            .map_err(|source| StreamsError::Client { op: "resume", source: Box::new(source) })?;
+        paused.retain(|tp| !drained.contains(tp));
+    }
+    Ok(())
+}
+
+/// Brings a new task's stores up to date from their changelogs, from the
+/// checkpointed offsets (or the start); returns the offsets reached.
+async fn restore(
+    spec: &ThreadSpec,
+    task: &mut StreamTask,
+) -> Result<HashMap<(String, i32), i64>, StreamsError> {
+    let partitions = task.changelog_partitions();
+    if partitions.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let client = |op: &'static str| move |source| StreamsError::Client { op, source: Box::new(source) };
+    let mut checkpoint = task.checkpointed_offsets().unwrap_or_else(|e| {
+        warn!(thread = %spec.name, task = %task.id(), error = %e, "unreadable checkpoint: restoring from the start");
+        HashMap::new()
+    });
+    let mut restorer =
+        spec.cluster.consumer(ConsumerConfig::default()).map_err(client("create restore consumer"))?;
+    let tps: Vec<TopicPartition> =
+        partitions.iter().map(|(t, p)| TopicPartition::new(t.clone(), *p)).collect();
+    let ends = restorer.end_offsets(&tps).map_err(client("read changelog end offsets"))?;
+    let started = Instant::now();
+    let mut restored = 0u64;
+    for tp in &tps {
+        let key = (tp.topic.clone(), tp.partition);
+        let end = ends.get(tp).copied().unwrap_or(0);
+        let mut next = checkpoint.get(&key).copied().unwrap_or(0);
+        if next >= end {
+            continue;
+        }
+        restorer.assign([tp.clone()]).map_err(client("assign changelog"))?;
+        restorer.seek(tp, next).map_err(client("seek changelog"))?;
+        while next < end {
+            for record in restorer.poll(Duration::from_millis(200)).await.map_err(client("read changelog"))? {
+                if record.offset >= end {
+                    break;
+                }
+                if let Some(k) = record.key.as_deref() {
+                    task.restore(&tp.topic, k, record.value.as_deref())?;
+                    restored += 1;
+                }
+                next = record.offset + 1;
+            }
+        }
+        checkpoint.insert(key, next);
+    }
+    let _ = restorer.close().await;
+    if restored > 0 {
+        info!(thread = %spec.name, task = %task.id(), records = restored, ms = started.elapsed().as_millis() as u64, "restored state from changelog");
+    }
+    Ok(checkpoint)
+}
+
+/// Flushes the tasks' state, waits until all output (changelog included)
+/// is stored, checkpoints the changelog offsets, then commits the consumed
+/// offsets of `tasks`.
+async fn commit(
+    tasks: &mut BTreeMap<TaskId, ActiveTask>,
+    sender: &mut OutputSender,
+    consumer: &mut runnel_core::client::Consumer,
+) -> Result<(), StreamsError> {
+    let mut pending = PendingOutput::default();
+    for active in tasks.values_mut() {
+        active.task.flush(&mut pending)?;
+        sender.send_pending(&mut pending).await?;
+    }
+    let confirmed = sender.flush().await?;
+    for active in tasks.values_mut() {
+        let mut changed = false;
+        for (topic, partition) in active.task.changelog_partitions() {
+            if let Some(&last) = confirmed.get(&(Arc::from(topic.as_str()), partition)) {
+                active.checkpoint.insert((topic, partition), last + 1);
+                changed = true;
+            }
+        }
+        if changed {
+            active.task.write_checkpoint(&active.checkpoint)?;
+        }
+    }
+    let offsets: BTreeMap<TopicPartition, i64> = tasks
+        .values()
+        .flat_map(|t| t.consumed.iter().map(|(t, p, o)| (TopicPartition::new(&**t, *p), *o)))
+        .collect();
+    if offsets.is_empty() {
+        return Ok(());
+    }
+    consumer
+        .commit_offsets(&offsets)
+        .await
+        .map_err(|source| StreamsError::Client { op: "commit offsets", source: Box::new(source) })?;
+    debug!(partitions = offsets.len(), "committed");
+    Ok(())
+}

@@ -1,0 +1,159 @@
+//! [`RecordCache`]: the per-store write cache in front of RocksDB (Kafka's
+//! `ThreadCache` namespace for one store).
+//!
+//! Updates to a key replace each other in the cache; a flush hands the
+//! latest value of every key written since the previous flush, in the order
+//! keys were first written, to the task, which writes them to RocksDB, to
+//! the changelog and downstream. So ten updates to one key between two
+//! commits cost one RocksDB write, one changelog record and one downstream
+//! record, as in Kafka with caching enabled.
+//!
+//! The cache is write-only (reads that miss go to RocksDB, whose block
+//! cache serves hot keys): a flush empties it.
+
+use std::collections::HashMap;
+
+use crate::record::Headers;
+
+/// Where the latest update of a key came from; flushed records carry it
+/// downstream like Kafka's `LRUCacheEntry` record context.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(crate) struct EntryContext {
+    pub(crate) timestamp: i64,
+    /// Index of the input topic in the task's topic list.
+    pub(crate) topic: usize,
+    pub(crate) offset: i64,
+    pub(crate) headers: Headers,
+}
+
+/// One flushed entry: a key's latest value (`None` deletes it).
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct DirtyEntry {
+    pub(crate) key: Vec<u8>,
+    pub(crate) value: Option<Vec<u8>>,
+    pub(crate) context: EntryContext,
+}
+
+/// Bytes counted per entry beyond key and value: the map slot, the entry
+/// and its context (an estimate, like Kafka's `LRUCacheEntry` overhead).
+const ENTRY_OVERHEAD: usize = 96;
+
+/// Dirty entries of one store, with a byte budget.
+#[derive(Debug, Default)]
+pub(crate) struct RecordCache {
+    index: HashMap<Vec<u8>, usize>,
+    entries: Vec<DirtyEntry>,
+    bytes: usize,
+    max_bytes: usize,
+}
+
+fn size(key: &[u8], value: Option<&[u8]>) -> usize {
+    key.len() + value.map_or(0, <[u8]>::len) + ENTRY_OVERHEAD
+}
+
+impl RecordCache {
+    pub(crate) fn new(max_bytes: usize) -> Self {
+        RecordCache { max_bytes, ..RecordCache::default() }
+    }
+
+    /// The latest cached value of `key`: `Some(None)` for a cached delete,
+    /// `None` when the cache does not know the key.
+    #[inline]
+    pub(crate) fn get(&self, key: &[u8]) -> Option<Option<&[u8]>> {
+        self.index.get(key).map(|&i| self.entries[i].value.as_deref())
+    }
+
+    /// Records the latest value of `key`. Returns whether the cache is now
+    /// over its budget (the task then flushes it after the current record).
+    #[inline]
+    pub(crate) fn put(&mut self, key: &[u8], value: Option<Vec<u8>>, context: EntryContext) -> bool {
+        let added = size(key, value.as_deref());
+        match self.index.get(key) {
+            Some(&i) => {
+                let entry = &mut self.entries[i];
+                self.bytes -= size(&entry.key, entry.value.as_deref());
+                entry.value = value;
+                entry.context = context;
+            }
+            None => {
+                self.index.insert(key.to_vec(), self.entries.len());
+                self.entries.push(DirtyEntry { key: key.to_vec(), value, context });
+            }
+        }
+        self.bytes += added;
+        self.is_over_budget()
+    }
+
+    /// Whether the cached bytes exceed the budget.
+    pub(crate) fn is_over_budget(&self) -> bool {
+        self.bytes > self.max_bytes
+    }
+
+    /// Whether nothing waits to be flushed.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Cached keys and values, in first-written order.
+    pub(crate) fn entries(&self) -> impl Iterator<Item = (&[u8], Option<&[u8]>)> {
+        self.entries.iter().map(|e| (e.key.as_slice(), e.value.as_deref()))
+    }
+
+    /// Bytes cached (keys, values and per-entry overhead).
+    #[cfg(test)]
+    pub(crate) fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    /// Changes the budget (the runtime splits `statestore.cache.max.bytes`
+    /// among its tasks).
+    pub(crate) fn set_max_bytes(&mut self, max_bytes: usize) {
+        self.max_bytes = max_bytes;
+    }
+
+    /// Empties the cache, returning every entry in first-written order.
+    pub(crate) fn drain(&mut self) -> Vec<DirtyEntry> {
+        self.index.clear();
+        self.bytes = 0;
+        std::mem::take(&mut self.entries)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ctx(offset: i64) -> EntryContext {
+        EntryContext { offset, ..EntryContext::default() }
+    }
+
+    #[test]
+    fn updates_to_a_key_merge_and_drain_in_first_written_order() {
+        let mut cache = RecordCache::new(1 << 20);
+        cache.put(b"b", Some(b"1".to_vec()), ctx(0));
+        cache.put(b"a", Some(b"1".to_vec()), ctx(1));
+        cache.put(b"b", Some(b"22".to_vec()), ctx(2));
+        cache.put(b"a", None, ctx(3));
+        assert_eq!(cache.get(b"b"), Some(Some(&b"22"[..])));
+        assert_eq!(cache.get(b"a"), Some(None));
+        assert_eq!(cache.get(b"c"), None);
+        assert_eq!(cache.bytes(), 1 + 2 + 1 + 2 * ENTRY_OVERHEAD);
+        let drained = cache.drain();
+        let summary: Vec<_> =
+            drained.iter().map(|e| (e.key.clone(), e.value.clone(), e.context.offset)).collect();
+        assert_eq!(summary, vec![(b"b".to_vec(), Some(b"22".to_vec()), 2), (b"a".to_vec(), None, 3)]);
+        assert!(cache.is_empty() && cache.bytes() == 0 && cache.get(b"b").is_none());
+    }
+
+    #[test]
+    fn put_reports_when_the_budget_is_exceeded() {
+        let mut cache = RecordCache::new(2 * ENTRY_OVERHEAD + 12);
+        assert!(!cache.put(b"k1", Some(vec![0; 4]), ctx(0)));
+        assert!(!cache.put(b"k2", Some(vec![0; 4]), ctx(1)));
+        assert!(cache.put(b"k2", Some(vec![0; 5]), ctx(2)));
+        cache.drain();
+        assert!(!cache.is_over_budget());
+        let mut disabled = RecordCache::new(0);
+        assert!(disabled.put(b"k", None, ctx(0)), "a zero budget flushes after every record");
+    }
+}

@@ -1,0 +1,38 @@
+//! State stores: RocksDB key-value stores with a record cache in front and a
+//! changelog topic behind.
+//!
+//! # Layout
+//!
+//! * One RocksDB instance per task and store, in
+//!   `<state.dir>/<application.id>/<task>/<store>` (task `0_1`), with the
+//!   task's checkpoint file beside the stores:
+//!   `<state.dir>/<application.id>/<task>/.checkpoint` ([`checkpoint`]).
+//! * Memory is bounded per process, not per store ([`memory`]): one LRU
+//!   block cache of `statestore.memory.max.bytes`, and a write-buffer
+//!   manager that charges every store's memtables to it.
+//! * Each store has a [`cache::RecordCache`] that merges updates per key
+//!   until the task flushes (on commit, or after a record that took a
+//!   cache over its share of `statestore.cache.max.bytes`). A flush writes
+//!   the latest values to RocksDB in one batch, sends them to the changelog
+//!   topic `<application.id>-<store>-changelog` (partition = the task's
+//!   partition; a delete is a tombstone) and forwards them downstream.
+//! * Processors reach their stores through
+//!   [`ProcessorContext`](crate::ProcessorContext) with a
+//!   [`state::StoreHandle`] (an index resolved when the task is built) and
+//!   [`typed::TypedStore`] for serdes.
+
+pub(crate) mod cache;
+pub(crate) mod checkpoint;
+pub(crate) mod kv;
+pub(crate) mod memory;
+pub(crate) mod rocks;
+pub(crate) mod state;
+pub(crate) mod typed;
+
+/// A store's keys and values, in key-byte order.
+pub(crate) type Entries = Vec<(Vec<u8>, Vec<u8>)>;
+
+/// The changelog topic of store `store` in application `application_id`.
+pub(crate) fn changelog_topic(application_id: &str, store: &str) -> String {
+    format!("{application_id}-{store}-changelog")
+}

@@ -1,0 +1,98 @@
+//! [`TaskStores`]: the stores of one task, reached by processors through
+//! [`ProcessorContext`](crate::ProcessorContext) with a [`StoreHandle`]
+//! resolved when the task was built (no lookup by name per record).
+
+use std::borrow::Cow;
+
+use crate::processor::ProcessorContext;
+use crate::record::Headers;
+use crate::store::cache::{EntryContext, RecordCache};
+use crate::store::rocks::RocksStore;
+use crate::store::Entries;
+use crate::StreamsError;
+
+/// Index of a store in its task.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct StoreHandle(pub(crate) usize);
+
+/// One store of a task: RocksDB, its record cache and its changelog topic.
+pub(crate) struct StoreSlot {
+    pub(crate) rocks: RocksStore,
+    pub(crate) cache: RecordCache,
+    /// `<application.id>-<store>-changelog`.
+    pub(crate) changelog: String,
+}
+
+/// The stores of one task, in topological order of the nodes using them
+/// (so flushing in order reaches downstream stores after upstream ones).
+#[derive(Default)]
+pub(crate) struct TaskStores {
+    pub(crate) slots: Vec<StoreSlot>,
+    /// Some cache went over its budget during the current record.
+    pub(crate) over_budget: bool,
+}
+
+impl TaskStores {
+    /// The latest value of `key`: the cache first, then RocksDB.
+    #[inline]
+    pub(crate) fn get(&self, store: StoreHandle, key: &[u8]) -> Result<Option<Cow<'_, [u8]>>, StreamsError> {
+        let slot = &self.slots[store.0];
+        match slot.cache.get(key) {
+            Some(value) => Ok(value.map(Cow::Borrowed)),
+            None => Ok(slot.rocks.get(key)?.map(Cow::Owned)),
+        }
+    }
+
+    /// Caches the latest value of `key` (`None` deletes it at the next flush).
+    #[inline]
+    pub(crate) fn put(
+        &mut self,
+        store: StoreHandle,
+        key: &[u8],
+        value: Option<Vec<u8>>,
+        context: EntryContext,
+    ) {
+        if self.slots[store.0].cache.put(key, value, context) {
+            self.over_budget = true;
+        }
+    }
+
+    /// Every key and value of a store, cache included, in key-byte order.
+    pub(crate) fn all(&self, store: StoreHandle) -> Result<Entries, StreamsError> {
+        let slot = &self.slots[store.0];
+        let mut all: std::collections::BTreeMap<Vec<u8>, Vec<u8>> = slot.rocks.all()?.into_iter().collect();
+        for (key, value) in slot.cache.entries() {
+            match value {
+                Some(value) => all.insert(key.to_vec(), value.to_vec()),
+                None => all.remove(key),
+            };
+        }
+        Ok(all.into_iter().collect())
+    }
+
+    /// The slot of the store named `name`.
+    pub(crate) fn find(&self, name: &str) -> Option<StoreHandle> {
+        self.slots.iter().position(|s| s.rocks.name() == name).map(StoreHandle)
+    }
+
+    /// Store names, in slot order.
+    pub(crate) fn names(&self) -> Vec<String> {
+        self.slots.iter().map(|s| s.rocks.name().to_string()).collect()
+    }
+}
+
+/// Receives a store's flushed entries and forwards them downstream: the
+/// node that owns the store (an aggregation, a table source) registers one,
+/// holding its children. `new`/`old` are the flushed value and the value
+/// RocksDB held before.
+pub(crate) trait FlushListener: Send {
+    fn apply(
+        &mut self,
+        ctx: &mut ProcessorContext<'_>,
+        key: &[u8],
+        new: Option<&[u8]>,
+        old: Option<&[u8]>,
+        timestamp: i64,
+        headers: Headers,
+    ) -> Result<(), StreamsError>;
+}

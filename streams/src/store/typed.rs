@@ -1,0 +1,97 @@
+//! [`TypedStore`]: how a processor reads and writes its store with typed
+//! keys and values, reusing one key buffer.
+
+use std::sync::Arc;
+
+use crate::processor::ProcessorContext;
+use crate::record::Headers;
+use crate::serdes::{Serde, SerdeError};
+use crate::store::cache::EntryContext;
+use crate::store::state::StoreHandle;
+use crate::StreamsError;
+
+/// A processor's view of one store of its task.
+pub(crate) struct TypedStore<K, V> {
+    handle: StoreHandle,
+    name: Arc<str>,
+    /// The changelog topic: the topic name store serdes are called with.
+    topic: Arc<str>,
+    key_serde: Arc<dyn Serde<K>>,
+    value_serde: Arc<dyn Serde<V>>,
+    key: Vec<u8>,
+}
+
+pub(crate) fn serde_error(
+    store: &str,
+    op: &'static str,
+    part: &'static str,
+    source: SerdeError,
+) -> StreamsError {
+    StreamsError::StoreSerde { store: store.to_string(), op, part, source }
+}
+
+impl<K: 'static, V: 'static> TypedStore<K, V> {
+    pub(crate) fn new(
+        handle: StoreHandle,
+        name: &str,
+        changelog: &str,
+        key_serde: Arc<dyn Serde<K>>,
+        value_serde: Arc<dyn Serde<V>>,
+    ) -> Self {
+        TypedStore {
+            handle,
+            name: Arc::from(name),
+            topic: Arc::from(changelog),
+            key_serde,
+            value_serde,
+            key: Vec::new(),
+        }
+    }
+
+    /// Serializes `key` as the key of the next [`get`](Self::get) and
+    /// [`put`](Self::put).
+    #[inline]
+    pub(crate) fn set_key(&mut self, key: &K) -> Result<(), StreamsError> {
+        self.key.clear();
+        self.key_serde
+            .serialize_into(&self.topic, key, &mut self.key)
+            .map_err(|e| serde_error(&self.name, "serialize", "key", e))
+    }
+
+    /// The current key's value.
+    #[inline]
+    pub(crate) fn get(&self, ctx: &ProcessorContext<'_>) -> Result<Option<V>, StreamsError> {
+        match ctx.stores.get(self.handle, &self.key)? {
+            None => Ok(None),
+            Some(bytes) => self
+                .value_serde
+                .deserialize(&self.topic, &bytes)
+                .map(Some)
+                .map_err(|e| serde_error(&self.name, "deserialize", "value", e)),
+        }
+    }
+
+    /// Caches the current key's new value (`None` deletes), remembering the
+    /// record it came from.
+    #[inline]
+    pub(crate) fn put(
+        &mut self,
+        ctx: &mut ProcessorContext<'_>,
+        value: Option<&V>,
+        timestamp: i64,
+        headers: Headers,
+    ) -> Result<(), StreamsError> {
+        let bytes = match value {
+            None => None,
+            Some(value) => Some(
+                self.value_serde
+                    .serialize(&self.topic, value)
+                    .map_err(|e| serde_error(&self.name, "serialize", "value", e))?,
+            )
+            .flatten(),
+        };
+        let context = EntryContext { timestamp, topic: ctx.topic_index, offset: ctx.offset, headers };
+        ctx.stores.put(self.handle, &self.key, bytes, context);
+        Ok(())
+    }
+}

@@ -1,0 +1,474 @@
+//! [`StreamTask`]: one sub-topology instantiated for one input partition,
+//! with its state stores.
+//!
+//! # Runtime-facing API
+//!
+//! The runtime drives a task with:
+//!
+//! * [`process`](StreamTask::process) for each input record; after a
+//!   record that took a store's cache over its budget, the task flushes its
+//!   stores itself (evict-by-flush).
+//! * [`flush`](StreamTask::flush) on commit: caches → RocksDB, changelog
+//!   records to the collector, merged results downstream. Then, once the
+//!   producer has acknowledged everything (changelog offsets known),
+//!   [`write_checkpoint`](StreamTask::write_checkpoint), then commit the
+//!   input offsets.
+//! * On assignment: [`changelog_partitions`](StreamTask::changelog_partitions)
+//!   and [`checkpointed_offsets`](StreamTask::checkpointed_offsets) say
+//!   what to restore from where (offset 0 when a partition has no entry);
+//!   feed each changelog record to [`restore`](StreamTask::restore), then
+//!   start processing.
+//! * [`close`](StreamTask::close) after a final flush and checkpoint.
+//!
+//! # Checkpoints (Kafka's at-least-once behaviour)
+//!
+//! The checkpoint is kept across restarts: after a crash the stores are
+//! restored from the last checkpointed offsets, not from 0.
+//! [`write_checkpoint`](StreamTask::write_checkpoint) first flushes RocksDB's
+//! memtables (the write-ahead log is off), so a checkpoint never claims more
+//! than the disk holds. RocksDB may hold writes newer than the checkpoint;
+//! replaying the changelog from the checkpoint rewrites them with the
+//! logged values. As in Kafka under at-least-once, input records processed
+//! after the last commit are processed again after a crash, so aggregates
+//! may count them twice; exactly-once needs transactions (a later step).
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+use crate::processor::{ProcessorContext, TaskId};
+use crate::record::{ConsumedRecord, RecordCollector, SinkRecord};
+use crate::source_sink::SourceProcessor;
+use crate::store::checkpoint::{self, Offsets};
+use crate::store::state::{FlushListener, StoreHandle, TaskStores};
+use crate::StreamsError;
+
+/// The processors of one sub-topology for one partition, its stores, and
+/// its stream time. Records are processed one at a time, each to completion.
+pub(crate) struct StreamTask {
+    id: TaskId,
+    /// Topic → index into `sources`; a handful of entries, scanned linearly.
+    topics: Vec<(String, usize)>,
+    sources: Vec<Box<dyn SourceProcessor>>,
+    /// Largest timestamp processed; `i64::MIN` before the first record.
+    stream_time: i64,
+    stores: TaskStores,
+    /// Per store: the node forwarding its flushed entries, if any.
+    listeners: Vec<Option<Box<dyn FlushListener>>>,
+    /// `<state.dir>/<application.id>/<task>`, for stateful tasks.
+    state_dir: Option<PathBuf>,
+}
+
+impl StreamTask {
+    pub(crate) fn new(id: TaskId, sources: Vec<(Vec<String>, Box<dyn SourceProcessor>)>) -> Self {
+        let mut topics = Vec::new();
+        let mut processors = Vec::with_capacity(sources.len());
+        for (index, (source_topics, source)) in sources.into_iter().enumerate() {
+            topics.extend(source_topics.into_iter().map(|t| (t, index)));
+            processors.push(source);
+        }
+        StreamTask {
+            id,
+            topics,
+            sources: processors,
+            stream_time: i64::MIN,
+            stores: TaskStores::default(),
+            listeners: Vec::new(),
+            state_dir: None,
+        }
+    }
+
+    /// Gives the task its stores (in slot order), their flush listeners and
+    /// its state directory.
+    pub(crate) fn with_stores(
+        mut self,
+        stores: TaskStores,
+        listeners: Vec<Option<Box<dyn FlushListener>>>,
+        state_dir: PathBuf,
+    ) -> Self {
+        self.stores = stores;
+        self.listeners = listeners;
+        self.state_dir = Some(state_dir);
+        self
+    }
+
+    /// The task's id.
+    pub(crate) fn id(&self) -> TaskId {
+        self.id
+    }
+
+    /// Topics this task reads.
+    pub(crate) fn topics(&self) -> impl Iterator<Item = &str> {
+        self.topics.iter().map(|(t, _)| t.as_str())
+    }
+
+    /// The task's stores (for tests and interactive reads).
+    pub(crate) fn stores(&self) -> &TaskStores {
+        &self.stores
+    }
+
+    /// Runs one record through the sub-topology. Stream time advances to
+    /// the record's timestamp first, so processors see it included. If a
+    /// store's cache went over its budget, the task's stores are flushed
+    /// afterwards (changelog and downstream records go to `collector`).
+    ///
+    /// Records with negative timestamps are rejected, like Kafka's default
+    /// `FailOnInvalidTimestamp` extractor.
+    pub(crate) fn process(
+        &mut self,
+        record: &ConsumedRecord<'_>,
+        collector: &mut dyn RecordCollector,
+    ) -> Result<(), StreamsError> {
+        let Some(topic_index) = self.topics.iter().position(|(t, _)| t == record.topic) else {
+            return Err(StreamsError::UnknownTopic {
+                topic: record.topic.to_string(),
+                known: self.topics().map(str::to_string).collect(),
+            });
+        };
+        if record.timestamp < 0 {
+            return Err(StreamsError::InvalidTimestamp {
+                topic: record.topic.to_string(),
+                partition: record.partition,
+                offset: record.offset,
+                timestamp: record.timestamp,
+            });
+        }
+        self.stream_time = self.stream_time.max(record.timestamp);
+        let mut ctx = ProcessorContext {
+            task: self.id,
+            topic: record.topic,
+            topic_index,
+            stores: &mut self.stores,
+            partition: record.partition,
+            offset: record.offset,
+            stream_time: self.stream_time,
+            collector: &mut *collector,
+        };
+        self.sources[self.topics[topic_index].1].process_consumed(&mut ctx, record)?;
+        if self.stores.over_budget {
+            self.flush(collector)?;
+        }
+        Ok(())
+    }
+
+    /// Flushes every store's record cache: the latest value of each key
+    /// written since the last flush goes to RocksDB (one batch per store),
+    /// to the store's changelog topic (partition = the task's partition; a
+    /// delete is a tombstone) and downstream as one merged update. Stores
+    /// are flushed in topological order, repeated until no cache is dirty,
+    /// so updates a flush causes in downstream stores are flushed too.
+    ///
+    /// # Errors
+    ///
+    /// RocksDB failures ([`StreamsError::Store`]), collector errors, and
+    /// errors of the processors the flushed records reach.
+    pub(crate) fn flush(&mut self, collector: &mut dyn RecordCollector) -> Result<(), StreamsError> {
+        while let Some(slot) = self.stores.slots.iter().position(|s| !s.cache.is_empty()) {
+            for index in slot..self.stores.slots.len() {
+                self.flush_store(StoreHandle(index), collector)?;
+            }
+        }
+        self.stores.over_budget = false;
+        Ok(())
+    }
+
+    fn flush_store(
+        &mut self,
+        store: StoreHandle,
+        collector: &mut dyn RecordCollector,
+    ) -> Result<(), StreamsError> {
+        let StreamTask { id, topics, stores, listeners, stream_time, .. } = self;
+        let slot = &mut stores.slots[store.0];
+        if slot.cache.is_empty() {
+            return Ok(());
+        }
+        let entries = slot.cache.drain();
+        let olds = match listeners[store.0] {
+            Some(_) => entries.iter().map(|e| slot.rocks.get(&e.key)).collect::<Result<Vec<_>, _>>()?,
+            None => Vec::new(),
+        };
+        slot.rocks.write(entries.iter().map(|e| (e.key.as_slice(), e.value.as_deref())))?;
+        for entry in &entries {
+            collector.send(SinkRecord {
+                topic: &slot.changelog,
+                partition: Some(id.partition),
+                key: Some(&entry.key),
+                value: entry.value.as_deref(),
+                timestamp: entry.context.timestamp,
+                headers: &[],
+            })?;
+        }
+        let Some(listener) = listeners[store.0].as_mut() else { return Ok(()) };
+        for (entry, old) in entries.into_iter().zip(olds) {
+            if entry.value.is_none() && old.is_none() {
+                continue;
+            }
+            let mut ctx = ProcessorContext {
+                task: *id,
+                topic: &topics[entry.context.topic].0,
+                topic_index: entry.context.topic,
+                stores,
+                partition: id.partition,
+                offset: entry.context.offset,
+                stream_time: *stream_time,
+                collector: &mut *collector,
+            };
+            let (value, timestamp, headers) =
+                (entry.value.as_deref(), entry.context.timestamp, entry.context.headers);
+            listener.apply(&mut ctx, &entry.key, value, old.as_deref(), timestamp, headers)?;
+        }
+        Ok(())
+    }
+}
+
+/// The API the runtime (`streams/src/runtime`) drives; see the module docs.
+#[cfg_attr(not(test), allow(dead_code, reason = "called by the runtime, which lands next"))]
+impl StreamTask {
+    /// Splits `bytes` of record cache evenly among the task's stores (the
+    /// runtime gives each task its share of `statestore.cache.max.bytes`).
+    pub(crate) fn set_cache_max_bytes(&mut self, bytes: usize) {
+        let n = self.stores.slots.len().max(1);
+        for slot in &mut self.stores.slots {
+            slot.cache.set_max_bytes(bytes / n);
+        }
+    }
+
+    /// The changelog topic-partitions of the task's stores, resolved
+    /// (`<application.id>-<store>-changelog`, the task's partition).
+    pub(crate) fn changelog_partitions(&self) -> Vec<(String, i32)> {
+        self.stores.slots.iter().map(|s| (s.changelog.clone(), self.id.partition)).collect()
+    }
+
+    fn checkpoint_path(&self) -> Option<PathBuf> {
+        self.state_dir.as_ref().map(|d| d.join(".checkpoint"))
+    }
+
+    /// The offsets in the task's checkpoint file: where restoring each
+    /// changelog partition starts. Empty for a stateless task or when no
+    /// checkpoint was written (restore from offset 0).
+    ///
+    /// # Errors
+    ///
+    /// [`StreamsError::Checkpoint`] naming the file when it cannot be read
+    /// or is corrupt (the runtime may then wipe the stores and restore
+    /// from 0).
+    pub(crate) fn checkpointed_offsets(&self) -> Result<HashMap<(String, i32), i64>, StreamsError> {
+        match self.checkpoint_path() {
+            Some(path) => checkpoint::read(&path),
+            None => Ok(Offsets::new()),
+        }
+    }
+
+    /// Persists RocksDB's memtables, then replaces the checkpoint file with
+    /// `offsets` (changelog topic-partition → next offset to restore from),
+    /// atomically. Call after [`flush`](StreamTask::flush) once the
+    /// collector has delivered the changelog records. A no-op for a
+    /// stateless task.
+    ///
+    /// # Errors
+    ///
+    /// [`StreamsError::Store`] when RocksDB cannot flush,
+    /// [`StreamsError::Checkpoint`] when the file cannot be written.
+    pub(crate) fn write_checkpoint(&self, offsets: &HashMap<(String, i32), i64>) -> Result<(), StreamsError> {
+        let Some(path) = self.checkpoint_path() else { return Ok(()) };
+        for slot in &self.stores.slots {
+            slot.rocks.flush()?;
+        }
+        checkpoint::write(&path, offsets)
+    }
+
+    /// Applies one changelog record to the store logging to
+    /// `changelog_topic`: a put, or a delete when `value` is `None`. Writes
+    /// RocksDB directly: nothing is cached, logged or forwarded.
+    ///
+    /// # Errors
+    ///
+    /// [`StreamsError::UnknownChangelog`] when no store of the task logs to
+    /// the topic; [`StreamsError::Store`] when RocksDB fails.
+    pub(crate) fn restore(
+        &mut self,
+        changelog_topic: &str,
+        key: &[u8],
+        value: Option<&[u8]>,
+    ) -> Result<(), StreamsError> {
+        let slot = self.stores.slots.iter().find(|s| s.changelog == changelog_topic).ok_or_else(|| {
+            StreamsError::UnknownChangelog { task: self.id.to_string(), topic: changelog_topic.to_string() }
+        })?;
+        slot.rocks.write([(key, value)])
+    }
+
+    /// Persists RocksDB's memtables and closes the stores. Cached updates
+    /// not [`flush`](StreamTask::flush)ed are dropped (a dirty close: their
+    /// input records were not committed and will be processed again).
+    ///
+    /// # Errors
+    ///
+    /// [`StreamsError::Store`] when RocksDB cannot flush; the stores are
+    /// closed anyway.
+    pub(crate) fn close(self) -> Result<(), StreamsError> {
+        let mut result = Ok(());
+        for slot in &self.stores.slots {
+            if let Err(e) = slot.rocks.flush() {
+                result = result.and(Err(e));
+            }
+        }
+        result
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::{Consumed, Grouped, Materialized, Serdes, StreamsBuilder, StreamsConfig, Topology};
+
+    /// Keeps what was sent: topic, partition, key, value.
+    #[derive(Default)]
+    struct Sent(Vec<Sent1>);
+
+    /// Topic, partition, key, value.
+    type Sent1 = (String, Option<i32>, Option<Vec<u8>>, Option<Vec<u8>>);
+
+    impl RecordCollector for Sent {
+        fn send(&mut self, r: SinkRecord<'_>) -> Result<(), StreamsError> {
+            self.0.push((
+                r.topic.to_string(),
+                r.partition,
+                r.key.map(<[u8]>::to_vec),
+                r.value.map(<[u8]>::to_vec),
+            ));
+            Ok(())
+        }
+    }
+
+    fn counting_topology() -> Topology {
+        let mut b = StreamsBuilder::new();
+        b.stream::<String, String>("in", Consumed::with(Serdes::string(), Serdes::string()))
+            .group_by_key(Grouped::with(Serdes::string(), Serdes::string()))
+            .count(Materialized::as_("counts"))
+            .to_stream()
+            .to("out", crate::Produced::with(Serdes::string(), Serdes::nullable(Serdes::i64())));
+        b.build().unwrap()
+    }
+
+    fn record<'a>(key: &'a [u8], offset: i64) -> ConsumedRecord<'a> {
+        ConsumedRecord {
+            topic: "in",
+            partition: 3,
+            offset,
+            timestamp: 10,
+            key: Some(key),
+            value: Some(b"v"),
+            headers: &[],
+        }
+    }
+
+    fn count(task: &StreamTask, key: &[u8]) -> Option<i64> {
+        let store = task.stores().find("counts").unwrap();
+        task.stores().get(store, key).unwrap().map(|b| i64::from_be_bytes(b.as_ref().try_into().unwrap()))
+    }
+
+    #[test]
+    fn flush_writes_rocksdb_the_changelog_and_one_merged_downstream_record() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = StreamsConfig::new("app").with_state_dir(dir.path());
+        let mut task = counting_topology().build_task(0, 3, &config).unwrap();
+        assert_eq!(task.changelog_partitions(), vec![("app-counts-changelog".to_string(), 3)]);
+        let mut sent = Sent::default();
+        for offset in 0..3 {
+            task.process(&record(b"k", offset), &mut sent).unwrap();
+        }
+        assert!(sent.0.is_empty(), "updates wait in the cache until a flush");
+        assert_eq!(count(&task, b"k"), Some(3), "reads see cached updates");
+        task.flush(&mut sent).unwrap();
+        let three = Some(3i64.to_be_bytes().to_vec());
+        assert_eq!(
+            sent.0,
+            vec![
+                ("app-counts-changelog".to_string(), Some(3), Some(b"k".to_vec()), three.clone()),
+                ("out".to_string(), None, Some(b"k".to_vec()), three),
+            ]
+        );
+        assert!(dir.path().join("app").join("0_3").join("counts").is_dir());
+    }
+
+    #[test]
+    fn a_full_cache_is_flushed_after_the_record_that_filled_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = StreamsConfig::new("app").with_state_dir(dir.path()).with_cache_max_bytes(0);
+        let mut task = counting_topology().build_task(0, 0, &config).unwrap();
+        let mut sent = Sent::default();
+        task.process(&record(b"k", 0), &mut sent).unwrap();
+        assert_eq!(sent.0.len(), 2, "changelog and downstream record without an explicit flush");
+        task.set_cache_max_bytes(1 << 20);
+        task.process(&record(b"k", 1), &mut sent).unwrap();
+        assert_eq!(sent.0.len(), 2, "a larger budget caches again");
+    }
+
+    #[test]
+    fn restore_applies_changelog_bytes_without_emitting() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = StreamsConfig::new("app").with_state_dir(dir.path());
+        let mut task = counting_topology().build_task(0, 1, &config).unwrap();
+        task.restore("app-counts-changelog", b"a", Some(&7i64.to_be_bytes())).unwrap();
+        task.restore("app-counts-changelog", b"b", Some(&1i64.to_be_bytes())).unwrap();
+        task.restore("app-counts-changelog", b"b", None).unwrap();
+        assert_eq!((count(&task, b"a"), count(&task, b"b")), (Some(7), None));
+        let err = task.restore("app-other-changelog", b"a", None).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "task 0_1 has no store logging to changelog topic \"app-other-changelog\""
+        );
+        // Processing continues from the restored state.
+        let mut sent = Sent::default();
+        let mut rec = record(b"a", 0);
+        rec.partition = 1;
+        task.process(&rec, &mut sent).unwrap();
+        assert_eq!(count(&task, b"a"), Some(8));
+        task.flush(&mut sent).unwrap();
+        task.close().unwrap();
+        let task = counting_topology().build_task(0, 1, &config).unwrap();
+        assert_eq!(count(&task, b"a"), Some(8), "reopened from disk");
+    }
+
+    #[test]
+    fn checkpoint_round_trips_through_the_task_and_corruption_names_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = StreamsConfig::new("app").with_state_dir(dir.path());
+        let task = counting_topology().build_task(0, 2, &config).unwrap();
+        assert!(task.checkpointed_offsets().unwrap().is_empty());
+        let offsets: HashMap<(String, i32), i64> = [(("app-counts-changelog".to_string(), 2), 42)].into();
+        task.write_checkpoint(&offsets).unwrap();
+        task.close().unwrap();
+        let task = counting_topology().build_task(0, 2, &config).unwrap();
+        assert_eq!(task.checkpointed_offsets().unwrap(), offsets, "kept across restarts (at-least-once)");
+        let path = dir.path().join("app").join("0_2").join(".checkpoint");
+        std::fs::write(&path, "0\n1\napp-counts-changelog two 42\n").unwrap();
+        let err = task.checkpointed_offsets().unwrap_err().to_string();
+        assert_eq!(err, format!("checkpoint file {}: line 3: bad partition \"two\"", path.display()));
+    }
+
+    #[test]
+    fn stores_of_different_tasks_share_the_process_memory_bound() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = StreamsConfig::new("app").with_state_dir(dir.path());
+        let a = counting_topology().build_task(0, 0, &config).unwrap();
+        let b = counting_topology().build_task(0, 1, &config).unwrap();
+        let (sa, sb) = (&a.stores().slots[0].rocks, &b.stores().slots[0].rocks);
+        assert_ne!(sa.path(), sb.path());
+        assert!(Arc::ptr_eq(sa.memory(), sb.memory()));
+    }
+
+    #[test]
+    fn stateless_tasks_have_no_state_dir_or_changelogs() {
+        let mut b = StreamsBuilder::new();
+        b.stream::<String, String>("in", Consumed::with(Serdes::string(), Serdes::string()))
+            .to("out", crate::Produced::with(Serdes::string(), Serdes::string()));
+        let dir = tempfile::tempdir().unwrap();
+        let config = StreamsConfig::new("app").with_state_dir(dir.path());
+        let task = b.build().unwrap().build_task(0, 0, &config).unwrap();
+        assert!(task.changelog_partitions().is_empty());
+        task.write_checkpoint(&HashMap::new()).unwrap();
+        assert!(!dir.path().join("app").exists());
+    }
+}

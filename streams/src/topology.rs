@@ -1,0 +1,421 @@
+//! [`Topology`]: the validated processor graph, cut into sub-topologies at
+//! repartition topics, and the instantiation of its tasks.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Arc;
+
+use crate::config::StreamsConfig;
+use crate::describe::{NodeDescription, NodeDescriptionKind, SubtopologyDescription, TopologyDescription};
+use crate::graph::{
+    BuildContext, Erased, Graph, NodeDef, NodeId, NodeKind, RepartitionDef, SinkTarget, StoreDef,
+};
+use crate::processor::TaskId;
+use crate::source_sink::SourceProcessor;
+use crate::store::cache::RecordCache;
+use crate::store::changelog_topic;
+use crate::store::memory::SharedMemory;
+use crate::store::rocks::RocksStore;
+use crate::store::state::{StoreSlot, TaskStores};
+use crate::task::StreamTask;
+use crate::StreamsError;
+
+/// A repartition topic the runtime must create before starting.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RepartitionTopic {
+    /// Full name: `<application.id>-<name>-repartition`.
+    pub name: String,
+    /// Partition count, or `None` to match the upstream sub-topology's
+    /// input partitions (Kafka's default).
+    pub partitions: Option<u32>,
+}
+
+/// A changelog topic the runtime must create (compacted:
+/// `cleanup.policy=compact`) before starting. It needs as many partitions
+/// as the input of the sub-topology owning the store: task `s_p` logs to
+/// partition `p`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChangelogTopic {
+    /// Full name: `<application.id>-<store>-changelog`.
+    pub name: String,
+    /// The store it backs.
+    pub store: String,
+}
+
+/// A validated processor graph, built by
+/// [`StreamsBuilder::build`](crate::StreamsBuilder::build).
+///
+/// The graph is split into sub-topologies: the connected parts left after
+/// cutting at repartition topics (a repartition sink ends one, the matching
+/// source starts another). Each sub-topology runs as one task per input
+/// partition. A topology is not tied to an application until it runs:
+/// repartition topics get the `application.id` prefix then.
+///
+/// ```
+/// use runnel_streams::{Consumed, Produced, Repartitioned, Serdes, StreamsBuilder};
+///
+/// let mut builder = StreamsBuilder::new();
+/// builder
+///     .stream::<String, String>("clicks", Consumed::with(Serdes::string(), Serdes::string()))
+///     .select_key(|_, page| page.clone())
+///     .repartition(Repartitioned::with(Serdes::string(), Serdes::string()).name("by-page").partitions(4))
+///     .to("clicks-by-page", Produced::with(Serdes::string(), Serdes::string()));
+/// let topology = builder.build()?;
+///
+/// assert_eq!(topology.describe().subtopologies().len(), 2);
+/// let internal = topology.repartition_topics("app");
+/// assert_eq!(internal[0].name, "app-by-page-repartition");
+/// assert_eq!(internal[0].partitions, Some(4));
+/// # Ok::<(), runnel_streams::StreamsError>(())
+/// ```
+pub struct Topology {
+    nodes: Vec<NodeDef>,
+    children: Vec<Vec<NodeId>>,
+    /// Node ids of each sub-topology, ascending.
+    subtopologies: Vec<Vec<NodeId>>,
+    repartitions: Vec<RepartitionDef>,
+    stores: Vec<StoreDef>,
+}
+
+impl fmt::Debug for Topology {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Topology").field("description", &self.describe().to_string()).finish()
+    }
+}
+
+impl Topology {
+    pub(crate) fn from_graph(graph: Graph) -> Result<Self, StreamsError> {
+        let Graph { nodes, repartitions, stores, errors, .. } = graph;
+        if let Some(error) = errors.into_iter().next() {
+            return Err(error);
+        }
+        validate(&nodes)?;
+        let mut children = vec![Vec::new(); nodes.len()];
+        for (id, node) in nodes.iter().enumerate() {
+            for &parent in &node.parents {
+                children[parent].push(id);
+            }
+        }
+        let subtopologies = connected_components(&nodes);
+        Ok(Topology { nodes, children, subtopologies, repartitions, stores })
+    }
+
+    /// Describes the sub-topologies and nodes; its `Display` prints like
+    /// Kafka's `TopologyDescription`.
+    pub fn describe(&self) -> TopologyDescription {
+        let sizes = self.downstream_sizes();
+        let order = |a: &NodeId, b: &NodeId| {
+            sizes[*b].cmp(&sizes[*a]).then_with(|| self.nodes[*a].name.cmp(&self.nodes[*b].name))
+        };
+        let names = |mut ids: Vec<NodeId>| {
+            ids.sort_by(order);
+            ids.dedup();
+            ids.into_iter().map(|id| self.nodes[id].name.clone()).collect::<Vec<_>>()
+        };
+        let subtopologies = self
+            .subtopologies
+            .iter()
+            .enumerate()
+            .map(|(index, ids)| {
+                let mut ids = ids.clone();
+                ids.sort_by(order);
+                let nodes = ids
+                    .into_iter()
+                    .map(|id| {
+                        let node = &self.nodes[id];
+                        NodeDescription {
+                            name: node.name.clone(),
+                            kind: describe_kind(&node.kind),
+                            predecessors: names(node.parents.clone()),
+                            successors: names(self.children[id].clone()),
+                        }
+                    })
+                    .collect();
+                SubtopologyDescription { id: index as u32, nodes }
+            })
+            .collect();
+        TopologyDescription { subtopologies }
+    }
+
+    /// Kafka's node "size": 1 plus the sizes of its children.
+    fn downstream_sizes(&self) -> Vec<usize> {
+        let mut sizes = vec![1usize; self.nodes.len()];
+        for id in (0..self.nodes.len()).rev() {
+            sizes[id] += self.children[id].iter().map(|&c| sizes[c]).sum::<usize>();
+        }
+        sizes
+    }
+
+    /// The repartition topics to create for `application_id`.
+    pub fn repartition_topics(&self, application_id: &str) -> Vec<RepartitionTopic> {
+        self.repartitions
+            .iter()
+            .map(|r| RepartitionTopic {
+                name: format!("{application_id}-{}", r.suffix),
+                partitions: r.partitions,
+            })
+            .collect()
+    }
+
+    /// The changelog topics of the topology's state stores for
+    /// `application_id`, to be created compacted. Each has as many
+    /// partitions as the input of the sub-topology owning the store.
+    pub fn changelog_topics(&self, application_id: &str) -> Vec<ChangelogTopic> {
+        self.stores
+            .iter()
+            .map(|s| ChangelogTopic { name: changelog_topic(application_id, &s.name), store: s.name.clone() })
+            .collect()
+    }
+
+    /// Names of the state stores of sub-topology `subtopology`, in
+    /// topological order.
+    pub(crate) fn subtopology_stores(&self, subtopology: usize) -> Vec<String> {
+        let mut names: Vec<String> = Vec::new();
+        for &id in self.subtopologies.get(subtopology).into_iter().flatten() {
+            if let NodeKind::Processor { stores } = &self.nodes[id].kind {
+                for store in stores {
+                    if !names.contains(store) {
+                        names.push(store.clone());
+                    }
+                }
+            }
+        }
+        names
+    }
+
+    /// Every topic the topology reads (user and repartition topics), for
+    /// `application_id`.
+    pub fn source_topics(&self, application_id: &str) -> Vec<String> {
+        (0..self.subtopologies.len())
+            .flat_map(|s| self.subtopology_source_topics(s, application_id))
+            .collect()
+    }
+
+    /// Number of sub-topologies.
+    pub fn subtopology_count(&self) -> usize {
+        self.subtopologies.len()
+    }
+
+    /// The topics sub-topology `subtopology` reads, for `application_id`.
+    pub(crate) fn subtopology_source_topics(&self, subtopology: usize, application_id: &str) -> Vec<String> {
+        self.subtopologies
+            .get(subtopology)
+            .into_iter()
+            .flatten()
+            .filter_map(|&id| match &self.nodes[id].kind {
+                NodeKind::Source { topics } => Some(topics.iter().map(|t| t.resolve(application_id))),
+                _ => None,
+            })
+            .flatten()
+            .collect()
+    }
+
+    /// Builds one task: sub-topology `subtopology` on input partition
+    /// `partition`, for the application `config` describes. Its stores are
+    /// opened (created if needed) in
+    /// `<state.dir>/<application.id>/<task>/<store>`, all charged to the
+    /// process's shared RocksDB memory; each store's record cache gets an
+    /// equal share of `statestore.cache.max.bytes` (the runtime can
+    /// re-split it with [`StreamTask::set_cache_max_bytes`]).
+    ///
+    /// Nodes are built children-first (node ids grow from parents to
+    /// children, so descending id order is a reverse topological order).
+    pub(crate) fn build_task(
+        &self,
+        subtopology: usize,
+        partition: i32,
+        config: &StreamsConfig,
+    ) -> Result<StreamTask, StreamsError> {
+        let application_id = config.application_id();
+        let ids = self.subtopologies.get(subtopology).ok_or_else(|| StreamsError::Internal {
+            node: String::new(),
+            reason: format!("no sub-topology {subtopology}"),
+        })?;
+        let id = TaskId { subtopology: subtopology as u32, partition };
+        let store_names = self.subtopology_stores(subtopology);
+        let named: Vec<(String, String)> =
+            store_names.iter().map(|n| (n.clone(), changelog_topic(application_id, n))).collect();
+        let mut ctx = BuildContext { application_id, stores: &named, listeners: Vec::new() };
+        ctx.listeners.resize_with(named.len(), || None);
+        let mut stores = TaskStores::default();
+        let task_dir = config.state_dir().join(application_id).join(id.to_string());
+        if !named.is_empty() {
+            let memory = SharedMemory::shared(config.memory_max_bytes());
+            let share = usize::try_from(config.cache_max_bytes()).unwrap_or(usize::MAX) / named.len();
+            for (name, changelog) in &named {
+                let caching = self.stores.iter().find(|s| &s.name == name).is_none_or(|s| s.caching);
+                let rocks = RocksStore::open(name, &task_dir.join(name), Arc::clone(&memory))?;
+                let cache = RecordCache::new(if caching { share } else { 0 });
+                stores.slots.push(StoreSlot { rocks, cache, changelog: changelog.clone() });
+            }
+        }
+        // Built nodes waiting for their parents: one handle per parent edge.
+        let mut built: HashMap<NodeId, Vec<Erased>> = HashMap::new();
+        let mut sources = Vec::new();
+        for &id in ids.iter().rev() {
+            let node = &self.nodes[id];
+            let mut children = Vec::with_capacity(self.children[id].len());
+            for child in &self.children[id] {
+                let handle =
+                    built.get_mut(child).and_then(Vec::pop).ok_or_else(|| StreamsError::Internal {
+                        node: node.name.clone(),
+                        reason: format!("child {} was not built first", self.nodes[*child].name),
+                    })?;
+                children.push(handle);
+            }
+            let processor = (node.factory)(&mut ctx, children)?;
+            match &node.kind {
+                NodeKind::Source { topics } => {
+                    let source = processor.downcast::<Box<dyn SourceProcessor>>().map_err(|_| {
+                        StreamsError::Internal {
+                            node: node.name.clone(),
+                            reason: "source factory built something else".to_string(),
+                        }
+                    })?;
+                    let topics = topics.iter().map(|t| t.resolve(application_id)).collect();
+                    sources.push((topics, *source));
+                }
+                _ if node.parents.len() > 1 => {
+                    built.insert(id, (node.share)(&node.name, processor, node.parents.len())?);
+                }
+                _ => {
+                    built.insert(id, vec![processor]);
+                }
+            }
+        }
+        let task = StreamTask::new(id, sources);
+        if named.is_empty() {
+            return Ok(task);
+        }
+        let listeners = ctx.listeners;
+        Ok(task.with_stores(stores, listeners, task_dir))
+    }
+}
+
+fn describe_kind(kind: &NodeKind) -> NodeDescriptionKind {
+    match kind {
+        NodeKind::Source { topics } => {
+            NodeDescriptionKind::Source { topics: topics.iter().map(|t| t.as_str().to_string()).collect() }
+        }
+        NodeKind::Processor { stores } => NodeDescriptionKind::Processor { stores: stores.clone() },
+        NodeKind::Sink { target: SinkTarget::Topic(topic) } => {
+            NodeDescriptionKind::Sink { topic: Some(topic.as_str().to_string()) }
+        }
+        NodeKind::Sink { target: SinkTarget::Dynamic } => NodeDescriptionKind::Sink { topic: None },
+    }
+}
+
+fn validate(nodes: &[NodeDef]) -> Result<(), StreamsError> {
+    if !nodes.iter().any(|n| matches!(n.kind, NodeKind::Source { .. })) {
+        return Err(StreamsError::NoSources);
+    }
+    let mut names: HashMap<&str, NodeId> = HashMap::new();
+    let mut readers: HashMap<&str, &str> = HashMap::new();
+    for (id, node) in nodes.iter().enumerate() {
+        if names.insert(&node.name, id).is_some() {
+            return Err(StreamsError::DuplicateName { name: node.name.clone() });
+        }
+        match &node.kind {
+            NodeKind::Source { topics } => {
+                if topics.is_empty() {
+                    return Err(StreamsError::NoTopics { node: node.name.clone() });
+                }
+                for topic in topics {
+                    if topic.as_str().is_empty() {
+                        return Err(StreamsError::EmptyTopicName { node: node.name.clone() });
+                    }
+                    if let Some(first) = readers.insert(topic.as_str(), &node.name) {
+                        return Err(StreamsError::TopicSourcedTwice {
+                            topic: topic.as_str().to_string(),
+                            first: first.to_string(),
+                            second: node.name.clone(),
+                        });
+                    }
+                }
+            }
+            NodeKind::Sink { target: SinkTarget::Topic(topic) } if topic.as_str().is_empty() => {
+                return Err(StreamsError::EmptyTopicName { node: node.name.clone() });
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// Groups nodes connected by parent edges or a shared store (union-find); groups are numbered
+/// by their first node, so sub-topology ids follow the order the DSL built
+/// them in.
+fn connected_components(nodes: &[NodeDef]) -> Vec<Vec<NodeId>> {
+    fn find(roots: &mut [NodeId], mut x: NodeId) -> NodeId {
+        while roots[x] != x {
+            roots[x] = roots[roots[x]];
+            x = roots[x];
+        }
+        x
+    }
+    let mut roots: Vec<NodeId> = (0..nodes.len()).collect();
+    let mut store_users: HashMap<&str, NodeId> = HashMap::new();
+    for (id, node) in nodes.iter().enumerate() {
+        let mut linked: Vec<NodeId> = node.parents.clone();
+        if let NodeKind::Processor { stores } = &node.kind {
+            // Nodes sharing a store must run in one task.
+            linked.extend(stores.iter().map(|s| *store_users.entry(s.as_str()).or_insert(id)));
+        }
+        for other in linked {
+            let (a, b) = (find(&mut roots, id), find(&mut roots, other));
+            roots[a.max(b)] = a.min(b);
+        }
+    }
+    let mut group_of_root: HashMap<NodeId, usize> = HashMap::new();
+    let mut groups: Vec<Vec<NodeId>> = Vec::new();
+    for id in 0..nodes.len() {
+        let root = find(&mut roots, id);
+        let group = *group_of_root.entry(root).or_insert_with(|| {
+            groups.push(Vec::new());
+            groups.len() - 1
+        });
+        groups[group].push(id);
+    }
+    groups
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn assert_send_sync<T: Send + Sync>() {}
+    fn assert_send<T: Send>() {}
+
+    fn node(name: &str, kind: NodeKind, parents: Vec<NodeId>) -> NodeDef {
+        let factory: crate::graph::Factory =
+            Arc::new(|_ctx: &mut BuildContext<'_>, _children: Vec<Erased>| {
+                Err(StreamsError::Internal {
+                    node: String::new(),
+                    reason: "not built in this test".to_string(),
+                })
+            });
+        NodeDef { name: name.to_string(), kind, parents, factory, share: crate::graph::share::<(), ()> }
+    }
+
+    #[test]
+    fn nodes_sharing_a_store_belong_to_one_subtopology() {
+        let source =
+            |topic: &str| NodeKind::Source { topics: vec![crate::graph::TopicRef::Named(topic.to_string())] };
+        let uses = |store: &str| NodeKind::Processor { stores: vec![store.to_string()] };
+        let nodes = vec![
+            node("src-a", source("a"), vec![]),
+            node("src-b", source("b"), vec![]),
+            node("src-c", source("c"), vec![]),
+            node("p-a", uses("shared"), vec![0]),
+            node("p-b", uses("shared"), vec![1]),
+            node("p-c", uses("own"), vec![2]),
+        ];
+        assert_eq!(connected_components(&nodes), vec![vec![0, 1, 3, 4], vec![2, 5]]);
+    }
+
+    #[test]
+    fn topologies_are_shared_across_threads_and_tasks_move_between_them() {
+        assert_send_sync::<Topology>();
+        assert_send::<StreamTask>();
+    }
+}
