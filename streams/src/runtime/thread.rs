@@ -303,8 +303,10 @@ async fn restore(
                     task.restore(&tp.topic, k, record.value.as_deref())?;
                     restored += 1;
                 }
-                next = record.offset + 1;
             }
+            // The position, not the last record's offset: compaction leaves
+            // gaps, possibly right before the end.
+            next = restorer.position(tp).await.map_err(client("read changelog position"))?;
         }
         checkpoint.insert(key, next);
     }
