@@ -40,6 +40,33 @@ fn define_store<K, V>(graph: &mut Graph, materialized: &Materialized<K, V>, pref
     store
 }
 
+/// What both kinds of aggregation define first: the store, the node name,
+/// and the store's serdes.
+struct AggregationNode<K, VR> {
+    store: String,
+    name: String,
+    ks: Arc<dyn Serde<K>>,
+    vs: Arc<dyn Serde<VR>>,
+}
+
+/// Defines the store of an aggregation named with `prefix` and resolves its
+/// serdes: the materialized ones, else the grouping's key serde and
+/// `default_value_serde`.
+fn aggregation_node<K: 'static, VR: 'static>(
+    graph: &mut Graph,
+    prefix: &str,
+    materialized: Materialized<K, VR>,
+    grouped_key_serde: &Arc<dyn Serde<K>>,
+    default_value_serde: Option<Arc<dyn Serde<VR>>>,
+) -> AggregationNode<K, VR> {
+    let store = define_store(graph, &materialized, prefix);
+    let name = graph.new_name(prefix);
+    let default_key = Some(Arc::clone(grouped_key_serde));
+    let ks = serde_or_missing(graph, materialized.key_serde, default_key, (&name, &store, "key"));
+    let vs = serde_or_missing(graph, materialized.value_serde, default_value_serde, (&name, &store, "value"));
+    AggregationNode { store, name, ks, vs }
+}
+
 /// `given`, else `default`, else a build error naming node, store and part.
 fn serde_or_missing<T: 'static>(
     graph: &mut Graph,
@@ -296,16 +323,8 @@ where
         f: StreamAggFn<K, V, VR>,
     ) -> KTable<K, VR> {
         let mut graph = self.graph.borrow_mut();
-        let store = define_store(&mut graph, &materialized, prefix);
-        let name = graph.new_name(prefix);
-        let default_key = Some(Arc::clone(&self.grouped.key_serde));
-        let ks = serde_or_missing(&mut graph, materialized.key_serde, default_key, (&name, &store, "key"));
-        let vs = serde_or_missing(
-            &mut graph,
-            materialized.value_serde,
-            default_value_serde,
-            (&name, &store, "value"),
-        );
+        let AggregationNode { store, name, ks, vs } =
+            aggregation_node(&mut graph, prefix, materialized, &self.grouped.key_serde, default_value_serde);
         let parent = if self.repartition_required {
             let names = repartition_names(&mut graph, self.grouped.name.as_deref(), &store);
             let (gk, gv) = (Arc::clone(&self.grouped.key_serde), Arc::clone(&self.grouped.value_serde));
@@ -468,16 +487,8 @@ where
         f: TableAggFn<K, V, VR>,
     ) -> KTable<K, VR> {
         let mut graph = self.graph.borrow_mut();
-        let store = define_store(&mut graph, &materialized, prefix);
-        let name = graph.new_name(prefix);
-        let default_key = Some(Arc::clone(&self.grouped.key_serde));
-        let ks = serde_or_missing(&mut graph, materialized.key_serde, default_key, (&name, &store, "key"));
-        let vs = serde_or_missing(
-            &mut graph,
-            materialized.value_serde,
-            default_value_serde,
-            (&name, &store, "value"),
-        );
+        let AggregationNode { store, name, ks, vs } =
+            aggregation_node(&mut graph, prefix, materialized, &self.grouped.key_serde, default_value_serde);
         let names = repartition_names(&mut graph, self.grouped.name.as_deref(), &store);
         let change_serde: Arc<dyn Serde<Change<V>>> =
             Arc::new(ChangeSerde(Arc::clone(&self.grouped.value_serde)));

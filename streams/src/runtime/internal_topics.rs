@@ -8,6 +8,7 @@ use runnel_core::topic::NewTopic;
 use runnel_core::Error as CoreError;
 use tracing::info;
 
+use super::client_error;
 use crate::config::StreamsConfig;
 use crate::topology::Topology;
 use crate::StreamsError;
@@ -23,10 +24,9 @@ pub(crate) async fn prepare(
     cluster: &Cluster,
 ) -> Result<(), StreamsError> {
     let app = config.application_id();
-    let client = |op: &'static str| move |source| StreamsError::Client { op, source: Box::new(source) };
     let admin = cluster.admin();
     let existing: BTreeSet<String> =
-        admin.list_topics().await.map_err(client("list topics"))?.into_iter().collect();
+        admin.list_topics().await.map_err(client_error("list topics"))?.into_iter().collect();
     let repartition = topology.repartition_topics(app);
     let changelogs = topology.changelog_topics(app);
     let internal: BTreeSet<&str> = repartition
@@ -42,7 +42,7 @@ pub(crate) async fn prepare(
     }
     let mut max_partitions = 1;
     for topic in &sources {
-        let described = admin.describe_topic(topic).await.map_err(client("describe topic"))?;
+        let described = admin.describe_topic(topic).await.map_err(client_error("describe topic"))?;
         max_partitions = max_partitions.max(described.partitions.len() as i32);
     }
     let mut wanted: Vec<NewTopic> = Vec::new();
@@ -62,7 +62,7 @@ pub(crate) async fn prepare(
         match admin.create_topic(topic).await {
             Ok(()) => info!(topic = %name, "created internal topic"),
             Err(CoreError::TopicExists(_)) => {}
-            Err(e) => return Err(client("create internal topic")(e)),
+            Err(e) => return Err(client_error("create internal topic")(e)),
         }
     }
     Ok(())

@@ -58,12 +58,17 @@ pub enum ErrorResponse {
 
 type ErrorHandler = Arc<dyn Fn(&StreamsError) -> ErrorResponse + Send + Sync>;
 
+/// Wraps a client error as [`StreamsError::Client`] naming what the runtime
+/// was doing: `.map_err(client_error("poll"))`.
+pub(crate) fn client_error(op: &'static str) -> impl FnOnce(runnel_core::Error) -> StreamsError {
+    move |source| StreamsError::Client { op, source: Box::new(source) }
+}
+
 struct Shared {
     state: Mutex<StreamsState>,
     errors: Mutex<Vec<String>>,
     shutdown: Arc<AtomicBool>,
     handler: Mutex<Option<ErrorHandler>>,
-    running_threads: Mutex<usize>,
 }
 
 impl Shared {
@@ -134,7 +139,6 @@ impl Streams {
                 errors: Mutex::new(Vec::new()),
                 shutdown: Arc::new(AtomicBool::new(false)),
                 handler: Mutex::new(None),
-                running_threads: Mutex::new(0),
             }),
             threads: Mutex::new(Vec::new()),
         })
@@ -167,8 +171,6 @@ impl Streams {
         internal_topics::prepare(&self.topology, &self.config, &self.cluster).await?;
         let app = self.config.application_id().to_string();
         let mut threads = self.threads.lock().unwrap_or_else(PoisonError::into_inner);
-        *self.shared.running_threads.lock().unwrap_or_else(PoisonError::into_inner) =
-            self.config.num_stream_threads();
         self.shared.set_state(StreamsState::Running);
         for i in 1..=self.config.num_stream_threads() {
             let spec = ThreadSpec {
@@ -259,6 +261,4 @@ fn supervise(spec: ThreadSpec, shared: Arc<Shared>) {
             }
         }
     }
-    let mut running = shared.running_threads.lock().unwrap_or_else(PoisonError::into_inner);
-    *running -= 1;
 }

@@ -9,7 +9,7 @@
 //! `buffered.records.per.partition` records is paused until it drains, so
 //! memory stays bounded whatever the input rate.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -18,6 +18,7 @@ use runnel_core::client::{AssignmentStrategy, Cluster, ConsumerConfig, OffsetRes
 use runnel_core::topic::TopicPartition;
 use tracing::{debug, info, warn};
 
+use super::client_error;
 use super::collector::{OutputSender, PendingOutput};
 use super::queues::TaskQueues;
 use crate::config::StreamsConfig;
@@ -57,19 +58,19 @@ struct ActiveTask {
 /// decides what happens next.
 pub(crate) async fn run(spec: &ThreadSpec) -> Result<(), StreamsError> {
     let app = spec.config.application_id().to_string();
-    let client = |op: &'static str| move |source| StreamsError::Client { op, source: Box::new(source) };
     let mut consumer_config = ConsumerConfig::group(app.clone())
         .auto_commit(false)
         .offset_reset(OffsetReset::Earliest)
         .strategy(AssignmentStrategy::Range);
     consumer_config.client_id = format!("{}-consumer", spec.name);
     consumer_config.max_poll_records = spec.config.max_poll_records();
-    let mut consumer = spec.cluster.consumer(consumer_config).map_err(client("create consumer"))?;
+    let mut consumer = spec.cluster.consumer(consumer_config).map_err(client_error("create consumer"))?;
     let topics = spec.topology.source_topics(&app);
-    consumer.subscribe(topics.clone()).map_err(client("subscribe"))?;
+    consumer.subscribe(topics.clone()).map_err(client_error("subscribe"))?;
     let producer_config =
         ProducerConfig { client_id: format!("{}-producer", spec.name), ..Default::default() };
-    let producer = spec.cluster.producer(producer_config.linger_ms(5)).map_err(client("create producer"))?;
+    let producer =
+        spec.cluster.producer(producer_config.linger_ms(5)).map_err(client_error("create producer"))?;
     let mut sender = OutputSender::new(producer);
     let mut pending = PendingOutput::default();
 
@@ -87,7 +88,7 @@ pub(crate) async fn run(spec: &ThreadSpec) -> Result<(), StreamsError> {
 
     let result: Result<(), StreamsError> = async {
         while !spec.shutdown.load(Ordering::Relaxed) {
-            let records = consumer.poll(Duration::from_millis(100)).await.map_err(client("poll"))?;
+            let records = consumer.poll(Duration::from_millis(100)).await.map_err(client_error("poll"))?;
             let now_assigned = consumer.assignment();
             if now_assigned != assignment {
                 adopt_assignment(spec, &readers, &now_assigned, &mut tasks, &mut sender, &mut consumer)
@@ -192,13 +193,13 @@ async fn adopt_assignment(
     sender: &mut OutputSender,
     consumer: &mut runnel_core::client::Consumer,
 ) -> Result<(), StreamsError> {
-    let wanted: BTreeMap<TaskId, ()> = assigned
+    let wanted: BTreeSet<TaskId> = assigned
         .iter()
         .filter_map(|tp| {
-            readers.get(&tp.topic).map(|&s| (TaskId { subtopology: s as u32, partition: tp.partition }, ()))
+            readers.get(&tp.topic).map(|&s| TaskId { subtopology: s as u32, partition: tp.partition })
         })
         .collect();
-    let leaving: Vec<TaskId> = tasks.keys().filter(|id| !wanted.contains_key(id)).copied().collect();
+    let leaving: Vec<TaskId> = tasks.keys().filter(|id| !wanted.contains(id)).copied().collect();
     if !leaving.is_empty() {
         // Hand over cleanly when the group still accepts our commit; if it
         // does not (the rebalance already moved on), the new owner re-reads
@@ -215,7 +216,7 @@ async fn adopt_assignment(
         }
         info!(thread = %spec.name, tasks = ?leaving, "closed revoked tasks");
     }
-    for id in wanted.keys() {
+    for id in &wanted {
         if tasks.contains_key(id) {
             continue;
         }
@@ -249,15 +250,11 @@ fn apply_backpressure(
         assignment.iter().filter(|tp| !paused.contains(tp) && buffered(tp) >= limit).cloned().collect();
     let drained: Vec<TopicPartition> = paused.iter().filter(|tp| buffered(tp) < limit / 2).cloned().collect();
     if !full.is_empty() {
-        consumer
-            .pause(&full)
-            .map_err(|source| StreamsError::Client { op: "pause", source: Box::new(source) })?;
+        consumer.pause(&full).map_err(client_error("pause"))?;
         paused.extend(full);
     }
     if !drained.is_empty() {
-        consumer
-            .resume(&drained)
-            .map_err(|source| StreamsError::Client { op: "resume", source: Box::new(source) })?;
+        consumer.resume(&drained).map_err(client_error("resume"))?;
         paused.retain(|tp| !drained.contains(tp));
     }
     Ok(())
@@ -273,16 +270,15 @@ async fn restore(
     if partitions.is_empty() {
         return Ok(HashMap::new());
     }
-    let client = |op: &'static str| move |source| StreamsError::Client { op, source: Box::new(source) };
     let mut checkpoint = task.checkpointed_offsets().unwrap_or_else(|e| {
         warn!(thread = %spec.name, task = %task.id(), error = %e, "unreadable checkpoint: restoring from the start");
         HashMap::new()
     });
     let mut restorer =
-        spec.cluster.consumer(ConsumerConfig::default()).map_err(client("create restore consumer"))?;
+        spec.cluster.consumer(ConsumerConfig::default()).map_err(client_error("create restore consumer"))?;
     let tps: Vec<TopicPartition> =
         partitions.iter().map(|(t, p)| TopicPartition::new(t.clone(), *p)).collect();
-    let ends = restorer.end_offsets(&tps).map_err(client("read changelog end offsets"))?;
+    let ends = restorer.end_offsets(&tps).map_err(client_error("read changelog end offsets"))?;
     let started = Instant::now();
     let mut restored = 0u64;
     for tp in &tps {
@@ -292,10 +288,12 @@ async fn restore(
         if next >= end {
             continue;
         }
-        restorer.assign([tp.clone()]).map_err(client("assign changelog"))?;
-        restorer.seek(tp, next).map_err(client("seek changelog"))?;
+        restorer.assign([tp.clone()]).map_err(client_error("assign changelog"))?;
+        restorer.seek(tp, next).map_err(client_error("seek changelog"))?;
         while next < end {
-            for record in restorer.poll(Duration::from_millis(200)).await.map_err(client("read changelog"))? {
+            for record in
+                restorer.poll(Duration::from_millis(200)).await.map_err(client_error("read changelog"))?
+            {
                 if record.offset >= end {
                     break;
                 }
@@ -306,7 +304,7 @@ async fn restore(
             }
             // The position, not the last record's offset: compaction leaves
             // gaps, possibly right before the end.
-            next = restorer.position(tp).await.map_err(client("read changelog position"))?;
+            next = restorer.position(tp).await.map_err(client_error("read changelog position"))?;
         }
         checkpoint.insert(key, next);
     }
@@ -350,10 +348,7 @@ async fn commit(
     if offsets.is_empty() {
         return Ok(());
     }
-    consumer
-        .commit_offsets(&offsets)
-        .await
-        .map_err(|source| StreamsError::Client { op: "commit offsets", source: Box::new(source) })?;
+    consumer.commit_offsets(&offsets).await.map_err(client_error("commit offsets"))?;
     debug!(partitions = offsets.len(), "committed");
     Ok(())
 }
