@@ -1,18 +1,26 @@
-//! Streams throughput on the embedded cluster (issue 5's benchmark, part
-//! (a)): N JSON click events in 8 partitions with 100k distinct keys; a
-//! stateless app (filter + map_values) writes to an output topic. The
-//! ceiling, in the same run: a hand-written loop over the same input (a
-//! plain consumer, the same JSON parsing, filter and mapping, nothing
-//! written), no framework and no durability.
+//! Streams throughput on the embedded cluster (issue 5's benchmark): N JSON
+//! click events in 8 partitions with 100k distinct keys, one millisecond
+//! apart in event time.
+//!
+//! * (a) a stateless app (filter + map_values) writes to an output topic;
+//! * (b) a 1-minute tumbling-window count per key, with RocksDB state,
+//!   changelog and a record cache, writes its updates to an output topic.
+//!
+//! Each runs with one stream thread and with two. The ceiling, in the same
+//! run: a hand-written loop over the same input (a plain consumer, the same
+//! JSON parsing and the same per-record work into a `HashMap` for (b)), no
+//! framework and no durability.
 //!
 //! `cargo bench --bench streams` (10M records); `RUNNEL_BENCH_RECORDS=N`
-//! for fewer. The windowed count (part (b)) arrives with windows.
+//! for fewer; `RUNNEL_BENCH_PART=a` or `b` for one part.
 
 use std::time::{Duration, Instant};
 
 use runnel::core::client::{Cluster, ConsumerConfig, ProducerConfig, ProducerRecord};
 use runnel::core::topic::{NewTopic, TopicPartition};
-use runnel::streams::{Consumed, Produced, Serdes, Streams, StreamsBuilder, StreamsConfig};
+use runnel::streams::{
+    Consumed, Grouped, Materialized, Produced, Serdes, Streams, StreamsBuilder, StreamsConfig, TimeWindows,
+};
 use serde::{Deserialize, Serialize};
 
 const PARTITIONS: i32 = 8;
@@ -69,7 +77,10 @@ async fn main() {
     for i in 0..n {
         let value = serde_json::to_vec(&click(i)).unwrap();
         bytes += value.len();
-        let record = ProducerRecord::new("clicks").key(format!("user{}", i % KEYS)).value(value);
+        let record = ProducerRecord::new("clicks")
+            .key(format!("user{}", i % KEYS))
+            .value(value)
+            .timestamp(click(i).ts);
         window.push_back(producer.enqueue(record).await.unwrap());
         if window.len() > 100_000 {
             window.pop_front().unwrap().await.unwrap();
@@ -83,32 +94,54 @@ async fn main() {
         start.elapsed().as_secs_f64(),
         bytes as f64 / n as f64
     );
-    let expected = (0..n).filter(|i| i % 5 != 4).count() as i64;
+    let part = std::env::var("RUNNEL_BENCH_PART").unwrap_or_default();
+    if part != "b" {
+        stateless(&cluster, dir.path(), n, bytes).await;
+    }
+    if part != "a" {
+        windowed(&cluster, dir.path(), n, bytes).await;
+    }
+    cluster.close().await.unwrap();
+}
 
-    // Ceiling: a plain consumer and the same per-record work.
+/// A plain consumer reading every input record once, handing each value to
+/// `work`; returns the elapsed seconds.
+async fn ceiling_loop(cluster: &Cluster, n: u64, mut work: impl FnMut(&[u8], &[u8])) -> f64 {
     let mut consumer = cluster.consumer(ConsumerConfig::default()).unwrap();
     let tps: Vec<TopicPartition> = (0..PARTITIONS).map(|p| TopicPartition::new("clicks", p)).collect();
     consumer.assign(tps.clone()).unwrap();
     consumer.seek_to_beginning(&tps).unwrap();
     let start = Instant::now();
-    let (mut seen, mut kept, mut out_bytes) = (0u64, 0i64, 0usize);
+    let mut seen = 0u64;
     while seen < n {
         for r in consumer.poll(Duration::from_millis(100)).await.unwrap() {
             seen += 1;
-            let c: Click = serde_json::from_slice(r.value.as_deref().unwrap()).unwrap();
-            if keep(&c) {
-                let page = page_of(c);
-                out_bytes += page.len();
-                kept += 1;
-            }
+            work(r.key.as_deref().unwrap(), r.value.as_deref().unwrap());
         }
     }
-    let ceiling_secs = start.elapsed().as_secs_f64();
+    start.elapsed().as_secs_f64()
+}
+
+/// Part (a): filter + map_values.
+async fn stateless(cluster: &Cluster, dir: &std::path::Path, n: u64, bytes: usize) {
+    let expected = (0..n).filter(|i| i % 5 != 4).count() as i64;
+
+    // Ceiling: a plain consumer and the same per-record work.
+    let (mut kept, mut out_bytes) = (0i64, 0usize);
+    let ceiling_secs = ceiling_loop(cluster, n, |_, value| {
+        let c: Click = serde_json::from_slice(value).unwrap();
+        if keep(&c) {
+            let page = page_of(c);
+            out_bytes += page.len();
+            kept += 1;
+        }
+    })
+    .await;
     assert_eq!(kept, expected);
     std::hint::black_box(out_bytes);
     let ceiling = n as f64 / ceiling_secs;
     println!(
-        "ceiling (hand-written loop): {n} records in {ceiling_secs:.2} s = {:.2}M records/s",
+        "(a) ceiling (hand-written loop): {n} records in {ceiling_secs:.2} s = {:.2}M records/s",
         ceiling / 1e6
     );
 
@@ -123,12 +156,12 @@ async fn main() {
             .map_values(page_of)
             .to(out.clone(), Produced::with(Serdes::string(), Serdes::string()));
         let config = StreamsConfig::new(format!("bench-{threads}"))
-            .with_state_dir(dir.path().join("state"))
+            .with_state_dir(dir.join("state"))
             .with_num_stream_threads(threads);
         let streams = Streams::new(builder.build().unwrap(), config, cluster.clone()).unwrap();
         let start = Instant::now();
         streams.start().await.unwrap();
-        while total_end_offsets(&cluster, &out).await < expected {
+        while total_end_offsets(cluster, &out).await < expected {
             assert!(streams.errors().is_empty(), "{:?}", streams.errors());
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
@@ -136,7 +169,7 @@ async fn main() {
         streams.close().await.unwrap();
         let rate = n as f64 / secs;
         println!(
-            "streams filter+map_values, {threads} thread(s): {n} records in {secs:.2} s = {:.2}M records/s, {:.0} MB/s in; {:.0}% of the ceiling",
+            "(a) streams filter+map_values, {threads} thread(s): {n} records in {secs:.2} s = {:.2}M records/s, {:.0} MB/s in; {:.0}% of the ceiling",
             rate / 1e6,
             bytes as f64 / secs / 1e6,
             100.0 * rate / ceiling
@@ -145,5 +178,82 @@ async fn main() {
             println!("target (a) >= 1M records/s: {}", if rate >= 1e6 { "met" } else { "MISSED" });
         }
     }
-    cluster.close().await.unwrap();
+}
+
+/// Part (b): a 1-minute tumbling-window count per key.
+async fn windowed(cluster: &Cluster, dir: &std::path::Path, n: u64, bytes: usize) {
+    const MINUTE: i64 = 60_000;
+    // Ceiling: the same JSON parsing, counting into a HashMap keyed by
+    // (key, window start); nothing persisted or written.
+    let mut counts: std::collections::HashMap<(Vec<u8>, i64), i64> = std::collections::HashMap::new();
+    let ceiling_secs = ceiling_loop(cluster, n, |key, value| {
+        let c: Click = serde_json::from_slice(value).unwrap();
+        let start = c.ts - c.ts.rem_euclid(MINUTE);
+        *counts.entry((key.to_vec(), start)).or_default() += 1;
+    })
+    .await;
+    let windows = counts.len();
+    assert_eq!(counts.values().sum::<i64>(), n as i64);
+    drop(counts);
+    let ceiling = n as f64 / ceiling_secs;
+    println!(
+        "(b) ceiling (hand-written loop, HashMap): {n} records in {ceiling_secs:.2} s = {:.2}M records/s; {windows} (key, minute) windows",
+        ceiling / 1e6
+    );
+
+    let mut rates = Vec::new();
+    for threads in [1usize, 2] {
+        let out = format!("minute-counts-{threads}");
+        cluster.admin().create_topic(NewTopic::new(&out, PARTITIONS)).await.unwrap();
+        let minute = Duration::from_millis(MINUTE as u64);
+        let mut builder = StreamsBuilder::new();
+        builder
+            .stream::<String, Click>("clicks", Consumed::with(Serdes::string(), Serdes::json()))
+            .group_by_key(Grouped::with(Serdes::string(), Serdes::json()))
+            .windowed_by(TimeWindows::of_size_with_no_grace(minute))
+            .count(Materialized::as_("clicks-per-minute"))
+            .to_stream()
+            .to(
+                out.clone(),
+                Produced::with(
+                    Serdes::time_windowed(Serdes::string(), minute),
+                    Serdes::nullable(Serdes::i64()),
+                ),
+            );
+        let app = format!("bench-windowed-{threads}");
+        let config = StreamsConfig::new(app.clone())
+            .with_state_dir(dir.join("state"))
+            .with_num_stream_threads(threads);
+        let streams = Streams::new(builder.build().unwrap(), config, cluster.clone()).unwrap();
+        let start = Instant::now();
+        streams.start().await.unwrap();
+        while streams.metrics().process_total < n {
+            assert!(streams.errors().is_empty(), "{:?}", streams.errors());
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let processed_secs = start.elapsed().as_secs_f64();
+        // Closing commits: the caches flush to RocksDB, the changelog and
+        // the output topic.
+        streams.close().await.unwrap();
+        let secs = start.elapsed().as_secs_f64();
+        let updates = total_end_offsets(cluster, &out).await;
+        let changelog = format!("{app}-clicks-per-minute-changelog");
+        let logged = total_end_offsets(cluster, &changelog).await;
+        let rate = n as f64 / secs;
+        println!(
+            "(b) streams windowed count, {threads} thread(s): {n} records in {secs:.2} s ({processed_secs:.2} s to process, the rest is the final commit) = {:.2}M records/s, {:.0} MB/s in; {:.0}% of the ceiling; {updates} updates out, {logged} changelog records, dropped {}",
+            rate / 1e6,
+            bytes as f64 / secs / 1e6,
+            100.0 * rate / ceiling,
+            streams.metrics().dropped_records_total,
+        );
+        rates.push(rate);
+    }
+    let scaling = rates[1] / rates[0];
+    println!(
+        "target (b) >= 500k records/s with 2 threads: {} ({:.2}M); 2 threads / 1 thread = {scaling:.2}x (target >= 1.6x: {})",
+        if rates[1] >= 5e5 { "met" } else { "MISSED" },
+        rates[1] / 1e6,
+        if scaling >= 1.6 { "met" } else { "MISSED" }
+    );
 }

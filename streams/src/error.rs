@@ -155,6 +155,19 @@ pub enum StreamsError {
         /// `"key"` or `"value"`.
         part: &'static str,
     },
+    /// A windowed store's retention is shorter than its windows live.
+    #[error(
+        "invalid topology: store {store:?} has retention {retention_ms} ms, less than the {minimum_ms} ms \
+         its windows stay open (size or gap plus grace)"
+    )]
+    RetentionTooShort {
+        /// The store.
+        store: String,
+        /// The retention asked for.
+        retention_ms: i64,
+        /// Window size (or session gap) plus grace.
+        minimum_ms: i64,
+    },
     /// A state store operation failed (RocksDB or the filesystem).
     #[error("state store {store} at {}: cannot {op}: {reason}", path.display())]
     Store {

@@ -21,6 +21,7 @@ use std::sync::Arc;
 
 use crate::processor::{Forwarder, Processor, SharedProcessor};
 use crate::source_sink::SourceProcessor;
+use crate::store::rocks::Segmenting;
 use crate::store::state::{FlushListener, StoreHandle};
 use crate::StreamsError;
 
@@ -132,6 +133,13 @@ pub(crate) struct StoreDef {
     pub(crate) name: String,
     /// Whether the store's record cache is on (`Materialized`).
     pub(crate) caching: bool,
+    /// Time segments, for window and session stores.
+    pub(crate) segmenting: Option<Segmenting>,
+    /// Whether processors read the store by key range (the cache keeps
+    /// its keys ordered).
+    pub(crate) ranged: bool,
+    /// Whether values start with an 8-byte timestamp (sliding windows).
+    pub(crate) timestamped: bool,
 }
 
 /// The graph under construction.
@@ -160,10 +168,37 @@ impl Graph {
 
     /// Defines store `name`; a name defined twice is a build error.
     pub(crate) fn add_store(&mut self, name: &str, caching: bool) {
-        if self.stores.iter().any(|s| s.name == name) {
-            self.errors.push(StreamsError::DuplicateStore { store: name.to_string() });
+        self.add_store_def(StoreDef {
+            name: name.to_string(),
+            caching,
+            segmenting: None,
+            ranged: false,
+            timestamped: false,
+        });
+    }
+
+    /// Makes the store `name` a window or session store: split into time
+    /// segments, its cache ordered when `ranged`.
+    pub(crate) fn set_store_layout(
+        &mut self,
+        name: &str,
+        segmenting: Segmenting,
+        ranged: bool,
+        timestamped: bool,
+    ) {
+        if let Some(def) = self.stores.iter_mut().find(|s| s.name == name) {
+            def.segmenting = Some(segmenting);
+            def.ranged = ranged;
+            def.timestamped = timestamped;
+        }
+    }
+
+    /// Defines a store, reporting a duplicate name.
+    pub(crate) fn add_store_def(&mut self, def: StoreDef) {
+        if self.stores.iter().any(|s| s.name == def.name) {
+            self.errors.push(StreamsError::DuplicateStore { store: def.name });
         } else {
-            self.stores.push(StoreDef { name: name.to_string(), caching });
+            self.stores.push(def);
         }
     }
 

@@ -34,7 +34,11 @@ use crate::{Serdes, StreamsError};
 
 /// The store name of `materialized`, or a generated `<prefix>-STATE-STORE-<n>`;
 /// defines the store.
-fn define_store<K, V>(graph: &mut Graph, materialized: &Materialized<K, V>, prefix: &str) -> String {
+pub(crate) fn define_store<K, V>(
+    graph: &mut Graph,
+    materialized: &Materialized<K, V>,
+    prefix: &str,
+) -> String {
     let store = materialized.name.clone().unwrap_or_else(|| graph.new_name(&format!("{prefix}-STATE-STORE")));
     graph.add_store(&store, materialized.caching);
     store
@@ -42,17 +46,17 @@ fn define_store<K, V>(graph: &mut Graph, materialized: &Materialized<K, V>, pref
 
 /// What both kinds of aggregation define first: the store, the node name,
 /// and the store's serdes.
-struct AggregationNode<K, VR> {
-    store: String,
-    name: String,
-    ks: Arc<dyn Serde<K>>,
-    vs: Arc<dyn Serde<VR>>,
+pub(crate) struct AggregationNode<K, VR> {
+    pub(crate) store: String,
+    pub(crate) name: String,
+    pub(crate) ks: Arc<dyn Serde<K>>,
+    pub(crate) vs: Arc<dyn Serde<VR>>,
 }
 
 /// Defines the store of an aggregation named with `prefix` and resolves its
 /// serdes: the materialized ones, else the grouping's key serde and
 /// `default_value_serde`.
-fn aggregation_node<K: 'static, VR: 'static>(
+pub(crate) fn aggregation_node<K: 'static, VR: 'static>(
     graph: &mut Graph,
     prefix: &str,
     materialized: Materialized<K, VR>,
@@ -84,26 +88,29 @@ fn serde_or_missing<T: 'static>(
     })
 }
 
-/// Adds node `name` owning `store`, fed by `parent` with `(K, VI)`,
-/// forwarding the store's flushed `Change<VS>`s.
-fn add_materializing_node<K, VI, VS, P, M>(
+/// Adds node `name` owning `store` (keys `KS`, values `VS`), fed by
+/// `parent` with `(KI, VI)`, forwarding the store's flushed `Change<VS>`s
+/// keyed by `KS` (for windowed stores, `KI` is the record key and `KS` the
+/// windowed key).
+pub(crate) fn add_materializing_node<KI, KS, VI, VS, P, M>(
     graph: &mut Graph,
     name: String,
     parent: NodeId,
     store: &str,
-    serdes: (Arc<dyn Serde<K>>, Arc<dyn Serde<VS>>),
+    serdes: (Arc<dyn Serde<KS>>, Arc<dyn Serde<VS>>),
     make: M,
 ) -> NodeId
 where
-    K: Clone + Send + 'static,
+    KI: 'static,
+    KS: Clone + Send + 'static,
     VI: 'static,
     VS: Clone + Send + 'static,
-    P: Processor<K, VI> + 'static,
-    M: Fn(TypedStore<K, VS>) -> P + Send + Sync + 'static,
+    P: Processor<KI, VI> + 'static,
+    M: Fn(TypedStore<KS, VS>) -> P + Send + Sync + 'static,
 {
     let store_name: Arc<str> = Arc::from(store);
     let (key_serde, value_serde) = serdes;
-    graph.add_store_processor::<K, VI, K, Change<VS>, P, _>(
+    graph.add_store_processor::<KI, VI, KS, Change<VS>, P, _>(
         name,
         vec![parent],
         store.to_string(),
@@ -175,7 +182,7 @@ where
             self.node()
         };
         let node =
-            add_materializing_node::<K, V, V, _, _>(&mut graph, name, parent, &store, (ks, vs), |store| {
+            add_materializing_node::<K, K, V, V, _, _>(&mut graph, name, parent, &store, (ks, vs), |store| {
                 TableSource { store }
             });
         drop(graph);
@@ -212,7 +219,7 @@ where
     let name = graph.new_name("KTABLE-SOURCE");
     let ks = materialized.key_serde.unwrap_or(key_serde);
     let vs = materialized.value_serde.unwrap_or(value_serde);
-    let node = add_materializing_node::<K, Option<V>, V, _, _>(
+    let node = add_materializing_node::<K, K, Option<V>, V, _, _>(
         &mut graph,
         name,
         source,
@@ -258,10 +265,10 @@ where
 /// # Ok::<(), runnel_streams::StreamsError>(())
 /// ```
 pub struct KGroupedStream<K, V> {
-    graph: Rc<RefCell<Graph>>,
-    node: NodeId,
-    repartition_required: bool,
-    grouped: Grouped<K, V>,
+    pub(crate) graph: Rc<RefCell<Graph>>,
+    pub(crate) node: NodeId,
+    pub(crate) repartition_required: bool,
+    pub(crate) grouped: Grouped<K, V>,
 }
 
 impl<K, V> fmt::Debug for KGroupedStream<K, V> {
@@ -325,14 +332,8 @@ where
         let mut graph = self.graph.borrow_mut();
         let AggregationNode { store, name, ks, vs } =
             aggregation_node(&mut graph, prefix, materialized, &self.grouped.key_serde, default_value_serde);
-        let parent = if self.repartition_required {
-            let names = repartition_names(&mut graph, self.grouped.name.as_deref(), &store);
-            let (gk, gv) = (Arc::clone(&self.grouped.key_serde), Arc::clone(&self.grouped.value_serde));
-            add_repartition(&mut graph, self.node, names, gk, gv, None)
-        } else {
-            self.node
-        };
-        let node = add_materializing_node::<K, V, VR, _, _>(
+        let parent = self.aggregation_parent(&mut graph, &store);
+        let node = add_materializing_node::<K, K, V, VR, _, _>(
             &mut graph,
             name,
             parent,
@@ -345,10 +346,24 @@ where
     }
 }
 
+impl<K: Clone + Send + 'static, V: Clone + Send + 'static> KGroupedStream<K, V> {
+    /// The node feeding an aggregation with store `store`: a repartition
+    /// topic (named after the grouping or the store) if the key changed,
+    /// else the grouped stream's node.
+    pub(crate) fn aggregation_parent(&self, graph: &mut Graph, store: &str) -> NodeId {
+        if !self.repartition_required {
+            return self.node;
+        }
+        let names = repartition_names(graph, self.grouped.name.as_deref(), store);
+        let (gk, gv) = (Arc::clone(&self.grouped.key_serde), Arc::clone(&self.grouped.value_serde));
+        add_repartition(graph, self.node, names, gk, gv, None)
+    }
+}
+
 /// Kafka's names: `<name>-repartition-{sink,source}` for a named grouping,
 /// generated sink and source names otherwise; the topic is
 /// `<name or store>-repartition`.
-fn repartition_names(graph: &mut Graph, name: Option<&str>, store: &str) -> RepartitionNames {
+pub(crate) fn repartition_names(graph: &mut Graph, name: Option<&str>, store: &str) -> RepartitionNames {
     match name {
         Some(name) => RepartitionNames {
             base: name.to_string(),
@@ -500,7 +515,7 @@ where
             change_serde,
             None,
         );
-        let node = add_materializing_node::<K, Change<V>, VR, _, _>(
+        let node = add_materializing_node::<K, K, Change<V>, VR, _, _>(
             &mut graph,
             name,
             parent,

@@ -77,8 +77,11 @@ mod describe;
 mod error;
 mod graph;
 mod kgrouped;
+mod ksliding;
 mod kstream;
 mod ktable;
+mod kwindowed;
+mod metrics;
 mod nodes;
 mod options;
 mod processor;
@@ -91,6 +94,7 @@ mod store;
 mod task;
 mod test_driver;
 mod topology;
+mod window;
 
 pub use builder::{StreamsBuilder, Topics};
 pub use change::Change;
@@ -98,8 +102,11 @@ pub use config::StreamsConfig;
 pub use describe::{NodeDescription, NodeDescriptionKind, SubtopologyDescription, TopologyDescription};
 pub use error::{BoxError, StreamsError};
 pub use kgrouped::{KGroupedStream, KGroupedTable};
+pub use ksliding::SlidingWindowedKStream;
 pub use kstream::{BranchedKStream, KStream};
 pub use ktable::KTable;
+pub use kwindowed::{SessionWindowedKStream, TimeWindowedKStream};
+pub use metrics::StreamsMetrics;
 pub use options::{Branched, Consumed, Grouped, Materialized, Named, Produced, Repartitioned};
 pub use processor::{Forwarder, Processor, ProcessorContext, TaskId};
 pub use record::{Headers, Record, RecordCollector, SinkRecord};
@@ -109,5 +116,9 @@ pub use serdes::{
     StringSerde, U32Serde, U64Serde, UnitSerde,
 };
 pub use store::kv::KeyValueStore;
+pub use store::window_view::{SessionStore, WindowStore};
 pub use test_driver::{TestInputTopic, TestOutputTopic, TopologyTestDriver};
 pub use topology::{ChangelogTopic, RepartitionTopic, Topology};
+pub use window::{
+    SessionWindowedSerde, SessionWindows, SlidingWindows, TimeWindowedSerde, TimeWindows, Window, Windowed,
+};

@@ -154,6 +154,16 @@ impl<K, V> Grouped<K, V> {
     }
 }
 
+impl<K, V> Clone for Grouped<K, V> {
+    fn clone(&self) -> Self {
+        Grouped {
+            key_serde: Arc::clone(&self.key_serde),
+            value_serde: Arc::clone(&self.value_serde),
+            name: self.name.clone(),
+        }
+    }
+}
+
 impl<K, V> fmt::Debug for Grouped<K, V> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Grouped").field("name", &self.name).finish_non_exhaustive()
@@ -173,11 +183,12 @@ pub struct Materialized<K, V> {
     pub(crate) key_serde: Option<Arc<dyn Serde<K>>>,
     pub(crate) value_serde: Option<Arc<dyn Serde<V>>>,
     pub(crate) caching: bool,
+    pub(crate) retention: Option<std::time::Duration>,
 }
 
 impl<K, V> Default for Materialized<K, V> {
     fn default() -> Self {
-        Materialized { name: None, key_serde: None, value_serde: None, caching: true }
+        Materialized { name: None, key_serde: None, value_serde: None, caching: true, retention: None }
     }
 }
 
@@ -215,6 +226,15 @@ impl<K, V> Materialized<K, V> {
     /// input record are still merged).
     pub fn with_caching_disabled(mut self) -> Self {
         self.caching = false;
+        self
+    }
+
+    /// How long a windowed store keeps a window after its start (session
+    /// stores: after its end). The default and the minimum is the window
+    /// size plus grace (session stores: the gap plus grace); a shorter one
+    /// fails `build()`. Ignored by key-value stores.
+    pub fn with_retention(mut self, retention: std::time::Duration) -> Self {
+        self.retention = Some(retention);
         self
     }
 }

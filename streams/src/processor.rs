@@ -9,6 +9,7 @@
 use std::fmt;
 use std::sync::{Arc, Mutex, PoisonError};
 
+use crate::metrics::Counters;
 use crate::record::{Record, RecordCollector};
 use crate::store::state::TaskStores;
 use crate::StreamsError;
@@ -67,6 +68,7 @@ pub struct ProcessorContext<'a> {
     pub(crate) offset: i64,
     pub(crate) stream_time: i64,
     pub(crate) collector: &'a mut dyn RecordCollector,
+    pub(crate) metrics: &'a Counters,
 }
 
 impl ProcessorContext<'_> {

@@ -34,7 +34,9 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 
+use crate::metrics::Counters;
 use crate::processor::{ProcessorContext, TaskId};
 use crate::record::{ConsumedRecord, RecordCollector, SinkRecord};
 use crate::source_sink::SourceProcessor;
@@ -56,6 +58,10 @@ pub(crate) struct StreamTask {
     listeners: Vec<Option<Box<dyn FlushListener>>>,
     /// `<state.dir>/<application.id>/<task>`, for stateful tasks.
     state_dir: Option<PathBuf>,
+    /// The instance's counters.
+    metrics: Arc<Counters>,
+    /// Records processed since the last [`report_metrics`](Self::report_metrics).
+    unreported: u64,
 }
 
 impl StreamTask {
@@ -74,7 +80,24 @@ impl StreamTask {
             stores: TaskStores::default(),
             listeners: Vec::new(),
             state_dir: None,
+            metrics: Arc::default(),
+            unreported: 0,
         }
+    }
+
+    /// Adds the records processed since the last call to the instance's
+    /// counters (one atomic add per batch instead of per record).
+    pub(crate) fn report_metrics(&mut self) {
+        if self.unreported > 0 {
+            self.metrics.add_processed(self.unreported);
+            self.unreported = 0;
+        }
+    }
+
+    /// Makes the task count into the instance's shared counters.
+    pub(crate) fn with_metrics(mut self, metrics: Arc<Counters>) -> Self {
+        self.metrics = metrics;
+        self
     }
 
     /// Gives the task its stores (in slot order), their flush listeners and
@@ -142,8 +165,10 @@ impl StreamTask {
             offset: record.offset,
             stream_time: self.stream_time,
             collector: &mut *collector,
+            metrics: &self.metrics,
         };
         self.sources[self.topics[topic_index].1].process_consumed(&mut ctx, record)?;
+        self.unreported += 1;
         if self.stores.over_budget {
             self.flush(collector)?;
         }
@@ -176,7 +201,7 @@ impl StreamTask {
         store: StoreHandle,
         collector: &mut dyn RecordCollector,
     ) -> Result<(), StreamsError> {
-        let StreamTask { id, topics, stores, listeners, stream_time, .. } = self;
+        let StreamTask { id, topics, stores, listeners, stream_time, metrics, .. } = self;
         let slot = &mut stores.slots[store.0];
         if slot.cache.is_empty() {
             return Ok(());
@@ -211,6 +236,7 @@ impl StreamTask {
                 offset: entry.context.offset,
                 stream_time: *stream_time,
                 collector: &mut *collector,
+                metrics,
             };
             let (value, timestamp, headers) =
                 (entry.value.as_deref(), entry.context.timestamp, entry.context.headers);
@@ -290,9 +316,11 @@ impl StreamTask {
         key: &[u8],
         value: Option<&[u8]>,
     ) -> Result<(), StreamsError> {
-        let slot = self.stores.slots.iter().find(|s| s.changelog == changelog_topic).ok_or_else(|| {
-            StreamsError::UnknownChangelog { task: self.id.to_string(), topic: changelog_topic.to_string() }
-        })?;
+        let id = self.id;
+        let slot =
+            self.stores.slots.iter_mut().find(|s| s.changelog == changelog_topic).ok_or_else(|| {
+                StreamsError::UnknownChangelog { task: id.to_string(), topic: changelog_topic.to_string() }
+            })?;
         slot.rocks.write([(key, value)])
     }
 
@@ -317,8 +345,6 @@ impl StreamTask {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
-
     use super::*;
     use crate::{Consumed, Grouped, Materialized, Serdes, StreamsBuilder, StreamsConfig, Topology};
 
@@ -470,5 +496,48 @@ mod tests {
         assert!(task.changelog_partitions().is_empty());
         task.write_checkpoint(&HashMap::new()).unwrap();
         assert!(!dir.path().join("app").exists());
+    }
+
+    #[test]
+    fn a_window_store_restores_from_its_changelog_into_segments() {
+        let topology = || {
+            let mut b = StreamsBuilder::new();
+            b.stream::<String, String>("in", Consumed::with(Serdes::string(), Serdes::string()))
+                .group_by_key(Grouped::with(Serdes::string(), Serdes::string()))
+                .windowed_by(crate::TimeWindows::of_size_with_no_grace(std::time::Duration::from_secs(60)))
+                .count(Materialized::as_("w"));
+            b.build().unwrap()
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let config = StreamsConfig::new("app").with_state_dir(dir.path());
+        let mut task = topology().build_task(0, 0, &config).unwrap();
+        let mut sent = Sent::default();
+        for (offset, ts) in [(0, 1_000), (1, 2_000), (2, 61_000)] {
+            let mut rec = record(b"k", offset);
+            rec.partition = 0;
+            rec.timestamp = ts;
+            task.process(&rec, &mut sent).unwrap();
+        }
+        task.flush(&mut sent).unwrap();
+        let logged: Vec<_> = sent.0.iter().filter(|r| r.0 == "app-w-changelog").cloned().collect();
+        assert_eq!(logged.len(), 2, "one record per window: {logged:?}");
+        drop(task);
+        // A fresh state directory: everything comes from the changelog.
+        let dir = tempfile::tempdir().unwrap();
+        let config = StreamsConfig::new("app").with_state_dir(dir.path());
+        let mut task = topology().build_task(0, 0, &config).unwrap();
+        for (topic, _, key, value) in &logged {
+            task.restore(topic, key.as_deref().unwrap(), value.as_deref()).unwrap();
+        }
+        let slot = &task.stores().slots[0];
+        assert_eq!(slot.rocks.segment_names(), vec!["segment-0", "segment-60000"]);
+        let key0 = [b"k".as_slice(), &0i64.to_be_bytes(), &[0; 4]].concat();
+        let store = task.stores().find("w").unwrap();
+        let count = task
+            .stores()
+            .get(store, &key0)
+            .unwrap()
+            .map(|b| i64::from_be_bytes(b.as_ref().try_into().unwrap()));
+        assert_eq!(count, Some(2));
     }
 }

@@ -5,14 +5,17 @@ use std::cell::RefCell;
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::rc::Rc;
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::config::StreamsConfig;
+use crate::metrics::{Counters, StreamsMetrics};
 use crate::record::{ConsumedRecord, Headers, Record, RecordCollector, SinkRecord};
 use crate::serdes::Serde;
 use crate::store::changelog_topic;
 use crate::store::kv::{KeyValueStore, StoreReader};
 use crate::store::state::StoreHandle;
+use crate::store::window_view::{SessionStore, WindowStore};
 use crate::task::StreamTask;
 use crate::topology::Topology;
 use crate::StreamsError;
@@ -97,6 +100,8 @@ struct DriverState {
     /// Next offset per topic (inputs and outputs).
     offsets: HashMap<String, i64>,
     wall_clock_ms: i64,
+    /// Counters all tasks share.
+    metrics: Arc<Counters>,
     /// The temporary state directory, removed after the tasks close.
     _temp_dir: Option<tempfile::TempDir>,
 }
@@ -191,6 +196,7 @@ impl DriverState {
                 pending,
             };
             self.tasks[task].process(&consumed, &mut collector)?;
+            self.tasks[task].report_metrics();
         }
         Ok(())
     }
@@ -219,8 +225,9 @@ impl TopologyTestDriver {
         };
         let mut tasks = Vec::with_capacity(topology.subtopology_count());
         let mut readers = HashMap::new();
+        let metrics = Arc::new(Counters::default());
         for subtopology in 0..topology.subtopology_count() {
-            let task = topology.build_task(subtopology, 0, &config)?;
+            let task = topology.build_task(subtopology, 0, &config)?.with_metrics(Arc::clone(&metrics));
             readers.extend(task.topics().map(|t| (t.to_string(), tasks.len())));
             tasks.push(task);
         }
@@ -231,6 +238,7 @@ impl TopologyTestDriver {
             outputs: HashMap::new(),
             offsets: HashMap::new(),
             wall_clock_ms: 0,
+            metrics,
             _temp_dir: temp_dir,
         };
         Ok(TopologyTestDriver { state: Rc::new(RefCell::new(state)) })
@@ -280,6 +288,52 @@ impl TopologyTestDriver {
         key_serde: impl Serde<K>,
         value_serde: impl Serde<V>,
     ) -> Result<KeyValueStore<K, V>, StreamsError> {
+        let (topic, reader) = self.store_reader(name)?;
+        Ok(KeyValueStore {
+            name: name.to_string(),
+            topic,
+            reader,
+            key_serde: Box::new(key_serde),
+            value_serde: Box::new(value_serde),
+        })
+    }
+
+    /// A typed read view of the time-windowed store `name` (of a
+    /// `windowed_by` aggregation), with the record key's serde and the
+    /// aggregate's.
+    ///
+    /// # Errors
+    ///
+    /// As [`get_key_value_store`](Self::get_key_value_store).
+    pub fn get_window_store<K: 'static, V: 'static>(
+        &self,
+        name: &str,
+        key_serde: impl Serde<K>,
+        value_serde: impl Serde<V>,
+    ) -> Result<WindowStore<K, V>, StreamsError> {
+        let (topic, reader) = self.store_reader(name)?;
+        Ok(WindowStore::new(name.to_string(), topic, reader, Box::new(key_serde), Box::new(value_serde)))
+    }
+
+    /// A typed read view of the session store `name` (of a
+    /// `windowed_by_sessions` aggregation).
+    ///
+    /// # Errors
+    ///
+    /// As [`get_key_value_store`](Self::get_key_value_store).
+    pub fn get_session_store<K: 'static, V: 'static>(
+        &self,
+        name: &str,
+        key_serde: impl Serde<K>,
+        value_serde: impl Serde<V>,
+    ) -> Result<SessionStore<K, V>, StreamsError> {
+        let (topic, reader) = self.store_reader(name)?;
+        Ok(SessionStore::new(name.to_string(), topic, reader, Box::new(key_serde), Box::new(value_serde)))
+    }
+
+    /// The changelog topic (the store serdes' topic) and a byte reader of
+    /// the store `name`.
+    fn store_reader(&self, name: &str) -> Result<(String, Box<dyn StoreReader>), StreamsError> {
         let state = self.state.borrow();
         let found =
             state.tasks.iter().enumerate().find_map(|(t, task)| task.stores().find(name).map(|s| (t, s)));
@@ -288,13 +342,13 @@ impl TopologyTestDriver {
             return Err(StreamsError::UnknownStore { name: name.to_string(), known });
         };
         let topic = changelog_topic(&state.application_id, name);
-        Ok(KeyValueStore {
-            name: name.to_string(),
-            topic,
-            reader: Box::new(DriverStore { state: Rc::clone(&self.state), task, store }),
-            key_serde: Box::new(key_serde),
-            value_serde: Box::new(value_serde),
-        })
+        Ok((topic, Box::new(DriverStore { state: Rc::clone(&self.state), task, store })))
+    }
+
+    /// The metrics of the driver's tasks, such as
+    /// [`dropped_records_total`](StreamsMetrics::dropped_records_total).
+    pub fn metrics(&self) -> StreamsMetrics {
+        self.state.borrow().metrics.snapshot()
     }
 
     /// Topics the topology has written to so far, sorted.
@@ -326,14 +380,32 @@ struct DriverStore {
     store: StoreHandle,
 }
 
+/// Drops the first `skip` bytes (a timestamp) of each value.
+fn skip_values(entries: crate::store::Entries, skip: usize) -> crate::store::Entries {
+    if skip == 0 {
+        return entries;
+    }
+    entries.into_iter().map(|(k, v)| (k, v.get(skip..).unwrap_or_default().to_vec())).collect()
+}
+
 impl StoreReader for DriverStore {
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StreamsError> {
         let state = self.state.borrow();
-        Ok(state.tasks[self.task].stores().get(self.store, key)?.map(|v| v.into_owned()))
+        let stores = state.tasks[self.task].stores();
+        let skip = stores.slots[self.store.0].value_offset;
+        Ok(stores.get(self.store, key)?.map(|v| v.get(skip..).unwrap_or_default().to_vec()))
     }
 
     fn all(&self) -> Result<crate::store::Entries, StreamsError> {
-        self.state.borrow().tasks[self.task].stores().all(self.store)
+        let state = self.state.borrow();
+        let stores = state.tasks[self.task].stores();
+        Ok(skip_values(stores.all(self.store)?, stores.slots[self.store.0].value_offset))
+    }
+
+    fn range(&self, from: &[u8], to: Option<&[u8]>) -> Result<crate::store::Entries, StreamsError> {
+        let state = self.state.borrow();
+        let stores = state.tasks[self.task].stores();
+        Ok(skip_values(stores.range(self.store, from, to)?, stores.slots[self.store.0].value_offset))
     }
 }
 

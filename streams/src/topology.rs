@@ -30,6 +30,9 @@ pub struct RepartitionTopic {
     pub partitions: Option<u32>,
 }
 
+/// How much longer than its store a window changelog keeps records.
+const WINDOW_CHANGELOG_EXTRA_MS: i64 = 24 * 60 * 60 * 1000;
+
 /// A changelog topic the runtime must create (compacted:
 /// `cleanup.policy=compact`) before starting. It needs as many partitions
 /// as the input of the sub-topology owning the store: task `s_p` logs to
@@ -40,6 +43,11 @@ pub struct ChangelogTopic {
     pub name: String,
     /// The store it backs.
     pub store: String,
+    /// For window and session stores: the store's retention plus a day
+    /// (Kafka's `windowstore.changelog.additional.retention.ms`), to be
+    /// set as `retention.ms` with `cleanup.policy=compact,delete`. `None`
+    /// for key-value stores (compacted only).
+    pub retention_ms: Option<i64>,
 }
 
 /// A validated processor graph, built by
@@ -163,7 +171,11 @@ impl Topology {
     pub fn changelog_topics(&self, application_id: &str) -> Vec<ChangelogTopic> {
         self.stores
             .iter()
-            .map(|s| ChangelogTopic { name: changelog_topic(application_id, &s.name), store: s.name.clone() })
+            .map(|s| ChangelogTopic {
+                name: changelog_topic(application_id, &s.name),
+                store: s.name.clone(),
+                retention_ms: s.segmenting.map(|seg| seg.retention.saturating_add(WINDOW_CHANGELOG_EXTRA_MS)),
+            })
             .collect()
     }
 
@@ -243,10 +255,19 @@ impl Topology {
             let memory = SharedMemory::shared(config.memory_max_bytes());
             let share = usize::try_from(config.cache_max_bytes()).unwrap_or(usize::MAX) / named.len();
             for (name, changelog) in &named {
-                let caching = self.stores.iter().find(|s| &s.name == name).is_none_or(|s| s.caching);
-                let rocks = RocksStore::open(name, &task_dir.join(name), Arc::clone(&memory))?;
-                let cache = RecordCache::new(if caching { share } else { 0 });
-                stores.slots.push(StoreSlot { rocks, cache, changelog: changelog.clone() });
+                let def = self.stores.iter().find(|s| &s.name == name);
+                let caching = def.is_none_or(|s| s.caching);
+                let segmenting = def.and_then(|s| s.segmenting);
+                let rocks =
+                    RocksStore::open_segmented(name, &task_dir.join(name), Arc::clone(&memory), segmenting)?;
+                let budget = if caching { share } else { 0 };
+                let cache = if def.is_some_and(|s| s.ranged) {
+                    RecordCache::new_ordered(budget)
+                } else {
+                    RecordCache::new(budget)
+                };
+                let value_offset = if def.is_some_and(|s| s.timestamped) { 8 } else { 0 };
+                stores.slots.push(StoreSlot { rocks, cache, changelog: changelog.clone(), value_offset });
             }
         }
         // Built nodes waiting for their parents: one handle per parent edge.

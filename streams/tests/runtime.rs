@@ -416,3 +416,74 @@ async fn counts_are_restored_from_the_changelog_after_the_app_is_killed() {
     assert_eq!(described.get("cleanup.policy").map(|(v, _)| v.as_str()), Some("compact"));
     cluster.close().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn windowed_counts_run_on_the_cluster_with_a_compact_delete_changelog() {
+    let cluster = TestCluster::open(false).await;
+    create(&cluster.client, "clicks", 2).await;
+    create(&cluster.client, "per-second", 2).await;
+    // 10 keys, 3 seconds of clicks, then one click for the first second
+    // after stream time has moved 10 s on: late by more than the grace.
+    let producer = cluster.client.producer(ProducerConfig::default()).unwrap();
+    let mut deliveries = Vec::new();
+    for i in 0..300i64 {
+        let record = ProducerRecord::new("clicks").key(format!("k{}", i % 10)).value("x").timestamp(i * 10);
+        deliveries.push(producer.enqueue(record).await.unwrap());
+    }
+    for key in 0..10 {
+        let tick = ProducerRecord::new("clicks").key(format!("k{key}")).value("x").timestamp(13_000);
+        deliveries.push(producer.enqueue(tick).await.unwrap());
+        let late = ProducerRecord::new("clicks").key(format!("k{key}")).value("x").timestamp(500);
+        deliveries.push(producer.enqueue(late).await.unwrap());
+    }
+    for d in deliveries {
+        d.await.unwrap();
+    }
+    producer.close().await.unwrap();
+
+    let second = Duration::from_secs(1);
+    let mut builder = StreamsBuilder::new();
+    builder
+        .stream::<String, String>("clicks", Consumed::with(Serdes::string(), Serdes::string()))
+        .group_by_key(runnel_streams::Grouped::with(Serdes::string(), Serdes::string()))
+        .windowed_by(runnel_streams::TimeWindows::of_size_and_grace(second, Duration::from_secs(2)))
+        .count(runnel_streams::Materialized::as_("per-second"))
+        .to_stream()
+        .map(|w, c| (format!("{}@{}", w.key, w.window.start), c.unwrap_or(0).to_string()))
+        .to("per-second", Produced::with(Serdes::string(), Serdes::string()));
+    let streams = Streams::new(
+        builder.build().unwrap(),
+        // One thread: no rebalance, so no at-least-once repeats to allow for.
+        config("windows", &cluster),
+        cluster.client.clone(),
+    )
+    .unwrap();
+    streams.start().await.unwrap();
+    // Each key has 10 clicks in each of seconds 0, 1 and 2, and one at 13 s.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut latest: BTreeMap<String, i64> = BTreeMap::new();
+    let mut consumer = cluster.client.consumer(ConsumerConfig::default()).unwrap();
+    let tps: Vec<TopicPartition> = (0..2).map(|p| TopicPartition::new("per-second", p)).collect();
+    consumer.assign(tps.clone()).unwrap();
+    consumer.seek_to_beginning(&tps).unwrap();
+    let done = |latest: &BTreeMap<String, i64>| {
+        latest.len() == 40 && latest.iter().all(|(k, &c)| c == if k.ends_with("@13000") { 1 } else { 10 })
+    };
+    while !done(&latest) && Instant::now() < deadline {
+        for r in consumer.poll(Duration::from_millis(200)).await.unwrap() {
+            let key = String::from_utf8(r.key.unwrap().to_vec()).unwrap();
+            let count: i64 = String::from_utf8(r.value.unwrap().to_vec()).unwrap().parse().unwrap();
+            let slot = latest.entry(key).or_default();
+            *slot = (*slot).max(count);
+        }
+    }
+    let dropped = streams.metrics().dropped_records_total;
+    streams.close().await.unwrap();
+    assert!(done(&latest), "latest counts: {latest:?}");
+    assert_eq!(dropped, 10, "one late click per key");
+    let changelog = cluster.client.admin().describe_topic("windows-per-second-changelog").await.unwrap();
+    assert_eq!(changelog.configs.get("cleanup.policy").map(String::as_str), Some("compact,delete"));
+    let retention = (3_000 + 24 * 3600 * 1000).to_string();
+    assert_eq!(changelog.configs.get("retention.ms"), Some(&retention));
+    cluster.close().await;
+}

@@ -52,7 +52,13 @@ pub(crate) async fn prepare(
         wanted.push(NewTopic::new(&t.name, partitions));
     }
     for c in &changelogs {
-        wanted.push(NewTopic::new(&c.name, max_partitions).config("cleanup.policy", "compact"));
+        let topic = NewTopic::new(&c.name, max_partitions);
+        wanted.push(match c.retention_ms {
+            None => topic.config("cleanup.policy", "compact"),
+            Some(ms) => {
+                topic.config("cleanup.policy", "compact,delete").config("retention.ms", ms.to_string())
+            }
+        });
     }
     for topic in wanted {
         if existing.contains(&topic.name) {

@@ -13,6 +13,7 @@ mod internal_topics;
 mod queues;
 mod thread;
 
+use crate::metrics::Counters;
 use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -69,6 +70,7 @@ struct Shared {
     errors: Mutex<Vec<String>>,
     shutdown: Arc<AtomicBool>,
     handler: Mutex<Option<ErrorHandler>>,
+    metrics: Arc<Counters>,
 }
 
 impl Shared {
@@ -139,6 +141,7 @@ impl Streams {
                 errors: Mutex::new(Vec::new()),
                 shutdown: Arc::new(AtomicBool::new(false)),
                 handler: Mutex::new(None),
+                metrics: Arc::default(),
             }),
             threads: Mutex::new(Vec::new()),
         })
@@ -179,6 +182,7 @@ impl Streams {
                 config: self.config.clone(),
                 cluster: self.cluster.clone(),
                 shutdown: Arc::clone(&self.shared.shutdown),
+                metrics: Arc::clone(&self.shared.metrics),
             };
             let shared = Arc::clone(&self.shared);
             let handle = std::thread::Builder::new()
@@ -196,6 +200,12 @@ impl Streams {
     /// The current state.
     pub fn state(&self) -> StreamsState {
         *self.shared.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The instance's metrics so far, such as
+    /// [`dropped_records_total`](crate::StreamsMetrics::dropped_records_total).
+    pub fn metrics(&self) -> crate::StreamsMetrics {
+        self.shared.metrics.snapshot()
     }
 
     /// The errors stream threads stopped on, oldest first, as text.

@@ -9,6 +9,7 @@
 //! `buffered.records.per.partition` records is paused until it drains, so
 //! memory stays bounded whatever the input rate.
 
+use crate::metrics::Counters;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -39,6 +40,8 @@ pub(crate) struct ThreadSpec {
     pub(crate) config: StreamsConfig,
     pub(crate) cluster: Cluster,
     pub(crate) shutdown: Arc<AtomicBool>,
+    /// The instance's metrics, shared by all its tasks.
+    pub(crate) metrics: Arc<Counters>,
 }
 
 /// A task and the bookkeeping the thread keeps for it.
@@ -172,7 +175,11 @@ async fn process_turn(
             value: record.value.as_deref(),
             headers: &headers,
         };
-        active.task.process(&consumed, pending)?;
+        let processed = active.task.process(&consumed, pending);
+        if processed.is_err() {
+            active.task.report_metrics();
+        }
+        processed?;
         sender.send_pending(pending).await?;
         let next = record.offset + 1;
         match active.consumed.iter_mut().find(|(t, p, _)| *p == record.partition && *t == record.topic) {
@@ -180,6 +187,7 @@ async fn process_turn(
             None => active.consumed.push((record.topic, record.partition, next)),
         }
     }
+    active.task.report_metrics();
     Ok(())
 }
 
@@ -220,7 +228,10 @@ async fn adopt_assignment(
         if tasks.contains_key(id) {
             continue;
         }
-        let mut task = spec.topology.build_task(id.subtopology as usize, id.partition, &spec.config)?;
+        let mut task = spec
+            .topology
+            .build_task(id.subtopology as usize, id.partition, &spec.config)?
+            .with_metrics(Arc::clone(&spec.metrics));
         let checkpoint = restore(spec, &mut task).await?;
         debug!(thread = %spec.name, task = %id, "created task");
         tasks.insert(

@@ -11,7 +11,7 @@
 //! The cache is write-only (reads that miss go to RocksDB, whose block
 //! cache serves hot keys): a flush empties it.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 
 use crate::record::Headers;
 
@@ -42,6 +42,9 @@ const ENTRY_OVERHEAD: usize = 96;
 #[derive(Debug, Default)]
 pub(crate) struct RecordCache {
     index: HashMap<Vec<u8>, usize>,
+    /// Keys in byte order, for stores read by range (session and sliding
+    /// window stores); `None` for the others.
+    ordered: Option<BTreeSet<Vec<u8>>>,
     entries: Vec<DirtyEntry>,
     bytes: usize,
     max_bytes: usize,
@@ -54,6 +57,28 @@ fn size(key: &[u8], value: Option<&[u8]>) -> usize {
 impl RecordCache {
     pub(crate) fn new(max_bytes: usize) -> Self {
         RecordCache { max_bytes, ..RecordCache::default() }
+    }
+
+    /// A cache that can also answer [`range`](Self::range) reads.
+    pub(crate) fn new_ordered(max_bytes: usize) -> Self {
+        RecordCache { max_bytes, ordered: Some(BTreeSet::new()), ..RecordCache::default() }
+    }
+
+    /// Cached keys from `from` (inclusive) to `to` (exclusive; `None` = no
+    /// bound) with their values, in key order. Empty unless the cache was
+    /// made with [`new_ordered`](Self::new_ordered).
+    pub(crate) fn range<'a>(
+        &'a self,
+        from: &[u8],
+        to: Option<&[u8]>,
+    ) -> impl Iterator<Item = (&'a [u8], Option<&'a [u8]>)> + 'a {
+        use std::ops::Bound;
+        let upper = to.map_or(Bound::Unbounded, |t| Bound::Excluded(t.to_vec()));
+        let bounds = (Bound::Included(from.to_vec()), upper);
+        self.ordered.iter().flat_map(move |set| set.range::<Vec<u8>, _>(bounds.clone())).map(|key| {
+            let entry = &self.entries[self.index[key]];
+            (entry.key.as_slice(), entry.value.as_deref())
+        })
     }
 
     /// The latest cached value of `key`: `Some(None)` for a cached delete,
@@ -76,6 +101,9 @@ impl RecordCache {
                 entry.context = context;
             }
             None => {
+                if let Some(ordered) = &mut self.ordered {
+                    ordered.insert(key.to_vec());
+                }
                 self.index.insert(key.to_vec(), self.entries.len());
                 self.entries.push(DirtyEntry { key: key.to_vec(), value, context });
             }
@@ -114,6 +142,9 @@ impl RecordCache {
     /// Empties the cache, returning every entry in first-written order.
     pub(crate) fn drain(&mut self) -> Vec<DirtyEntry> {
         self.index.clear();
+        if let Some(ordered) = &mut self.ordered {
+            ordered.clear();
+        }
         self.bytes = 0;
         std::mem::take(&mut self.entries)
     }
@@ -153,6 +184,16 @@ mod tests {
         assert!(cache.put(b"k2", Some(vec![0; 5]), ctx(2)));
         cache.drain();
         assert!(!cache.is_over_budget());
+        let mut ordered = RecordCache::new_ordered(1 << 20);
+        for key in [&b"b2"[..], b"a", b"b1", b"c"] {
+            ordered.put(key, Some(key.to_vec()), ctx(0));
+        }
+        ordered.put(b"b1", None, ctx(1));
+        let range: Vec<_> = ordered.range(b"b", Some(b"c")).collect();
+        assert_eq!(range, vec![(&b"b1"[..], None), (&b"b2"[..], Some(&b"b2"[..]))]);
+        assert_eq!(ordered.range(b"b", None).count(), 3);
+        ordered.drain();
+        assert_eq!(ordered.range(b"", None).count(), 0);
         let mut disabled = RecordCache::new(0);
         assert!(disabled.put(b"k", None, ctx(0)), "a zero budget flushes after every record");
     }

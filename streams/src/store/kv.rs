@@ -11,6 +11,8 @@ use crate::StreamsError;
 pub(crate) trait StoreReader {
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StreamsError>;
     fn all(&self) -> Result<Entries, StreamsError>;
+    /// Keys from `from` (inclusive) to `to` (exclusive), in key order.
+    fn range(&self, from: &[u8], to: Option<&[u8]>) -> Result<Entries, StreamsError>;
 }
 
 /// A typed read view of a key-value state store (Kafka's

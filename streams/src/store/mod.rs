@@ -28,6 +28,7 @@ pub(crate) mod memory;
 pub(crate) mod rocks;
 pub(crate) mod state;
 pub(crate) mod typed;
+pub(crate) mod window_view;
 
 /// A store's keys and values, in key-byte order.
 pub(crate) type Entries = Vec<(Vec<u8>, Vec<u8>)>;

@@ -21,6 +21,9 @@ pub(crate) struct StoreSlot {
     pub(crate) cache: RecordCache,
     /// `<application.id>-<store>-changelog`.
     pub(crate) changelog: String,
+    /// Bytes before the value in stored values: 8 when a timestamp comes
+    /// first (sliding-window stores), else 0. Interactive reads skip them.
+    pub(crate) value_offset: usize,
 }
 
 /// The stores of one task, in topological order of the nodes using them
@@ -62,6 +65,26 @@ impl TaskStores {
         let slot = &self.slots[store.0];
         let mut all: std::collections::BTreeMap<Vec<u8>, Vec<u8>> = slot.rocks.all()?.into_iter().collect();
         for (key, value) in slot.cache.entries() {
+            match value {
+                Some(value) => all.insert(key.to_vec(), value.to_vec()),
+                None => all.remove(key),
+            };
+        }
+        Ok(all.into_iter().collect())
+    }
+
+    /// Keys from `from` (inclusive) to `to` (exclusive; `None` = no bound)
+    /// with their latest values, cache included, in key-byte order.
+    pub(crate) fn range(
+        &self,
+        store: StoreHandle,
+        from: &[u8],
+        to: Option<&[u8]>,
+    ) -> Result<Entries, StreamsError> {
+        let slot = &self.slots[store.0];
+        let mut all: std::collections::BTreeMap<Vec<u8>, Vec<u8>> =
+            slot.rocks.range(from, to)?.into_iter().collect();
+        for (key, value) in slot.cache.range(from, to) {
             match value {
                 Some(value) => all.insert(key.to_vec(), value.to_vec()),
                 None => all.remove(key),

@@ -58,6 +58,40 @@ impl<K: 'static, V: 'static> TypedStore<K, V> {
             .map_err(|e| serde_error(&self.name, "serialize", "key", e))
     }
 
+    /// Builds the key of the next [`get`](Self::get) and [`put`](Self::put)
+    /// with `build`, which appends its bytes to an empty buffer (windowed
+    /// keys: the record key's serde, then the window's times).
+    #[inline]
+    pub(crate) fn set_key_with(
+        &mut self,
+        build: impl FnOnce(&str, &mut Vec<u8>) -> Result<(), SerdeError>,
+    ) -> Result<(), StreamsError> {
+        self.key.clear();
+        build(&self.topic, &mut self.key).map_err(|e| serde_error(&self.name, "serialize", "key", e))
+    }
+
+    /// The handle of the store.
+    pub(crate) fn handle(&self) -> StoreHandle {
+        self.handle
+    }
+
+    /// The changelog topic, which the store's serdes are called with.
+    pub(crate) fn topic(&self) -> &str {
+        &self.topic
+    }
+
+    /// The store's name.
+    pub(crate) fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Decodes a stored value.
+    pub(crate) fn decode_value(&self, bytes: &[u8]) -> Result<V, StreamsError> {
+        self.value_serde
+            .deserialize(&self.topic, bytes)
+            .map_err(|e| serde_error(&self.name, "deserialize", "value", e))
+    }
+
     /// The current key's value.
     #[inline]
     pub(crate) fn get(&self, ctx: &ProcessorContext<'_>) -> Result<Option<V>, StreamsError> {
