@@ -1,7 +1,28 @@
-//! Runnel's bundled connectors: Postgres CDC (logical replication), Postgres
-//! sink, and file source and sink.
+//! Runnel's bundled connectors. So far the file connectors:
 //!
-//! Not built yet: this crate holds its place in the workspace until the
-//! connector issues land.
+//! - [`file::FileStreamSource`] tails a file, one record per line, and
+//!   resumes after a restart at the byte after the last stored line
+//!   (truncation and rotation handled);
+//! - [`file::FileStreamSink`] writes one line per record and, unlike
+//!   Kafka's, never repeats or loses a line after a crash: it keeps the last
+//!   written offset per topic-partition beside the file.
+//!
+//! Register them with a worker's registry through [`register`]:
+//!
+//! ```
+//! use runnel_connect::plugin::PluginRegistry;
+//! let mut registry = PluginRegistry::new();
+//! runnel_connectors::register(&mut registry);
+//! assert_eq!(registry.resolve("org.apache.kafka.connect.file.FileStreamSourceConnector"), Some("FileStreamSource"));
+//! ```
 
 #![warn(missing_docs, unreachable_pub)]
+
+pub mod file;
+
+use runnel_connect::plugin::PluginRegistry;
+
+/// Registers every bundled connector.
+pub fn register(registry: &mut PluginRegistry) {
+    file::register(registry);
+}

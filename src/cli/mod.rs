@@ -2,6 +2,7 @@
 
 mod bench;
 mod broker;
+mod connect;
 mod consume;
 mod groups;
 mod produce;
@@ -42,6 +43,8 @@ enum Command {
     /// Measure producer and consumer throughput and latency.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
+    /// Run a standalone Connect worker: `runnel connect worker.properties conn1.properties …`.
+    Connect(connect::ConnectArgs),
 }
 
 /// Opens the cluster named by `--cluster`, without background maintenance
@@ -67,6 +70,7 @@ impl Cli {
     /// multi-threaded runtime (see `main`).
     pub(crate) fn wants_parallel_runtime(&self) -> bool {
         matches!(&self.command, Command::Bench(b) if b.is_throughput())
+            || matches!(self.command, Command::Connect(_))
     }
 }
 
@@ -78,6 +82,7 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Groups(cmd) => groups::run(&cli.cluster, cmd).await,
         Command::Bench(cmd) => bench::run(&cli.cluster, cmd).await,
         Command::Broker(args) => broker::run(args).await,
+        Command::Connect(args) => connect::run(&cli.cluster, args).await,
     }
 }
 

@@ -1,0 +1,125 @@
+//! [`StatusStore`]: connector and task states, as the REST API's
+//! `/connectors/{name}/status` shows them.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::{Arc, RwLock};
+
+use crate::plugin::ConnectorKind;
+
+/// A connector's or task's state (Kafka's names).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum State {
+    /// Not started yet.
+    Unassigned,
+    /// Running.
+    Running,
+    /// Paused by the user.
+    Paused,
+    /// Stopped after an error; the trace says why.
+    Failed,
+    /// Stopped cleanly.
+    Stopped,
+}
+
+impl fmt::Display for State {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            State::Unassigned => "UNASSIGNED",
+            State::Running => "RUNNING",
+            State::Paused => "PAUSED",
+            State::Failed => "FAILED",
+            State::Stopped => "STOPPED",
+        })
+    }
+}
+
+/// One task's status.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TaskStatus {
+    /// The task id.
+    pub id: u32,
+    /// Its state.
+    pub state: State,
+    /// The error chain when FAILED.
+    pub trace: Option<String>,
+    /// The worker running it.
+    pub worker_id: String,
+}
+
+/// One connector's status with its tasks.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConnectorStatus {
+    /// The connector's name.
+    pub name: String,
+    /// Source or sink.
+    pub kind: ConnectorKind,
+    /// The connector's state.
+    pub state: State,
+    /// The error chain when FAILED.
+    pub trace: Option<String>,
+    /// The worker running it.
+    pub worker_id: String,
+    /// Its tasks by id.
+    pub tasks: Vec<TaskStatus>,
+}
+
+/// Connector and task statuses, shared by the worker, its tasks and
+/// whoever reads them (the REST layer). Cheap to clone.
+#[derive(Clone, Debug, Default)]
+pub struct StatusStore {
+    inner: Arc<RwLock<BTreeMap<String, ConnectorStatus>>>,
+}
+
+impl StatusStore {
+    /// One connector's status.
+    pub fn connector(&self, name: &str) -> Option<ConnectorStatus> {
+        self.read().get(name).cloned()
+    }
+
+    /// Every connector's status, by name.
+    pub fn all(&self) -> Vec<ConnectorStatus> {
+        self.read().values().cloned().collect()
+    }
+
+    /// One task's status.
+    pub fn task(&self, connector: &str, id: u32) -> Option<TaskStatus> {
+        self.read().get(connector)?.tasks.iter().find(|t| t.id == id).cloned()
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, BTreeMap<String, ConnectorStatus>> {
+        self.inner.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, BTreeMap<String, ConnectorStatus>> {
+        self.inner.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(crate) fn put_connector(&self, status: ConnectorStatus) {
+        self.write().insert(status.name.clone(), status);
+    }
+
+    pub(crate) fn remove(&self, name: &str) {
+        self.write().remove(name);
+    }
+
+    pub(crate) fn set_connector(&self, name: &str, state: State, trace: Option<String>) {
+        if let Some(c) = self.write().get_mut(name) {
+            c.state = state;
+            c.trace = trace;
+        }
+    }
+
+    pub(crate) fn set_task(&self, name: &str, id: u32, state: State, trace: Option<String>) {
+        if let Some(c) = self.write().get_mut(name) {
+            if let Some(t) = c.tasks.iter_mut().find(|t| t.id == id) {
+                // A failed task stays failed until restarted.
+                if t.state == State::Failed && state != State::Running && state != State::Unassigned {
+                    return;
+                }
+                t.state = state;
+                t.trace = trace;
+            }
+        }
+    }
+}

@@ -1,0 +1,55 @@
+//! `runnel connect worker.properties conn1.properties …`: a standalone
+//! Connect worker running the given connectors until SIGINT/SIGTERM.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::Args;
+use runnel::connect::plugin::PluginRegistry;
+use runnel::connect::worker::{load_config_file, Worker, WorkerConfig};
+
+#[derive(Debug, Args)]
+pub(crate) struct ConnectArgs {
+    /// The worker config (`.properties`, `.json` or `.toml`): Kafka
+    /// Connect's keys (`bootstrap.servers` or `cluster`, `key.converter`,
+    /// `value.converter`, `offset.storage.topic`, ...). Without `cluster`
+    /// or `bootstrap.servers`, `--cluster` is used.
+    worker: PathBuf,
+    /// Connector configs (`name`, `connector.class`, `tasks.max`, ...), one
+    /// file each.
+    connectors: Vec<PathBuf>,
+}
+
+/// Every connector this binary knows.
+fn registry() -> PluginRegistry {
+    let mut registry = PluginRegistry::new();
+    runnel::connectors::register(&mut registry);
+    registry
+}
+
+pub(crate) async fn run(cluster: &str, args: ConnectArgs) -> anyhow::Result<()> {
+    let mut worker_props = load_config_file(&args.worker)?;
+    if !worker_props.contains_key("cluster") && !worker_props.contains_key("bootstrap.servers") {
+        worker_props.insert("cluster".into(), cluster.to_string());
+    }
+    let config =
+        WorkerConfig::from_props(&worker_props).with_context(|| args.worker.display().to_string())?;
+    let mut connectors = Vec::new();
+    for path in &args.connectors {
+        connectors.push((path, load_config_file(path)?));
+    }
+    let url = config.cluster.clone();
+    let worker = Worker::start(config, registry()).await?;
+    for (path, props) in connectors {
+        if let Err(e) = worker.add_connector(props.into_iter().collect()).await {
+            let _ = worker.shutdown().await;
+            return Err(anyhow::Error::new(e).context(path.display().to_string()));
+        }
+    }
+    eprintln!("runnel connect: {} connector(s) running against {url}", worker.connectors().await.len());
+    super::broker::wait_for_signal().await?;
+    eprintln!("shutting down: stopping tasks (final flush and commit)");
+    worker.shutdown().await?;
+    eprintln!("stopped cleanly");
+    Ok(())
+}
