@@ -4,6 +4,7 @@ use std::cell::RefCell;
 use std::rc::Rc;
 use std::sync::Arc;
 
+use crate::global::GlobalKTable;
 use crate::graph::{Graph, TopicRef};
 use crate::kstream::KStream;
 use crate::ktable::KTable;
@@ -101,6 +102,23 @@ impl StreamsBuilder {
         V: Clone + Send + 'static,
     {
         crate::kgrouped::table(&self.graph, topic.into(), consumed, materialized)
+    }
+
+    /// A table of `topic` held in full by every instance (all partitions),
+    /// for joins with [`KStream::join_global`] by any key. Its store is
+    /// named by `materialized` (else `<topic>-STATE-STORE-<n>`) and is not
+    /// changelogged: the topic is its log. A tombstone deletes its key.
+    pub fn global_table<K, V>(
+        &mut self,
+        topic: impl Into<String>,
+        consumed: Consumed<K, V>,
+        materialized: Materialized<K, V>,
+    ) -> GlobalKTable<K, V>
+    where
+        K: 'static,
+        V: 'static,
+    {
+        crate::global::global_table(&self.graph, topic.into(), consumed, materialized)
     }
 
     /// Validates the graph and returns the topology. [`KStream`] handles

@@ -7,12 +7,57 @@ use std::fmt;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TopologyDescription {
     pub(crate) subtopologies: Vec<SubtopologyDescription>,
+    pub(crate) globals: Vec<GlobalStoreDescription>,
+}
+
+/// A global table's store, its source and the processor updating it
+/// (Kafka's `GlobalStore` description). Global stores get no tasks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GlobalStoreDescription {
+    pub(crate) id: u32,
+    pub(crate) source: String,
+    pub(crate) topic: String,
+    pub(crate) processor: String,
+    pub(crate) store: String,
+}
+
+impl GlobalStoreDescription {
+    /// The sub-topology number, after the task-generating ones.
+    pub fn id(&self) -> u32 {
+        self.id
+    }
+    /// The store's name.
+    pub fn store(&self) -> &str {
+        &self.store
+    }
+    /// The topic the store copies.
+    pub fn topic(&self) -> &str {
+        &self.topic
+    }
+}
+
+impl fmt::Display for GlobalStoreDescription {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "Sub-topology: {} for global store (will not generate tasks)", self.id)?;
+        writeln!(f, "    Source: {} (topics: [{}])\n      --> {}", self.source, self.topic, self.processor)?;
+        writeln!(
+            f,
+            "    Processor: {} (stores: [{}])\n      --> none\n      <-- {}",
+            self.processor, self.store, self.source
+        )?;
+        writeln!(f)
+    }
 }
 
 impl TopologyDescription {
     /// Sub-topologies by id (0, 1, ...).
     pub fn subtopologies(&self) -> &[SubtopologyDescription] {
         &self.subtopologies
+    }
+
+    /// The global stores, numbered after the sub-topologies.
+    pub fn global_stores(&self) -> &[GlobalStoreDescription] {
+        &self.globals
     }
 }
 
@@ -152,6 +197,9 @@ impl fmt::Display for TopologyDescription {
         f.write_str("Topologies:\n ")?;
         for subtopology in &self.subtopologies {
             write!(f, "  {subtopology}")?;
+        }
+        for global in &self.globals {
+            write!(f, "  {global}")?;
         }
         Ok(())
     }

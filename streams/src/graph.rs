@@ -21,6 +21,7 @@ use std::sync::Arc;
 
 use crate::processor::{Forwarder, Processor, SharedProcessor};
 use crate::source_sink::SourceProcessor;
+use crate::store::global::GlobalStores;
 use crate::store::rocks::Segmenting;
 use crate::store::state::{FlushListener, StoreHandle};
 use crate::StreamsError;
@@ -37,6 +38,8 @@ pub(crate) type Erased = Box<dyn Any + Send>;
 /// and a place to register the listener that forwards a store's flushes.
 pub(crate) struct BuildContext<'a> {
     pub(crate) application_id: &'a str,
+    /// The instance's global stores, for global-table joins.
+    pub(crate) globals: &'a GlobalStores,
     pub(crate) stores: &'a [(String, String)],
     pub(crate) listeners: Vec<Option<Box<dyn FlushListener>>>,
 }
@@ -127,6 +130,16 @@ pub(crate) struct RepartitionDef {
     pub(crate) partitions: Option<u32>,
 }
 
+/// A global table: its store, topic, and the names of its source and
+/// processor (for `describe`).
+#[derive(Debug, Clone)]
+pub(crate) struct GlobalDef {
+    pub(crate) store: String,
+    pub(crate) topic: String,
+    pub(crate) source: String,
+    pub(crate) processor: String,
+}
+
 /// A state store the topology defines.
 #[derive(Debug, Clone)]
 pub(crate) struct StoreDef {
@@ -148,6 +161,8 @@ pub(crate) struct Graph {
     pub(crate) nodes: Vec<NodeDef>,
     pub(crate) repartitions: Vec<RepartitionDef>,
     pub(crate) stores: Vec<StoreDef>,
+    /// Global tables.
+    pub(crate) globals: Vec<GlobalDef>,
     /// Problems found while building, reported by `build()`.
     pub(crate) errors: Vec<StreamsError>,
     counter: u64,

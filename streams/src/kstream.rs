@@ -83,7 +83,7 @@ where
         KStream { graph, node, repartition_required: false, next_name: None, _types: PhantomData }
     }
 
-    fn derive<KO, VO>(&self, node: NodeId, repartition_required: bool) -> KStream<KO, VO> {
+    pub(crate) fn derive<KO, VO>(&self, node: NodeId, repartition_required: bool) -> KStream<KO, VO> {
         KStream {
             graph: Rc::clone(&self.graph),
             node,

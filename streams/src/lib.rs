@@ -75,6 +75,7 @@ mod change;
 mod config;
 mod describe;
 mod error;
+mod global;
 mod graph;
 mod kgrouped;
 mod ksliding;
@@ -99,8 +100,11 @@ mod window;
 pub use builder::{StreamsBuilder, Topics};
 pub use change::Change;
 pub use config::StreamsConfig;
-pub use describe::{NodeDescription, NodeDescriptionKind, SubtopologyDescription, TopologyDescription};
+pub use describe::{
+    GlobalStoreDescription, NodeDescription, NodeDescriptionKind, SubtopologyDescription, TopologyDescription,
+};
 pub use error::{BoxError, StreamsError};
+pub use global::GlobalKTable;
 pub use kgrouped::{KGroupedStream, KGroupedTable};
 pub use ksliding::SlidingWindowedKStream;
 pub use kstream::{BranchedKStream, KStream};

@@ -13,6 +13,7 @@ use crate::metrics::{Counters, StreamsMetrics};
 use crate::record::{ConsumedRecord, Headers, Record, RecordCollector, SinkRecord};
 use crate::serdes::Serde;
 use crate::store::changelog_topic;
+use crate::store::global::{GlobalStore, GlobalStores};
 use crate::store::kv::{KeyValueStore, StoreReader};
 use crate::store::state::StoreHandle;
 use crate::store::window_view::{SessionStore, WindowStore};
@@ -102,6 +103,8 @@ struct DriverState {
     wall_clock_ms: i64,
     /// Counters all tasks share.
     metrics: Arc<Counters>,
+    /// Global tables' stores, updated by records piped to their topics.
+    globals: GlobalStores,
     /// The temporary state directory, removed after the tasks close.
     _temp_dir: Option<tempfile::TempDir>,
 }
@@ -148,6 +151,15 @@ impl RecordCollector for DriverCollector<'_> {
 impl DriverState {
     /// Processes `record` from `topic` and everything it causes.
     fn pipe(&mut self, topic: &str, mut record: StoredRecord) -> Result<(), StreamsError> {
+        if let Some(global) = self.globals.for_topic(topic) {
+            // A global table's topic updates its store directly, as the
+            // global thread does; records without a key are skipped.
+            record.offset = next_offset(&mut self.offsets, topic);
+            if let Some(key) = record.key.as_deref() {
+                global.apply([(key, record.value.as_deref())])?;
+            }
+            return Ok(());
+        }
         if !self.readers.contains_key(topic) {
             let mut known: Vec<String> = self.readers.keys().cloned().collect();
             known.sort();
@@ -226,8 +238,11 @@ impl TopologyTestDriver {
         let mut tasks = Vec::with_capacity(topology.subtopology_count());
         let mut readers = HashMap::new();
         let metrics = Arc::new(Counters::default());
+        let globals = GlobalStores::open(&topology.global_stores(), &config)?;
         for subtopology in 0..topology.subtopology_count() {
-            let task = topology.build_task(subtopology, 0, &config)?.with_metrics(Arc::clone(&metrics));
+            let task = topology
+                .build_task_with_globals(subtopology, 0, &config, &globals)?
+                .with_metrics(Arc::clone(&metrics));
             readers.extend(task.topics().map(|t| (t.to_string(), tasks.len())));
             tasks.push(task);
         }
@@ -239,6 +254,7 @@ impl TopologyTestDriver {
             offsets: HashMap::new(),
             wall_clock_ms: 0,
             metrics,
+            globals,
             _temp_dir: temp_dir,
         };
         Ok(TopologyTestDriver { state: Rc::new(RefCell::new(state)) })
@@ -337,8 +353,18 @@ impl TopologyTestDriver {
         let state = self.state.borrow();
         let found =
             state.tasks.iter().enumerate().find_map(|(t, task)| task.stores().find(name).map(|s| (t, s)));
+        if found.is_none() {
+            if let Some(global) = state.globals.find(name) {
+                return Ok((global.topic().to_string(), Box::new(GlobalReader(Arc::clone(global)))));
+            }
+        }
         let Some((task, store)) = found else {
-            let known = state.tasks.iter().flat_map(|t| t.stores().names()).collect();
+            let known = state
+                .tasks
+                .iter()
+                .flat_map(|t| t.stores().names())
+                .chain(state.globals.iter().map(|g| g.name().to_string()))
+                .collect();
             return Err(StreamsError::UnknownStore { name: name.to_string(), known });
         };
         let topic = changelog_topic(&state.application_id, name);
@@ -378,6 +404,23 @@ struct DriverStore {
     state: Rc<RefCell<DriverState>>,
     task: usize,
     store: StoreHandle,
+}
+
+/// Reads a global store.
+struct GlobalReader(Arc<GlobalStore>);
+
+impl StoreReader for GlobalReader {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StreamsError> {
+        self.0.get(key)
+    }
+
+    fn all(&self) -> Result<crate::store::Entries, StreamsError> {
+        self.0.all()
+    }
+
+    fn range(&self, from: &[u8], to: Option<&[u8]>) -> Result<crate::store::Entries, StreamsError> {
+        self.0.range(from, to)
+    }
 }
 
 /// Drops the first `skip` bytes (a timestamp) of each value.

@@ -6,14 +6,17 @@ use std::fmt;
 use std::sync::Arc;
 
 use crate::config::StreamsConfig;
-use crate::describe::{NodeDescription, NodeDescriptionKind, SubtopologyDescription, TopologyDescription};
+use crate::describe::{
+    GlobalStoreDescription, NodeDescription, NodeDescriptionKind, SubtopologyDescription, TopologyDescription,
+};
 use crate::graph::{
-    BuildContext, Erased, Graph, NodeDef, NodeId, NodeKind, RepartitionDef, SinkTarget, StoreDef,
+    BuildContext, Erased, GlobalDef, Graph, NodeDef, NodeId, NodeKind, RepartitionDef, SinkTarget, StoreDef,
 };
 use crate::processor::TaskId;
 use crate::source_sink::SourceProcessor;
 use crate::store::cache::RecordCache;
 use crate::store::changelog_topic;
+use crate::store::global::GlobalStores;
 use crate::store::memory::SharedMemory;
 use crate::store::rocks::RocksStore;
 use crate::store::state::{StoreSlot, TaskStores};
@@ -83,6 +86,7 @@ pub struct Topology {
     subtopologies: Vec<Vec<NodeId>>,
     repartitions: Vec<RepartitionDef>,
     stores: Vec<StoreDef>,
+    globals: Vec<GlobalDef>,
 }
 
 impl fmt::Debug for Topology {
@@ -93,11 +97,23 @@ impl fmt::Debug for Topology {
 
 impl Topology {
     pub(crate) fn from_graph(graph: Graph) -> Result<Self, StreamsError> {
-        let Graph { nodes, repartitions, stores, errors, .. } = graph;
+        let Graph { nodes, repartitions, stores, globals, errors, .. } = graph;
         if let Some(error) = errors.into_iter().next() {
             return Err(error);
         }
         validate(&nodes)?;
+        for global in &globals {
+            let read_by = nodes.iter().find(|n| {
+                matches!(&n.kind, NodeKind::Source { topics } if topics.iter().any(|t| t.as_str() == global.topic))
+            });
+            if let Some(node) = read_by {
+                return Err(StreamsError::TopicSourcedTwice {
+                    topic: global.topic.clone(),
+                    first: format!("global table {}", global.store),
+                    second: node.name.clone(),
+                });
+            }
+        }
         let mut children = vec![Vec::new(); nodes.len()];
         for (id, node) in nodes.iter().enumerate() {
             for &parent in &node.parents {
@@ -105,7 +121,7 @@ impl Topology {
             }
         }
         let subtopologies = connected_components(&nodes);
-        Ok(Topology { nodes, children, subtopologies, repartitions, stores })
+        Ok(Topology { nodes, children, subtopologies, repartitions, stores, globals })
     }
 
     /// Describes the sub-topologies and nodes; its `Display` prints like
@@ -120,7 +136,7 @@ impl Topology {
             ids.dedup();
             ids.into_iter().map(|id| self.nodes[id].name.clone()).collect::<Vec<_>>()
         };
-        let subtopologies = self
+        let subtopologies: Vec<SubtopologyDescription> = self
             .subtopologies
             .iter()
             .enumerate()
@@ -142,7 +158,20 @@ impl Topology {
                 SubtopologyDescription { id: index as u32, nodes }
             })
             .collect();
-        TopologyDescription { subtopologies }
+        let first = subtopologies.len() as u32;
+        let globals = self
+            .globals
+            .iter()
+            .enumerate()
+            .map(|(i, g)| GlobalStoreDescription {
+                id: first + i as u32,
+                source: g.source.clone(),
+                topic: g.topic.clone(),
+                processor: g.processor.clone(),
+                store: g.store.clone(),
+            })
+            .collect();
+        TopologyDescription { subtopologies, globals }
     }
 
     /// Kafka's node "size": 1 plus the sizes of its children.
@@ -232,11 +261,33 @@ impl Topology {
     ///
     /// Nodes are built children-first (node ids grow from parents to
     /// children, so descending id order is a reverse topological order).
+    #[cfg(test)]
     pub(crate) fn build_task(
         &self,
         subtopology: usize,
         partition: i32,
         config: &StreamsConfig,
+    ) -> Result<StreamTask, StreamsError> {
+        self.build_task_with_globals(subtopology, partition, config, GlobalStores::none())
+    }
+
+    /// The global tables' (store, topic) pairs.
+    pub(crate) fn global_stores(&self) -> Vec<(String, String)> {
+        self.globals.iter().map(|g| (g.store.clone(), g.topic.clone())).collect()
+    }
+
+    /// The topics global tables read.
+    pub fn global_topics(&self) -> Vec<String> {
+        self.globals.iter().map(|g| g.topic.clone()).collect()
+    }
+
+    /// [`build_task`](Self::build_task) for an instance with global stores.
+    pub(crate) fn build_task_with_globals(
+        &self,
+        subtopology: usize,
+        partition: i32,
+        config: &StreamsConfig,
+        globals: &GlobalStores,
     ) -> Result<StreamTask, StreamsError> {
         let application_id = config.application_id();
         let ids = self.subtopologies.get(subtopology).ok_or_else(|| StreamsError::Internal {
@@ -247,7 +298,7 @@ impl Topology {
         let store_names = self.subtopology_stores(subtopology);
         let named: Vec<(String, String)> =
             store_names.iter().map(|n| (n.clone(), changelog_topic(application_id, n))).collect();
-        let mut ctx = BuildContext { application_id, stores: &named, listeners: Vec::new() };
+        let mut ctx = BuildContext { application_id, globals, stores: &named, listeners: Vec::new() };
         ctx.listeners.resize_with(named.len(), || None);
         let mut stores = TaskStores::default();
         let task_dir = config.state_dir().join(application_id).join(id.to_string());

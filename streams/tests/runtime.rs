@@ -487,3 +487,58 @@ async fn windowed_counts_run_on_the_cluster_with_a_compact_delete_changelog() {
     assert_eq!(changelog.configs.get("retention.ms"), Some(&retention));
     cluster.close().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_global_table_is_restored_before_threads_start_and_kept_current() {
+    let cluster = TestCluster::open(false).await;
+    create(&cluster.client, "users", 2).await;
+    create(&cluster.client, "clicks", 4).await;
+    create(&cluster.client, "enriched", 4).await;
+    produce(&cluster.client, "users", (0..50).map(|i| (format!("u{i}"), format!("name{i}")))).await;
+    let topology = || {
+        let mut builder = StreamsBuilder::new();
+        let users = builder.global_table::<String, String>(
+            "users",
+            Consumed::with(Serdes::string(), Serdes::string()),
+            runnel_streams::Materialized::as_("users"),
+        );
+        builder
+            .stream::<String, String>("clicks", Consumed::with(Serdes::string(), Serdes::string()))
+            .join_global(&users, |_, user| user.clone(), |user, name| format!("{user}={name}"))
+            .to("enriched", Produced::with(Serdes::string(), Serdes::string()));
+        builder.build().unwrap()
+    };
+    let streams = Streams::new(
+        topology(),
+        config("global", &cluster).with_num_stream_threads(2),
+        cluster.client.clone(),
+    )
+    .unwrap();
+    streams.start().await.unwrap();
+    // Clicks produced right after start join with the whole table: it was
+    // restored before the stream threads started.
+    produce(&cluster.client, "clicks", (0..50).map(|i| (format!("c{i}"), format!("u{i}")))).await;
+    let out = read(&cluster.client, "enriched", 4, 50).await;
+    assert_eq!(out.len(), 50, "{out:?}");
+    assert_eq!(out["c7"], vec!["u7=name7".to_string()]);
+    // An update of the table reaches later joins.
+    produce(&cluster.client, "users", [("u7".to_string(), "renamed".to_string())]).await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut i = 0;
+    loop {
+        produce(&cluster.client, "clicks", [(format!("late{i}"), "u7".to_string())]).await;
+        let out = read(&cluster.client, "enriched", 4, 51 + i).await;
+        if out.get(&format!("late{i}")).is_some_and(|v| v == &vec!["u7=renamed".to_string()]) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the update never reached the join: {out:?}");
+        i += 1;
+    }
+    streams.close().await.unwrap();
+    assert!(streams.errors().is_empty(), "{:?}", streams.errors());
+    // The checkpoint covers every record applied.
+    let checkpoint = cluster.state_dir().join("global").join("global").join(".checkpoint");
+    let text = std::fs::read_to_string(&checkpoint).unwrap();
+    assert!(text.contains("users 0 ") && text.contains("users 1 "), "{text}");
+    cluster.close().await;
+}

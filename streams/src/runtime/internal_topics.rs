@@ -36,7 +36,12 @@ pub(crate) async fn prepare(
         .collect();
     let sources: Vec<String> =
         topology.source_topics(app).into_iter().filter(|t| !internal.contains(t.as_str())).collect();
-    let missing: Vec<String> = sources.iter().filter(|t| !existing.contains(*t)).cloned().collect();
+    let missing: Vec<String> = sources
+        .iter()
+        .chain(topology.global_topics().iter())
+        .filter(|t| !existing.contains(*t))
+        .cloned()
+        .collect();
     if !missing.is_empty() {
         return Err(StreamsError::MissingSourceTopics { topics: missing });
     }

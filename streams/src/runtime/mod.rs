@@ -9,11 +9,11 @@
 //! processing never waits on the caller's executor.
 
 mod collector;
+mod global;
 mod internal_topics;
 mod queues;
 mod thread;
 
-use crate::metrics::Counters;
 use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -23,6 +23,8 @@ use runnel_core::client::Cluster;
 use tracing::{error, info, warn};
 
 use crate::config::StreamsConfig;
+use crate::metrics::Counters;
+use crate::store::global::GlobalStores;
 use crate::topology::Topology;
 use crate::StreamsError;
 use thread::ThreadSpec;
@@ -173,7 +175,11 @@ impl Streams {
         }
         internal_topics::prepare(&self.topology, &self.config, &self.cluster).await?;
         let app = self.config.application_id().to_string();
+        let globals = Arc::new(GlobalStores::open(&self.topology.global_stores(), &self.config)?);
+        let global_thread =
+            if globals.is_empty() { None } else { Some(self.start_global_thread(&globals).await?) };
         let mut threads = self.threads.lock().unwrap_or_else(PoisonError::into_inner);
+        threads.extend(global_thread);
         self.shared.set_state(StreamsState::Running);
         for i in 1..=self.config.num_stream_threads() {
             let spec = ThreadSpec {
@@ -183,6 +189,7 @@ impl Streams {
                 cluster: self.cluster.clone(),
                 shutdown: Arc::clone(&self.shared.shutdown),
                 metrics: Arc::clone(&self.shared.metrics),
+                globals: Arc::clone(&globals),
             };
             let shared = Arc::clone(&self.shared);
             let handle = std::thread::Builder::new()
@@ -195,6 +202,67 @@ impl Streams {
         }
         info!(application = %app, threads = threads.len(), "streams started");
         Ok(())
+    }
+
+    /// Starts the global thread and waits until it has brought the global
+    /// stores up to their topics' ends.
+    async fn start_global_thread(&self, globals: &Arc<GlobalStores>) -> Result<JoinHandle<()>, StreamsError> {
+        let name = format!("{}-GlobalStreamThread", self.config.application_id());
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<(), StreamsError>>();
+        let (cluster, stores, shared) = (self.cluster.clone(), Arc::clone(globals), Arc::clone(&self.shared));
+        let interval = self.config.commit_interval();
+        let thread_name = name.clone();
+        let handle = std::thread::Builder::new()
+            .name(name)
+            .spawn(move || {
+                let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                    Ok(rt) => rt,
+                    Err(e) => {
+                        let reason = format!("cannot build the global thread's runtime: {e}");
+                        let _ = ready_tx.send(Err(StreamsError::Runtime { reason }));
+                        return;
+                    }
+                };
+                let result = runtime.block_on(async {
+                    match global::GlobalUpdater::bootstrap(&cluster, stores).await {
+                        Ok(updater) => {
+                            let _ = ready_tx.send(Ok(()));
+                            updater.run(&shared.shutdown, interval).await
+                        }
+                        Err(e) => {
+                            let text = e.to_string();
+                            let _ = ready_tx.send(Err(e));
+                            Err(StreamsError::Runtime { reason: text })
+                        }
+                    }
+                });
+                if let Err(e) = result {
+                    // Without current global tables joins would be wrong:
+                    // the whole instance stops, as in Kafka.
+                    error!(thread = %thread_name, error = %e, "global thread failed");
+                    shared
+                        .errors
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .push(format!("{thread_name}: {e}"));
+                    shared.shutdown.store(true, Ordering::Relaxed);
+                    shared.set_state(StreamsState::Error);
+                }
+            })
+            .map_err(|e| StreamsError::Runtime { reason: format!("cannot start the global thread: {e}") })?;
+        let ready = tokio::task::spawn_blocking(move || ready_rx.recv()).await.map_err(|e| {
+            StreamsError::Runtime { reason: format!("cannot wait for the global thread: {e}") }
+        })?;
+        match ready {
+            Ok(Ok(())) => Ok(handle),
+            Ok(Err(e)) => {
+                let _ = handle.join();
+                Err(e)
+            }
+            Err(_) => {
+                Err(StreamsError::Runtime { reason: "the global thread stopped before starting".to_string() })
+            }
+        }
     }
 
     /// The current state.

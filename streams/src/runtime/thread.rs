@@ -9,7 +9,6 @@
 //! `buffered.records.per.partition` records is paused until it drains, so
 //! memory stays bounded whatever the input rate.
 
-use crate::metrics::Counters;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -23,8 +22,10 @@ use super::client_error;
 use super::collector::{OutputSender, PendingOutput};
 use super::queues::TaskQueues;
 use crate::config::StreamsConfig;
+use crate::metrics::Counters;
 use crate::processor::TaskId;
 use crate::record::ConsumedRecord;
+use crate::store::global::GlobalStores;
 use crate::task::StreamTask;
 use crate::topology::Topology;
 use crate::StreamsError;
@@ -42,6 +43,8 @@ pub(crate) struct ThreadSpec {
     pub(crate) shutdown: Arc<AtomicBool>,
     /// The instance's metrics, shared by all its tasks.
     pub(crate) metrics: Arc<Counters>,
+    /// The instance's global stores, read by global-table joins.
+    pub(crate) globals: Arc<GlobalStores>,
 }
 
 /// A task and the bookkeeping the thread keeps for it.
@@ -230,7 +233,7 @@ async fn adopt_assignment(
         }
         let mut task = spec
             .topology
-            .build_task(id.subtopology as usize, id.partition, &spec.config)?
+            .build_task_with_globals(id.subtopology as usize, id.partition, &spec.config, &spec.globals)?
             .with_metrics(Arc::clone(&spec.metrics));
         let checkpoint = restore(spec, &mut task).await?;
         debug!(thread = %spec.name, task = %id, "created task");

@@ -23,6 +23,7 @@
 
 pub(crate) mod cache;
 pub(crate) mod checkpoint;
+pub(crate) mod global;
 pub(crate) mod kv;
 pub(crate) mod memory;
 pub(crate) mod rocks;
