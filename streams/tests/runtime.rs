@@ -542,3 +542,47 @@ async fn a_global_table_is_restored_before_threads_start_and_kept_current() {
     assert!(text.contains("users 0 ") && text.contains("users 1 "), "{text}");
     cluster.close().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_application_stops_every_instance() {
+    let cluster = TestCluster::open(false).await;
+    create(&cluster.client, "amounts", 4).await;
+    create(&cluster.client, "doubled", 4).await;
+    let topology = || {
+        let mut builder = StreamsBuilder::new();
+        builder
+            .stream::<String, i64>("amounts", Consumed::with(Serdes::string(), Serdes::i64()))
+            .map_values(|v| v * 2)
+            .to("doubled", Produced::with(Serdes::string(), Serdes::i64()));
+        builder.build().unwrap()
+    };
+    let instances: Vec<Streams> = (0..2)
+        .map(|i| {
+            let config =
+                config("stop-all", &cluster).with_state_dir(cluster.state_dir().join(format!("i{i}")));
+            let streams = Streams::new(topology(), config, cluster.client.clone()).unwrap();
+            streams.set_uncaught_error_handler(|_| ErrorResponse::ShutdownApplication);
+            streams
+        })
+        .collect();
+    for streams in &instances {
+        streams.start().await.unwrap();
+    }
+    // Both instances own partitions before the poison record arrives.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    for streams in &instances {
+        assert_eq!(streams.state(), StreamsState::Running);
+    }
+    // Not an 8-byte i64: whichever instance reads it fails.
+    produce(&cluster.client, "amounts", [("k".to_string(), "oops".to_string())]).await;
+    for streams in &instances {
+        wait_for_state(streams, StreamsState::Error).await;
+    }
+    let all: Vec<String> = instances.iter().flat_map(|s| s.errors()).collect();
+    assert!(all.iter().any(|e| e.contains("cannot deserialize value")), "{all:?}");
+    assert!(all.iter().any(|e| e.starts_with("application shutdown requested: ")), "{all:?}");
+    for streams in &instances {
+        streams.close().await.unwrap();
+    }
+    cluster.close().await;
+}

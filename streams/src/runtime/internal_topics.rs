@@ -65,6 +65,7 @@ pub(crate) async fn prepare(
             }
         });
     }
+    wanted.push(NewTopic::new(super::control::control_topic(app), 1));
     for topic in wanted {
         if existing.contains(&topic.name) {
             continue;

@@ -9,6 +9,7 @@
 //! processing never waits on the caller's executor.
 
 mod collector;
+mod control;
 mod global;
 mod internal_topics;
 mod queues;
@@ -54,8 +55,10 @@ pub enum ErrorResponse {
     ReplaceThread,
     /// Stop every thread of this instance (the default).
     ShutdownClient,
-    /// Stop this instance; other instances of the application are not
-    /// signalled yet (they take over its partitions, as if it had died).
+    /// Stop every instance of the application: this one asks the others
+    /// through the control topic `<application.id>-control`, and they stop
+    /// within a fraction of a second with the reason in their
+    /// [`Streams::errors`].
     ShutdownApplication,
 }
 
@@ -67,7 +70,8 @@ pub(crate) fn client_error(op: &'static str) -> impl FnOnce(runnel_core::Error) 
     move |source| StreamsError::Client { op, source: Box::new(source) }
 }
 
-struct Shared {
+/// What the threads of one instance share.
+pub(crate) struct Shared {
     state: Mutex<StreamsState>,
     errors: Mutex<Vec<String>>,
     shutdown: Arc<AtomicBool>,
@@ -178,8 +182,10 @@ impl Streams {
         let globals = Arc::new(GlobalStores::open(&self.topology.global_stores(), &self.config)?);
         let global_thread =
             if globals.is_empty() { None } else { Some(self.start_global_thread(&globals).await?) };
+        let watcher = self.start_control_watcher()?;
         let mut threads = self.threads.lock().unwrap_or_else(PoisonError::into_inner);
         threads.extend(global_thread);
+        threads.push(watcher);
         self.shared.set_state(StreamsState::Running);
         for i in 1..=self.config.num_stream_threads() {
             let spec = ThreadSpec {
@@ -202,6 +208,29 @@ impl Streams {
         }
         info!(application = %app, threads = threads.len(), "streams started");
         Ok(())
+    }
+
+    /// Starts the thread watching the control topic for shutdown requests.
+    fn start_control_watcher(&self) -> Result<JoinHandle<()>, StreamsError> {
+        let app = self.config.application_id().to_string();
+        let (cluster, shared) = (self.cluster.clone(), Arc::clone(&self.shared));
+        std::thread::Builder::new()
+            .name(format!("{app}-ControlWatcher"))
+            .spawn(move || {
+                let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                    Ok(rt) => rt,
+                    Err(e) => {
+                        error!(error = %e, "cannot build the control watcher's runtime");
+                        return;
+                    }
+                };
+                if let Err(e) = runtime.block_on(control::watch(cluster, app, shared)) {
+                    // Without the watcher this instance only misses other
+                    // instances' shutdown requests; it keeps processing.
+                    warn!(error = %e, "the control watcher stopped");
+                }
+            })
+            .map_err(|e| StreamsError::Runtime { reason: format!("cannot start the control watcher: {e}") })
     }
 
     /// Starts the global thread and waits until it has brought the global
@@ -331,7 +360,18 @@ fn supervise(spec: ThreadSpec, shared: Arc<Shared>) {
                 continue;
             }
             ErrorResponse::ReplaceThread => break,
-            ErrorResponse::ShutdownClient | ErrorResponse::ShutdownApplication => {
+            ErrorResponse::ShutdownApplication => {
+                warn!(thread = %spec.name, "asking every instance of the application to shut down after the error");
+                let app = spec.config.application_id();
+                let reason = format!("{}: {e}", spec.name);
+                if let Err(send) = runtime.block_on(control::request_shutdown(&spec.cluster, app, &reason)) {
+                    error!(thread = %spec.name, error = %send, "cannot ask the other instances to shut down");
+                }
+                shared.shutdown.store(true, Ordering::Relaxed);
+                shared.set_state(StreamsState::Error);
+                break;
+            }
+            ErrorResponse::ShutdownClient => {
                 warn!(thread = %spec.name, ?response, "shutting this instance down after the error");
                 shared.shutdown.store(true, Ordering::Relaxed);
                 shared.set_state(StreamsState::Error);
