@@ -206,9 +206,16 @@ impl StreamTask {
         if slot.cache.is_empty() {
             return Ok(());
         }
-        let entries = slot.cache.drain();
+        let mut entries = slot.cache.drain();
+        slot.last_miss.get_mut().take();
         let olds = match listeners[store.0] {
-            Some(_) => entries.iter().map(|e| slot.rocks.get(&e.key)).collect::<Result<Vec<_>, _>>()?,
+            Some(_) => entries
+                .iter_mut()
+                .map(|e| match e.old.take() {
+                    Some(known) => Ok(known),
+                    None => slot.rocks.get(&e.key),
+                })
+                .collect::<Result<Vec<_>, _>>()?,
             None => Vec::new(),
         };
         slot.rocks.write(entries.iter().map(|e| (e.key.as_slice(), e.value.as_deref())))?;

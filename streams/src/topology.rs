@@ -318,7 +318,13 @@ impl Topology {
                     RecordCache::new(budget)
                 };
                 let value_offset = if def.is_some_and(|s| s.timestamped) { 8 } else { 0 };
-                stores.slots.push(StoreSlot { rocks, cache, changelog: changelog.clone(), value_offset });
+                stores.slots.push(StoreSlot {
+                    rocks,
+                    cache,
+                    changelog: changelog.clone(),
+                    value_offset,
+                    last_miss: Default::default(),
+                });
             }
         }
         // Built nodes waiting for their parents: one handle per parent edge.

@@ -348,3 +348,23 @@ fn unknown_store_names_the_stores_that_exist() {
     let err = d.get_key_value_store("count", Serdes::string(), Serdes::i64()).unwrap_err();
     assert_eq!(err.to_string(), "no state store \"count\" (stores: [\"counts\"])");
 }
+
+#[test]
+fn a_count_filtered_out_downstream_becomes_a_delete_using_the_old_value() {
+    let mut b = StreamsBuilder::new();
+    b.stream("clicks", strings())
+        .group_by_key(grouped())
+        .count(Materialized::as_("counts"))
+        .filter(|_, c| *c < 2)
+        .to_stream()
+        .to("out", counts_out());
+    let d = driver(b.build().unwrap());
+    let input = d.create_input_topic("clicks", Serdes::string(), Serdes::string());
+    let out = d.create_output_topic("out", Serdes::string(), Serdes::nullable(Serdes::i64()));
+    input.pipe_input(s("k"), s("a")).unwrap();
+    input.pipe_input(s("k"), s("b")).unwrap();
+    input.pipe_input(s("k"), s("c")).unwrap();
+    // 1 passes; 2 fails while the old value 1 passed: a delete; 3 fails
+    // and so did 2: nothing.
+    assert_eq!(out.read_key_values_to_list().unwrap(), vec![(s("k"), Some(1)), (s("k"), None)]);
+}

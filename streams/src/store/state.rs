@@ -11,6 +11,9 @@ use crate::store::rocks::RocksStore;
 use crate::store::Entries;
 use crate::StreamsError;
 
+/// A key and its stored value (`None`: absent).
+pub(crate) type KeyAndValue = (Vec<u8>, Option<Vec<u8>>);
+
 /// Index of a store in its task.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct StoreHandle(pub(crate) usize);
@@ -21,6 +24,9 @@ pub(crate) struct StoreSlot {
     pub(crate) cache: RecordCache,
     /// `<application.id>-<store>-changelog`.
     pub(crate) changelog: String,
+    /// The last key read from RocksDB on a cache miss, and its value: the
+    /// old value of that key's next cache entry (see [`TaskStores::get`]).
+    pub(crate) last_miss: std::cell::RefCell<Option<KeyAndValue>>,
     /// Bytes before the value in stored values: 8 when a timestamp comes
     /// first (sliding-window stores), else 0. Interactive reads skip them.
     pub(crate) value_offset: usize,
@@ -42,7 +48,13 @@ impl TaskStores {
         let slot = &self.slots[store.0];
         match slot.cache.get(key) {
             Some(value) => Ok(value.map(Cow::Borrowed)),
-            None => Ok(slot.rocks.get(key)?.map(Cow::Owned)),
+            None => {
+                let value = slot.rocks.get(key)?;
+                // Aggregations read a key, then write it: the flush then
+                // needs this value as the old one, without reading again.
+                *slot.last_miss.borrow_mut() = Some((key.to_vec(), value.clone()));
+                Ok(value.map(Cow::Owned))
+            }
         }
     }
 
@@ -55,7 +67,9 @@ impl TaskStores {
         value: Option<Vec<u8>>,
         context: EntryContext,
     ) {
-        if self.slots[store.0].cache.put(key, value, context) {
+        let slot = &mut self.slots[store.0];
+        let hint = slot.last_miss.get_mut().take().filter(|(k, _)| k == key).map(|(_, old)| old);
+        if slot.cache.put(key, value, context, hint) {
             self.over_budget = true;
         }
     }
