@@ -24,17 +24,18 @@ const MAX_IN_FLIGHT: usize = 50_000;
 #[derive(Debug, Default)]
 pub(crate) struct PendingOutput {
     records: Vec<ProducerRecord>,
-    /// Topic names shared by all records sent to them.
-    topics: HashMap<String, Arc<str>>,
+    /// Topic names shared by all records sent to them (a topology writes
+    /// a handful of topics: a linear scan beats hashing the name).
+    topics: Vec<Arc<str>>,
 }
 
 impl RecordCollector for PendingOutput {
     fn send(&mut self, record: SinkRecord<'_>) -> Result<(), StreamsError> {
-        let topic = match self.topics.get(record.topic) {
+        let topic = match self.topics.iter().find(|t| ***t == *record.topic) {
             Some(t) => Arc::clone(t),
             None => {
                 let t: Arc<str> = record.topic.into();
-                self.topics.insert(record.topic.to_string(), Arc::clone(&t));
+                self.topics.push(Arc::clone(&t));
                 t
             }
         };
@@ -58,13 +59,15 @@ impl RecordCollector for PendingOutput {
 pub(crate) struct OutputSender {
     producer: Producer,
     in_flight: VecDeque<Delivery>,
-    /// Highest offset confirmed per changelog partition since the last commit.
-    confirmed: HashMap<(Arc<str>, i32), i64>,
+    /// Highest offset confirmed per partition since the last commit. A
+    /// thread writes a handful of partitions; deliveries of one topic share
+    /// the producer's topic name, so a pointer comparison finds the entry.
+    confirmed: Vec<(Arc<str>, i32, i64)>,
 }
 
 impl OutputSender {
     pub(crate) fn new(producer: Producer) -> Self {
-        OutputSender { producer, in_flight: VecDeque::new(), confirmed: HashMap::new() }
+        OutputSender { producer, in_flight: VecDeque::new(), confirmed: Vec::new() }
     }
 
     /// Hands every pending record to the producer, waiting for old
@@ -90,8 +93,13 @@ impl OutputSender {
             topic: "(delivery)".to_string(),
             source: Box::new(source),
         })?;
-        let end = self.confirmed.entry((Arc::clone(&meta.topic), meta.partition)).or_insert(meta.offset);
-        *end = (*end).max(meta.offset);
+        let same = |(t, p, _): &&mut (Arc<str>, i32, i64)| {
+            *p == meta.partition && (Arc::ptr_eq(t, &meta.topic) || **t == *meta.topic)
+        };
+        match self.confirmed.iter_mut().find(same) {
+            Some((_, _, end)) => *end = (*end).max(meta.offset),
+            None => self.confirmed.push((Arc::clone(&meta.topic), meta.partition, meta.offset)),
+        }
         Ok(meta)
     }
 
@@ -105,7 +113,7 @@ impl OutputSender {
         while let Some(delivery) = self.in_flight.pop_front() {
             self.confirm(delivery).await?;
         }
-        Ok(std::mem::take(&mut self.confirmed))
+        Ok(self.confirmed.drain(..).map(|(t, p, o)| ((t, p), o)).collect())
     }
 
     pub(crate) async fn close(self) -> Result<(), StreamsError> {
