@@ -45,7 +45,8 @@ fn file_to_topic_to_file_survives_sigkill_with_output_equal_to_input() {
         dir.path().join("worker.properties"),
         format!(
             "cluster=file:{}\nkey.converter=org.apache.kafka.connect.storage.StringConverter\n\
-             value.converter=org.apache.kafka.connect.storage.StringConverter\noffset.flush.interval.ms=100\n",
+             value.converter=org.apache.kafka.connect.storage.StringConverter\noffset.flush.interval.ms=100\n\
+             listeners=http://127.0.0.1:0\n",
             dir.path().join("data").display()
         ),
     )
@@ -134,4 +135,68 @@ fn connect_config_mistakes_name_the_key_or_the_class() {
         err.contains("unknown connector class `FileStreamSorce`") && err.contains("FileStreamSource"),
         "{err}"
     );
+}
+
+/// A blocking HTTP/1.1 request (`Connection: close`); returns the status and body.
+fn http(addr: &str, method: &str, path: &str, body: Option<&str>) -> (u16, String) {
+    use std::io::Read;
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    let body = body.unwrap_or("");
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).unwrap();
+    let (head, body) = raw.split_once("\r\n\r\n").unwrap();
+    (head.split(' ').nth(1).unwrap().parse().unwrap(), body.to_string())
+}
+
+#[test]
+fn connect_serves_the_rest_api_while_running_and_stops_it_on_sigterm() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.txt");
+    std::fs::write(&input, "a\nb\n").unwrap();
+    let worker = dir.path().join("worker.properties");
+    std::fs::write(
+        &worker,
+        format!("cluster=file:{}\nlisteners=http://127.0.0.1:0\n", dir.path().join("data").display()),
+    )
+    .unwrap();
+    let conn = dir.path().join("src.properties");
+    std::fs::write(
+        &conn,
+        format!("name=src\nconnector.class=FileStreamSource\nfile={}\ntopic=t\n", input.display()),
+    )
+    .unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_runnel"))
+        .arg("connect")
+        .arg(&worker)
+        .arg(&conn)
+        .env("RUNNEL_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    let addr = loop {
+        let line = lines.next().expect("the worker exited before serving").unwrap();
+        if let Some(url) = line.strip_prefix("runnel connect: REST API at http://") {
+            break url.trim().to_string();
+        }
+    };
+    assert_eq!(http(&addr, "GET", "/connectors", None), (200, "[\"src\"]".to_string()));
+    let (code, body) = http(&addr, "GET", "/connectors/nope/status", None);
+    assert_eq!(code, 404);
+    assert!(body.contains("\"error_code\":404") && body.contains("nope"), "{body}");
+
+    assert!(Command::new("kill").arg("-TERM").arg(child.id().to_string()).status().unwrap().success());
+    let rest: Vec<String> = lines.map(Result::unwrap).collect();
+    assert!(child.wait().unwrap().success(), "{rest:?}");
+    assert!(rest.iter().any(|l| l.contains("stopped cleanly")), "{rest:?}");
+    assert!(std::net::TcpStream::connect(&addr).is_err(), "the REST API still listens after shutdown");
 }

@@ -76,6 +76,36 @@ pub enum ConnectError {
     /// No connector of this name is running.
     #[error("unknown connector `{0}`")]
     UnknownConnector(String),
+    /// The connector has no task of this id.
+    #[error("connector `{connector}` has no task {task}")]
+    UnknownTask {
+        /// The connector's name.
+        connector: String,
+        /// The task id asked for.
+        task: u32,
+    },
+    /// Offsets may only change while the connector is STOPPED.
+    #[error(
+        "connector `{0}` must be STOPPED before its offsets can be altered or reset \
+         (PUT /connectors/{0}/stop first)"
+    )]
+    NotStopped(String),
+    /// Offsets given to alter are malformed.
+    #[error("connector `{connector}`: invalid offsets: {reason}")]
+    InvalidOffsets {
+        /// The connector's name.
+        connector: String,
+        /// What is wrong, naming the entry.
+        reason: String,
+    },
+    /// The REST server could not listen.
+    #[error("REST listener `{listener}` (key `listeners`): {reason}")]
+    Rest {
+        /// The listener as configured.
+        listener: String,
+        /// What went wrong.
+        reason: String,
+    },
     /// The cluster failed.
     #[error("{what}: {source}")]
     Cluster {

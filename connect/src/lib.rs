@@ -24,7 +24,9 @@
 //! - [`worker`]: the standalone [`worker::Worker`]: worker and connector
 //!   configs (`.properties`, `.json`, `.toml`), source and sink task loops,
 //!   offsets in a compacted topic, error tolerance, retries and the dead
-//!   letter queue, and task statuses.
+//!   letter queue, and task statuses; pause, resume, stop, restarts,
+//!   config updates, active topics and offsets (KIP-875).
+//! - [`rest`]: the REST API with Kafka Connect's paths and JSON.
 //!
 //! Design decisions: logical values keep their physical form (a `Decimal` is
 //! bytes, a `Timestamp` an `int64`), so converters and transforms see one
@@ -50,6 +52,7 @@ pub mod data;
 mod error;
 pub mod plugin;
 pub mod record;
+pub mod rest;
 pub mod transforms;
 pub mod worker;
 

@@ -1,11 +1,14 @@
 //! `runnel connect worker.properties conn1.properties …`: a standalone
-//! Connect worker running the given connectors until SIGINT/SIGTERM.
+//! Connect worker running the given connectors, with the REST API on its
+//! `listeners`, until SIGINT/SIGTERM.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use anyhow::Context;
 use clap::Args;
 use runnel::connect::plugin::PluginRegistry;
+use runnel::connect::rest::RestServer;
 use runnel::connect::worker::{load_config_file, Worker, WorkerConfig};
 
 #[derive(Debug, Args)]
@@ -39,16 +42,25 @@ pub(crate) async fn run(cluster: &str, args: ConnectArgs) -> anyhow::Result<()> 
         connectors.push((path, load_config_file(path)?));
     }
     let url = config.cluster.clone();
-    let worker = Worker::start(config, registry()).await?;
+    let worker = Arc::new(Worker::start(config, registry()).await?);
     for (path, props) in connectors {
         if let Err(e) = worker.add_connector(props.into_iter().collect()).await {
             let _ = worker.shutdown().await;
             return Err(anyhow::Error::new(e).context(path.display().to_string()));
         }
     }
+    let rest = match RestServer::start(worker.clone()).await {
+        Ok(rest) => rest,
+        Err(e) => {
+            let _ = worker.shutdown().await;
+            return Err(e.into());
+        }
+    };
     eprintln!("runnel connect: {} connector(s) running against {url}", worker.connectors().await.len());
+    eprintln!("runnel connect: REST API at {}", rest.url());
     super::broker::wait_for_signal().await?;
-    eprintln!("shutting down: stopping tasks (final flush and commit)");
+    eprintln!("shutting down: stopping the REST API and tasks (final flush and commit)");
+    rest.shutdown().await;
     worker.shutdown().await?;
     eprintln!("stopped cleanly");
     Ok(())

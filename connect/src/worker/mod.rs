@@ -20,14 +20,26 @@
 //! batch, the consumer's `max.poll.records`); there are no queues between
 //! stages. A task that fails goes to FAILED in the [`StatusStore`] with its
 //! error; the others keep running.
+//!
+//! After a connector is added it can be paused, resumed, stopped (tasks
+//! shut down, config kept: the [`TargetState`]), restarted whole or task by
+//! task, and given a new config (`lifecycle`); its offsets can be read, and
+//! while stopped altered or reset (`offsets_admin`, Kafka's KIP-875); the
+//! topics its tasks used are tracked (`topics`); and a config can be
+//! checked key by key into a [`ConfigReport`] (`validate`). The
+//! [`rest`](crate::rest) API is a thin layer over these methods.
 
 mod config;
 mod errors;
 mod files;
+mod lifecycle;
 mod offsets;
+mod offsets_admin;
 mod sink;
 mod source;
 mod status;
+mod topics;
+mod validate;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
@@ -44,7 +56,10 @@ pub use config::{
 };
 pub use errors::Stage;
 pub use files::{load_config_file, parse_json, parse_properties, parse_toml, FlatConfig};
+pub use lifecycle::RestartRequest;
+pub use offsets_admin::ConnectorOffset;
 pub use status::{ConnectorStatus, State, StatusStore, TaskStatus};
+pub use validate::{ConfigReport, ConfigReportEntry};
 
 use crate::converter::Converter;
 use crate::error::ConnectError;
@@ -52,6 +67,7 @@ use crate::plugin::{Connector, ConnectorKind, PluginRegistry, Props, SourceTaskC
 use crate::transforms::{TransformChain, TransformError};
 use errors::ErrorHandler;
 use offsets::OffsetStore;
+use topics::ActiveTopics;
 
 /// What every task runner shares: names, converters, transforms, errors,
 /// status and the stop and pause signals.
@@ -66,6 +82,7 @@ pub(crate) struct TaskRuntime {
     pub(crate) value_class: String,
     pub(crate) errors: ErrorHandler,
     pub(crate) status: StatusStore,
+    pub(crate) topics: ActiveTopics,
     pub(crate) cancel: CancellationToken,
     pub(crate) paused: watch::Receiver<bool>,
 }
@@ -96,12 +113,54 @@ pub(crate) fn transform_class(props: &Props, e: &TransformError) -> String {
     }
 }
 
+/// What the user asked a connector to be (Kafka's target state).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TargetState {
+    /// Running (`PUT …/resume`, or just created).
+    Started,
+    /// Tasks keep their place but move no data (`PUT …/pause`).
+    Paused,
+    /// Connector and tasks shut down, config kept (`PUT …/stop`); the
+    /// only state in which offsets may be altered or reset.
+    Stopped,
+}
+
+/// A connector the worker knows: its config and, unless stopped (or failed
+/// to start), its running instance.
+struct Managed {
+    config: ConnectorConfig,
+    kind: ConnectorKind,
+    target: TargetState,
+    run: Option<Running>,
+}
+
+/// A started connector and its tasks.
 struct Running {
     connector: Connector,
-    config: ConnectorConfig,
     cancel: CancellationToken,
     pause: watch::Sender<bool>,
-    tasks: Vec<JoinHandle<()>>,
+    tasks: Vec<TaskSlot>,
+}
+
+/// One task: its config and, once spawned, its tokio task (cancelled by
+/// its own token, a child of the connector's).
+struct TaskSlot {
+    props: Props,
+    cancel: CancellationToken,
+    handle: Option<JoinHandle<()>>,
+}
+
+/// A connector as `GET /connectors/{name}` shows it (Kafka's `ConnectorInfo`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConnectorInfo {
+    /// The connector's name.
+    pub name: String,
+    /// Its config as given.
+    pub config: Props,
+    /// Source or sink.
+    pub kind: ConnectorKind,
+    /// Its tasks' configs, by task id (empty while stopped).
+    pub tasks: Vec<Props>,
 }
 
 /// A standalone Connect worker. See the [module docs](self).
@@ -127,7 +186,8 @@ pub struct Worker {
     status: StatusStore,
     offsets: Arc<OffsetStore>,
     worker_id: String,
-    connectors: tokio::sync::Mutex<BTreeMap<String, Running>>,
+    topics: ActiveTopics,
+    connectors: tokio::sync::Mutex<BTreeMap<String, Managed>>,
 }
 
 impl std::fmt::Debug for Worker {
@@ -183,6 +243,7 @@ impl Worker {
             status: StatusStore::default(),
             offsets: Arc::new(offsets),
             worker_id,
+            topics: ActiveTopics::default(),
             connectors: tokio::sync::Mutex::new(BTreeMap::new()),
         })
     }
@@ -207,14 +268,69 @@ impl Worker {
         self.status.clone()
     }
 
-    /// The names of the running connectors.
+    /// The cluster the worker runs against.
+    pub fn cluster(&self) -> &Cluster {
+        &self.cluster
+    }
+
+    /// The id this worker reports in statuses (its first listener's
+    /// `host:port`, or `standalone`).
+    pub fn worker_id(&self) -> &str {
+        &self.worker_id
+    }
+
+    /// The names of the connectors (running, paused, stopped or failed).
     pub async fn connectors(&self) -> Vec<String> {
         self.connectors.lock().await.keys().cloned().collect()
     }
 
-    /// A running connector's config.
+    /// A connector's config.
     pub async fn connector_config(&self, name: &str) -> Option<Props> {
-        self.connectors.lock().await.get(name).map(|r| r.config.props.clone())
+        self.connectors.lock().await.get(name).map(|m| m.config.props.clone())
+    }
+
+    /// A connector's config, kind and task configs.
+    pub async fn connector_info(&self, name: &str) -> Option<ConnectorInfo> {
+        let connectors = self.connectors.lock().await;
+        let m = connectors.get(name)?;
+        Some(ConnectorInfo {
+            name: name.to_string(),
+            config: m.config.props.clone(),
+            kind: m.kind,
+            tasks: m.run.iter().flat_map(|r| r.tasks.iter().map(|t| t.props.clone())).collect(),
+        })
+    }
+
+    /// What the user last asked the connector to be.
+    pub async fn target_state(&self, name: &str) -> Option<TargetState> {
+        self.connectors.lock().await.get(name).map(|m| m.target)
+    }
+
+    /// The topics a connector produced to or consumed from since it was
+    /// created or they were last reset.
+    ///
+    /// # Errors
+    /// [`ConnectError::UnknownConnector`].
+    pub async fn active_topics(&self, name: &str) -> Result<Vec<String>, ConnectError> {
+        self.require(name).await?;
+        Ok(self.topics.get(name))
+    }
+
+    /// Forgets the topics a connector used.
+    ///
+    /// # Errors
+    /// [`ConnectError::UnknownConnector`].
+    pub async fn reset_active_topics(&self, name: &str) -> Result<(), ConnectError> {
+        self.require(name).await?;
+        self.topics.reset(name);
+        Ok(())
+    }
+
+    async fn require(&self, name: &str) -> Result<(), ConnectError> {
+        match self.connectors.lock().await.contains_key(name) {
+            true => Ok(()),
+            false => Err(ConnectError::UnknownConnector(name.to_string())),
+        }
     }
 
     /// Checks a connector config completely without starting it: the
@@ -241,28 +357,8 @@ impl Worker {
         config.key_converter.build(&name, "key.converter", true)?;
         config.value_converter.build(&name, "value.converter", false)?;
         if let Connector::Sink(_) = &connector {
-            let bad = |key: &str, value: &str, reason: &str| ConnectError::ConnectorConfig {
-                connector: name.clone(),
-                source: crate::config_def::ConfigError::invalid(key, value, reason),
-            };
-            match (config.topics.is_empty(), &config.topics_regex) {
-                (true, None) => return Err(bad("topics", "", "a sink needs `topics` or `topics.regex`")),
-                (false, Some(r)) => {
-                    return Err(bad("topics.regex", r, "set either `topics` or `topics.regex`"))
-                }
-                (true, Some(r)) => {
-                    regex::Regex::new(r).map_err(|e| bad("topics.regex", r, &e.to_string()))?;
-                }
-                _ => {}
-            }
-            if let Some(dlq) = &config.errors.dlq_topic {
-                if config.topics.contains(dlq) {
-                    return Err(bad(
-                        "errors.deadletterqueue.topic.name",
-                        dlq,
-                        "the dead letter queue cannot be one of the connector's topics",
-                    ));
-                }
+            if let Some(source) = sink_topics_error(&config) {
+                return Err(ConnectError::ConnectorConfig { connector: name, source });
             }
         }
         Ok((config, connector))
@@ -272,22 +368,39 @@ impl Worker {
     ///
     /// # Errors
     /// A config error naming the key; [`ConnectError::DuplicateConnector`];
-    /// [`ConnectError::ConnectorStart`] when the connector refuses to start.
+    /// [`ConnectError::ConnectorStart`] when the connector refuses to start
+    /// (it is then not added).
     pub async fn add_connector(&self, props: Props) -> Result<(), ConnectError> {
-        let (config, mut connector) = self.validate(&props)?;
+        let (config, connector) = self.validate(&props)?;
         let name = config.name.clone();
         let mut connectors = self.connectors.lock().await;
         if connectors.contains_key(&name) {
             return Err(ConnectError::DuplicateConnector(name));
         }
+        let kind = kind_of(&connector);
+        let run = self.start_run(&config, connector, false).await?;
+        connectors.insert(name, Managed { config, kind, target: TargetState::Started, run: Some(run) });
+        Ok(())
+    }
+
+    /// Starts a validated connector and spawns its tasks (paused if asked);
+    /// statuses go to RUNNING (or PAUSED) with UNASSIGNED tasks.
+    async fn start_run(
+        &self,
+        config: &ConnectorConfig,
+        mut connector: Connector,
+        paused: bool,
+    ) -> Result<Running, ConnectError> {
+        let name = config.name.clone();
+        let props = &config.props;
         let start_err = |source| ConnectError::ConnectorStart { connector: name.clone(), source };
         let (kind, task_configs) = match &mut connector {
             Connector::Source(c) => {
-                c.start(&props).await.map_err(start_err)?;
+                c.start(props).await.map_err(start_err)?;
                 (ConnectorKind::Source, c.task_configs(config.tasks_max))
             }
             Connector::Sink(c) => {
-                c.start(&props).await.map_err(start_err)?;
+                c.start(props).await.map_err(start_err)?;
                 (ConnectorKind::Sink, c.task_configs(config.tasks_max))
             }
         };
@@ -295,7 +408,7 @@ impl Worker {
         self.status.put_connector(ConnectorStatus {
             name: name.clone(),
             kind,
-            state: State::Running,
+            state: if paused { State::Paused } else { State::Running },
             trace: None,
             worker_id: self.worker_id.clone(),
             tasks: (0..task_configs.len() as u32)
@@ -308,21 +421,33 @@ impl Worker {
                 .collect(),
         });
         let cancel = CancellationToken::new();
-        let (pause, paused) = watch::channel(false);
-        let mut tasks = Vec::new();
+        let (pause, _) = watch::channel(paused);
         if kind == ConnectorKind::Source {
-            self.recover_pending(&name).await?;
-        }
-        for (id, task_props) in task_configs.into_iter().enumerate() {
-            let id = id as u32;
-            match self.spawn_task(&config, &connector, id, task_props, cancel.clone(), paused.clone()).await {
-                Ok(handle) => tasks.push(handle),
-                Err(e) => self.status.set_task(&name, id, State::Failed, Some(e.to_string())),
+            if let Err(e) = self.recover_pending(&name).await {
+                stop_connector_object(&mut connector).await;
+                return Err(e);
             }
         }
-        info!(connector = %name, tasks = tasks.len(), %kind, "connector started");
-        connectors.insert(name, Running { connector, config, cancel, pause, tasks });
-        Ok(())
+        let mut run = Running { connector, cancel, pause, tasks: Vec::new() };
+        for props in task_configs {
+            let slot = TaskSlot { props, cancel: run.cancel.child_token(), handle: None };
+            run.tasks.push(slot);
+            let id = run.tasks.len() as u32 - 1;
+            self.spawn_slot(config, &mut run, id).await;
+        }
+        info!(connector = %name, tasks = run.tasks.len(), %kind, paused, "connector started");
+        Ok(run)
+    }
+
+    /// Spawns task `id` of `run` from its slot; a task that cannot be
+    /// built goes to FAILED.
+    async fn spawn_slot(&self, config: &ConnectorConfig, run: &mut Running, id: u32) {
+        let slot = &run.tasks[id as usize];
+        let (props, cancel, paused) = (slot.props.clone(), slot.cancel.clone(), run.pause.subscribe());
+        match self.spawn_task(config, &run.connector, id, props, cancel, paused).await {
+            Ok(handle) => run.tasks[id as usize].handle = Some(handle),
+            Err(e) => self.status.set_task(&config.name, id, State::Failed, Some(e.to_string())),
+        }
     }
 
     /// Finishes the pending batches a killed worker left behind (see
@@ -402,6 +527,7 @@ impl Worker {
             value_class: config.value_converter.class.clone(),
             errors,
             status: self.status.clone(),
+            topics: self.topics.clone(),
             cancel,
             paused,
         };
@@ -456,76 +582,65 @@ impl Worker {
             }
         })
     }
+}
 
-    /// Pauses a connector's tasks (sources stop polling, sinks stop
-    /// consuming; both keep their place).
-    ///
-    /// # Errors
-    /// [`ConnectError::UnknownConnector`].
-    pub async fn pause_connector(&self, name: &str) -> Result<(), ConnectError> {
-        self.set_paused(name, true).await
-    }
-
-    /// Resumes a paused connector.
-    ///
-    /// # Errors
-    /// [`ConnectError::UnknownConnector`].
-    pub async fn resume_connector(&self, name: &str) -> Result<(), ConnectError> {
-        self.set_paused(name, false).await
-    }
-
-    async fn set_paused(&self, name: &str, paused: bool) -> Result<(), ConnectError> {
-        let connectors = self.connectors.lock().await;
-        let running = connectors.get(name).ok_or_else(|| ConnectError::UnknownConnector(name.to_string()))?;
-        running.pause.send_replace(paused);
-        self.status.set_connector(name, if paused { State::Paused } else { State::Running }, None);
-        Ok(())
-    }
-
-    /// Stops a connector's tasks (each flushes and commits) and the
-    /// connector, and forgets it.
-    ///
-    /// # Errors
-    /// [`ConnectError::UnknownConnector`].
-    pub async fn remove_connector(&self, name: &str) -> Result<(), ConnectError> {
-        let running = self
-            .connectors
-            .lock()
-            .await
-            .remove(name)
-            .ok_or_else(|| ConnectError::UnknownConnector(name.to_string()))?;
-        stop(running).await;
-        self.status.remove(name);
-        Ok(())
-    }
-
-    /// Stops every connector cleanly (final flush and commit, offsets
-    /// stored), then closes the cluster if the worker opened it.
-    ///
-    /// # Errors
-    /// [`ConnectError::Cluster`] when the cluster fails to close.
-    pub async fn shutdown(&self) -> Result<(), ConnectError> {
-        let running = std::mem::take(&mut *self.connectors.lock().await);
-        for (name, r) in running {
-            stop(r).await;
-            self.status.set_connector(&name, State::Stopped, None);
+/// What is wrong with a sink's `topics`, `topics.regex` and dead letter
+/// queue settings, naming the key.
+fn sink_topics_error(config: &ConnectorConfig) -> Option<crate::config_def::ConfigError> {
+    use crate::config_def::ConfigError;
+    match (config.topics.is_empty(), &config.topics_regex) {
+        (true, None) => {
+            return Some(ConfigError::invalid("topics", "", "a sink needs `topics` or `topics.regex`"))
         }
-        self.offsets.close().await;
-        if self.owns_cluster {
-            self.cluster.close().await.map_err(ConnectError::cluster("closing the cluster"))?;
+        (false, Some(r)) => {
+            return Some(ConfigError::invalid("topics.regex", r, "set either `topics` or `topics.regex`"))
         }
-        Ok(())
+        (true, Some(r)) => {
+            if let Err(e) = regex::Regex::new(r) {
+                return Some(ConfigError::invalid("topics.regex", r, e.to_string()));
+            }
+        }
+        _ => {}
+    }
+    match &config.errors.dlq_topic {
+        Some(dlq) if config.topics.contains(dlq) => Some(ConfigError::invalid(
+            "errors.deadletterqueue.topic.name",
+            dlq,
+            "the dead letter queue cannot be one of the connector's topics",
+        )),
+        _ => None,
     }
 }
 
-async fn stop(mut running: Running) {
-    running.cancel.cancel();
-    for handle in running.tasks.drain(..) {
-        let _ = handle.await;
+/// Source or sink.
+fn kind_of(connector: &Connector) -> ConnectorKind {
+    match connector {
+        Connector::Source(_) => ConnectorKind::Source,
+        Connector::Sink(_) => ConnectorKind::Sink,
     }
-    match &mut running.connector {
+}
+
+async fn stop_connector_object(connector: &mut Connector) {
+    match connector {
         Connector::Source(c) => c.stop().await,
         Connector::Sink(c) => c.stop().await,
     }
-    info!(connector = %running.config.name, "connector stopped");
+}
+
+/// Stops a task: cancels it and waits until it has flushed and stopped.
+async fn stop_slot(slot: &mut TaskSlot) {
+    slot.cancel.cancel();
+    if let Some(handle) = slot.handle.take() {
+        let _ = handle.await;
+    }
+}
+
+/// Stops every task (each flushes and commits), then the connector.
+async fn stop_run(name: &str, mut run: Running) {
+    run.cancel.cancel();
+    for slot in &mut run.tasks {
+        stop_slot(slot).await;
+    }
+    stop_connector_object(&mut run.connector).await;
+    info!(connector = %name, "connector stopped");
 }

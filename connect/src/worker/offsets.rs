@@ -156,6 +156,23 @@ impl OffsetStore {
         Ok(())
     }
 
+    /// Deletes the stored offsets of these source partitions (a tombstone
+    /// each) and waits until written.
+    pub(crate) async fn remove(&self, connector: &str, partitions: &[SourceMap]) -> Result<(), ConnectError> {
+        let mut deliveries = Vec::with_capacity(partitions.len());
+        for partition in partitions {
+            deliveries.push(self.send(json!([connector, partition]).to_string(), None).await?);
+        }
+        self.wait(deliveries).await?;
+        let mut stored = self.lock();
+        if let Some(map) = stored.offsets.get_mut(connector) {
+            for partition in partitions {
+                map.remove(&partition_key(partition));
+            }
+        }
+        Ok(())
+    }
+
     /// Stores (or with `None` clears) a task's pending batch and waits until written.
     pub(crate) async fn write_pending(
         &self,

@@ -110,6 +110,13 @@ impl SinkRunner {
                 let _ = self.consumer.pause(&self.consumer.assignment());
             }
             if !records.is_empty() {
+                let mut topics: Vec<&str> = Vec::new();
+                for r in &records {
+                    if !topics.contains(&&*r.topic) {
+                        topics.push(&r.topic);
+                    }
+                }
+                self.rt.topics.record(&self.rt.name, topics.iter().copied());
                 let mut batch = Vec::with_capacity(records.len());
                 for raw in &records {
                     let tp = TopicPartition::new(raw.topic.to_string(), raw.partition);

@@ -156,6 +156,7 @@ impl SourceRunner {
                 .into_iter()
                 .map(|(tp, recs)| (tp.clone(), ends.get(&tp).copied().unwrap_or(0), recs))
                 .collect();
+            self.rt.topics.record(&name, targets.iter().map(|(tp, ..)| tp.topic.as_str()));
             self.offsets
                 .write_pending(&name, self.rt.task_id, Some(pending_batch(&partitions, &targets, &skipped)))
                 .await

@@ -18,8 +18,11 @@ pub enum State {
     Paused,
     /// Stopped after an error; the trace says why.
     Failed,
-    /// Stopped cleanly.
+    /// Stopped cleanly; for a connector, stopped by the user with its
+    /// config kept (`PUT /connectors/{name}/stop`).
     Stopped,
+    /// About to be restarted (shown in a restart request's answer).
+    Restarting,
 }
 
 impl fmt::Display for State {
@@ -30,6 +33,7 @@ impl fmt::Display for State {
             State::Paused => "PAUSED",
             State::Failed => "FAILED",
             State::Stopped => "STOPPED",
+            State::Restarting => "RESTARTING",
         })
     }
 }
