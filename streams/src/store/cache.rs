@@ -96,6 +96,10 @@ pub(crate) struct RecordCache {
     entries: Vec<DirtyEntry>,
     bytes: usize,
     max_bytes: usize,
+    /// The entry the last [`get`](Self::get) found: aggregations read a
+    /// key and then write it, and the write reuses the lookup (one hash
+    /// probe, often a cache miss on a large cache, instead of two).
+    last_hit: std::cell::Cell<Option<usize>>,
 }
 
 fn size(key: &[u8], value: Option<&[u8]>) -> usize {
@@ -133,7 +137,18 @@ impl RecordCache {
     /// `None` when the cache does not know the key.
     #[inline]
     pub(crate) fn get(&self, key: &[u8]) -> Option<Option<&[u8]>> {
-        self.index.get(key).map(|&i| self.entries[i].value.as_deref())
+        let i = *self.index.get(key)?;
+        self.last_hit.set(Some(i));
+        Some(self.entries[i].value.as_deref())
+    }
+
+    /// The index of `key`'s entry, trying the last hit first.
+    #[inline]
+    fn find(&self, key: &[u8]) -> Option<usize> {
+        match self.last_hit.take() {
+            Some(i) if self.entries.get(i).is_some_and(|e| e.key == key) => Some(i),
+            _ => self.index.get(key).copied(),
+        }
     }
 
     /// Records the latest value of `key`. Returns whether the cache is now
@@ -148,8 +163,8 @@ impl RecordCache {
         old: Option<Option<Vec<u8>>>,
     ) -> bool {
         let added = size(key, value.as_deref());
-        match self.index.get(key) {
-            Some(&i) => {
+        match self.find(key) {
+            Some(i) => {
                 let entry = &mut self.entries[i];
                 self.bytes -= size(&entry.key, entry.value.as_deref());
                 entry.value = value;
@@ -197,6 +212,7 @@ impl RecordCache {
     /// Empties the cache, returning every entry in first-written order.
     pub(crate) fn drain(&mut self) -> Vec<DirtyEntry> {
         self.index.clear();
+        self.last_hit.set(None);
         if let Some(ordered) = &mut self.ordered {
             ordered.clear();
         }
