@@ -27,7 +27,8 @@ use crate::processor::Processor;
 use crate::serdes::Serde;
 use crate::source_sink::SourceNode;
 use crate::stateful::{
-    ChangeForwarder, StreamAggFn, StreamAggregate, TableAggFn, TableAggregate, TableSource,
+    aggregate_fn, count_fn, reduce_fn, ChangeForwarder, StreamAggFn, StreamAggregate, TableAggFn,
+    TableAggregate, TableSource,
 };
 use crate::store::typed::TypedStore;
 use crate::{Serdes, StreamsError};
@@ -284,7 +285,7 @@ where
 {
     /// Counts records per key. The store's value serde defaults to `i64`.
     pub fn count(&self, materialized: Materialized<K, i64>) -> KTable<K, i64> {
-        let f: StreamAggFn<K, V, i64> = Arc::new(|_, _, count| count.unwrap_or(0) + 1);
+        let f: StreamAggFn<K, V, i64> = count_fn();
         self.build("KSTREAM-AGGREGATE", materialized, Some(Arc::new(Serdes::i64())), f)
     }
 
@@ -295,10 +296,7 @@ where
     where
         F: Fn(V, V) -> V + Send + Sync + 'static,
     {
-        let f: StreamAggFn<K, V, V> = Arc::new(move |_, value, agg| match agg {
-            Some(agg) => reducer(agg, value),
-            None => value,
-        });
+        let f: StreamAggFn<K, V, V> = reduce_fn(reducer);
         let default = Some(Arc::clone(&self.grouped.value_serde));
         self.build("KSTREAM-REDUCE", materialized, default, f)
     }
@@ -317,8 +315,7 @@ where
         I: Fn() -> VR + Send + Sync + 'static,
         A: Fn(&K, V, VR) -> VR + Send + Sync + 'static,
     {
-        let f: StreamAggFn<K, V, VR> =
-            Arc::new(move |key, value, agg| aggregator(key, value, agg.unwrap_or_else(&initializer)));
+        let f: StreamAggFn<K, V, VR> = aggregate_fn(initializer, aggregator);
         self.build("KSTREAM-AGGREGATE", materialized, None, f)
     }
 

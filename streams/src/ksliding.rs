@@ -28,7 +28,7 @@ use crate::options::Materialized;
 use crate::processor::{Processor, ProcessorContext};
 use crate::record::{Headers, Record};
 use crate::serdes::{Serde, SerdeError};
-use crate::stateful::{ChangeForwarder, StreamAggFn};
+use crate::stateful::{aggregate_fn, count_fn, reduce_fn, ChangeForwarder, StreamAggFn};
 use crate::store::typed::{serde_error, TypedStore};
 use crate::window::{read_time, KeyTime, SlidingWindows, WindowStoreKeySerde, Windowed};
 use crate::{Serdes, StreamsError};
@@ -106,7 +106,7 @@ where
 {
     /// Counts the records of each key in each window.
     pub fn count(&self, materialized: Materialized<K, i64>) -> KTable<Windowed<K>, i64> {
-        let f: StreamAggFn<K, V, i64> = Arc::new(|_, _, count| count.unwrap_or(0) + 1);
+        let f: StreamAggFn<K, V, i64> = count_fn();
         self.build("KSTREAM-AGGREGATE", materialized, Some(Arc::new(Serdes::i64())), f)
     }
 
@@ -116,10 +116,7 @@ where
     where
         F: Fn(V, V) -> V + Send + Sync + 'static,
     {
-        let f: StreamAggFn<K, V, V> = Arc::new(move |_, value, agg| match agg {
-            Some(agg) => reducer(agg, value),
-            None => value,
-        });
+        let f: StreamAggFn<K, V, V> = reduce_fn(reducer);
         let default = Some(Arc::clone(&self.grouped.grouped.value_serde));
         self.build("KSTREAM-REDUCE", materialized, default, f)
     }
@@ -138,8 +135,7 @@ where
         I: Fn() -> VR + Send + Sync + 'static,
         A: Fn(&K, V, VR) -> VR + Send + Sync + 'static,
     {
-        let f: StreamAggFn<K, V, VR> =
-            Arc::new(move |key, value, agg| aggregator(key, value, agg.unwrap_or_else(&initializer)));
+        let f: StreamAggFn<K, V, VR> = aggregate_fn(initializer, aggregator);
         self.build("KSTREAM-AGGREGATE", materialized, None, f)
     }
 

@@ -23,7 +23,7 @@ use crate::options::Materialized;
 use crate::processor::{Processor, ProcessorContext};
 use crate::record::Record;
 use crate::serdes::Serde;
-use crate::stateful::StreamAggFn;
+use crate::stateful::{aggregate_fn, count_fn, reduce_fn, StreamAggFn};
 use crate::store::rocks::Segmenting;
 use crate::store::typed::TypedStore;
 use crate::window::{
@@ -169,7 +169,7 @@ where
 {
     /// Counts records per key and window.
     pub fn count(&self, materialized: Materialized<K, i64>) -> KTable<Windowed<K>, i64> {
-        let f: StreamAggFn<K, V, i64> = Arc::new(|_, _, count| count.unwrap_or(0) + 1);
+        let f: StreamAggFn<K, V, i64> = count_fn();
         self.build("KSTREAM-AGGREGATE", materialized, Some(Arc::new(Serdes::i64())), f)
     }
 
@@ -179,10 +179,7 @@ where
     where
         F: Fn(V, V) -> V + Send + Sync + 'static,
     {
-        let f: StreamAggFn<K, V, V> = Arc::new(move |_, value, agg| match agg {
-            Some(agg) => reducer(agg, value),
-            None => value,
-        });
+        let f: StreamAggFn<K, V, V> = reduce_fn(reducer);
         let default = Some(Arc::clone(&self.grouped.grouped.value_serde));
         self.build("KSTREAM-REDUCE", materialized, default, f)
     }
@@ -201,8 +198,7 @@ where
         I: Fn() -> VR + Send + Sync + 'static,
         A: Fn(&K, V, VR) -> VR + Send + Sync + 'static,
     {
-        let f: StreamAggFn<K, V, VR> =
-            Arc::new(move |key, value, agg| aggregator(key, value, agg.unwrap_or_else(&initializer)));
+        let f: StreamAggFn<K, V, VR> = aggregate_fn(initializer, aggregator);
         self.build("KSTREAM-AGGREGATE", materialized, None, f)
     }
 
@@ -350,7 +346,7 @@ where
 {
     /// Counts records per key and session.
     pub fn count(&self, materialized: Materialized<K, i64>) -> KTable<Windowed<K>, i64> {
-        let f: StreamAggFn<K, V, i64> = Arc::new(|_, _, count| count.unwrap_or(0) + 1);
+        let f: StreamAggFn<K, V, i64> = count_fn();
         let merger: MergerFn<K, i64> = Arc::new(|_, a, b| a + b);
         self.build("KSTREAM-AGGREGATE", materialized, Some(Arc::new(Serdes::i64())), f, merger)
     }
@@ -389,8 +385,7 @@ where
         A: Fn(&K, V, VR) -> VR + Send + Sync + 'static,
         M: Fn(&K, VR, VR) -> VR + Send + Sync + 'static,
     {
-        let f: StreamAggFn<K, V, VR> =
-            Arc::new(move |key, value, agg| aggregator(key, value, agg.unwrap_or_else(&initializer)));
+        let f: StreamAggFn<K, V, VR> = aggregate_fn(initializer, aggregator);
         self.build("KSTREAM-AGGREGATE", materialized, None, f, Arc::new(merger))
     }
 

@@ -61,6 +61,31 @@ impl<K: Clone + Send + 'static, V: Clone + Send + 'static> FlushListener for Cha
 /// Folds a stream record into the current aggregate (`None` = no aggregate yet).
 pub(crate) type StreamAggFn<K, V, VR> = Arc<dyn Fn(&K, V, Option<VR>) -> VR + Send + Sync>;
 
+/// `count`: one more per record.
+pub(crate) fn count_fn<K, V>() -> StreamAggFn<K, V, i64> {
+    Arc::new(|_, _, count| count.unwrap_or(0) + 1)
+}
+
+/// `reduce`: the first value, then `reducer(aggregate, value)`.
+pub(crate) fn reduce_fn<K, V, F>(reducer: F) -> StreamAggFn<K, V, V>
+where
+    F: Fn(V, V) -> V + Send + Sync + 'static,
+{
+    Arc::new(move |_, value, agg| match agg {
+        Some(agg) => reducer(agg, value),
+        None => value,
+    })
+}
+
+/// `aggregate`: `aggregator(key, value, aggregate or initializer())`.
+pub(crate) fn aggregate_fn<K, V, VR, I, A>(initializer: I, aggregator: A) -> StreamAggFn<K, V, VR>
+where
+    I: Fn() -> VR + Send + Sync + 'static,
+    A: Fn(&K, V, VR) -> VR + Send + Sync + 'static,
+{
+    Arc::new(move |key, value, agg| aggregator(key, value, agg.unwrap_or_else(&initializer)))
+}
+
 /// `count`, `reduce` and `aggregate` of a grouped stream.
 pub(crate) struct StreamAggregate<K, V, VR> {
     pub(crate) store: TypedStore<K, VR>,
