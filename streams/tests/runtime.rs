@@ -167,6 +167,12 @@ async fn two_threads_process_every_partition(kafka: bool) {
         expected.entry(k.clone()).or_default().push(v.to_uppercase());
     }
     assert_eq!(out, expected);
+    // Both threads joined before either processed: no record was
+    // processed twice by a startup rebalance.
+    let consumer = cluster.client.consumer(ConsumerConfig::default()).unwrap();
+    let tps: Vec<TopicPartition> = (0..4).map(|p| TopicPartition::new("shouted", p)).collect();
+    let written: i64 = consumer.end_offsets(&tps).unwrap().values().sum();
+    assert_eq!(written, 360, "records were written more than once");
 
     // The group committed every consumed offset on close.
     let group = cluster.client.admin().describe_group("upper").await.unwrap();

@@ -183,6 +183,7 @@ impl Streams {
         let global_thread =
             if globals.is_empty() { None } else { Some(self.start_global_thread(&globals).await?) };
         let watcher = self.start_control_watcher()?;
+        let startup = Arc::new(thread::StartupBarrier::new(self.config.num_stream_threads()));
         let mut threads = self.threads.lock().unwrap_or_else(PoisonError::into_inner);
         threads.extend(global_thread);
         threads.push(watcher);
@@ -196,6 +197,8 @@ impl Streams {
                 shutdown: Arc::clone(&self.shared.shutdown),
                 metrics: Arc::clone(&self.shared.metrics),
                 globals: Arc::clone(&globals),
+                startup: Arc::clone(&startup),
+                index: i - 1,
             };
             let shared = Arc::clone(&self.shared);
             let handle = std::thread::Builder::new()

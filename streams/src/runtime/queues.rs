@@ -65,6 +65,19 @@ impl TaskQueues {
             .map_or(0, |q| q.records.len())
     }
 
+    /// Empties every buffer, returning each partition's oldest buffered
+    /// offset.
+    pub(crate) fn clear(&mut self) -> Vec<(Arc<str>, i32, i64)> {
+        let mut heads = Vec::new();
+        for q in &mut self.queues {
+            if let Some(head) = q.records.front() {
+                heads.push((Arc::clone(&q.topic), q.partition, head.offset));
+            }
+            q.records.clear();
+        }
+        heads
+    }
+
     /// Whether nothing is buffered.
     pub(crate) fn is_empty(&self) -> bool {
         self.queues.iter().all(|q| q.records.is_empty())

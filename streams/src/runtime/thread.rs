@@ -45,6 +45,58 @@ pub(crate) struct ThreadSpec {
     pub(crate) metrics: Arc<Counters>,
     /// The instance's global stores, read by global-table joins.
     pub(crate) globals: Arc<GlobalStores>,
+    /// Holds processing back until every thread has joined the group.
+    pub(crate) startup: Arc<StartupBarrier>,
+    /// The thread's index in the instance, from 0.
+    pub(crate) index: usize,
+}
+
+/// How long threads wait for their siblings before processing anyway (a
+/// thread may get no partition when there are more threads than tasks).
+const STARTUP_WAIT: Duration = Duration::from_secs(5);
+
+/// The stream threads of one instance start together: the first thread to
+/// join the group gets every partition, and would process records until
+/// the next thread's join moves half of them, and the new owners would
+/// process those records again. So no thread processes until every thread
+/// holds partitions and no partition is held by two threads (or
+/// [`STARTUP_WAIT`] has passed).
+#[derive(Debug)]
+pub(crate) struct StartupBarrier {
+    /// Each thread's assignment, by thread index.
+    assignments: std::sync::Mutex<Vec<Vec<TopicPartition>>>,
+    passed: AtomicBool,
+    deadline: Instant,
+}
+
+impl StartupBarrier {
+    pub(crate) fn new(threads: usize) -> Self {
+        StartupBarrier {
+            assignments: std::sync::Mutex::new(vec![Vec::new(); threads]),
+            passed: AtomicBool::new(false),
+            deadline: Instant::now() + STARTUP_WAIT,
+        }
+    }
+
+    /// Whether thread `index`, holding `assignment`, may process.
+    fn ready(&self, index: usize, assignment: &[TopicPartition]) -> bool {
+        if self.passed.load(Ordering::Acquire) {
+            return true;
+        }
+        let mut all = self.assignments.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(slot) = all.get_mut(index) {
+            slot.clear();
+            slot.extend_from_slice(assignment);
+        }
+        let held: usize = all.iter().map(Vec::len).sum();
+        let distinct: BTreeSet<&TopicPartition> = all.iter().flatten().collect();
+        let settled = all.iter().all(|a| !a.is_empty()) && distinct.len() == held;
+        if settled || Instant::now() >= self.deadline {
+            self.passed.store(true, Ordering::Release);
+            return true;
+        }
+        false
+    }
 }
 
 /// A task and the bookkeeping the thread keeps for it.
@@ -94,11 +146,13 @@ pub(crate) async fn run(spec: &ThreadSpec) -> Result<(), StreamsError> {
 
     let result: Result<(), StreamsError> = async {
         while !spec.shutdown.load(Ordering::Relaxed) {
-            let records = consumer.poll(Duration::from_millis(100)).await.map_err(client_error("poll"))?;
+            let mut records =
+                consumer.poll(Duration::from_millis(100)).await.map_err(client_error("poll"))?;
             let now_assigned = consumer.assignment();
             if now_assigned != assignment {
                 adopt_assignment(spec, &readers, &now_assigned, &mut tasks, &mut sender, &mut consumer)
                     .await?;
+                resume_after_rebalance(&mut consumer, &now_assigned, &mut tasks, &mut records)?;
                 paused.retain(|tp| now_assigned.contains(tp));
                 assignment = now_assigned;
             }
@@ -111,8 +165,13 @@ pub(crate) async fn run(spec: &ThreadSpec) -> Result<(), StreamsError> {
                     active.queues.push(record);
                 }
             }
-            for active in tasks.values_mut() {
-                process_turn(active, &mut pending, &mut sender).await?;
+            // Until every thread of the instance has joined the group, the
+            // assignment is about to change: records wait in the buffers
+            // (paused at the limit), so none is processed twice.
+            if spec.startup.ready(spec.index, &assignment) {
+                for active in tasks.values_mut() {
+                    process_turn(active, &mut pending, &mut sender).await?;
+                }
             }
             apply_backpressure(&mut consumer, &tasks, &assignment, &mut paused, buffer_limit)?;
             if last_commit.elapsed() >= commit_interval {
@@ -154,6 +213,42 @@ pub(crate) async fn run(spec: &ThreadSpec) -> Result<(), StreamsError> {
     }
     info!(thread = %spec.name, ok = result.is_ok(), "stream thread stopped");
     result
+}
+
+/// After a rebalance the consumer may restart kept partitions from their
+/// committed offsets (an eager rebalance revokes everything) while their
+/// records still sit in the task buffers, which would process them twice.
+/// So every buffered or just-fetched record is dropped and each partition
+/// is sought to its first unprocessed offset: the oldest record dropped,
+/// else the offset after the last processed one.
+fn resume_after_rebalance(
+    consumer: &mut runnel_core::client::Consumer,
+    assigned: &[TopicPartition],
+    tasks: &mut BTreeMap<TaskId, ActiveTask>,
+    records: &mut Vec<runnel_core::client::ConsumerRecord>,
+) -> Result<(), StreamsError> {
+    let mut resume: HashMap<(Arc<str>, i32), i64> = HashMap::new();
+    let mut earliest = |topic: &Arc<str>, partition: i32, offset: i64| {
+        resume.entry((Arc::clone(topic), partition)).and_modify(|o| *o = (*o).min(offset)).or_insert(offset);
+    };
+    for record in records.drain(..) {
+        earliest(&record.topic, record.partition, record.offset);
+    }
+    for active in tasks.values_mut() {
+        for (topic, partition, head) in active.queues.clear() {
+            earliest(&topic, partition, head);
+        }
+        for (topic, partition, next) in &active.consumed {
+            earliest(topic, *partition, *next);
+        }
+    }
+    for ((topic, partition), offset) in resume {
+        let tp = TopicPartition::new(&*topic, partition);
+        if assigned.contains(&tp) {
+            consumer.seek(&tp, offset).map_err(client_error("seek after rebalance"))?;
+        }
+    }
+    Ok(())
 }
 
 /// Processes up to [`RECORDS_PER_TURN`] buffered records of one task.
