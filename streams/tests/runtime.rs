@@ -592,3 +592,34 @@ async fn shutdown_application_stops_every_instance() {
     }
     cluster.close().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stateful_tasks_move_between_threads_of_one_instance() {
+    // The first thread opens every task's stores; when the second joins,
+    // the tasks it takes over are still open in the first until it
+    // notices the rebalance. Opening them must wait, not fail.
+    let cluster = TestCluster::open(false).await;
+    create(&cluster.client, "clicks", 8).await;
+    create(&cluster.client, "click-counts-out", 8).await;
+    produce(&cluster.client, "clicks", (0..800).map(|i| (format!("user{}", i % 80), "x".to_string()))).await;
+    let streams = Streams::new(
+        count_topology(),
+        config("moving", &cluster).with_num_stream_threads(2),
+        cluster.client.clone(),
+    )
+    .unwrap();
+    streams.start().await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        assert!(streams.errors().is_empty(), "{:?}", streams.errors());
+        let counts = latest_counts(&cluster.client, 8).await;
+        if counts.len() == 80 && counts.values().all(|&c| c == 10) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "counts: {counts:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    streams.close().await.unwrap();
+    assert!(streams.errors().is_empty(), "{:?}", streams.errors());
+    cluster.close().await;
+}

@@ -326,10 +326,7 @@ async fn adopt_assignment(
         if tasks.contains_key(id) {
             continue;
         }
-        let mut task = spec
-            .topology
-            .build_task_with_globals(id.subtopology as usize, id.partition, &spec.config, &spec.globals)?
-            .with_metrics(Arc::clone(&spec.metrics));
+        let mut task = open_task(spec, *id).await?.with_metrics(Arc::clone(&spec.metrics));
         let checkpoint = restore(spec, &mut task).await?;
         debug!(thread = %spec.name, task = %id, "created task");
         tasks.insert(
@@ -343,6 +340,49 @@ async fn adopt_assignment(
         active.task.set_cache_max_bytes(share);
     }
     Ok(())
+}
+
+/// How long a thread waits for another thread of the instance to release a
+/// task's stores before failing.
+const STORE_LOCK_WAIT: Duration = Duration::from_secs(60);
+
+/// Builds task `id`. When the task just moved from another thread of this
+/// process, that thread may still hold its RocksDB stores until it polls
+/// and closes its revoked tasks: opening them fails on RocksDB's lock, so
+/// this retries until they are released (Kafka retries on its state
+/// directory lock the same way).
+async fn open_task(spec: &ThreadSpec, id: TaskId) -> Result<StreamTask, StreamsError> {
+    retry_while_locked(&spec.name, id, STORE_LOCK_WAIT, || {
+        spec.topology.build_task_with_globals(
+            id.subtopology as usize,
+            id.partition,
+            &spec.config,
+            &spec.globals,
+        )
+    })
+    .await
+}
+
+/// Calls `open` until it does not fail on a RocksDB lock held in this
+/// process, or `wait` has passed.
+async fn retry_while_locked<T>(
+    thread: &str,
+    id: TaskId,
+    wait: Duration,
+    mut open: impl FnMut() -> Result<T, StreamsError>,
+) -> Result<T, StreamsError> {
+    let started = Instant::now();
+    loop {
+        match open() {
+            Err(StreamsError::Store { op: "open", reason, .. })
+                if reason.contains("lock") && started.elapsed() < wait =>
+            {
+                debug!(thread, task = %id, %reason, "stores still held by another thread; retrying");
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            other => return other,
+        }
+    }
 }
 
 /// Pauses partitions whose buffer is full and resumes those that drained.
@@ -460,4 +500,37 @@ async fn commit(
     consumer.commit_offsets(&offsets).await.map_err(client_error("commit offsets"))?;
     debug!(partitions = offsets.len(), "committed");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::memory::SharedMemory;
+    use crate::store::rocks::RocksStore;
+
+    #[tokio::test]
+    async fn opening_stores_another_thread_holds_waits_until_it_lets_go() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("counts");
+        let open = || RocksStore::open_segmented("counts", &path, SharedMemory::shared(64 << 20), None);
+        let held = open().unwrap();
+        let err = open().expect_err("the lock is held").to_string();
+        assert!(err.contains("lock"), "{err}");
+        let releaser = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(200));
+            drop(held);
+        });
+        let id = TaskId { subtopology: 0, partition: 1 };
+        let started = Instant::now();
+        let reopened = retry_while_locked("t", id, Duration::from_secs(10), open).await;
+        assert!(reopened.is_ok(), "{:?}", reopened.err());
+        assert!(started.elapsed() >= Duration::from_millis(150));
+        releaser.join().unwrap();
+        // Other errors, and a lock that outlasts the wait, are returned.
+        let still_held = reopened.unwrap();
+        let err =
+            retry_while_locked("t", id, Duration::from_millis(100), open).await.expect_err("still held");
+        assert!(err.to_string().contains("lock"), "{err}");
+        drop(still_held);
+    }
 }

@@ -16,6 +16,9 @@ use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use tracing::{debug, warn};
 
 use super::{blocking, kafka_error, tpl_of, tps_of, KafkaCluster, REQUEST_TIMEOUT};
+
+/// How long `close` waits for librdkafka to leave the group.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(30);
 use crate::broker::OffsetAndMetadata;
 use crate::client::consumer::{OffsetAndTimestamp, RebalanceListener};
 use crate::client::{AssignmentStrategy, ConsumerConfig, ConsumerRecord, OffsetReset};
@@ -649,7 +652,7 @@ impl KafkaConsumer {
     pub(crate) async fn close(&mut self) -> Result<()> {
         let Some(c) = self.consumer.take() else { return Ok(()) };
         let auto_commit = self.config.enable_auto_commit && self.config.group_id.is_some();
-        blocking(move || {
+        let closing = blocking(move || {
             if auto_commit {
                 if let Err(e) = c.commit_consumer_state(CommitMode::Sync) {
                     if !is_nothing_to_commit(&e) {
@@ -660,8 +663,19 @@ impl KafkaConsumer {
             // Dropping the last reference leaves the group and waits for it.
             drop(c);
             Ok(())
-        })
-        .await
+        });
+        // librdkafka's close waits for the group to let the member go, which
+        // has been seen to wait for ever during a rebalance under load. As
+        // Java's `close()`, give up after a bound: the member then leaves
+        // the group when its session times out (the closing thread stays
+        // blocked in librdkafka).
+        match tokio::time::timeout(CLOSE_TIMEOUT, closing).await {
+            Ok(result) => result,
+            Err(_) => {
+                warn!(seconds = CLOSE_TIMEOUT.as_secs(), "consumer close did not finish; giving up on it");
+                Ok(())
+            }
+        }
     }
 
     pub(crate) fn abandon(mut self) {
