@@ -62,11 +62,32 @@ pub(crate) async fn run(args: BrokerArgs) -> anyhow::Result<()> {
 }
 
 pub(crate) async fn wait_for_signal() -> anyhow::Result<()> {
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .context("installing the SIGTERM handler")?;
-    tokio::select! {
-        r = tokio::signal::ctrl_c() => r.context("waiting for Ctrl-C")?,
-        _ = term.recv() => {}
-    }
+    StopSignals::install()?.wait().await;
     Ok(())
+}
+
+/// SIGTERM and SIGINT (Ctrl-C) handlers, installed before a command starts
+/// its work: a signal that arrives during start-up is held and ends the
+/// command cleanly once it is up, instead of killing it half started.
+pub(crate) struct StopSignals {
+    term: tokio::signal::unix::Signal,
+    interrupt: tokio::signal::unix::Signal,
+}
+
+impl StopSignals {
+    pub(crate) fn install() -> anyhow::Result<Self> {
+        use tokio::signal::unix::{signal, SignalKind};
+        Ok(StopSignals {
+            term: signal(SignalKind::terminate()).context("installing the SIGTERM handler")?,
+            interrupt: signal(SignalKind::interrupt()).context("installing the SIGINT handler")?,
+        })
+    }
+
+    /// Waits for either signal (one that came after `install` counts).
+    pub(crate) async fn wait(&mut self) {
+        tokio::select! {
+            _ = self.term.recv() => {}
+            _ = self.interrupt.recv() => {}
+        }
+    }
 }

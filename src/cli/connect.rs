@@ -31,6 +31,7 @@ fn registry() -> PluginRegistry {
 }
 
 pub(crate) async fn run(cluster: &str, args: ConnectArgs) -> anyhow::Result<()> {
+    let mut signals = super::broker::StopSignals::install()?;
     let mut worker_props = load_config_file(&args.worker)?;
     if !worker_props.contains_key("cluster") && !worker_props.contains_key("bootstrap.servers") {
         worker_props.insert("cluster".into(), cluster.to_string());
@@ -58,7 +59,7 @@ pub(crate) async fn run(cluster: &str, args: ConnectArgs) -> anyhow::Result<()> 
     };
     eprintln!("runnel connect: {} connector(s) running against {url}", worker.connectors().await.len());
     eprintln!("runnel connect: REST API at {}", rest.url());
-    super::broker::wait_for_signal().await?;
+    signals.wait().await;
     eprintln!("shutting down: stopping the REST API and tasks (final flush and commit)");
     rest.shutdown().await;
     worker.shutdown().await?;

@@ -13,8 +13,9 @@
 //! value = JSON {"partitions": [{..}, ..],
 //!               "targets": [{"topic": t, "partition": p, "end": <log end before the batch>,
 //!                            "records": [[<batch index>, <partition index>, {offset}], ..]}, ..],
-//!               "skipped": [[<batch index>, <partition index>, {offset}], ..]}
-//!         or null once the batch's offsets are stored
+//!               "skipped": [[<batch index>, <partition index>, {offset}], ..],
+//!               "previous": [[{partition}, {offset}], ..]}
+//!         or null once the task stopped cleanly
 //! ```
 //!
 //! It is written before a batch is produced, so a worker killed between
@@ -23,13 +24,22 @@
 //! resume right after them: no record is lost and none is produced twice,
 //! provided the task is the only writer of those partitions while it was
 //! down (other writers would make the worker skip records instead).
+//!
+//! A batch costs two waits: the note, then the records. The batch's offsets
+//! are then sent without waiting: they travel with the next batch's note,
+//! which repeats them in `previous` (the offsets the last batch stored, in
+//! case they did not arrive), and the note is not cleared between batches.
+//! Once a batch's records are in the log its note alone gives its offsets,
+//! so a note left behind by a finished batch recovers to the offsets already
+//! stored; the next note replaces it only after waiting for them. A clean
+//! stop waits for the last offsets and clears the note.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
-use runnel_core::client::{Cluster, ConsumerConfig, Producer, ProducerRecord};
+use runnel_core::client::{Cluster, ConsumerConfig, Delivery, Producer, ProducerRecord};
 use runnel_core::topic::{NewTopic, TopicPartition};
 use serde_json::{json, Value as Json};
 use tracing::{info, warn};
@@ -43,8 +53,17 @@ const PENDING: &str = "__runnel.pending";
 struct Stored {
     /// connector → partition key → (partition, offset).
     offsets: HashMap<String, HashMap<String, (SourceMap, SourceMap)>>,
-    /// (connector, task) → pending batch.
-    pending: BTreeMap<(String, u32), Json>,
+    /// (connector, task) → pending batch (its JSON text, parsed when asked).
+    pending: BTreeMap<(String, u32), Arc<str>>,
+}
+
+/// What a running source task sent after its last batch without waiting.
+#[derive(Default)]
+struct Unconfirmed {
+    /// The deliveries of the offsets records.
+    deliveries: Vec<Delivery>,
+    /// Those offsets, repeated in the task's next note.
+    entries: Vec<(SourceMap, SourceMap)>,
 }
 
 /// Source offsets, read from the offsets topic at start and kept in memory.
@@ -52,6 +71,8 @@ pub(crate) struct OffsetStore {
     topic: Arc<str>,
     producer: Producer,
     stored: Mutex<Stored>,
+    /// (connector, task) → offsets sent without waiting.
+    unconfirmed: Mutex<HashMap<(String, u32), Unconfirmed>>,
 }
 
 /// Creates `topic` (compacted) unless it exists.
@@ -113,7 +134,12 @@ impl OffsetStore {
         }
         let _ = consumer.close().await;
         info!(topic, records = count, "read source offsets");
-        Ok(OffsetStore { topic: Arc::from(topic), producer, stored: Mutex::new(stored) })
+        Ok(OffsetStore {
+            topic: Arc::from(topic),
+            producer,
+            stored: Mutex::new(stored),
+            unconfirmed: Mutex::new(HashMap::new()),
+        })
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Stored> {
@@ -127,12 +153,14 @@ impl OffsetStore {
 
     /// The pending batches of a connector's tasks.
     pub(crate) fn pending(&self, connector: &str) -> Vec<(u32, Json)> {
-        self.lock()
+        let notes: Vec<(u32, Arc<str>)> = self
+            .lock()
             .pending
             .iter()
             .filter(|((c, _), _)| c == connector)
             .map(|((_, t), v)| (*t, v.clone()))
-            .collect()
+            .collect();
+        notes.into_iter().map(|(t, v)| (t, serde_json::from_str(&v).unwrap_or(Json::Null))).collect()
     }
 
     /// Stores offsets and waits until they are written.
@@ -141,19 +169,30 @@ impl OffsetStore {
         connector: &str,
         entries: &[(SourceMap, SourceMap)],
     ) -> Result<(), ConnectError> {
+        let deliveries = self.send_offsets(connector, entries).await?;
+        self.wait(deliveries).await
+    }
+
+    /// Sends offsets without waiting; await the deliveries with [`OffsetStore::wait`]
+    /// (or [`OffsetStore::write_note`]). The offsets read back by
+    /// [`OffsetStore::offsets`] change at once.
+    pub(crate) async fn send_offsets(
+        &self,
+        connector: &str,
+        entries: &[(SourceMap, SourceMap)],
+    ) -> Result<Vec<Delivery>, ConnectError> {
         let mut deliveries = Vec::with_capacity(entries.len());
         for (partition, offset) in entries {
             let key = json!([connector, partition]).to_string();
-            let value = Json::Object(offset.clone()).to_string();
+            let value = serde_json::to_string(offset).unwrap_or_default();
             deliveries.push(self.send(key, Some(value)).await?);
         }
-        self.wait(deliveries).await?;
         let mut stored = self.lock();
         let map = stored.offsets.entry(connector.to_string()).or_default();
         for (partition, offset) in entries {
             map.insert(partition_key(partition), (partition.clone(), offset.clone()));
         }
-        Ok(())
+        Ok(deliveries)
     }
 
     /// Deletes the stored offsets of these source partitions (a tombstone
@@ -173,6 +212,80 @@ impl OffsetStore {
         Ok(())
     }
 
+    fn take_unconfirmed(&self, connector: &str, task: u32) -> Unconfirmed {
+        let mut map = self.unconfirmed.lock().unwrap_or_else(|e| e.into_inner());
+        map.remove(&(connector.to_string(), task)).unwrap_or_default()
+    }
+
+    /// Forgets what an earlier run of this task left unconfirmed (a failed
+    /// run leaves its note, which recovery has handled before a restart).
+    pub(crate) fn start_task(&self, connector: &str, task: u32) {
+        drop(self.take_unconfirmed(connector, task));
+    }
+
+    /// Writes a source task's pending batch before it is produced, and waits
+    /// for it and for the offsets the task's last batch sent without waiting
+    /// (which the note repeats as `previous`).
+    pub(crate) async fn write_batch_note(
+        &self,
+        connector: &str,
+        task: u32,
+        partitions: &[SourceMap],
+        targets: &[(TopicPartition, i64, Vec<PendingRecord<'_>>)],
+        skipped: &[PendingRecord<'_>],
+    ) -> Result<(), ConnectError> {
+        let earlier = self.take_unconfirmed(connector, task);
+        let note = pending_batch(partitions, targets, skipped, &earlier.entries);
+        self.write_note(connector, task, Some(note), earlier.deliveries).await
+    }
+
+    /// Sends the offsets of a batch whose records and note are written,
+    /// without waiting: the task's next note (or [`OffsetStore::store_offsets`],
+    /// or [`OffsetStore::finish_task`]) waits for them.
+    pub(crate) async fn send_batch_offsets(
+        &self,
+        connector: &str,
+        task: u32,
+        entries: Vec<(SourceMap, SourceMap)>,
+    ) -> Result<(), ConnectError> {
+        let mut earlier = self.take_unconfirmed(connector, task);
+        let deliveries = self.send_offsets(connector, &entries).await?;
+        // An earlier batch's deliveries were waited for by the note written
+        // since; keep any not yet awaited.
+        earlier.deliveries.extend(deliveries);
+        let mut map = self.unconfirmed.lock().unwrap_or_else(|e| e.into_inner());
+        map.insert((connector.to_string(), task), Unconfirmed { deliveries: earlier.deliveries, entries });
+        Ok(())
+    }
+
+    /// Stores the offsets of a batch that produced nothing (so wrote no
+    /// note) and waits; then clears the task's note, which would recover
+    /// older offsets.
+    pub(crate) async fn store_offsets(
+        &self,
+        connector: &str,
+        task: u32,
+        entries: &[(SourceMap, SourceMap)],
+    ) -> Result<(), ConnectError> {
+        let mut deliveries = self.take_unconfirmed(connector, task).deliveries;
+        deliveries.extend(self.send_offsets(connector, entries).await?);
+        self.wait(deliveries).await?;
+        self.clear_note(connector, task).await
+    }
+
+    /// After a clean stop: waits for the task's last offsets and clears its note.
+    pub(crate) async fn finish_task(&self, connector: &str, task: u32) -> Result<(), ConnectError> {
+        self.wait(self.take_unconfirmed(connector, task).deliveries).await?;
+        self.clear_note(connector, task).await
+    }
+
+    async fn clear_note(&self, connector: &str, task: u32) -> Result<(), ConnectError> {
+        if self.lock().pending.contains_key(&(connector.to_string(), task)) {
+            self.write_note(connector, task, None, Vec::new()).await?;
+        }
+        Ok(())
+    }
+
     /// Stores (or with `None` clears) a task's pending batch and waits until written.
     pub(crate) async fn write_pending(
         &self,
@@ -180,35 +293,51 @@ impl OffsetStore {
         task: u32,
         batch: Option<Json>,
     ) -> Result<(), ConnectError> {
+        self.write_note(connector, task, batch.map(|b| b.to_string()), Vec::new()).await
+    }
+
+    /// Stores (or with `None` clears) a task's pending batch, given as JSON
+    /// text (see [`pending_batch`]), and waits until it and `earlier`
+    /// (deliveries sent before it) are written.
+    pub(crate) async fn write_note(
+        &self,
+        connector: &str,
+        task: u32,
+        note: Option<String>,
+        mut earlier: Vec<Delivery>,
+    ) -> Result<(), ConnectError> {
         let key = json!([PENDING, connector, task]).to_string();
-        let delivery = self.send(key, batch.as_ref().map(Json::to_string)).await?;
-        self.wait(vec![delivery]).await?;
+        let note: Option<Arc<str>> = note.map(Arc::from);
+        let value = note.as_deref().map(|n| Bytes::copy_from_slice(n.as_bytes()));
+        earlier.push(self.send_bytes(Bytes::from(key), value).await?);
+        self.wait(earlier).await?;
         let mut stored = self.lock();
-        match batch {
+        match note {
             Some(b) => stored.pending.insert((connector.to_string(), task), b),
             None => stored.pending.remove(&(connector.to_string(), task)),
         };
         Ok(())
     }
 
-    async fn send(
-        &self,
-        key: String,
-        value: Option<String>,
-    ) -> Result<runnel_core::client::Delivery, ConnectError> {
-        let mut record = ProducerRecord::new(self.topic.clone()).key(Bytes::from(key));
-        record.value = value.map(Bytes::from);
+    async fn send(&self, key: String, value: Option<String>) -> Result<Delivery, ConnectError> {
+        self.send_bytes(Bytes::from(key), value.map(Bytes::from)).await
+    }
+
+    async fn send_bytes(&self, key: Bytes, value: Option<Bytes>) -> Result<Delivery, ConnectError> {
+        let mut record = ProducerRecord::new(self.topic.clone()).key(key);
+        record.value = value;
         self.producer
             .enqueue(record)
             .await
             .map_err(ConnectError::cluster(format!("writing offsets to `{}`", self.topic)))
     }
 
-    async fn wait(&self, deliveries: Vec<runnel_core::client::Delivery>) -> Result<(), ConnectError> {
+    /// Flushes the store's producer and waits for `deliveries`.
+    pub(crate) async fn wait(&self, deliveries: Vec<Delivery>) -> Result<(), ConnectError> {
         let what = || format!("writing offsets to `{}`", self.topic);
         self.producer.flush().await.map_err(ConnectError::cluster(what()))?;
         for d in deliveries {
-            d.await.map_err(ConnectError::cluster(what()))?;
+            d.wait().await.map_err(ConnectError::cluster(what()))?;
         }
         Ok(())
     }
@@ -241,7 +370,7 @@ impl Stored {
             Some([Json::String(tag), Json::String(connector), Json::Number(task)]) if tag == PENDING => {
                 let id = (connector.clone(), task.as_u64().unwrap_or(0) as u32);
                 match value {
-                    Some(v) => self.pending.insert(id, v),
+                    Some(v) => self.pending.insert(id, Arc::from(v.to_string())),
                     None => self.pending.remove(&id),
                 };
             }
@@ -252,29 +381,72 @@ impl Stored {
 
 /// One record of a pending batch: its index in the batch, its source
 /// partition's index in `partitions`, and its source offset.
-pub(crate) type PendingRecord = (usize, usize, SourceMap);
+pub(crate) type PendingRecord<'a> = (usize, usize, &'a SourceMap);
 
-/// Builds the pending-batch value.
+/// Builds the pending-batch value as JSON text, written straight from the
+/// borrowed offsets (a batch holds one offset per record).
 pub(crate) fn pending_batch(
     partitions: &[SourceMap],
-    targets: &[(TopicPartition, i64, Vec<PendingRecord>)],
-    skipped: &[PendingRecord],
-) -> Json {
-    let rec = |(i, p, o): &PendingRecord| json!([i, p, o]);
-    json!({
-        "partitions": partitions,
-        "targets": targets.iter().map(|(tp, end, records)| json!({
-            "topic": tp.topic, "partition": tp.partition, "end": end,
-            "records": records.iter().map(rec).collect::<Vec<_>>(),
-        })).collect::<Vec<_>>(),
-        "skipped": skipped.iter().map(rec).collect::<Vec<_>>(),
-    })
+    targets: &[(TopicPartition, i64, Vec<PendingRecord<'_>>)],
+    skipped: &[PendingRecord<'_>],
+    previous: &[(SourceMap, SourceMap)],
+) -> String {
+    use std::io::Write as _;
+    // Writing into a Vec cannot fail.
+    fn map(out: &mut Vec<u8>, m: &SourceMap) {
+        let _ = serde_json::to_writer(&mut *out, m);
+    }
+    fn records(out: &mut Vec<u8>, records: &[PendingRecord<'_>]) {
+        out.push(b'[');
+        for (n, (i, p, o)) in records.iter().enumerate() {
+            let _ = write!(out, "{}[{i},{p},", if n == 0 { "" } else { "," });
+            map(out, o);
+            out.push(b']');
+        }
+        out.push(b']');
+    }
+    let mut out = Vec::with_capacity(64 + 48 * targets.iter().map(|t| t.2.len()).sum::<usize>());
+    out.extend_from_slice(b"{\"partitions\":[");
+    for (n, p) in partitions.iter().enumerate() {
+        if n > 0 {
+            out.push(b',');
+        }
+        map(&mut out, p);
+    }
+    out.extend_from_slice(b"],\"targets\":[");
+    for (n, (tp, end, recs)) in targets.iter().enumerate() {
+        let topic = Json::String(tp.topic.to_string()).to_string();
+        let _ = write!(
+            out,
+            "{}{{\"topic\":{topic},\"partition\":{},\"end\":{end},\"records\":",
+            if n == 0 { "" } else { "," },
+            tp.partition
+        );
+        records(&mut out, recs);
+        out.push(b'}');
+    }
+    out.extend_from_slice(b"],\"skipped\":");
+    records(&mut out, skipped);
+    out.extend_from_slice(b",\"previous\":[");
+    for (n, (p, o)) in previous.iter().enumerate() {
+        out.extend_from_slice(if n == 0 { b"[" } else { b",[" });
+        map(&mut out, p);
+        out.push(b',');
+        map(&mut out, o);
+        out.push(b']');
+    }
+    out.extend_from_slice(b"]}");
+    // serde_json writes UTF-8.
+    String::from_utf8(out).unwrap_or_default()
 }
 
 /// The offsets to store for a pending batch, given the log end offsets now
-/// of its target partitions: per source partition, the offset of its last
-/// record such that every record of that partition before it reached the
-/// cluster. Source partitions none of whose records arrived are left out.
+/// of its target partitions: first the offsets the batch before it stored
+/// (`previous`), then per source partition of the batch the offset of its
+/// last record such that every record of that partition before it reached
+/// the cluster, replacing a `previous` entry of the same partition. Source
+/// partitions none of whose records arrived keep their `previous` offset,
+/// or are left out.
 ///
 /// Returns `None` for a malformed batch.
 pub(crate) fn recover_pending(
@@ -283,7 +455,7 @@ pub(crate) fn recover_pending(
 ) -> Option<Vec<(SourceMap, SourceMap)>> {
     let partitions: Vec<SourceMap> =
         batch.get("partitions")?.as_array()?.iter().map(|p| p.as_object().cloned()).collect::<Option<_>>()?;
-    let parse = |r: &Json| -> Option<PendingRecord> {
+    let parse = |r: &Json| -> Option<(usize, usize, SourceMap)> {
         let a = r.as_array()?;
         Some((a.first()?.as_u64()? as usize, a.get(1)?.as_u64()? as usize, a.get(2)?.as_object()?.clone()))
     };
@@ -305,18 +477,25 @@ pub(crate) fn recover_pending(
         all.push((i, p, o, true));
     }
     all.sort_by_key(|(i, ..)| *i);
-    let mut out = Vec::new();
+    let mut out: Vec<(SourceMap, SourceMap)> = Vec::new();
+    // Notes written before `previous` existed have none.
+    for entry in batch.get("previous").and_then(Json::as_array).map(Vec::as_slice).unwrap_or_default() {
+        let pair = entry.as_array()?;
+        out.push((pair.first()?.as_object()?.clone(), pair.get(1)?.as_object()?.clone()));
+    }
     for (pidx, partition) in partitions.iter().enumerate() {
         let mut last = None;
-        for (_, p, offset, landed) in all.iter().filter(|(_, p, ..)| *p == pidx) {
-            let _ = p;
+        for (_, _, offset, landed) in all.iter().filter(|(_, p, ..)| *p == pidx) {
             if !landed {
                 break;
             }
-            last = Some(offset.clone());
+            last = Some(offset);
         }
         if let Some(offset) = last {
-            out.push((partition.clone(), offset));
+            match out.iter_mut().find(|(p, _)| p == partition) {
+                Some(entry) => entry.1 = offset.clone(),
+                None => out.push((partition.clone(), offset.clone())),
+            }
         }
     }
     Some(out)
@@ -335,15 +514,46 @@ mod tests {
         let p = map(json!({"filename": "a"}));
         let off = |n: i64| map(json!({"position": n}));
         let tp = TopicPartition::new("t", 0);
+        let (o1, o2, o3, o4) = (off(1), off(2), off(3), off(4));
         let batch = pending_batch(
             std::slice::from_ref(&p),
-            &[(tp.clone(), 10, vec![(0, 0, off(1)), (2, 0, off(3)), (3, 0, off(4))])],
-            &[(1, 0, off(2))],
+            &[(tp.clone(), 10, vec![(0, 0, &o1), (2, 0, &o3), (3, 0, &o4)])],
+            &[(1, 0, &o2)],
+            &[],
         );
+        let batch: Json = serde_json::from_str(&batch).unwrap();
         let at = |end: i64| recover_pending(&batch, &BTreeMap::from([(tp.clone(), end)])).unwrap();
         assert_eq!(at(10), vec![]);
         assert_eq!(at(11), vec![(p.clone(), off(2))]);
         assert_eq!(at(12), vec![(p.clone(), off(3))]);
         assert_eq!(at(13), vec![(p.clone(), off(4))]);
+    }
+
+    #[test]
+    fn a_pending_batch_keeps_the_previous_batch_offsets_its_records_do_not_replace() {
+        let (a, b) = (map(json!({"filename": "a"})), map(json!({"filename": "b \"q\""})));
+        let off = |n: i64| map(json!({"position": n, "inode": 7}));
+        let tp = TopicPartition::new("t\u{e9}", 3);
+        let (a5, a6) = (off(5), off(6));
+        let batch = pending_batch(
+            std::slice::from_ref(&a),
+            &[(tp.clone(), 0, vec![(0, 0, &a5), (1, 0, &a6)])],
+            &[],
+            &[(a.clone(), off(4)), (b.clone(), off(9))],
+        );
+        let batch: Json = serde_json::from_str(&batch).unwrap();
+        let at = |end: i64| recover_pending(&batch, &BTreeMap::from([(tp.clone(), end)])).unwrap();
+        assert_eq!(at(0), vec![(a.clone(), off(4)), (b.clone(), off(9))]);
+        assert_eq!(at(1), vec![(a.clone(), off(5)), (b.clone(), off(9))]);
+        assert_eq!(at(7), vec![(a.clone(), off(6)), (b.clone(), off(9))]);
+    }
+
+    #[test]
+    fn a_note_without_previous_still_recovers() {
+        let p = map(json!({"filename": "a"}));
+        let batch = json!({"partitions": [p], "skipped": [],
+            "targets": [{"topic": "t", "partition": 0, "end": 2, "records": [[0, 0, {"position": 1}]]}]});
+        let ends = BTreeMap::from([(TopicPartition::new("t", 0), 3)]);
+        assert_eq!(recover_pending(&batch, &ends).unwrap(), vec![(p, map(json!({"position": 1})))]);
     }
 }

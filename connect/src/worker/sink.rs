@@ -118,12 +118,19 @@ impl SinkRunner {
                 }
                 self.rt.topics.record(&self.rt.name, topics.iter().copied());
                 let mut batch = Vec::with_capacity(records.len());
-                for raw in &records {
-                    let tp = TopicPartition::new(raw.topic.to_string(), raw.partition);
+                for (n, raw) in records.iter().enumerate() {
                     if let Some(r) = convert(&self.rt, raw).await? {
                         batch.push(r);
                     }
-                    self.offsets.insert(tp, raw.offset + 1);
+                    // A poll returns each partition's records together: note
+                    // the next offset once per partition, at its last record.
+                    let next = records.get(n + 1);
+                    if next.is_none_or(|r| r.partition != raw.partition || r.topic != raw.topic) {
+                        self.offsets.insert(
+                            TopicPartition::new(raw.topic.to_string(), raw.partition),
+                            raw.offset + 1,
+                        );
+                    }
                 }
                 if !batch.is_empty() {
                     self.put(batch).await?;

@@ -14,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info};
 
 use super::errors::{Failure, Stage};
-use super::offsets::{ensure_topic, pending_batch, OffsetStore, PendingRecord};
+use super::offsets::{ensure_topic, OffsetStore, PendingRecord};
 use super::status::State;
 use super::{transform_class, TaskRuntime};
 use crate::data::Value;
@@ -40,7 +40,12 @@ impl SourceRunner {
     pub(crate) async fn run(mut self) {
         let (name, id, status) = (self.rt.name.clone(), self.rt.task_id, self.rt.status.clone());
         status.set_task(&name, id, State::Running, None);
-        let result = self.run_inner().await;
+        self.offsets.start_task(&name, id);
+        let mut result = self.run_inner().await;
+        if result.is_ok() {
+            // A clean stop: wait for the last offsets and clear the note.
+            result = self.offsets.finish_task(&name, id).await.map_err(|e| TaskError::fatal(e.to_string()));
+        }
         self.task.stop().await;
         let _ = self.producer.close().await;
         match result {
@@ -110,26 +115,41 @@ impl SourceRunner {
             let what = what.to_string();
             move |e: runnel_core::Error| TaskError::fatal(format!("{what}: {e}"))
         };
-        // Source partitions in order of first appearance.
+        // Source partitions in order of first appearance. A source usually
+        // repeats the partition of the record before, so that is tried first.
         let mut partitions: Vec<SourceMap> = Vec::new();
         let mut index: HashMap<String, usize> = HashMap::new();
         let mut pidx = Vec::with_capacity(records.len());
         for r in &records {
-            let key = partition_key(&r.source_partition);
-            let i = *index.entry(key).or_insert_with(|| {
-                partitions.push(r.source_partition.clone());
-                partitions.len() - 1
-            });
+            let i = match pidx.last() {
+                Some(&last) if partitions[last] == r.source_partition => last,
+                _ => *index.entry(partition_key(&r.source_partition)).or_insert_with(|| {
+                    partitions.push(r.source_partition.clone());
+                    partitions.len() - 1
+                }),
+            };
             pidx.push(i);
         }
         // Transform, convert and pick partitions.
         self.sticky = self.sticky.wrapping_add(1);
-        let mut produced: Vec<(usize, ProducerRecord)> = Vec::new();
-        let mut skipped: Vec<PendingRecord> = Vec::new();
+        let mut produced: Vec<(usize, ProducerRecord)> = Vec::with_capacity(records.len());
+        let mut skipped: Vec<PendingRecord<'_>> = Vec::new();
+        let mut last_topic: Option<(Arc<str>, i32)> = None;
         for (i, r) in records.iter().enumerate() {
-            match prepare(&self.rt, r).await? {
+            let topic = match &last_topic {
+                Some((t, _)) if **t == *r.record.topic => Some(t.clone()),
+                _ => None,
+            };
+            match prepare(&self.rt, r, topic).await? {
                 Some(mut pr) => {
-                    let n = self.partition_count(&pr.topic).await?;
+                    let n = match &last_topic {
+                        Some((t, n)) if Arc::ptr_eq(t, &pr.topic) => *n,
+                        _ => {
+                            let n = self.partition_count(&pr.topic).await?;
+                            last_topic = Some((pr.topic.clone(), n));
+                            n
+                        }
+                    };
                     let p = match (pr.partition, &pr.key) {
                         (Some(p), _) => p,
                         (None, Some(k)) => partition_for_key(k, n),
@@ -140,54 +160,70 @@ impl SourceRunner {
                     pr.partition = Some(p);
                     produced.push((i, pr));
                 }
-                None => skipped.push((i, pidx[i], records[i].source_offset.clone())),
+                None => skipped.push((i, pidx[i], &r.source_offset)),
             }
         }
-        if !produced.is_empty() {
+        // The offsets of each source partition's last record.
+        let mut last: Vec<Option<usize>> = vec![None; partitions.len()];
+        for (i, p) in pidx.iter().enumerate() {
+            last[*p] = Some(i);
+        }
+        let entries: Vec<(SourceMap, SourceMap)> = partitions
+            .iter()
+            .zip(&last)
+            .filter_map(|(p, i)| Some((p.clone(), records[(*i)?].source_offset.clone())))
+            .collect();
+        let store = |e: crate::error::ConnectError| TaskError::fatal(e.to_string());
+        let task_id = self.rt.task_id;
+        if produced.is_empty() {
+            // Nothing to produce, so no note: store the offsets and wait.
+            self.offsets.store_offsets(&name, task_id, &entries).await.map_err(store)?;
+        } else {
             // Write the pending batch, then produce.
-            let mut by_tp: BTreeMap<TopicPartition, Vec<PendingRecord>> = BTreeMap::new();
+            let mut by_tp: BTreeMap<TopicPartition, Vec<PendingRecord<'_>>> = BTreeMap::new();
             for (i, pr) in &produced {
-                let tp = TopicPartition::new(pr.topic.to_string(), pr.partition.unwrap_or(0));
-                by_tp.entry(tp).or_default().push((*i, pidx[*i], records[*i].source_offset.clone()));
+                let (topic, partition) = (&pr.topic, pr.partition.unwrap_or(0));
+                let recs = match by_tp
+                    .iter_mut()
+                    .find(|(tp, _)| tp.partition == partition && *tp.topic == **topic)
+                {
+                    Some((_, recs)) => recs,
+                    None => by_tp.entry(TopicPartition::new(topic.to_string(), partition)).or_default(),
+                };
+                recs.push((*i, pidx[*i], &records[*i].source_offset));
             }
             let tps: Vec<TopicPartition> = by_tp.keys().cloned().collect();
             let ends = self.end_reader.end_offsets(&tps).map_err(fatal("reading log end offsets"))?;
             let targets: Vec<_> = by_tp
                 .into_iter()
-                .map(|(tp, recs)| (tp.clone(), ends.get(&tp).copied().unwrap_or(0), recs))
+                .map(|(tp, recs)| {
+                    let end = ends.get(&tp).copied().unwrap_or(0);
+                    (tp, end, recs)
+                })
                 .collect();
             self.rt.topics.record(&name, targets.iter().map(|(tp, ..)| tp.topic.as_str()));
             self.offsets
-                .write_pending(&name, self.rt.task_id, Some(pending_batch(&partitions, &targets, &skipped)))
+                .write_batch_note(&name, task_id, &partitions, &targets, &skipped)
                 .await
-                .map_err(|e| TaskError::fatal(e.to_string()))?;
+                .map_err(store)?;
             let mut deliveries = Vec::with_capacity(produced.len());
             for (i, pr) in produced {
                 deliveries.push((i, self.producer.enqueue(pr).await.map_err(fatal("producing"))?));
             }
             self.producer.flush().await.map_err(fatal("producing"))?;
+            let mut meta = RecordMetadata { topic: String::new(), partition: 0, offset: 0 };
             for (i, d) in deliveries {
-                let meta = d.await.map_err(fatal("producing"))?;
-                let meta = RecordMetadata {
-                    topic: meta.topic.to_string(),
-                    partition: meta.partition,
-                    offset: meta.offset,
-                };
+                let m = d.wait().await.map_err(fatal("producing"))?;
+                if *meta.topic != *m.topic {
+                    meta.topic = m.topic.to_string();
+                }
+                (meta.partition, meta.offset) = (m.partition, m.offset);
                 self.task.commit_record(&records[i], &meta).await?;
             }
+            // The records and the note now give the offsets: they are sent
+            // without waiting (the next note waits for them and repeats them).
+            self.offsets.send_batch_offsets(&name, task_id, entries).await.map_err(store)?;
         }
-        // Store the last offset of each source partition.
-        let mut last: Vec<Option<SourceMap>> = vec![None; partitions.len()];
-        for (i, r) in records.iter().enumerate() {
-            last[pidx[i]] = Some(r.source_offset.clone());
-        }
-        let entries: Vec<(SourceMap, SourceMap)> =
-            partitions.into_iter().zip(last).filter_map(|(p, o)| Some((p, o?))).collect();
-        self.offsets.write(&name, &entries).await.map_err(|e| TaskError::fatal(e.to_string()))?;
-        self.offsets
-            .write_pending(&name, self.rt.task_id, None)
-            .await
-            .map_err(|e| TaskError::fatal(e.to_string()))?;
         debug!(connector = %name, task = self.rt.task_id, records = records.len(), "source batch stored");
         self.task.commit().await
     }
@@ -218,9 +254,18 @@ pub(crate) async fn wait_unpaused(paused: &mut watch::Receiver<bool>, cancel: &C
 }
 
 /// Transforms and converts one record; `None` when dropped (filtered or a
-/// tolerated failure).
-async fn prepare(rt: &TaskRuntime, record: &SourceRecord) -> Result<Option<ProducerRecord>, TaskError> {
+/// tolerated failure). `topic` is the record's topic name when the caller
+/// already holds it shared.
+async fn prepare(
+    rt: &TaskRuntime,
+    record: &SourceRecord,
+    topic: Option<Arc<str>>,
+) -> Result<Option<ProducerRecord>, TaskError> {
     let describe = || format!("{:?}", record.record);
+    if rt.chain.is_empty() {
+        // No transforms: convert the record where it is.
+        return convert(rt, &record.record, topic, describe).await;
+    }
     let transformed = match rt.chain.apply(record.record.clone()) {
         Ok(Some(r)) => r,
         Ok(None) => return Ok(None),
@@ -230,8 +275,18 @@ async fn prepare(rt: &TaskRuntime, record: &SourceRecord) -> Result<Option<Produ
             return Ok(None);
         }
     };
+    let topic = topic.filter(|t| **t == *transformed.topic);
+    convert(rt, &transformed, topic, describe).await
+}
+
+async fn convert(
+    rt: &TaskRuntime,
+    record: &ConnectRecord,
+    topic: Option<Arc<str>>,
+    describe: impl Fn() -> String,
+) -> Result<Option<ProducerRecord>, TaskError> {
     let ConnectRecord {
-        topic,
+        topic: name,
         kafka_partition,
         key_schema,
         key,
@@ -240,8 +295,8 @@ async fn prepare(rt: &TaskRuntime, record: &SourceRecord) -> Result<Option<Produ
         timestamp,
         headers,
         ..
-    } = transformed;
-    let key_bytes = match rt.key_converter.from_connect(&topic, key_schema.as_ref(), &key) {
+    } = record;
+    let key_bytes = match rt.key_converter.from_connect(name, key_schema.as_ref(), key) {
         Ok(k) => k,
         Err(e) => {
             let class = rt.key_class.clone();
@@ -249,7 +304,7 @@ async fn prepare(rt: &TaskRuntime, record: &SourceRecord) -> Result<Option<Produ
             return Ok(None);
         }
     };
-    let value_bytes = match rt.value_converter.from_connect(&topic, value_schema.as_ref(), &value) {
+    let value_bytes = match rt.value_converter.from_connect(name, value_schema.as_ref(), value) {
         Ok(v) => v,
         Err(e) => {
             let class = rt.value_class.clone();
@@ -257,14 +312,14 @@ async fn prepare(rt: &TaskRuntime, record: &SourceRecord) -> Result<Option<Produ
             return Ok(None);
         }
     };
-    let mut out = ProducerRecord::new(topic.as_str());
-    out.partition = kafka_partition;
+    let mut out = ProducerRecord::new(topic.unwrap_or_else(|| Arc::from(name.as_str())));
+    out.partition = *kafka_partition;
     out.key = key_bytes.map(Bytes::from);
     out.value = value_bytes.map(Bytes::from);
-    out.timestamp = timestamp;
+    out.timestamp = *timestamp;
     out.headers = headers
-        .into_iter()
-        .map(|h| RawHeader { key: h.key, value: header_bytes(&h.value).map(Bytes::from) })
+        .iter()
+        .map(|h| RawHeader { key: h.key.clone(), value: header_bytes(&h.value).map(Bytes::from) })
         .collect();
     Ok(Some(out))
 }

@@ -179,12 +179,13 @@ impl FileStreamSinkTask {
     }
 }
 
-fn line_of(value: &Value) -> String {
+/// Appends a value's line (without the newline) to `out`.
+fn write_line(out: &mut Vec<u8>, value: &Value) {
     match value {
-        Value::String(s) => s.clone(),
-        Value::Bytes(b) => String::from_utf8_lossy(b).into_owned(),
-        Value::Null => "null".to_string(),
-        other => other.to_string(),
+        Value::String(s) => out.extend_from_slice(s.as_bytes()),
+        Value::Bytes(b) => out.extend_from_slice(String::from_utf8_lossy(b).as_bytes()),
+        Value::Null => out.extend_from_slice(b"null"),
+        other => out.extend_from_slice(other.to_string().as_bytes()),
     }
 }
 
@@ -218,14 +219,18 @@ impl SinkTask for FileStreamSinkTask {
     }
 
     async fn put(&mut self, records: Vec<SinkRecord>) -> Result<(), TaskError> {
-        for r in records {
+        let mut records = records.into_iter().peekable();
+        while let Some(r) = records.next() {
             if self.offsets.get(&r.original).is_some_and(|last| r.offset <= *last) {
                 continue; // written before a crash: a replay
             }
-            self.buffer.extend_from_slice(line_of(&r.record.value).as_bytes());
+            write_line(&mut self.buffer, &r.record.value);
             self.buffer.push(b'\n');
-            self.offsets.insert(r.original, r.offset);
             self.dirty = true;
+            // Note the offset at the last record of each run of one partition.
+            if records.peek().is_none_or(|next| next.original != r.original) {
+                self.offsets.insert(r.original, r.offset);
+            }
         }
         if self.buffer.len() >= WRITE_CHUNK {
             self.write_buffer(false).await?;

@@ -170,24 +170,48 @@ impl SourceTask for FileStreamSourceTask {
         }
         let path = self.path.clone();
         let io = |e: std::io::Error| TaskError::retriable(format!("file {}: {e}", path.display()));
-        let mut records = Vec::new();
+        let mut records = Vec::with_capacity(self.batch_size.min(16 * 1024));
         let mut reader = self.reader.take().expect("opened above");
+        // Lines are cut straight out of the reader's buffer; only a line that
+        // straddles two reads is gathered in `partial`.
+        let mut partial = std::mem::take(&mut self.partial);
         while records.len() < self.batch_size {
-            let n = match reader.read_until(b'\n', &mut self.partial).await {
-                Ok(n) => n,
+            let buf = match reader.fill_buf().await {
+                Ok(buf) => buf,
                 Err(e) => {
                     self.reader = Some(reader);
+                    self.partial = partial;
                     return Err(io(e));
                 }
             };
-            if n == 0 || self.partial.last() != Some(&b'\n') {
+            if buf.is_empty() {
                 break;
             }
-            let end = self.position + self.partial.len() as u64;
-            let line = std::mem::take(&mut self.partial);
-            records.push(self.record(&line, end));
-            self.position = end;
+            let mut used = 0;
+            while records.len() < self.batch_size {
+                let Some(newline) = buf[used..].iter().position(|b| *b == b'\n') else {
+                    partial.extend_from_slice(&buf[used..]);
+                    used = buf.len();
+                    break;
+                };
+                let line = &buf[used..used + newline + 1];
+                used += newline + 1;
+                let end = if partial.is_empty() {
+                    let end = self.position + line.len() as u64;
+                    records.push(self.record(line, end));
+                    end
+                } else {
+                    partial.extend_from_slice(line);
+                    let end = self.position + partial.len() as u64;
+                    records.push(self.record(&partial, end));
+                    partial.clear();
+                    end
+                };
+                self.position = end;
+            }
+            reader.consume(used);
         }
+        self.partial = partial;
         self.reader = Some(reader);
         if !records.is_empty() {
             return Ok(records);
