@@ -334,8 +334,10 @@ async fn adopt_assignment(
             ActiveTask { task, checkpoint, queues: TaskQueues::default(), consumed: Vec::new() },
         );
     }
-    // Each task gets an even share of the record-cache budget.
-    let share = spec.config.cache_max_bytes() as usize / tasks.len().max(1);
+    // `statestore.cache.max.bytes` bounds the whole instance, as in Kafka:
+    // each thread gets an even share, and each of its tasks an even part.
+    let per_thread = spec.config.cache_max_bytes() as usize / spec.config.num_stream_threads().max(1);
+    let share = per_thread / tasks.len().max(1);
     for active in tasks.values_mut() {
         active.task.set_cache_max_bytes(share);
     }
