@@ -359,10 +359,7 @@ where
     {
         let reducer = Arc::new(reducer);
         let r = Arc::clone(&reducer);
-        let f: StreamAggFn<K, V, V> = Arc::new(move |_, value, agg| match agg {
-            Some(agg) => r(agg, value),
-            None => value,
-        });
+        let f: StreamAggFn<K, V, V> = reduce_fn(move |a, b| r(a, b));
         let merger: MergerFn<K, V> = Arc::new(move |_, a, b| reducer(a, b));
         let default = Some(Arc::clone(&self.grouped.grouped.value_serde));
         self.build("KSTREAM-REDUCE", materialized, default, f, merger)

@@ -16,7 +16,7 @@ use crate::store::changelog_topic;
 use crate::store::global::{GlobalStore, GlobalStores};
 use crate::store::kv::{KeyValueStore, StoreReader};
 use crate::store::state::StoreHandle;
-use crate::store::window_view::{SessionStore, WindowStore};
+use crate::store::window_view::{SessionStore, View, WindowStore};
 use crate::task::StreamTask;
 use crate::topology::Topology;
 use crate::StreamsError;
@@ -304,14 +304,9 @@ impl TopologyTestDriver {
         key_serde: impl Serde<K>,
         value_serde: impl Serde<V>,
     ) -> Result<KeyValueStore<K, V>, StreamsError> {
-        let (topic, reader) = self.store_reader(name)?;
-        Ok(KeyValueStore {
-            name: name.to_string(),
-            topic,
-            reader,
-            key_serde: Box::new(key_serde),
-            value_serde: Box::new(value_serde),
-        })
+        let View { name, topic, reader, key_serde, value_serde } =
+            self.store_view(name, key_serde, value_serde)?;
+        Ok(KeyValueStore { name, topic, reader, key_serde, value_serde })
     }
 
     /// A typed read view of the time-windowed store `name` (of a
@@ -327,8 +322,7 @@ impl TopologyTestDriver {
         key_serde: impl Serde<K>,
         value_serde: impl Serde<V>,
     ) -> Result<WindowStore<K, V>, StreamsError> {
-        let (topic, reader) = self.store_reader(name)?;
-        Ok(WindowStore::new(name.to_string(), topic, reader, Box::new(key_serde), Box::new(value_serde)))
+        Ok(WindowStore(self.store_view(name, key_serde, value_serde)?))
     }
 
     /// A typed read view of the session store `name` (of a
@@ -343,8 +337,19 @@ impl TopologyTestDriver {
         key_serde: impl Serde<K>,
         value_serde: impl Serde<V>,
     ) -> Result<SessionStore<K, V>, StreamsError> {
+        Ok(SessionStore(self.store_view(name, key_serde, value_serde)?))
+    }
+
+    /// A typed view of the store `name`: its reader and serdes.
+    fn store_view<K, V>(
+        &self,
+        name: &str,
+        key_serde: impl Serde<K>,
+        value_serde: impl Serde<V>,
+    ) -> Result<View<K, V>, StreamsError> {
         let (topic, reader) = self.store_reader(name)?;
-        Ok(SessionStore::new(name.to_string(), topic, reader, Box::new(key_serde), Box::new(value_serde)))
+        let (key_serde, value_serde) = (Box::new(key_serde), Box::new(value_serde));
+        Ok(View { name: name.to_string(), topic, reader, key_serde, value_serde })
     }
 
     /// The changelog topic (the store serdes' topic) and a byte reader of

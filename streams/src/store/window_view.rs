@@ -12,12 +12,12 @@ use crate::window::{read_time, Window};
 use crate::StreamsError;
 
 /// What both views share: the store, its reader and serdes.
-struct View<K, V> {
-    name: String,
-    topic: String,
-    reader: Box<dyn StoreReader>,
-    key_serde: Box<dyn Serde<K>>,
-    value_serde: Box<dyn Serde<V>>,
+pub(crate) struct View<K, V> {
+    pub(crate) name: String,
+    pub(crate) topic: String,
+    pub(crate) reader: Box<dyn StoreReader>,
+    pub(crate) key_serde: Box<dyn Serde<K>>,
+    pub(crate) value_serde: Box<dyn Serde<V>>,
 }
 
 impl<K: 'static, V: 'static> View<K, V> {
@@ -48,11 +48,11 @@ impl<K: 'static, V: 'static> View<K, V> {
 /// A typed read view of a time-windowed store, from
 /// [`TopologyTestDriver::get_window_store`](crate::TopologyTestDriver::get_window_store).
 /// Windows are named by their start; reads include updates still cached.
-pub struct WindowStore<K, V>(View<K, V>);
+pub struct WindowStore<K, V>(pub(crate) View<K, V>);
 
 /// A typed read view of a session store, from
 /// [`TopologyTestDriver::get_session_store`](crate::TopologyTestDriver::get_session_store).
-pub struct SessionStore<K, V>(View<K, V>);
+pub struct SessionStore<K, V>(pub(crate) View<K, V>);
 
 impl<K, V> fmt::Debug for WindowStore<K, V> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -67,16 +67,6 @@ impl<K, V> fmt::Debug for SessionStore<K, V> {
 }
 
 impl<K: 'static, V: 'static> WindowStore<K, V> {
-    pub(crate) fn new(
-        name: String,
-        topic: String,
-        reader: Box<dyn StoreReader>,
-        key_serde: Box<dyn Serde<K>>,
-        value_serde: Box<dyn Serde<V>>,
-    ) -> Self {
-        WindowStore(View { name, topic, reader, key_serde, value_serde })
-    }
-
     /// The store's name.
     pub fn name(&self) -> &str {
         &self.0.name
@@ -116,16 +106,6 @@ impl<K: 'static, V: 'static> WindowStore<K, V> {
 }
 
 impl<K: 'static, V: 'static> SessionStore<K, V> {
-    pub(crate) fn new(
-        name: String,
-        topic: String,
-        reader: Box<dyn StoreReader>,
-        key_serde: Box<dyn Serde<K>>,
-        value_serde: Box<dyn Serde<V>>,
-    ) -> Self {
-        SessionStore(View { name, topic, reader, key_serde, value_serde })
-    }
-
     /// The store's name.
     pub fn name(&self) -> &str {
         &self.0.name
