@@ -317,3 +317,97 @@ async fn with_linger_zero_direct_and_batched_appends_keep_per_partition_order() 
     }
     assert!(seen.len() > 1, "sticky partitioning moves on after a batch's worth: {seen:?}");
 }
+
+#[tokio::test]
+async fn enqueue_many_keeps_order_confirms_every_record_and_stops_at_a_bad_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = cluster(dir.path(), false).await;
+    create(&cluster, "orders", 4);
+    let producer = cluster.producer(ProducerConfig::default().linger_ms(5).batch_size(4096)).unwrap();
+    let mut expected: BTreeMap<i32, Vec<String>> = BTreeMap::new();
+    let mut records = Vec::new();
+    for i in 0..2_000 {
+        let key = format!("k{}", i % 13);
+        let value = format!("order-{i}");
+        expected.entry(partition_for_key(key.as_bytes(), 4)).or_default().push(value.clone());
+        records.push(ProducerRecord::new("orders").key(key).value(value));
+    }
+    let deliveries = producer.enqueue_many(&mut records).await.unwrap();
+    assert!(records.is_empty());
+    let mut last: BTreeMap<i32, i64> = BTreeMap::new();
+    for d in deliveries {
+        let meta = d.await.unwrap();
+        let end = last.entry(meta.partition).or_insert(-1);
+        *end = (*end).max(meta.offset);
+    }
+    for (p, values) in &expected {
+        // The deliveries reach each partition's last record…
+        assert_eq!(last[p], values.len() as i64 - 1, "partition {p}");
+        // …and the partition holds its records in the order given.
+        let stored: Vec<String> = read_partition(&cluster, "orders", *p)
+            .iter()
+            .map(|r| String::from_utf8(r.value.clone().unwrap().to_vec()).unwrap())
+            .collect();
+        assert_eq!(&stored, values, "partition {p}");
+    }
+    if !common::kafka_backend() {
+        // Records of one batch share one delivery: 2,000 records of ~20
+        // bytes in 4 KiB batches are far fewer than 2,000 deliveries.
+        let mut records: Vec<_> =
+            (0..2_000).map(|i| ProducerRecord::new("orders").partition(0).value(format!("v{i}"))).collect();
+        let deliveries = producer.enqueue_many(&mut records).await.unwrap();
+        assert!(deliveries.len() < 50, "{} deliveries", deliveries.len());
+        assert_eq!(deliveries.last().unwrap().partition(), 0);
+        for d in deliveries {
+            d.await.unwrap();
+        }
+    }
+
+    // A record naming a missing partition: the records before it are
+    // stored, it and the later ones are not, and the error names it.
+    let before = read_partition(&cluster, "orders", 1).len();
+    let mut records = vec![
+        ProducerRecord::new("orders").partition(1).value("kept-1"),
+        ProducerRecord::new("orders").partition(1).value("kept-2"),
+        ProducerRecord::new("orders").partition(9).value("bad"),
+        ProducerRecord::new("orders").partition(1).value("dropped"),
+    ];
+    let err = producer.enqueue_many(&mut records).await.unwrap_err();
+    assert!(err.to_string().contains("unknown partition orders-9"), "{err}");
+    assert!(records.is_empty());
+    producer.flush().await.unwrap();
+    let stored: Vec<String> = read_partition(&cluster, "orders", 1)[before..]
+        .iter()
+        .map(|r| String::from_utf8(r.value.clone().unwrap().to_vec()).unwrap())
+        .collect();
+    assert_eq!(stored, ["kept-1", "kept-2"]);
+    producer.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn enqueue_many_waits_for_memory_when_the_records_do_not_fit_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = cluster(dir.path(), false).await;
+    create(&cluster, "t", 1);
+    // 4 KiB of buffer for 40 records of ~520 bytes: they cannot all be
+    // reserved at once, so they go in one by one as batches free memory.
+    let config = ProducerConfig::default()
+        .linger_ms(0)
+        .batch_size(1024)
+        .set("buffer.memory", "4096")
+        .unwrap()
+        .set("max.request.size", "1024")
+        .unwrap()
+        .set("max.block.ms", "10000")
+        .unwrap();
+    let producer = cluster.producer(config).unwrap();
+    let mut records: Vec<_> = (0..40u8).map(|i| ProducerRecord::new("t").value(vec![i; 500])).collect();
+    let deliveries = producer.enqueue_many(&mut records).await.unwrap();
+    for d in deliveries {
+        d.await.unwrap();
+    }
+    let stored: Vec<u8> =
+        read_partition(&cluster, "t", 0).iter().map(|r| r.value.as_ref().unwrap()[0]).collect();
+    assert_eq!(stored, (0..40u8).collect::<Vec<_>>());
+    producer.close().await.unwrap();
+}

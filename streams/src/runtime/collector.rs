@@ -55,6 +55,19 @@ impl RecordCollector for PendingOutput {
     }
 }
 
+/// The topic a producer error is about; the topics being written when the
+/// error does not say.
+fn failed_topic(error: &runnel_core::Error, topics: &[Arc<str>]) -> String {
+    use runnel_core::Error;
+    match error {
+        Error::UnknownTopic(topic)
+        | Error::MessageTooLarge { topic, .. }
+        | Error::SendFailed { topic, .. } => topic.clone(),
+        Error::UnknownPartition(tp) | Error::PartitionOffline { partition: tp, .. } => tp.topic.to_string(),
+        _ => topics.iter().map(|t| &**t).collect::<Vec<_>>().join(", "),
+    }
+}
+
 /// A stream thread's producer and the deliveries it has not confirmed.
 pub(crate) struct OutputSender {
     producer: Producer,
@@ -70,20 +83,20 @@ impl OutputSender {
         OutputSender { producer, in_flight: VecDeque::new(), confirmed: Vec::new() }
     }
 
-    /// Hands every pending record to the producer, waiting for old
+    /// Hands every pending record to the producer at once, waiting for old
     /// deliveries when the window is full.
     pub(crate) async fn send_pending(&mut self, pending: &mut PendingOutput) -> Result<(), StreamsError> {
-        for record in pending.records.drain(..) {
-            let topic = Arc::clone(&record.topic);
-            let delivery = self.producer.enqueue(record).await.map_err(|source| StreamsError::Send {
-                topic: topic.to_string(),
-                source: Box::new(source),
-            })?;
-            self.in_flight.push_back(delivery);
-            if self.in_flight.len() > MAX_IN_FLIGHT {
-                let oldest = self.in_flight.pop_front().expect("window is not empty");
-                self.confirm(oldest).await?;
-            }
+        if pending.records.is_empty() {
+            return Ok(());
+        }
+        let deliveries = self.producer.enqueue_many(&mut pending.records).await.map_err(|source| {
+            StreamsError::Send { topic: failed_topic(&source, &pending.topics), source: Box::new(source) }
+        })?;
+        pending.records.clear();
+        self.in_flight.extend(deliveries);
+        while self.in_flight.len() > MAX_IN_FLIGHT {
+            let oldest = self.in_flight.pop_front().expect("window is not empty");
+            self.confirm(oldest).await?;
         }
         Ok(())
     }

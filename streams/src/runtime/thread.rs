@@ -278,13 +278,15 @@ async fn process_turn(
             active.task.report_metrics();
         }
         processed?;
-        sender.send_pending(pending).await?;
         let next = record.offset + 1;
         match active.consumed.iter_mut().find(|(t, p, _)| *p == record.partition && *t == record.topic) {
             Some((_, _, offset)) => *offset = next,
             None => active.consumed.push((record.topic, record.partition, next)),
         }
     }
+    // The turn's output goes to the producer in one hand-off; it is
+    // confirmed before the next commit.
+    sender.send_pending(pending).await?;
     active.task.report_metrics();
     Ok(())
 }

@@ -393,14 +393,81 @@ impl Accumulator {
         Ok(state.topics.get_mut(topic).expect("just ensured"))
     }
 
-    fn append(&self, record: ProducerRecord, size: usize) -> Result<Delivery> {
-        let timestamp = record.timestamp.unwrap_or_else(|| SystemClock.now_ms());
+    /// Accepts `records` with one memory reservation and one lock for all
+    /// of them, and returns one [`Delivery`] per batch they went into: that
+    /// of the batch's last record of this call (records of one batch share
+    /// its outcome). `records` is left empty.
+    ///
+    /// When the records do not fit the free memory at once, they are
+    /// enqueued one by one (waiting for memory as [`Self::enqueue`] does).
+    /// On an error, the records before the failing one are accepted and will
+    /// be sent; it and those after it are not.
+    pub(crate) async fn enqueue_many(&self, records: &mut Vec<ProducerRecord>) -> Result<Vec<Delivery>> {
+        if self.closed.load(Ordering::Acquire) {
+            records.clear();
+            return Err(Error::Closed("producer".into()));
+        }
+        let mut sizes = Vec::with_capacity(records.len());
+        let limit = self.config.max_request_size;
+        for record in records.iter() {
+            let size = Self::estimate(record);
+            if size > limit {
+                let topic = record.topic.to_string();
+                records.clear();
+                return Err(Error::MessageTooLarge { topic, size, limit, setting: "max.request.size" });
+            }
+            sizes.push(size);
+        }
+        let total: usize = sizes.iter().sum();
+        let reserved = u32::try_from(total).ok().and_then(|n| self.memory.try_acquire_many(n).ok());
+        let Some(permit) = reserved else {
+            let mut deliveries = Vec::with_capacity(records.len());
+            for record in records.drain(..) {
+                deliveries.push(self.enqueue(record).await?);
+            }
+            return Ok(deliveries);
+        };
+        // Released by the sender thread as the batches are appended.
+        permit.forget();
+        let mut deliveries: Vec<Delivery> = Vec::new();
         let mut state = self.state.lock().expect("producer state lock");
+        let mut accepted = 0;
+        let mut failure = None;
+        for (record, &size) in records.drain(..).zip(&sizes) {
+            match self.append_locked(&mut state, record, size) {
+                Ok(delivery) => {
+                    accepted += size;
+                    match deliveries.iter_mut().rev().find(|d| d.same_batch(&delivery)) {
+                        Some(earlier) => *earlier = delivery,
+                        None => deliveries.push(delivery),
+                    }
+                }
+                Err(e) => {
+                    failure = Some(e);
+                    break;
+                }
+            }
+        }
+        drop(state);
+        if let Some(e) = failure {
+            self.memory.add_permits(total - accepted);
+            return Err(e);
+        }
+        Ok(deliveries)
+    }
+
+    fn append(&self, record: ProducerRecord, size: usize) -> Result<Delivery> {
+        let mut state = self.state.lock().expect("producer state lock");
+        self.append_locked(&mut state, record, size)
+    }
+
+    fn append_locked(&self, state: &mut State, record: ProducerRecord, size: usize) -> Result<Delivery> {
+        let timestamp = record.timestamp.unwrap_or_else(|| SystemClock.now_ms());
         if state.shutdown {
             return Err(Error::Closed("producer".into()));
         }
         let batch_size = self.config.batch_size;
-        let t = self.topic_state(&mut state, &record.topic)?;
+        let t = self.topic_state(state, &record.topic)?;
         let n = t.logs.len() as i32;
         let partition = match (record.partition, &record.key) {
             (Some(p), _) => p,
@@ -419,7 +486,7 @@ impl Accumulator {
             return Err(Error::PartitionOffline { partition: tp(), reason: reason.clone() });
         }
         let topic = t.name.clone();
-        if let Some(completion) = self.try_direct(&mut state, &topic, partition, &record, timestamp, size) {
+        if let Some(completion) = self.try_direct(state, &topic, partition, &record, timestamp, size) {
             return Ok(Delivery::embedded(completion, 0, timestamp));
         }
         // Full batch: seal it and start another.
