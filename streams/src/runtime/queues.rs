@@ -28,7 +28,10 @@ struct PartitionQueue {
 impl TaskQueues {
     /// Appends `record` to its partition's queue.
     pub(crate) fn push(&mut self, record: ConsumerRecord) {
-        let at = self.queues.iter().position(|q| q.partition == record.partition && q.topic == record.topic);
+        let at = self.queues.iter().position(|q| {
+            q.partition == record.partition
+                && (Arc::ptr_eq(&q.topic, &record.topic) || q.topic == record.topic)
+        });
         let queue = match at {
             Some(i) => &mut self.queues[i],
             None => {

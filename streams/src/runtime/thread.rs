@@ -156,8 +156,19 @@ pub(crate) async fn run(spec: &ThreadSpec) -> Result<(), StreamsError> {
                 paused.retain(|tp| now_assigned.contains(tp));
                 assignment = now_assigned;
             }
+            // Records come in runs per partition: remember the last topic's
+            // sub-topology rather than hashing every record's topic name.
+            let mut last_topic: Option<(Arc<str>, Option<usize>)> = None;
             for record in records {
-                let Some(&sub) = readers.get(&*record.topic) else { continue };
+                let sub = match &last_topic {
+                    Some((topic, sub)) if Arc::ptr_eq(topic, &record.topic) => *sub,
+                    _ => {
+                        let sub = readers.get(&*record.topic).copied();
+                        last_topic = Some((Arc::clone(&record.topic), sub));
+                        sub
+                    }
+                };
+                let Some(sub) = sub else { continue };
                 let id = TaskId { subtopology: sub as u32, partition: record.partition };
                 // Records of a partition revoked during this poll are dropped:
                 // its new owner reads them from the committed offset.
@@ -279,7 +290,10 @@ async fn process_turn(
         }
         processed?;
         let next = record.offset + 1;
-        match active.consumed.iter_mut().find(|(t, p, _)| *p == record.partition && *t == record.topic) {
+        let same = |(t, p, _): &&mut (Arc<str>, i32, i64)| {
+            *p == record.partition && (Arc::ptr_eq(t, &record.topic) || *t == record.topic)
+        };
+        match active.consumed.iter_mut().find(same) {
             Some((_, _, offset)) => *offset = next,
             None => active.consumed.push((record.topic, record.partition, next)),
         }

@@ -485,25 +485,81 @@ impl Accumulator {
         if let Err(reason) = &t.logs[partition as usize] {
             return Err(Error::PartitionOffline { partition: tp(), reason: reason.clone() });
         }
-        let topic = t.name.clone();
-        if let Some(completion) = self.try_direct(state, &topic, partition, &record, timestamp, size) {
-            return Ok(Delivery::embedded(completion, 0, timestamp));
+        if self.config.linger_ms == 0 {
+            let topic = t.name.clone();
+            if let Some(completion) = self.try_direct(state, &topic, partition, &record, timestamp, size) {
+                return Ok(Delivery::embedded(completion, 0, timestamp));
+            }
+            return self.append_to_batch(state, &topic, partition, record, timestamp, size);
         }
-        // Full batch: seal it and start another.
-        let full = state.topics[&topic].open[partition as usize]
+        // The common case — the open batch has room — touches the topic's
+        // entry once; sealing a full batch looks it up again.
+        let full = t.open[partition as usize]
             .as_ref()
             .is_some_and(|b| !b.builder.is_empty() && b.builder.estimated_size() + size > batch_size);
         if full {
+            let topic = t.name.clone();
+            return self.append_to_batch(state, &topic, partition, record, timestamp, size);
+        }
+        let (delivery, now_full, created) = self.append_open(t, partition, &record, timestamp, size);
+        if now_full {
+            let topic = t.name.clone();
             state.seal(&topic, partition);
+        }
+        if now_full || created {
             self.wake.notify_one();
         }
-        let t = state.topics.get_mut(&topic).expect("present");
+        Ok(delivery)
+    }
+
+    /// Appends to the partition's batch, sealing it first when the record
+    /// does not fit.
+    fn append_to_batch(
+        &self,
+        state: &mut State,
+        topic: &Arc<str>,
+        partition: i32,
+        record: ProducerRecord,
+        timestamp: i64,
+        size: usize,
+    ) -> Result<Delivery> {
+        let batch_size = self.config.batch_size;
+        let full = state.topics[topic].open[partition as usize]
+            .as_ref()
+            .is_some_and(|b| !b.builder.is_empty() && b.builder.estimated_size() + size > batch_size);
+        if full {
+            state.seal(topic, partition);
+            self.wake.notify_one();
+        }
+        let t = state.topics.get_mut(topic).expect("present");
+        let (delivery, now_full, created) = self.append_open(t, partition, &record, timestamp, size);
+        if now_full {
+            state.seal(topic, partition);
+        }
+        if now_full || created || self.config.linger_ms == 0 {
+            self.wake.notify_one();
+        }
+        Ok(delivery)
+    }
+
+    /// Appends to the partition's open batch (opening one if none is);
+    /// returns the delivery, whether the batch is now full, and whether it
+    /// was just opened.
+    fn append_open(
+        &self,
+        t: &mut TopicState,
+        partition: i32,
+        record: &ProducerRecord,
+        timestamp: i64,
+        size: usize,
+    ) -> (Delivery, bool, bool) {
+        let batch_size = self.config.batch_size;
         let slot = &mut t.open[partition as usize];
         let created = slot.is_none();
         let batch = slot.get_or_insert_with(|| OpenBatch {
             builder: RecordBatchBuilder::with_capacity(self.config.compression, batch_size.min(1 << 20)),
             created: Instant::now(),
-            completion: Arc::new(BatchCompletion::new(topic.clone(), partition)),
+            completion: Arc::new(BatchCompletion::new(t.name.clone(), partition)),
             reserved: 0,
         });
         let index =
@@ -511,13 +567,7 @@ impl Accumulator {
         batch.reserved += size;
         let completion = batch.completion.clone();
         let now_full = batch.builder.estimated_size() >= batch_size;
-        if now_full {
-            state.seal(&topic, partition);
-        }
-        if now_full || created || self.config.linger_ms == 0 {
-            self.wake.notify_one();
-        }
-        Ok(Delivery::embedded(completion, index as u32, timestamp))
+        (Delivery::embedded(completion, index as u32, timestamp), now_full, created)
     }
 
     /// At most this many records per millisecond are appended directly;
