@@ -292,6 +292,44 @@ async fn a_failing_thread_is_replaced_then_the_client_shuts_down_as_the_handler_
     cluster.close().await;
 }
 
+/// Output the cluster refuses (over the output topic's
+/// `max.message.bytes`) fails the thread with an error naming the topic,
+/// and the input is not committed past it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn output_the_cluster_refuses_stops_the_thread_and_commits_nothing() {
+    let cluster = TestCluster::open(false).await;
+    create(&cluster.client, "words", 1).await;
+    cluster
+        .client
+        .admin()
+        .create_topic(NewTopic::new("shouted", 1).config("max.message.bytes", "200"))
+        .await
+        .unwrap();
+    produce(&cluster.client, "words", [("k1".to_string(), "fine".to_string())]).await;
+    produce(&cluster.client, "words", [("k2".to_string(), "x".repeat(500))]).await;
+
+    let streams =
+        Streams::new(uppercase_topology(), config("refused", &cluster), cluster.client.clone()).unwrap();
+    streams.set_uncaught_error_handler(|_| ErrorResponse::ShutdownClient);
+    streams.start().await.unwrap();
+    wait_for_state(&streams, StreamsState::Error).await;
+    let errors = streams.errors();
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(
+        errors[0].contains("cannot send record to topic \"shouted\"")
+            && errors[0].contains("exceeds max.message.bytes=200"),
+        "{errors:?}"
+    );
+    streams.close().await.unwrap();
+    match cluster.client.admin().describe_group("refused").await {
+        Ok(group) => {
+            assert!(group.partitions.iter().all(|l| l.committed.is_none()), "{:?}", group.partitions)
+        }
+        Err(e) => assert!(matches!(e, runnel_core::Error::UnknownGroup(_)), "{e}"),
+    }
+    cluster.close().await;
+}
+
 // ------------------------------------------------- crash and restore
 
 fn count_topology() -> runnel_streams::Topology {

@@ -1,13 +1,16 @@
 //! The runtime's [`RecordCollector`]: sink output goes to a real producer.
 //!
 //! Processors run synchronously, the producer is async, so the collector
-//! copies each record into a small pending list that the stream thread
-//! hands to the producer after every input record. Deliveries are kept in a
-//! bounded window; a commit waits for all of them, so offsets are committed
-//! only for input whose output is stored (at-least-once).
+//! copies each record into a pending list that the stream thread hands, once
+//! per turn, to an output thread that feeds the producer. Deliveries are
+//! kept in a bounded window; a commit waits for all of them, so offsets are
+//! committed only for input whose output is stored (at-least-once).
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+
+use tokio::sync::{mpsc, oneshot};
 
 use bytes::Bytes;
 use runnel_core::client::{Delivery, Producer, ProducerRecord, RecordMetadata};
@@ -68,31 +71,152 @@ fn failed_topic(error: &runnel_core::Error, topics: &[Arc<str>]) -> String {
     }
 }
 
-/// A stream thread's producer and the deliveries it has not confirmed.
+/// The last stored offset per output partition since the previous flush.
+type Confirmed = HashMap<(Arc<str>, i32), i64>;
+
+/// What a stream thread asks of its output thread.
+enum OutputCommand {
+    /// Hand these records to the producer.
+    Send(Vec<ProducerRecord>),
+    /// Wait until everything handed over is stored; reply with the last
+    /// stored offset per partition since the previous flush.
+    Flush(oneshot::Sender<Result<Confirmed, StreamsError>>),
+    /// Flush, then close the producer.
+    Close(oneshot::Sender<Result<(), StreamsError>>),
+}
+
+/// Turns' outputs queued for the output thread before a stream thread
+/// waits: bounds memory and passes the producer's backpressure back.
+const QUEUED_TURNS: usize = 4;
+
+/// A stream thread's output: records go to a producer on a thread of their
+/// own, so batching and encoding run beside processing instead of in turn
+/// with it. Records keep their order (one queue, one thread); a failure is
+/// reported by the next send or flush.
 pub(crate) struct OutputSender {
-    producer: Producer,
-    in_flight: VecDeque<Delivery>,
-    /// Highest offset confirmed per partition since the last commit. A
-    /// thread writes a handful of partitions; deliveries of one topic share
-    /// the producer's topic name, so a pointer comparison finds the entry.
-    confirmed: Vec<(Arc<str>, i32, i64)>,
+    commands: mpsc::Sender<OutputCommand>,
+    /// Set by the output thread when a send failed; the error itself comes
+    /// with the next flush.
+    failed: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl OutputSender {
-    pub(crate) fn new(producer: Producer) -> Self {
-        OutputSender { producer, in_flight: VecDeque::new(), confirmed: Vec::new() }
+    /// Starts the output thread for `producer`, named after the stream
+    /// thread.
+    pub(crate) fn start(producer: Producer, name: &str) -> Result<Self, StreamsError> {
+        let (commands, rx) = mpsc::channel(QUEUED_TURNS);
+        let failed = Arc::new(AtomicBool::new(false));
+        let worker = OutputWorker {
+            producer,
+            in_flight: VecDeque::new(),
+            confirmed: Vec::new(),
+            error: None,
+            failed: Arc::clone(&failed),
+        };
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| StreamsError::Runtime { reason: format!("output thread runtime: {e}") })?;
+        let thread = std::thread::Builder::new()
+            .name(format!("{name}-output"))
+            .spawn(move || runtime.block_on(worker.run(rx)))
+            .map_err(|e| StreamsError::Runtime { reason: format!("start output thread: {e}") })?;
+        Ok(OutputSender { commands, failed, thread: Some(thread) })
     }
 
-    /// Hands every pending record to the producer at once, waiting for old
-    /// deliveries when the window is full.
+    fn stopped() -> StreamsError {
+        StreamsError::Runtime { reason: "the output thread stopped".to_string() }
+    }
+
+    /// Hands every pending record to the output thread at once; waits only
+    /// when [`QUEUED_TURNS`] hand-offs are already queued.
     pub(crate) async fn send_pending(&mut self, pending: &mut PendingOutput) -> Result<(), StreamsError> {
         if pending.records.is_empty() {
             return Ok(());
         }
-        let deliveries = self.producer.enqueue_many(&mut pending.records).await.map_err(|source| {
-            StreamsError::Send { topic: failed_topic(&source, &pending.topics), source: Box::new(source) }
+        if self.failed.load(Ordering::Acquire) {
+            // Surface the send error now rather than at the next commit.
+            self.flush().await?;
+        }
+        let capacity = pending.records.len();
+        let records = std::mem::replace(&mut pending.records, Vec::with_capacity(capacity));
+        self.commands.send(OutputCommand::Send(records)).await.map_err(|_| Self::stopped())
+    }
+
+    /// Waits until every record handed over so far is stored; returns the
+    /// last stored offset per partition written since the previous call.
+    pub(crate) async fn flush(&mut self) -> Result<Confirmed, StreamsError> {
+        let (tx, rx) = oneshot::channel();
+        self.commands.send(OutputCommand::Flush(tx)).await.map_err(|_| Self::stopped())?;
+        rx.await.map_err(|_| Self::stopped())?
+    }
+
+    pub(crate) async fn close(mut self) -> Result<(), StreamsError> {
+        let (tx, rx) = oneshot::channel();
+        let result = match self.commands.send(OutputCommand::Close(tx)).await {
+            Ok(()) => rx.await.map_err(|_| Self::stopped()).and_then(|r| r),
+            Err(_) => Err(Self::stopped()),
+        };
+        if let Some(thread) = self.thread.take() {
+            let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+        }
+        result
+    }
+}
+
+/// The output thread's state: the producer and the deliveries it has not
+/// confirmed.
+struct OutputWorker {
+    producer: Producer,
+    in_flight: VecDeque<Delivery>,
+    /// Highest offset confirmed per partition since the last flush. A
+    /// thread writes a handful of partitions; deliveries of one topic share
+    /// the producer's topic name, so a pointer comparison finds the entry.
+    confirmed: Vec<(Arc<str>, i32, i64)>,
+    /// The first failure, held for the next flush.
+    error: Option<StreamsError>,
+    failed: Arc<AtomicBool>,
+}
+
+impl OutputWorker {
+    async fn run(mut self, mut commands: mpsc::Receiver<OutputCommand>) {
+        while let Some(command) = commands.recv().await {
+            match command {
+                OutputCommand::Send(mut records) => {
+                    if self.error.is_some() {
+                        continue; // nothing more goes out after a failure
+                    }
+                    if let Err(e) = self.send(&mut records).await {
+                        self.error = Some(e);
+                        self.failed.store(true, Ordering::Release);
+                    }
+                }
+                OutputCommand::Flush(reply) => {
+                    let _ = reply.send(self.flush().await);
+                }
+                OutputCommand::Close(reply) => {
+                    let flushed = self.flush().await.map(|_| ());
+                    let closed = self.producer.close().await.map_err(|source| StreamsError::Send {
+                        topic: "(close)".to_string(),
+                        source: Box::new(source),
+                    });
+                    let _ = reply.send(flushed.and(closed));
+                    return;
+                }
+            }
+        }
+    }
+
+    async fn send(&mut self, records: &mut Vec<ProducerRecord>) -> Result<(), StreamsError> {
+        let topics: Vec<Arc<str>> = match records.first() {
+            Some(r) => vec![Arc::clone(&r.topic)],
+            None => return Ok(()),
+        };
+        let deliveries = self.producer.enqueue_many(records).await.map_err(|source| StreamsError::Send {
+            topic: failed_topic(&source, &topics),
+            source: Box::new(source),
         })?;
-        pending.records.clear();
         self.in_flight.extend(deliveries);
         while self.in_flight.len() > MAX_IN_FLIGHT {
             let oldest = self.in_flight.pop_front().expect("window is not empty");
@@ -103,7 +227,7 @@ impl OutputSender {
 
     async fn confirm(&mut self, delivery: Delivery) -> Result<RecordMetadata, StreamsError> {
         let meta = delivery.wait().await.map_err(|source| StreamsError::Send {
-            topic: "(delivery)".to_string(),
+            topic: failed_topic(&source, &[]),
             source: Box::new(source),
         })?;
         let same = |(t, p, _): &&mut (Arc<str>, i32, i64)| {
@@ -116,9 +240,10 @@ impl OutputSender {
         Ok(meta)
     }
 
-    /// Waits until every record handed over so far is stored; returns the
-    /// last stored offset per partition written since the previous call.
-    pub(crate) async fn flush(&mut self) -> Result<HashMap<(Arc<str>, i32), i64>, StreamsError> {
+    async fn flush(&mut self) -> Result<Confirmed, StreamsError> {
+        if let Some(e) = self.error.take() {
+            return Err(e);
+        }
         self.producer.flush().await.map_err(|source| StreamsError::Send {
             topic: "(flush)".to_string(),
             source: Box::new(source),
@@ -127,12 +252,5 @@ impl OutputSender {
             self.confirm(delivery).await?;
         }
         Ok(self.confirmed.drain(..).map(|(t, p, o)| ((t, p), o)).collect())
-    }
-
-    pub(crate) async fn close(self) -> Result<(), StreamsError> {
-        self.producer
-            .close()
-            .await
-            .map_err(|source| StreamsError::Send { topic: "(close)".to_string(), source: Box::new(source) })
     }
 }
