@@ -8,7 +8,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use tokio::sync::{mpsc, oneshot};
 
@@ -89,6 +89,9 @@ enum OutputCommand {
 /// waits: bounds memory and passes the producer's backpressure back.
 const QUEUED_TURNS: usize = 4;
 
+/// The largest record list kept for reuse.
+const MAX_SPARE_CAPACITY: usize = 16 * 1024;
+
 /// A stream thread's output: records go to a producer on a thread of their
 /// own, so batching and encoding run beside processing instead of in turn
 /// with it. Records keep their order (one queue, one thread); a failure is
@@ -98,6 +101,9 @@ pub(crate) struct OutputSender {
     /// Set by the output thread when a send failed; the error itself comes
     /// with the next flush.
     failed: Arc<AtomicBool>,
+    /// Record lists the output thread has emptied, for reuse (at most
+    /// [`QUEUED_TURNS`] + 1 of them exist).
+    spare: Arc<Mutex<Vec<Vec<ProducerRecord>>>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
@@ -107,7 +113,9 @@ impl OutputSender {
     pub(crate) fn start(producer: Producer, name: &str) -> Result<Self, StreamsError> {
         let (commands, rx) = mpsc::channel(QUEUED_TURNS);
         let failed = Arc::new(AtomicBool::new(false));
+        let spare = Arc::new(Mutex::new(Vec::new()));
         let worker = OutputWorker {
+            spare: Arc::clone(&spare),
             producer,
             in_flight: VecDeque::new(),
             confirmed: Vec::new(),
@@ -122,7 +130,7 @@ impl OutputSender {
             .name(format!("{name}-output"))
             .spawn(move || runtime.block_on(worker.run(rx)))
             .map_err(|e| StreamsError::Runtime { reason: format!("start output thread: {e}") })?;
-        Ok(OutputSender { commands, failed, thread: Some(thread) })
+        Ok(OutputSender { commands, failed, spare, thread: Some(thread) })
     }
 
     fn stopped() -> StreamsError {
@@ -139,8 +147,10 @@ impl OutputSender {
             // Surface the send error now rather than at the next commit.
             self.flush().await?;
         }
-        let capacity = pending.records.len();
-        let records = std::mem::replace(&mut pending.records, Vec::with_capacity(capacity));
+        // An emptied list the output thread gave back, else a new one.
+        let spare = self.spare.lock().expect("spare lists lock").pop();
+        let spare = spare.unwrap_or_else(|| Vec::with_capacity(pending.records.len()));
+        let records = std::mem::replace(&mut pending.records, spare);
         self.commands.send(OutputCommand::Send(records)).await.map_err(|_| Self::stopped())
     }
 
@@ -177,6 +187,7 @@ struct OutputWorker {
     /// The first failure, held for the next flush.
     error: Option<StreamsError>,
     failed: Arc<AtomicBool>,
+    spare: Arc<Mutex<Vec<Vec<ProducerRecord>>>>,
 }
 
 impl OutputWorker {
@@ -190,6 +201,11 @@ impl OutputWorker {
                     if let Err(e) = self.send(&mut records).await {
                         self.error = Some(e);
                         self.failed.store(true, Ordering::Release);
+                    }
+                    // Lists grown by an unusually large turn are not kept.
+                    if records.capacity() <= MAX_SPARE_CAPACITY {
+                        records.clear();
+                        self.spare.lock().expect("spare lists lock").push(records);
                     }
                 }
                 OutputCommand::Flush(reply) => {
