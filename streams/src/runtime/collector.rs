@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::{mpsc, oneshot};
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use runnel_core::client::{Delivery, Producer, ProducerRecord, RecordMetadata};
 use runnel_core::record::Header;
 
@@ -30,7 +30,43 @@ pub(crate) struct PendingOutput {
     /// Topic names shared by all records sent to them (a topology writes
     /// a handful of topics: a linear scan beats hashing the name).
     topics: Vec<Arc<str>>,
+    /// The turn's key and value bytes, one buffer the records slice: one
+    /// allocation per turn instead of two per record, released by the
+    /// output thread when the turn's records are in the producer's batches.
+    arena: BytesMut,
+    /// Bytes the previous turn used: the size of the next arena.
+    last_turn_bytes: usize,
 }
+
+impl PendingOutput {
+    /// Copies `bytes` into the arena and returns them as a slice of it.
+    fn stash(&mut self, bytes: &[u8]) -> Bytes {
+        if self.arena.capacity() < bytes.len() {
+            // A fresh buffer: each turn's records own their buffers, so
+            // the output thread never shares one with the stream thread.
+            let size = self.last_turn_bytes.clamp(ARENA_MIN, ARENA_MAX).max(bytes.len());
+            self.arena = BytesMut::with_capacity(size);
+        }
+        self.arena.extend_from_slice(bytes);
+        self.arena.split().freeze()
+    }
+
+    /// Takes the turn's records, leaving `spare` (empty) in their place,
+    /// and starts the next turn in a new buffer.
+    fn take_turn(&mut self, spare: Vec<ProducerRecord>) -> Vec<ProducerRecord> {
+        self.last_turn_bytes = self
+            .records
+            .iter()
+            .map(|r| r.key.as_ref().map_or(0, |k| k.len()) + r.value.as_ref().map_or(0, |v| v.len()))
+            .sum();
+        self.arena = BytesMut::new();
+        std::mem::replace(&mut self.records, spare)
+    }
+}
+
+/// Bounds of an output arena's size.
+const ARENA_MIN: usize = 4 * 1024;
+const ARENA_MAX: usize = 1024 * 1024;
 
 impl RecordCollector for PendingOutput {
     fn send(&mut self, record: SinkRecord<'_>) -> Result<(), StreamsError> {
@@ -42,11 +78,13 @@ impl RecordCollector for PendingOutput {
                 t
             }
         };
+        let key = record.key.map(|k| self.stash(k));
+        let value = record.value.map(|v| self.stash(v));
         self.records.push(ProducerRecord {
             topic,
             partition: record.partition,
-            key: record.key.map(Bytes::copy_from_slice),
-            value: record.value.map(Bytes::copy_from_slice),
+            key,
+            value,
             timestamp: Some(record.timestamp),
             headers: record
                 .headers
@@ -150,7 +188,7 @@ impl OutputSender {
         // An emptied list the output thread gave back, else a new one.
         let spare = self.spare.lock().expect("spare lists lock").pop();
         let spare = spare.unwrap_or_else(|| Vec::with_capacity(pending.records.len()));
-        let records = std::mem::replace(&mut pending.records, spare);
+        let records = pending.take_turn(spare);
         self.commands.send(OutputCommand::Send(records)).await.map_err(|_| Self::stopped())
     }
 
