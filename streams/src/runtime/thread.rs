@@ -129,7 +129,7 @@ pub(crate) async fn run(spec: &ThreadSpec) -> Result<(), StreamsError> {
         ProducerConfig { client_id: format!("{}-producer", spec.name), ..Default::default() };
     let producer =
         spec.cluster.producer(producer_config.linger_ms(5)).map_err(client_error("create producer"))?;
-    let mut sender = OutputSender::start(producer, &spec.name)?;
+    let mut sender = OutputSender::new(producer);
     let mut pending = PendingOutput::default();
 
     // Which sub-topology reads each topic.
