@@ -316,10 +316,14 @@ fn plain(log: &str) -> String {
 
 /// How often the worker logs say `event` for `connector`.
 fn task_events(procs: &[&Proc], connector: &str, event: &str) -> usize {
-    procs
-        .iter()
-        .map(|p| {
-            plain(&p.log())
+    task_events_in(&procs.iter().map(|p| p.log.clone()).collect::<Vec<_>>(), connector, event)
+}
+
+/// [`task_events`] over log files.
+fn task_events_in(logs: &[PathBuf], connector: &str, event: &str) -> usize {
+    logs.iter()
+        .map(|l| {
+            plain(&std::fs::read_to_string(l).unwrap_or_default())
                 .lines()
                 .filter(|l| l.contains(event) && l.contains(&format!("connector=\"{connector}\"")))
                 .count()
@@ -343,6 +347,7 @@ fn adding_a_connector_leaves_the_running_ones_alone() {
     });
     assert_eq!(task_events(&[&w1, &w2], "a", "task started here"), 1);
 
+    let logs = [w1.log.clone(), w2.log.clone()];
     post_connector(&rest2, "b", json!({"connector.class": "FileStreamSource", "file": b_in, "topic": "tb"}));
     wait_until("connector b RUNNING", &mut [&mut broker, &mut w1, &mut w2], || {
         running(&rest1, "b").is_some()
@@ -355,14 +360,18 @@ fn adding_a_connector_leaves_the_running_ones_alone() {
     let (code, list) = http(&rest2, "GET", "/connectors", None);
     assert_eq!((code, serde_json::from_str::<Value>(&list).unwrap()), (200, json!(["a", "b"])));
 
+    // A task restart asked of either worker happens where the task runs.
+    assert_eq!(http(&rest2, "POST", "/connectors/a/tasks/0/restart", None).0, 204);
+    wait_until("a's task restarted", &mut [&mut broker, &mut w1, &mut w2], || {
+        running(&rest1, "a").is_some() && task_events_in(&logs, "a", "task started here") == 2
+    });
+    assert_eq!(task_events_in(&logs, "a", "task restarting on request"), 1);
+    assert_eq!(http(&rest2, "POST", "/connectors/a/tasks/7/restart", None).0, 404);
+
     // Deleting b (through either worker) stops only b.
     assert_eq!(http(&rest1, "DELETE", "/connectors/b", None).0, 204);
-    let logs = [w1.log.clone(), w2.log.clone()];
     wait_until("b's task stopped", &mut [&mut broker, &mut w1, &mut w2], || {
-        logs.iter()
-            .map(|l| std::fs::read_to_string(l).unwrap_or_default().matches("task stopped here").count())
-            .sum::<usize>()
-            == 1
+        task_events_in(&logs, "b", "task stopped here") == 1
     });
     assert_eq!(http(&rest2, "GET", "/connectors/b/status", None).0, 404);
     assert_eq!(task_events(&[&w1, &w2], "a", "task stopped here"), 0);

@@ -162,7 +162,9 @@ impl Worker {
         name: &str,
         request: RestartRequest,
     ) -> Result<ConnectorStatus, ConnectError> {
-        self.not_distributed("restarting a connector")?;
+        if let Some(d) = self.dist() {
+            return d.restart_connector(self, name, request).await;
+        }
         let mut connectors = self.connectors.lock().await;
         let m = connectors.get_mut(name).ok_or_else(|| ConnectError::UnknownConnector(name.to_string()))?;
         let mut plan = self.status.connector(name).unwrap_or_else(|| ConnectorStatus {
@@ -261,7 +263,9 @@ impl Worker {
     /// [`ConnectError::UnknownConnector`]; [`ConnectError::UnknownTask`]
     /// (also for a stopped connector, which has no tasks).
     pub async fn restart_task(&self, name: &str, task: u32) -> Result<(), ConnectError> {
-        self.not_distributed("restarting a task")?;
+        if let Some(d) = self.dist() {
+            return d.restart_task(name, task).await;
+        }
         let mut connectors = self.connectors.lock().await;
         let m = connectors.get_mut(name).ok_or_else(|| ConnectError::UnknownConnector(name.to_string()))?;
         let unknown = || ConnectError::UnknownTask { connector: name.to_string(), task };

@@ -1,5 +1,8 @@
-//! The standalone [`Worker`]: runs connectors from configs against one
-//! cluster.
+//! The [`Worker`]: runs connectors from configs against one cluster,
+//! standalone ([`Worker::start`]) or as one worker of a distributed Connect
+//! cluster ([`Worker::start_distributed`], see `distributed`: the workers
+//! share config, status and offsets topics and divide connectors and tasks
+//! through a group; the task runners below are the same).
 //!
 //! For each connector the worker checks the whole config before anything
 //! starts (the runtime's keys, the connector's [`ConfigDef`](crate::config_def::ConfigDef),

@@ -9,7 +9,13 @@
 //! task-<name>-<n>      {"properties": {<task config>}}        (staged)
 //! commit-<name>        {"tasks": <count>}                      staged task configs 0..count take effect
 //! target-state-<name>  {"state": "STARTED" | "PAUSED" | "STOPPED"}
+//! restart-connector-<name>  {"id": "<request id>", "include-tasks": bool, "only-failed": bool}
+//! restart-task-<name>-<n>   {"id": "<request id>"}
 //! ```
+//!
+//! A restart record is a request to whichever worker runs the instance
+//! (Kafka's KIP-745 writes them the same way); a worker acts on the ones
+//! written after it started.
 //!
 //! Status topic (compacted), written by the worker that runs the instance:
 //!
@@ -162,6 +168,8 @@ pub(crate) struct ConfigState {
     pub(crate) tasks: BTreeMap<String, Vec<Props>>,
     /// Target states by connector (absent: started).
     pub(crate) targets: BTreeMap<String, TargetState>,
+    /// The latest restart request per record key (`restart-...`).
+    pub(crate) restarts: BTreeMap<String, Json>,
     staged: BTreeMap<String, BTreeMap<u32, Props>>,
 }
 
@@ -220,6 +228,11 @@ impl ConfigState {
                 }
                 None => warn!(connector = name, tasks = n, "task commit without every task config; ignored"),
             }
+        } else if key.starts_with("restart-") {
+            match value {
+                Some(v) => self.restarts.insert(key.to_string(), v),
+                None => self.restarts.remove(key),
+            };
         } else if let Some(name) = key.strip_prefix("target-state-") {
             let state =
                 match value.as_ref().and_then(|v| v.get("state")?.as_str().map(String::from)).as_deref() {
@@ -308,6 +321,23 @@ impl ConfigLog {
         records
     }
 
+    /// The record of a restart request for a connector (and its tasks).
+    pub(crate) fn restart_connector_record(
+        name: &str,
+        include_tasks: bool,
+        only_failed: bool,
+    ) -> (String, Option<Json>) {
+        (
+            format!("restart-connector-{name}"),
+            Some(json!({"id": request_id(), "include-tasks": include_tasks, "only-failed": only_failed})),
+        )
+    }
+
+    /// The record of a restart request for one task.
+    pub(crate) fn restart_task_record(name: &str, task: u32) -> (String, Option<Json>) {
+        (format!("restart-task-{name}-{task}"), Some(json!({"id": request_id()})))
+    }
+
     /// The record of a target state.
     pub(crate) fn target_record(name: &str, target: TargetState) -> (String, Option<Json>) {
         let state = match target {
@@ -317,6 +347,14 @@ impl ConfigLog {
         };
         (format!("target-state-{name}"), Some(json!({ "state": state })))
     }
+}
+
+/// A request id unique enough to tell two requests of one key apart.
+fn request_id() -> String {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!("{}-{}-{n}", now.as_nanos(), std::process::id())
 }
 
 /// One published status.

@@ -67,6 +67,9 @@ pub(super) struct Distributed {
 struct Local {
     connectors: BTreeMap<String, LocalConnector>,
     tasks: BTreeMap<TaskId, LocalTask>,
+    /// Restart requests already acted on (or written before this worker
+    /// started), by record key: the request id.
+    restarts_seen: BTreeMap<String, String>,
 }
 
 struct LocalConnector {
@@ -77,6 +80,9 @@ struct LocalConnector {
 
 struct LocalTask {
     slot: TaskSlot,
+    /// The connector config it started with (converters, transforms and
+    /// error handling come from it, not from the task config).
+    connector_props: Props,
     pause: watch::Sender<bool>,
 }
 
@@ -115,6 +121,10 @@ impl Worker {
             cancel.clone(),
         )
         .await?;
+        // Restart requests from before this worker started are not for it.
+        let restarts_seen = configs.read(|s| {
+            s.restarts.iter().map(|(k, v)| (k.clone(), request_id_of(v))).collect::<BTreeMap<_, _>>()
+        });
         let dist = Distributed {
             configs,
             statuses,
@@ -122,7 +132,7 @@ impl Worker {
             generation: AtomicI32::new(-1),
             cancel,
             handles: Mutex::new(vec![config_tail, status_tail]),
-            local: tokio::sync::Mutex::new(Local::default()),
+            local: tokio::sync::Mutex::new(Local { restarts_seen, ..Local::default() }),
         };
         if worker.distributed.set(dist).is_err() {
             unreachable!("a new worker has no distributed part yet");
@@ -252,6 +262,59 @@ impl Distributed {
         }
         info!(connector = name, "connector deleted from the config topic");
         Ok(())
+    }
+
+    /// Asks the workers that run a connector (and, as asked, its tasks) to
+    /// restart them; returns the status with what will restart marked
+    /// RESTARTING (Kafka's answer).
+    pub(crate) async fn restart_connector(
+        &self,
+        worker: &Worker,
+        name: &str,
+        request: super::RestartRequest,
+    ) -> Result<ConnectorStatus, ConnectError> {
+        let mut plan = self
+            .status(worker)
+            .connector(name)
+            .ok_or_else(|| ConnectError::UnknownConnector(name.to_string()))?;
+        if self.target_state(name) == Some(TargetState::Stopped) {
+            return Ok(plan);
+        }
+        if !request.only_failed || plan.state == State::Failed {
+            plan.state = State::Restarting;
+        }
+        if request.include_tasks {
+            for t in &mut plan.tasks {
+                if !request.only_failed || t.state == State::Failed {
+                    t.state = State::Restarting;
+                }
+            }
+        }
+        self.configs
+            .write(vec![ConfigLog::restart_connector_record(
+                name,
+                request.include_tasks,
+                request.only_failed,
+            )])
+            .await?;
+        Ok(plan)
+    }
+
+    /// Asks the worker that runs a task to restart it.
+    pub(crate) async fn restart_task(&self, name: &str, task: u32) -> Result<(), ConnectError> {
+        let tasks = self.configs.read(|s| {
+            s.connectors.contains_key(name).then(|| match s.target(name) {
+                TargetState::Stopped => 0,
+                _ => s.tasks.get(name).map_or(0, Vec::len),
+            })
+        });
+        match tasks {
+            None => Err(ConnectError::UnknownConnector(name.to_string())),
+            Some(n) if task as usize >= n => {
+                Err(ConnectError::UnknownTask { connector: name.to_string(), task })
+            }
+            Some(_) => self.configs.write(vec![ConfigLog::restart_task_record(name, task)]).await,
+        }
     }
 
     pub(crate) async fn set_target(&self, name: &str, target: TargetState) -> Result<(), ConnectError> {
@@ -466,13 +529,72 @@ async fn reconcile_loop(worker: Arc<Worker>) {
     }
 }
 
+fn request_id_of(v: &serde_json::Value) -> String {
+    v.get("id").and_then(serde_json::Value::as_str).unwrap_or_default().to_string()
+}
+
+/// Acts on new restart requests: stops what must restart (the start loops
+/// of [`reconcile`] start it again).
+async fn take_restarts(
+    worker: &Worker,
+    d: &Distributed,
+    local: &mut Local,
+    restarts: BTreeMap<String, serde_json::Value>,
+) {
+    for (key, request) in restarts {
+        let id = request_id_of(&request);
+        if local.restarts_seen.get(&key) == Some(&id) {
+            continue;
+        }
+        local.restarts_seen.insert(key.clone(), id);
+        if let Some(name) = key.strip_prefix("restart-connector-") {
+            let flag = |k: &str| request.get(k).and_then(serde_json::Value::as_bool).unwrap_or(false);
+            let (only_failed, include_tasks) = (flag("only-failed"), flag("include-tasks"));
+            let connector_state =
+                d.statuses.snapshot().get(name).and_then(|(c, _)| c.as_ref().map(|c| c.state));
+            if local.connectors.contains_key(name) && (!only_failed || connector_state == Some(State::Failed))
+            {
+                let mut lc = local.connectors.remove(name).expect("present");
+                if let Some(c) = lc.connector.as_mut() {
+                    stop_connector_object(c).await;
+                }
+                info!(connector = name, "connector restarting on request");
+            }
+            if include_tasks {
+                let ids: Vec<u32> = local.tasks.keys().filter(|(c, _)| c == name).map(|(_, t)| *t).collect();
+                for t in ids {
+                    let state = worker.status.task(name, t).map(|s| s.state);
+                    if !only_failed || state == Some(State::Failed) {
+                        restart_local_task(worker, local, name, t).await;
+                    }
+                }
+            }
+        } else if let Some((name, t)) = key.strip_prefix("restart-task-").and_then(|r| r.rsplit_once('-')) {
+            if let Ok(t) = t.parse::<u32>() {
+                restart_local_task(worker, local, name, t).await;
+            }
+        }
+    }
+}
+
+/// Stops a local task so that [`reconcile`] starts it again.
+async fn restart_local_task(worker: &Worker, local: &mut Local, name: &str, id: u32) {
+    if let Some(mut lt) = local.tasks.remove(&(name.to_string(), id)) {
+        stop_slot(&mut lt.slot).await;
+        worker.status.remove_task(name, id);
+        info!(connector = name, task = id, "task restarting on request");
+    }
+}
+
 async fn reconcile(worker: &Worker, d: &Distributed, share: &Owned, local: &mut Local) {
     let generation = d.generation.load(Ordering::Relaxed);
-    let (configs, tasks, targets) = d.configs.read(|s| {
+    let (configs, tasks, targets, restarts) = d.configs.read(|s| {
         let targets: BTreeMap<String, TargetState> =
             s.connectors.keys().map(|c| (c.clone(), s.target(c))).collect();
-        (s.connectors.clone(), s.tasks.clone(), targets)
+        (s.connectors.clone(), s.tasks.clone(), targets, s.restarts.clone())
     });
+    take_restarts(worker, d, local, restarts).await;
+
     // Tasks that must stop: not ours, deleted, stopped, or with a new config.
     let stale: Vec<TaskId> = local
         .tasks
@@ -481,6 +603,7 @@ async fn reconcile(worker: &Worker, d: &Distributed, share: &Owned, local: &mut 
             !share.tasks.contains(&(c.clone(), *t))
                 || targets.get(c).is_none_or(|t| *t == TargetState::Stopped)
                 || tasks.get(c).and_then(|v| v.get(*t as usize)).is_none_or(|p| *p != lt.slot.props)
+                || configs.get(c).is_none_or(|p| *p != lt.connector_props)
         })
         .map(|(k, _)| k.clone())
         .collect();
@@ -646,7 +769,11 @@ async fn start_task(
     let handle =
         worker.spawn_task(&config, &connector, id, task_props.clone(), cancel.clone(), paused_rx).await?;
     info!(connector = name, task = id, "task started here");
-    Ok(LocalTask { slot: TaskSlot { props: task_props, cancel, handle: Some(handle) }, pause })
+    Ok(LocalTask {
+        slot: TaskSlot { props: task_props, cancel, handle: Some(handle) },
+        connector_props: props.clone(),
+        pause,
+    })
 }
 
 async fn stop_everything(worker: &Worker, local: &mut Local) {
