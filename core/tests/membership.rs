@@ -142,3 +142,34 @@ async fn a_member_with_another_protocol_type_is_refused() {
     assert!(err.contains("JoinGroup") && err.contains("23"), "{err}");
     server.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_wire_member_reconnects_after_the_coordinator_connection_breaks() {
+    let (_dir, embedded, server, wire) = start().await;
+    let addr = server.local_addr();
+    let mut a = GroupMembership::new(&wire, config(30_000)).await.unwrap();
+    let ja = a.join(meta("a")).await.unwrap();
+    assigned(a.sync(ja.members).await.unwrap());
+    // The server goes away and comes back on the same address (same broker).
+    server.shutdown().await;
+    let mut server_config = ServerConfig::new(addr);
+    server_config.group_min_session_timeout_ms = 100;
+    let server = KafkaServer::start(&embedded, server_config).await.unwrap();
+    // The first request after the break may fail; the member reconnects.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        match a.heartbeat().await {
+            Ok(event) => {
+                assert_eq!(
+                    event,
+                    MembershipEvent::Assigned(Bytes::new()),
+                    "the member is still in the group"
+                );
+                break;
+            }
+            Err(e) => assert!(std::time::Instant::now() < deadline, "never reconnected: {e}"),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    server.shutdown().await;
+}

@@ -656,6 +656,37 @@ mod tests {
     }
 
     #[test]
+    fn distributed_keys_have_kafkas_defaults_and_are_checked() {
+        let w = WorkerConfig::from_props(&props(&[
+            ("group.id", "connect-cluster"),
+            ("session.timeout.ms", "6000"),
+            ("scheduled.rebalance.max.delay.ms", "2000"),
+            ("config.storage.replication.factor", "3"),
+        ]))
+        .unwrap();
+        let d = &w.distributed;
+        assert_eq!(w.group_id().unwrap(), "connect-cluster");
+        assert_eq!(
+            (d.config_storage_topic.as_str(), d.status_storage_topic.as_str()),
+            ("connect-configs", "connect-status")
+        );
+        assert_eq!(d.heartbeat_interval, Duration::from_secs(3));
+        assert_eq!(d.session_timeout, Duration::from_secs(6));
+        assert_eq!(d.rebalance_timeout, Duration::from_secs(60));
+        assert_eq!(d.scheduled_rebalance_max_delay, Duration::from_secs(2));
+        let err = WorkerConfig::default().group_id().unwrap_err();
+        assert!(err.to_string().contains("group.id"), "{err}");
+        let err = WorkerConfig::from_props(&props(&[
+            ("heartbeat.interval.ms", "10000"),
+            ("session.timeout.ms", "5000"),
+        ]))
+        .unwrap_err();
+        assert!(err.to_string().contains("heartbeat.interval.ms"), "{err}");
+        let err = WorkerConfig::from_props(&props(&[("status.storage.partitions", "0")])).unwrap_err();
+        assert!(err.to_string().contains("status.storage.partitions"), "{err}");
+    }
+
+    #[test]
     fn connector_keys_are_checked_and_name_the_key() {
         let worker = WorkerConfig::default();
         let p = |pairs: &[(&str, &str)]| -> Props {

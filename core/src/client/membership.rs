@@ -139,7 +139,30 @@ pub struct GroupMembership {
 #[derive(Debug)]
 enum Backend {
     Embedded(Cluster),
-    Wire(WireConnection),
+    /// The bootstrap servers and the coordinator connection (`None` after
+    /// a failed request: the next one finds the coordinator again).
+    Wire(Vec<String>, Option<WireConnection>),
+}
+
+/// The coordinator connection, (re)connecting first if needed.
+async fn wire<'a>(
+    bootstrap: &[String],
+    conn: &'a mut Option<WireConnection>,
+    config: &MembershipConfig,
+) -> Result<&'a mut WireConnection> {
+    if conn.is_none() {
+        *conn = Some(WireConnection::to_coordinator(bootstrap, config).await?);
+    }
+    Ok(conn.as_mut().expect("set above"))
+}
+
+/// Drops the connection when a request on it failed (the stream may be out
+/// of step or the coordinator gone).
+fn forget_on_error<T>(conn: &mut Option<WireConnection>, result: Result<T>) -> Result<T> {
+    if result.is_err() {
+        *conn = None;
+    }
+    result
 }
 
 impl GroupMembership {
@@ -153,7 +176,9 @@ impl GroupMembership {
         let backend = match cluster.broker() {
             Some(_) => Backend::Embedded(cluster.clone()),
             None => {
-                Backend::Wire(WireConnection::to_coordinator(&cluster.bootstrap_servers(), &config).await?)
+                let bootstrap = cluster.bootstrap_servers();
+                let conn = WireConnection::to_coordinator(&bootstrap, &config).await?;
+                Backend::Wire(bootstrap, Some(conn))
             }
         };
         Ok(GroupMembership { config, backend, member_id: String::new(), generation: -1, protocol: None })
@@ -183,7 +208,11 @@ impl GroupMembership {
                 Backend::Embedded(cluster) => {
                     embedded_join(cluster, &self.config, &self.member_id, &protocols).await?
                 }
-                Backend::Wire(conn) => conn.join(&self.config, &self.member_id, &protocols).await?,
+                Backend::Wire(bootstrap, conn) => {
+                    let c = wire(bootstrap, conn, &self.config).await?;
+                    let r = c.join(&self.config, &self.member_id, &protocols).await;
+                    forget_on_error(conn, r)?
+                }
             };
             match outcome {
                 JoinAnswer::Joined(j) => {
@@ -213,15 +242,18 @@ impl GroupMembership {
             Backend::Embedded(cluster) => {
                 embedded_sync(cluster, &self.config, &self.member_id, self.generation, assignments).await?
             }
-            Backend::Wire(conn) => {
-                conn.sync(
-                    &self.config,
-                    &self.member_id,
-                    self.generation,
-                    self.protocol.as_deref(),
-                    assignments,
-                )
-                .await?
+            Backend::Wire(bootstrap, conn) => {
+                let c = wire(bootstrap, conn, &self.config).await?;
+                let r = c
+                    .sync(
+                        &self.config,
+                        &self.member_id,
+                        self.generation,
+                        self.protocol.as_deref(),
+                        assignments,
+                    )
+                    .await;
+                forget_on_error(conn, r)?
             }
         };
         self.after(&event);
@@ -250,7 +282,11 @@ impl GroupMembership {
                     GenericHeartbeatOutcome::UnknownMember => MembershipEvent::Lost,
                 }
             }
-            Backend::Wire(conn) => conn.heartbeat(&self.config, &self.member_id, self.generation).await?,
+            Backend::Wire(bootstrap, conn) => {
+                let c = wire(bootstrap, conn, &self.config).await?;
+                let r = c.heartbeat(&self.config, &self.member_id, self.generation).await;
+                forget_on_error(conn, r)?
+            }
         };
         self.after(&event);
         Ok(event)
@@ -270,7 +306,11 @@ impl GroupMembership {
                 let broker = embedded_broker(cluster)?;
                 broker.groups().generic().leave(&self.config.group_id, &self.member_id, broker.now_ms());
             }
-            Backend::Wire(conn) => conn.leave(&self.config, &self.member_id).await?,
+            Backend::Wire(bootstrap, conn) => {
+                let c = wire(bootstrap, conn, &self.config).await?;
+                let r = c.leave(&self.config, &self.member_id).await;
+                forget_on_error(conn, r)?
+            }
         }
         self.member_id.clear();
         self.generation = -1;

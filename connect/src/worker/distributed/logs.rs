@@ -276,7 +276,19 @@ impl ConfigLog {
                 writer.write().unwrap_or_else(|e| e.into_inner()).apply(&key, value);
             }
         };
-        let (tail, handle) = Tail::start(cluster, topic, 1, apply, cancel).await?;
+        let (tail, handle) = Tail::start(cluster, topic, 1, apply, cancel.clone()).await?;
+        if tail.tps.len() != 1 {
+            cancel.cancel();
+            return Err(ConnectError::WorkerConfig(crate::config_def::ConfigError::invalid(
+                "config.storage.topic",
+                topic,
+                format!(
+                    "the config topic has {} partitions; it must have exactly one (every worker must read \
+                     the configs in the same order)",
+                    tail.tps.len()
+                ),
+            )));
+        }
         let log = ConfigLog { tail, state, producer, topic: topic.to_string() };
         log.tail.catch_up(READ_BACK).await?;
         Ok((log, handle))

@@ -351,6 +351,8 @@ async fn membership(worker: Arc<Worker>) {
     settings.client_id = format!("connect-{}", worker.worker_id);
     settings.session_timeout = cfg.session_timeout;
     settings.rebalance_timeout = cfg.rebalance_timeout;
+    // A heartbeat unanswered for a session is as good as a failed one.
+    settings.request_timeout = cfg.session_timeout.min(settings.request_timeout);
     let backoff = Duration::from_millis(500);
     let mut member = loop {
         tokio::select! {
@@ -463,6 +465,7 @@ async fn membership(worker: Arc<Worker>) {
         // Heartbeat until something asks for a rebalance.
         config_changes.borrow_and_update();
         let mut next_heartbeat = tokio::time::Instant::now() + cfg.heartbeat_interval;
+        let mut last_heard = tokio::time::Instant::now();
         loop {
             let due = leader_state
                 .deadline
@@ -478,14 +481,24 @@ async fn membership(worker: Arc<Worker>) {
                 _ = tokio::time::sleep_until(next_heartbeat) => {
                     next_heartbeat = tokio::time::Instant::now() + cfg.heartbeat_interval;
                     match member.heartbeat().await {
-                        Ok(MembershipEvent::Assigned(_)) => {}
+                        Ok(MembershipEvent::Assigned(_)) => last_heard = tokio::time::Instant::now(),
                         Ok(MembershipEvent::Rejoin) => continue 'rejoin,
                         Ok(MembershipEvent::Lost) => {
                             warn!(group, "this worker was removed from the group; stopping its work and joining again");
                             d.assignment.send_replace(Some(Assignment::default()));
                             continue 'rejoin;
                         }
-                        Err(e) => warn!(group, error = %e, "heartbeat failed"),
+                        Err(e) => {
+                            warn!(group, error = %e, "heartbeat failed");
+                            if last_heard.elapsed() > cfg.session_timeout {
+                                // The group has surely given our work to
+                                // others by now: stop it, then join again.
+                                warn!(group, "no heartbeat answer for session.timeout.ms; stopping this worker's work");
+                                d.assignment.send_replace(Some(Assignment::default()));
+                                tokio::time::sleep(backoff).await;
+                                continue 'rejoin;
+                            }
+                        }
                     }
                 }
                 _ = config_changes.changed() => {
