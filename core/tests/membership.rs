@@ -81,6 +81,10 @@ async fn wire_and_embedded_members_share_a_group_and_the_leader_assigns() {
     let (mut b, eb) = b_sync.await.unwrap();
     assert_eq!(assigned(eb), Bytes::from_static(b"for-b"));
 
+    // Kafka clients see the group (librdkafka's ListGroups over the wire).
+    let listed = wire.admin().list_groups().await.unwrap();
+    assert!(listed.iter().any(|g| g.group_id == "workers" && g.state == "Stable"), "{listed:?}");
+
     // a leaves: b is told to rejoin and leads alone.
     a.leave().await.unwrap();
     assert_eq!(b.heartbeat().await.unwrap(), MembershipEvent::Rejoin);

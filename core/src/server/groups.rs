@@ -687,8 +687,26 @@ pub(super) fn list(shared: &Arc<Shared>, req: ListGroupsRequest) -> ListGroupsRe
     let mut ids: BTreeSet<String> = broker.groups().active_groups().into_iter().collect();
     ids.extend(broker.groups_with_offsets());
     let filter: Vec<String> = req.states_filter.iter().map(|s| s.to_lowercase()).collect();
+    let generic = broker.groups().generic();
+    let generic_ids = generic.active_groups();
+    let generic_listed = generic_ids.iter().filter_map(|id| {
+        let d = generic.describe(id, now)?;
+        let name = d.state.name();
+        if !filter.is_empty() && !filter.contains(&name.to_lowercase()) {
+            return None;
+        }
+        Some(
+            ListedGroup::default()
+                .with_group_id(GroupId(s(id)))
+                .with_protocol_type(s(&d.protocol_type))
+                .with_group_state(s(name))
+                .with_group_type(s("classic")),
+        )
+    });
+    let generic_listed: Vec<ListedGroup> = generic_listed.collect();
     ListGroupsResponse::default().with_groups(
         ids.into_iter()
+            .filter(|id| !generic_ids.contains(id))
             .filter_map(|id| {
                 let state = broker.groups().describe(&id, now).map_or(GroupState::Empty, |d| d.state);
                 let name = state.name();
@@ -703,6 +721,7 @@ pub(super) fn list(shared: &Arc<Shared>, req: ListGroupsRequest) -> ListGroupsRe
                         .with_group_type(s("classic")),
                 )
             })
+            .chain(generic_listed)
             .collect(),
     )
 }
@@ -714,6 +733,28 @@ pub(super) fn describe(shared: &Arc<Shared>, req: DescribeGroupsRequest) -> Desc
         req.groups
             .into_iter()
             .map(|id| {
+                if let Some(d) = broker.groups().generic().describe(id.0.as_str(), now) {
+                    if !d.members.is_empty() {
+                        return DescribedGroup::default()
+                            .with_group_id(id)
+                            .with_group_state(s(d.state.name()))
+                            .with_protocol_type(s(&d.protocol_type))
+                            .with_protocol_data(s(d.protocol.as_deref().unwrap_or_default()))
+                            .with_members(
+                                d.members
+                                    .into_iter()
+                                    .map(|m| {
+                                        DescribedGroupMember::default()
+                                            .with_member_id(s(&m.member_id))
+                                            .with_client_id(s(&m.client_id))
+                                            .with_client_host(s(""))
+                                            .with_member_metadata(m.metadata)
+                                            .with_member_assignment(m.assignment)
+                                    })
+                                    .collect(),
+                            );
+                    }
+                }
                 let live = broker.groups().describe(id.0.as_str(), now);
                 let has_offsets = !broker.committed_offsets(id.0.as_str()).is_empty();
                 let group = DescribedGroup::default().with_group_id(id);
