@@ -101,6 +101,13 @@ impl Worker {
     ) -> Result<Arc<Worker>, ConnectError> {
         config.group_id()?;
         let worker = Worker::start(config, registry).await?;
+        if worker.worker_id.ends_with(":0") {
+            warn!(
+                worker = %worker.worker_id,
+                "the first REST listener has port 0: statuses name this worker by it, so give each worker \
+                 its own port to tell them apart"
+            );
+        }
         let d = &worker.config.distributed;
         let cancel = CancellationToken::new();
         let producer = |what: &'static str| {
