@@ -106,6 +106,9 @@ pub enum ConnectError {
         /// What went wrong.
         reason: String,
     },
+    /// The operation is not offered in this mode; the message says which.
+    #[error("{0}")]
+    Unsupported(String),
     /// The cluster failed.
     #[error("{what}: {source}")]
     Cluster {

@@ -128,6 +128,38 @@ async fn seeks_positions_and_timestamp_lookups() {
     assert_eq!(consumer.end_offsets(std::slice::from_ref(&p0)).unwrap()[&p0], 100);
 }
 
+/// Regression (issue 6, distributed Connect): on `kafka://`, the position
+/// right after a seek to the beginning, before any fetch, was reported as
+/// the end (auto.offset.reset=latest), so readers of a whole topic read nothing.
+#[tokio::test]
+async fn the_position_after_a_seek_to_the_beginning_or_end_is_known_before_any_fetch() {
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = open(dir.path()).await;
+    cluster.broker().unwrap().create_topic(NewTopic::new("t", 3)).unwrap();
+    for p in 0..3 {
+        produce(&cluster, "t", p, 10, 1_000).await;
+    }
+    let all: Vec<TopicPartition> = (0..3).map(|p| tp("t", p)).collect();
+    let mut consumer = cluster.consumer(ConsumerConfig::default()).unwrap();
+    consumer.assign(all.clone()).unwrap();
+    consumer.seek_to_beginning(&all).unwrap();
+    for p in &all {
+        assert_eq!(consumer.position(p).await.unwrap(), 0, "{p}");
+    }
+    // And every partition is read from its beginning, not just the last one sought.
+    let mut read = 0;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while read < 30 {
+        assert!(Instant::now() < deadline, "read {read} of 30 records");
+        read += consumer.poll(Duration::from_millis(200)).await.unwrap().len();
+    }
+    let p0 = tp("t", 0);
+    let mut reader = cluster.consumer(ConsumerConfig::default().offset_reset(OffsetReset::Earliest)).unwrap();
+    reader.assign([p0.clone()]).unwrap();
+    reader.seek_to_end(std::slice::from_ref(&p0)).unwrap();
+    assert_eq!(reader.position(&p0).await.unwrap(), 10);
+}
+
 #[tokio::test]
 async fn auto_offset_reset_none_is_a_clear_error_and_earliest_or_latest_choose_the_start() {
     let dir = tempfile::tempdir().unwrap();

@@ -43,7 +43,8 @@ enum Command {
     /// Measure producer and consumer throughput and latency.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
-    /// Run a standalone Connect worker: `runnel connect worker.properties conn1.properties …`.
+    /// Run a Connect worker: standalone, `runnel connect worker.properties conn1.properties …`, or
+    /// one of a distributed cluster, `runnel connect --distributed worker.properties`.
     Connect(connect::ConnectArgs),
 }
 

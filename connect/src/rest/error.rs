@@ -36,6 +36,7 @@ impl From<ConnectError> for RestError {
         let status = match &e {
             ConnectError::UnknownConnector(_) | ConnectError::UnknownTask { .. } => StatusCode::NOT_FOUND,
             ConnectError::DuplicateConnector(_) => StatusCode::CONFLICT,
+            ConnectError::Unsupported(_) => StatusCode::NOT_IMPLEMENTED,
             ConnectError::ConfigFile { .. }
             | ConnectError::WorkerConfig(_)
             | ConnectError::ConnectorConfig { .. }

@@ -12,19 +12,17 @@ use crate::plugin::Props;
 /// The default converter class for keys and values (Kafka's usual choice).
 pub const DEFAULT_CONVERTER: &str = "org.apache.kafka.connect.json.JsonConverter";
 
-/// Keys of distributed mode and of Kafka's standalone file offset store
-/// that a standalone worker accepts and ignores, so existing files load.
+/// Keys that the worker accepts and ignores, so existing files load:
+/// Kafka's standalone file offset store, replication factors (a Runnel
+/// broker has one replica; a Kafka cluster's default applies), and a few
+/// settings that have no meaning here.
 const IGNORED_WORKER_KEYS: &[&str] = &[
     "plugin.path",
     "offset.storage.file.filename",
     "offset.flush.timeout.ms",
     "offset.storage.replication.factor",
-    "group.id",
-    "config.storage.topic",
     "config.storage.replication.factor",
-    "status.storage.topic",
     "status.storage.replication.factor",
-    "status.storage.partitions",
     "rest.advertised.host.name",
     "rest.advertised.port",
     "rest.advertised.listener",
@@ -85,6 +83,69 @@ fn worker_def() -> ConfigDef {
             "How often sink tasks flush and commit their offsets.",
         )
         .validate(Validator::Range { min: Some(0.0), max: None })
+        .define_optional(
+            "group.id",
+            ConfigType::String,
+            Importance::High,
+            "Distributed mode: the group the workers of one Connect cluster join.",
+        )
+        .define_with_default(
+            "config.storage.topic",
+            ConfigType::String,
+            "connect-configs",
+            Importance::High,
+            "Distributed mode: the compacted, single-partition topic of connector and task configs.",
+        )
+        .validate(Validator::NonEmpty)
+        .define_with_default(
+            "status.storage.topic",
+            ConfigType::String,
+            "connect-status",
+            Importance::High,
+            "Distributed mode: the compacted topic of connector and task statuses.",
+        )
+        .validate(Validator::NonEmpty)
+        .define_with_default(
+            "status.storage.partitions",
+            ConfigType::Int,
+            5,
+            Importance::Low,
+            "Distributed mode: partitions of the status topic when the worker creates it.",
+        )
+        .validate(Validator::Range { min: Some(1.0), max: None })
+        .define_with_default(
+            "heartbeat.interval.ms",
+            ConfigType::Int,
+            3_000,
+            Importance::Medium,
+            "Distributed mode: how often a worker heartbeats to the group coordinator.",
+        )
+        .validate(Validator::Range { min: Some(1.0), max: None })
+        .define_with_default(
+            "session.timeout.ms",
+            ConfigType::Int,
+            10_000,
+            Importance::Medium,
+            "Distributed mode: silence after which a worker is considered dead.",
+        )
+        .validate(Validator::Range { min: Some(1.0), max: None })
+        .define_with_default(
+            "rebalance.timeout.ms",
+            ConfigType::Int,
+            60_000,
+            Importance::Medium,
+            "Distributed mode: how long a rebalance waits for every worker to rejoin.",
+        )
+        .validate(Validator::Range { min: Some(1.0), max: None })
+        .define_with_default(
+            "scheduled.rebalance.max.delay.ms",
+            ConfigType::Int,
+            300_000,
+            Importance::Medium,
+            "Distributed mode: how long a departed worker's connectors and tasks wait for it to \
+             return before they are given to the others.",
+        )
+        .validate(Validator::Range { min: Some(0.0), max: None })
         .define_with_default(
             "listeners",
             ConfigType::List,
@@ -130,7 +191,7 @@ impl ConverterConfig {
     }
 }
 
-/// A standalone worker's config.
+/// A worker's config (standalone or distributed).
 ///
 /// | key | default |
 /// | --- | --- |
@@ -143,8 +204,9 @@ impl ConverterConfig {
 /// | `listeners` | `http://127.0.0.1:8083` |
 /// | `producer.*`, `consumer.*` | client overrides with the Java client's keys |
 ///
-/// Kafka's distributed-mode keys and `offset.storage.file.filename` are
-/// accepted and ignored; any other key is an error naming it.
+/// The keys of distributed mode are in [`DistributedConfig`];
+/// `offset.storage.file.filename` and the replication factors are accepted
+/// and ignored; any other key is an error naming it.
 #[derive(Clone, Debug, PartialEq)]
 pub struct WorkerConfig {
     /// The cluster URL.
@@ -165,6 +227,41 @@ pub struct WorkerConfig {
     pub producer: BTreeMap<String, String>,
     /// `consumer.*` overrides.
     pub consumer: BTreeMap<String, String>,
+    /// The keys of distributed mode.
+    pub distributed: DistributedConfig,
+}
+
+/// The keys of distributed mode (`runnel connect --distributed`); a
+/// standalone worker ignores them.
+///
+/// | key | default |
+/// | --- | --- |
+/// | `group.id` | none (required in distributed mode) |
+/// | `config.storage.topic` | `connect-configs` |
+/// | `status.storage.topic` | `connect-status` |
+/// | `status.storage.partitions` | 5 |
+/// | `heartbeat.interval.ms` | 3000 |
+/// | `session.timeout.ms` | 10000 |
+/// | `rebalance.timeout.ms` | 60000 |
+/// | `scheduled.rebalance.max.delay.ms` | 300000 |
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DistributedConfig {
+    /// `group.id`.
+    pub group_id: Option<String>,
+    /// `config.storage.topic`.
+    pub config_storage_topic: String,
+    /// `status.storage.topic`.
+    pub status_storage_topic: String,
+    /// `status.storage.partitions`.
+    pub status_storage_partitions: i32,
+    /// `heartbeat.interval.ms`.
+    pub heartbeat_interval: Duration,
+    /// `session.timeout.ms`.
+    pub session_timeout: Duration,
+    /// `rebalance.timeout.ms`.
+    pub rebalance_timeout: Duration,
+    /// `scheduled.rebalance.max.delay.ms`.
+    pub scheduled_rebalance_max_delay: Duration,
 }
 
 impl Default for WorkerConfig {
@@ -242,7 +339,32 @@ impl WorkerConfig {
             listeners: parsed.get_list("listeners").map(<[String]>::to_vec).unwrap_or_default(),
             producer: prefixed("producer."),
             consumer: prefixed("consumer."),
+            distributed: DistributedConfig {
+                group_id: parsed.get_string("group.id").map(String::from),
+                config_storage_topic: parsed
+                    .get_string("config.storage.topic")
+                    .unwrap_or_default()
+                    .to_string(),
+                status_storage_topic: parsed
+                    .get_string("status.storage.topic")
+                    .unwrap_or_default()
+                    .to_string(),
+                status_storage_partitions: parsed.get_int("status.storage.partitions").unwrap_or(5),
+                heartbeat_interval: ms(parsed.get_int("heartbeat.interval.ms").unwrap_or(3_000)),
+                session_timeout: ms(parsed.get_int("session.timeout.ms").unwrap_or(10_000)),
+                rebalance_timeout: ms(parsed.get_int("rebalance.timeout.ms").unwrap_or(60_000)),
+                scheduled_rebalance_max_delay: ms(parsed
+                    .get_int("scheduled.rebalance.max.delay.ms")
+                    .unwrap_or(300_000)),
+            },
         };
+        if config.distributed.heartbeat_interval >= config.distributed.session_timeout {
+            return Err(ConnectError::WorkerConfig(ConfigError::invalid(
+                "heartbeat.interval.ms",
+                &config.distributed.heartbeat_interval.as_millis().to_string(),
+                "must be lower than session.timeout.ms",
+            )));
+        }
         // Check the converters and client overrides now, before anything starts.
         config.key_converter.build("worker", "key.converter", true)?;
         config.value_converter.build("worker", "value.converter", false)?;
@@ -277,6 +399,27 @@ impl WorkerConfig {
             config = config.set(k, v).map_err(|e| client_error("consumer.", k, v, e))?;
         }
         config.validated().map_err(|e| client_error("consumer.", "", "", e))
+    }
+}
+
+fn ms(v: i32) -> Duration {
+    Duration::from_millis(v.max(0) as u64)
+}
+
+impl WorkerConfig {
+    /// The group id of distributed mode.
+    ///
+    /// # Errors
+    /// [`ConnectError::WorkerConfig`] naming `group.id` when it is not set.
+    pub fn group_id(&self) -> Result<&str, ConnectError> {
+        match self.distributed.group_id.as_deref() {
+            Some(g) if !g.is_empty() => Ok(g),
+            _ => Err(ConnectError::WorkerConfig(ConfigError::invalid(
+                "group.id",
+                "",
+                "distributed mode needs `group.id` (the Connect cluster's group)",
+            ))),
+        }
     }
 }
 
@@ -510,6 +653,37 @@ mod tests {
         assert!(err.to_string().contains("producer.lingr.ms"), "{err}");
         let err = WorkerConfig::from_props(&props(&[("cluster", "http://x")])).unwrap_err();
         assert!(err.to_string().contains("`cluster`"), "{err}");
+    }
+
+    #[test]
+    fn distributed_keys_have_kafkas_defaults_and_are_checked() {
+        let w = WorkerConfig::from_props(&props(&[
+            ("group.id", "connect-cluster"),
+            ("session.timeout.ms", "6000"),
+            ("scheduled.rebalance.max.delay.ms", "2000"),
+            ("config.storage.replication.factor", "3"),
+        ]))
+        .unwrap();
+        let d = &w.distributed;
+        assert_eq!(w.group_id().unwrap(), "connect-cluster");
+        assert_eq!(
+            (d.config_storage_topic.as_str(), d.status_storage_topic.as_str()),
+            ("connect-configs", "connect-status")
+        );
+        assert_eq!(d.heartbeat_interval, Duration::from_secs(3));
+        assert_eq!(d.session_timeout, Duration::from_secs(6));
+        assert_eq!(d.rebalance_timeout, Duration::from_secs(60));
+        assert_eq!(d.scheduled_rebalance_max_delay, Duration::from_secs(2));
+        let err = WorkerConfig::default().group_id().unwrap_err();
+        assert!(err.to_string().contains("group.id"), "{err}");
+        let err = WorkerConfig::from_props(&props(&[
+            ("heartbeat.interval.ms", "10000"),
+            ("session.timeout.ms", "5000"),
+        ]))
+        .unwrap_err();
+        assert!(err.to_string().contains("heartbeat.interval.ms"), "{err}");
+        let err = WorkerConfig::from_props(&props(&[("status.storage.partitions", "0")])).unwrap_err();
+        assert!(err.to_string().contains("status.storage.partitions"), "{err}");
     }
 
     #[test]

@@ -56,6 +56,9 @@ impl Worker {
     }
 
     async fn set_target(&self, name: &str, target: TargetState) -> Result<(), ConnectError> {
+        if let Some(d) = self.dist() {
+            return d.set_target(name, target).await;
+        }
         let mut connectors = self.connectors.lock().await;
         let m = connectors.get_mut(name).ok_or_else(|| ConnectError::UnknownConnector(name.to_string()))?;
         m.target = target;
@@ -124,6 +127,9 @@ impl Worker {
     pub async fn put_connector_config(&self, props: Props) -> Result<bool, ConnectError> {
         let (config, connector) = self.validate(&props)?;
         let name = config.name.clone();
+        if let Some(d) = self.dist() {
+            return d.put_config(&name, &props, false).await;
+        }
         let mut connectors = self.connectors.lock().await;
         let Some(m) = connectors.get_mut(&name) else {
             let kind = kind_of(&connector);
@@ -156,6 +162,9 @@ impl Worker {
         name: &str,
         request: RestartRequest,
     ) -> Result<ConnectorStatus, ConnectError> {
+        if let Some(d) = self.dist() {
+            return d.restart_connector(self, name, request).await;
+        }
         let mut connectors = self.connectors.lock().await;
         let m = connectors.get_mut(name).ok_or_else(|| ConnectError::UnknownConnector(name.to_string()))?;
         let mut plan = self.status.connector(name).unwrap_or_else(|| ConnectorStatus {
@@ -254,6 +263,9 @@ impl Worker {
     /// [`ConnectError::UnknownConnector`]; [`ConnectError::UnknownTask`]
     /// (also for a stopped connector, which has no tasks).
     pub async fn restart_task(&self, name: &str, task: u32) -> Result<(), ConnectError> {
+        if let Some(d) = self.dist() {
+            return d.restart_task(name, task).await;
+        }
         let mut connectors = self.connectors.lock().await;
         let m = connectors.get_mut(name).ok_or_else(|| ConnectError::UnknownConnector(name.to_string()))?;
         let unknown = || ConnectError::UnknownTask { connector: name.to_string(), task };
@@ -283,6 +295,9 @@ impl Worker {
     /// # Errors
     /// [`ConnectError::UnknownConnector`].
     pub async fn remove_connector(&self, name: &str) -> Result<(), ConnectError> {
+        if let Some(d) = self.dist() {
+            return d.remove(name).await;
+        }
         let m = self
             .connectors
             .lock()
@@ -303,6 +318,9 @@ impl Worker {
     /// # Errors
     /// [`ConnectError::Cluster`] when the cluster fails to close.
     pub async fn shutdown(&self) -> Result<(), ConnectError> {
+        if let Some(d) = self.dist() {
+            d.shutdown(self).await;
+        }
         let managed = std::mem::take(&mut *self.connectors.lock().await);
         for (name, m) in managed {
             if let Some(run) = m.run {

@@ -1,5 +1,8 @@
-//! The standalone [`Worker`]: runs connectors from configs against one
-//! cluster.
+//! The [`Worker`]: runs connectors from configs against one cluster,
+//! standalone ([`Worker::start`]) or as one worker of a distributed Connect
+//! cluster ([`Worker::start_distributed`], see `distributed`: the workers
+//! share config, status and offsets topics and divide connectors and tasks
+//! through a group; the task runners below are the same).
 //!
 //! For each connector the worker checks the whole config before anything
 //! starts (the runtime's keys, the connector's [`ConfigDef`](crate::config_def::ConfigDef),
@@ -30,6 +33,7 @@
 //! [`rest`](crate::rest) API is a thin layer over these methods.
 
 mod config;
+mod distributed;
 mod errors;
 mod files;
 mod lifecycle;
@@ -52,7 +56,8 @@ use tokio_util::sync::CancellationToken;
 use tracing::info;
 
 pub use config::{
-    ConnectorConfig, ConverterConfig, ErrorsConfig, Tolerance, WorkerConfig, DEFAULT_CONVERTER,
+    ConnectorConfig, ConverterConfig, DistributedConfig, ErrorsConfig, Tolerance, WorkerConfig,
+    DEFAULT_CONVERTER,
 };
 pub use errors::Stage;
 pub use files::{load_config_file, parse_json, parse_properties, parse_toml, FlatConfig};
@@ -188,6 +193,8 @@ pub struct Worker {
     worker_id: String,
     topics: ActiveTopics,
     connectors: tokio::sync::Mutex<BTreeMap<String, Managed>>,
+    /// Set in distributed mode ([`Worker::start_distributed`]).
+    distributed: std::sync::OnceLock<distributed::Distributed>,
 }
 
 impl std::fmt::Debug for Worker {
@@ -245,6 +252,7 @@ impl Worker {
             worker_id,
             topics: ActiveTopics::default(),
             connectors: tokio::sync::Mutex::new(BTreeMap::new()),
+            distributed: std::sync::OnceLock::new(),
         })
     }
 
@@ -263,9 +271,13 @@ impl Worker {
         &self.registry
     }
 
-    /// Connector and task statuses (shared; stays current).
+    /// Connector and task statuses (standalone: shared, stays current;
+    /// distributed: the whole cluster's, from the status topic, as of now).
     pub fn status(&self) -> StatusStore {
-        self.status.clone()
+        match self.dist() {
+            Some(d) => d.status(self),
+            None => self.status.clone(),
+        }
     }
 
     /// The cluster the worker runs against.
@@ -281,16 +293,25 @@ impl Worker {
 
     /// The names of the connectors (running, paused, stopped or failed).
     pub async fn connectors(&self) -> Vec<String> {
+        if let Some(d) = self.dist() {
+            return d.connectors();
+        }
         self.connectors.lock().await.keys().cloned().collect()
     }
 
     /// A connector's config.
     pub async fn connector_config(&self, name: &str) -> Option<Props> {
+        if let Some(d) = self.dist() {
+            return d.connector_config(name);
+        }
         self.connectors.lock().await.get(name).map(|m| m.config.props.clone())
     }
 
     /// A connector's config, kind and task configs.
     pub async fn connector_info(&self, name: &str) -> Option<ConnectorInfo> {
+        if let Some(d) = self.dist() {
+            return d.connector_info(self, name);
+        }
         let connectors = self.connectors.lock().await;
         let m = connectors.get(name)?;
         Some(ConnectorInfo {
@@ -303,6 +324,9 @@ impl Worker {
 
     /// What the user last asked the connector to be.
     pub async fn target_state(&self, name: &str) -> Option<TargetState> {
+        if let Some(d) = self.dist() {
+            return d.target_state(name);
+        }
         self.connectors.lock().await.get(name).map(|m| m.target)
     }
 
@@ -326,7 +350,23 @@ impl Worker {
         Ok(())
     }
 
+    /// The error for an operation distributed mode does not offer yet.
+    fn not_distributed(&self, what: &str) -> Result<(), ConnectError> {
+        match self.is_distributed() {
+            true => {
+                Err(ConnectError::Unsupported(format!("{what} is not supported in distributed mode yet")))
+            }
+            false => Ok(()),
+        }
+    }
+
     async fn require(&self, name: &str) -> Result<(), ConnectError> {
+        if let Some(d) = self.dist() {
+            return match d.connector_config(name) {
+                Some(_) => Ok(()),
+                None => Err(ConnectError::UnknownConnector(name.to_string())),
+            };
+        }
         match self.connectors.lock().await.contains_key(name) {
             true => Ok(()),
             false => Err(ConnectError::UnknownConnector(name.to_string())),
@@ -364,7 +404,9 @@ impl Worker {
         Ok((config, connector))
     }
 
-    /// Validates and starts a connector and its tasks.
+    /// Validates and starts a connector and its tasks (distributed mode:
+    /// validates it and stores it in the config topic; the group's leader
+    /// assigns it).
     ///
     /// # Errors
     /// A config error naming the key; [`ConnectError::DuplicateConnector`];
@@ -373,6 +415,9 @@ impl Worker {
     pub async fn add_connector(&self, props: Props) -> Result<(), ConnectError> {
         let (config, connector) = self.validate(&props)?;
         let name = config.name.clone();
+        if let Some(d) = self.dist() {
+            return d.put_config(&name, &props, true).await.map(|_| ());
+        }
         let mut connectors = self.connectors.lock().await;
         if connectors.contains_key(&name) {
             return Err(ConnectError::DuplicateConnector(name));
@@ -423,7 +468,7 @@ impl Worker {
         let cancel = CancellationToken::new();
         let (pause, _) = watch::channel(paused);
         if kind == ConnectorKind::Source {
-            if let Err(e) = self.recover_pending(&name).await {
+            if let Err(e) = self.recover_pending(&name, None).await {
                 stop_connector_object(&mut connector).await;
                 return Err(e);
             }
@@ -451,9 +496,11 @@ impl Worker {
     }
 
     /// Finishes the pending batches a killed worker left behind (see
-    /// `offsets`): stores the offsets of what reached the log.
-    async fn recover_pending(&self, name: &str) -> Result<(), ConnectError> {
-        let pending = self.offsets.pending(name);
+    /// `offsets`): stores the offsets of what reached the log. Every task's,
+    /// or with `only` just that task's.
+    async fn recover_pending(&self, name: &str, only: Option<u32>) -> Result<(), ConnectError> {
+        let mut pending = self.offsets.pending(name);
+        pending.retain(|(task, _)| only.is_none_or(|t| t == *task));
         if pending.is_empty() {
             return Ok(());
         }

@@ -69,6 +69,7 @@ struct Unconfirmed {
 /// Source offsets, read from the offsets topic at start and kept in memory.
 pub(crate) struct OffsetStore {
     topic: Arc<str>,
+    partitions: i32,
     producer: Producer,
     stored: Mutex<Stored>,
     /// (connector, task) → offsets sent without waiting.
@@ -95,6 +96,45 @@ pub(crate) async fn ensure_topic(cluster: &Cluster, topic: NewTopic) -> Result<i
     }
 }
 
+/// Reads the whole offsets topic.
+async fn read_all(cluster: &Cluster, topic: &str, n: i32) -> Result<Stored, ConnectError> {
+    let tps: Vec<TopicPartition> = (0..n).map(|p| TopicPartition::new(topic, p)).collect();
+    let what = || format!("reading the offsets topic `{topic}`");
+    let mut consumer = cluster
+        .consumer(ConsumerConfig::default().auto_commit(false))
+        .map_err(ConnectError::cluster(what()))?;
+    consumer.assign(tps.clone()).map_err(ConnectError::cluster(what()))?;
+    consumer.seek_to_beginning(&tps).map_err(ConnectError::cluster(what()))?;
+    let ends = consumer.end_offsets(&tps).map_err(ConnectError::cluster(what()))?;
+    let begins = consumer.beginning_offsets(&tps).map_err(ConnectError::cluster(what()))?;
+    let mut stored = Stored::default();
+    let mut count = 0usize;
+    loop {
+        let mut done = true;
+        for tp in &tps {
+            // An empty partition is read (a position is only known after a fetch).
+            if ends[tp] <= begins.get(tp).copied().unwrap_or(0) {
+                continue;
+            }
+            if consumer.position(tp).await.map_err(ConnectError::cluster(what()))? < ends[tp] {
+                done = false;
+            }
+        }
+        if done {
+            break;
+        }
+        for record in
+            consumer.poll(Duration::from_millis(500)).await.map_err(ConnectError::cluster(what()))?
+        {
+            count += 1;
+            stored.apply(record.key.as_deref(), record.value.as_deref());
+        }
+    }
+    let _ = consumer.close().await;
+    info!(topic, records = count, "read source offsets");
+    Ok(stored)
+}
+
 impl OffsetStore {
     /// Opens the store: creates the topic if needed and reads it to the end.
     pub(crate) async fn open(
@@ -105,41 +145,36 @@ impl OffsetStore {
     ) -> Result<OffsetStore, ConnectError> {
         let n = ensure_topic(cluster, NewTopic::new(topic, partitions).config("cleanup.policy", "compact"))
             .await?;
-        let tps: Vec<TopicPartition> = (0..n).map(|p| TopicPartition::new(topic, p)).collect();
-        let what = || format!("reading the offsets topic `{topic}`");
-        let mut consumer = cluster
-            .consumer(ConsumerConfig::default().auto_commit(false))
-            .map_err(ConnectError::cluster(what()))?;
-        consumer.assign(tps.clone()).map_err(ConnectError::cluster(what()))?;
-        consumer.seek_to_beginning(&tps).map_err(ConnectError::cluster(what()))?;
-        let ends = consumer.end_offsets(&tps).map_err(ConnectError::cluster(what()))?;
-        let mut stored = Stored::default();
-        let mut count = 0usize;
-        loop {
-            let mut done = true;
-            for tp in &tps {
-                if consumer.position(tp).await.map_err(ConnectError::cluster(what()))? < ends[tp] {
-                    done = false;
-                }
-            }
-            if done {
-                break;
-            }
-            for record in
-                consumer.poll(Duration::from_millis(500)).await.map_err(ConnectError::cluster(what()))?
-            {
-                count += 1;
-                stored.apply(record.key.as_deref(), record.value.as_deref());
-            }
-        }
-        let _ = consumer.close().await;
-        info!(topic, records = count, "read source offsets");
+        let stored = read_all(cluster, topic, n).await?;
         Ok(OffsetStore {
             topic: Arc::from(topic),
+            partitions: n,
             producer,
             stored: Mutex::new(stored),
             unconfirmed: Mutex::new(HashMap::new()),
         })
+    }
+
+    /// Reads the topic again and takes what it says about `connector`
+    /// (distributed mode: another worker may have run its tasks since).
+    pub(crate) async fn reload_connector(
+        &self,
+        cluster: &Cluster,
+        connector: &str,
+    ) -> Result<(), ConnectError> {
+        let mut fresh = read_all(cluster, &self.topic, self.partitions).await?;
+        let mut stored = self.lock();
+        match fresh.offsets.remove(connector) {
+            Some(o) => stored.offsets.insert(connector.to_string(), o),
+            None => stored.offsets.remove(connector),
+        };
+        stored.pending.retain(|(c, _), _| c != connector);
+        for ((c, t), note) in fresh.pending {
+            if c == connector {
+                stored.pending.insert((c, t), note);
+            }
+        }
+        Ok(())
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Stored> {

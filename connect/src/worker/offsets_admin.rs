@@ -38,6 +38,10 @@ impl Worker {
     /// the group cannot be read.
     pub async fn connector_offsets(&self, name: &str) -> Result<Vec<ConnectorOffset>, ConnectError> {
         let kind = self.connector_kind(name).await?;
+        if self.is_distributed() && kind == ConnectorKind::Source {
+            // Another worker may run its tasks: read what they stored.
+            self.offsets.reload_connector(&self.cluster, name).await?;
+        }
         Ok(match kind {
             ConnectorKind::Source => self
                 .offsets
@@ -66,6 +70,7 @@ impl Worker {
     /// [`ConnectError::InvalidOffsets`] naming the bad entry;
     /// [`ConnectError::Cluster`].
     pub async fn alter_offsets(&self, name: &str, offsets: Vec<ConnectorOffset>) -> Result<(), ConnectError> {
+        self.not_distributed("altering offsets")?;
         let connectors = self.connectors.lock().await;
         let m = connectors.get(name).ok_or_else(|| ConnectError::UnknownConnector(name.to_string()))?;
         if m.target != TargetState::Stopped || m.run.is_some() {
@@ -104,6 +109,7 @@ impl Worker {
     /// # Errors
     /// As [`Worker::alter_offsets`].
     pub async fn reset_offsets(&self, name: &str) -> Result<(), ConnectError> {
+        self.not_distributed("resetting offsets")?;
         let connectors = self.connectors.lock().await;
         let m = connectors.get(name).ok_or_else(|| ConnectError::UnknownConnector(name.to_string()))?;
         if m.target != TargetState::Stopped || m.run.is_some() {
@@ -124,6 +130,10 @@ impl Worker {
     }
 
     async fn connector_kind(&self, name: &str) -> Result<ConnectorKind, ConnectError> {
+        if self.is_distributed() {
+            let info = self.connector_info(name).await;
+            return info.map(|i| i.kind).ok_or_else(|| ConnectError::UnknownConnector(name.to_string()));
+        }
         let connectors = self.connectors.lock().await;
         connectors.get(name).map(|m| m.kind).ok_or_else(|| ConnectError::UnknownConnector(name.to_string()))
     }

@@ -107,6 +107,38 @@ impl StatusStore {
         self.write().remove(name);
     }
 
+    /// Makes sure task `id` of `name` has an entry (UNASSIGNED), creating
+    /// the connector's entry if needed (distributed mode keeps only the
+    /// local tasks here).
+    pub(crate) fn ensure_task(&self, name: &str, kind: ConnectorKind, id: u32, worker_id: &str) {
+        let mut map = self.write();
+        let c = map.entry(name.to_string()).or_insert_with(|| ConnectorStatus {
+            name: name.to_string(),
+            kind,
+            state: State::Unassigned,
+            trace: None,
+            worker_id: worker_id.to_string(),
+            tasks: Vec::new(),
+        });
+        let fresh =
+            TaskStatus { id, state: State::Unassigned, trace: None, worker_id: worker_id.to_string() };
+        match c.tasks.iter_mut().find(|t| t.id == id) {
+            Some(t) => *t = fresh,
+            None => c.tasks.push(fresh),
+        }
+    }
+
+    /// Forgets task `id` of `name` (and the connector's entry once it has no tasks).
+    pub(crate) fn remove_task(&self, name: &str, id: u32) {
+        let mut map = self.write();
+        if let Some(c) = map.get_mut(name) {
+            c.tasks.retain(|t| t.id != id);
+            if c.tasks.is_empty() {
+                map.remove(name);
+            }
+        }
+    }
+
     pub(crate) fn set_connector(&self, name: &str, state: State, trace: Option<String>) {
         if let Some(c) = self.write().get_mut(name) {
             c.state = state;

@@ -16,6 +16,7 @@ mod config;
 mod consumer;
 pub(crate) mod embedded;
 pub(crate) mod kafka;
+mod membership;
 mod partitioner;
 mod producer;
 mod record;
@@ -26,6 +27,7 @@ use std::sync::Arc;
 pub use admin::{Admin, GroupDescription, GroupListing, GroupMember, OffsetSpec, PartitionLag};
 pub use config::{Acks, AssignmentStrategy, ConsumerConfig, OffsetReset, ProducerConfig};
 pub use consumer::{Consumer, OffsetAndTimestamp, RebalanceListener};
+pub use membership::{GroupMembership, Joined, MembershipConfig, MembershipEvent};
 pub use partitioner::{murmur2, partition_for_key};
 pub use producer::{Delivery, Producer};
 pub use record::{ConsumerRecord, ProducerRecord, RecordMetadata};
@@ -144,6 +146,14 @@ impl Cluster {
         match &self.backend {
             Backend::Embedded(e) => Some(e.clone()),
             Backend::Kafka(_) => None,
+        }
+    }
+
+    /// The bootstrap servers of a `kafka://` cluster (empty when embedded).
+    pub fn bootstrap_servers(&self) -> Vec<String> {
+        match &self.backend {
+            Backend::Embedded(_) => Vec::new(),
+            Backend::Kafka(k) => k.bootstrap_servers(),
         }
     }
 

@@ -6,6 +6,9 @@
 //! what the leader would have sent) so that wire clients and embedded
 //! clients can share one group. The leader still receives every member's
 //! subscription and may send an assignment; it is not used.
+//!
+//! Groups of any other protocol type (`connect`, ...) are generic: the
+//! leader's assignment is what members get (`generic_join`, `generic_sync`).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -38,7 +41,10 @@ use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 use tracing::{debug, warn};
 
 use super::{blocking, codes, Shared};
-use crate::broker::group::{GroupState, HeartbeatOutcome, JoinRequest, SyncOutcome};
+use crate::broker::group::{
+    GenericHeartbeatOutcome, GenericJoinError, GenericJoinOutcome, GenericJoinRequest, GenericSyncOutcome,
+    GroupState, HeartbeatOutcome, JoinRequest, SyncOutcome,
+};
 use crate::broker::OffsetAndMetadata;
 use crate::client::AssignmentStrategy;
 use crate::topic::TopicPartition;
@@ -181,7 +187,10 @@ pub(super) async fn join(
     let group = req.group_id.0.to_string();
     let fail = |code: i16| JoinGroupResponse::default().with_error_code(code).with_generation_id(-1);
     if req.protocol_type.as_str() != CONSUMER {
-        warn!(group, protocol_type = %req.protocol_type, "JoinGroup refused: only the 'consumer' protocol type is supported");
+        return generic_join(shared, req, client_id, version).await;
+    }
+    if shared.broker().groups().generic().is_active(&group, shared.broker().now_ms()) {
+        warn!(group, "JoinGroup refused: the group exists with another protocol type");
         return fail(codes::INCONSISTENT_GROUP_PROTOCOL);
     }
     let mut strategies = Vec::new();
@@ -302,9 +311,12 @@ pub(super) async fn join(
     }
 }
 
-pub(super) fn sync(shared: &Arc<Shared>, req: SyncGroupRequest) -> SyncGroupResponse {
+pub(super) async fn sync(shared: &Arc<Shared>, req: SyncGroupRequest) -> SyncGroupResponse {
     let group = req.group_id.0.as_str();
     let broker = shared.broker();
+    if broker.groups().generic().is_active(group, broker.now_ms()) {
+        return generic_sync(shared, req).await;
+    }
     let resp = SyncGroupResponse::default();
     match broker.groups().sync(group, req.member_id.as_str(), broker.now_ms(), &counts(shared)) {
         SyncOutcome::Assigned(a) if a.generation == req.generation_id => resp
@@ -322,6 +334,21 @@ pub(super) fn sync(shared: &Arc<Shared>, req: SyncGroupRequest) -> SyncGroupResp
 
 pub(super) fn heartbeat(shared: &Arc<Shared>, req: HeartbeatRequest) -> HeartbeatResponse {
     let broker = shared.broker();
+    let generic = broker.groups().generic();
+    if generic.is_active(req.group_id.0.as_str(), broker.now_ms()) {
+        let outcome = generic.heartbeat(
+            req.group_id.0.as_str(),
+            req.member_id.as_str(),
+            req.generation_id,
+            broker.now_ms(),
+        );
+        return HeartbeatResponse::default().with_error_code(match outcome {
+            GenericHeartbeatOutcome::Ok => codes::NONE,
+            GenericHeartbeatOutcome::RebalanceInProgress => codes::REBALANCE_IN_PROGRESS,
+            GenericHeartbeatOutcome::IllegalGeneration => codes::ILLEGAL_GENERATION,
+            GenericHeartbeatOutcome::UnknownMember => codes::UNKNOWN_MEMBER_ID,
+        });
+    }
     let outcome = broker.groups().heartbeat(
         req.group_id.0.as_str(),
         req.member_id.as_str(),
@@ -339,21 +366,154 @@ pub(super) fn heartbeat(shared: &Arc<Shared>, req: HeartbeatRequest) -> Heartbea
 pub(super) fn leave(shared: &Arc<Shared>, req: LeaveGroupRequest, version: i16) -> LeaveGroupResponse {
     let broker = shared.broker();
     let group = req.group_id.0.as_str();
+    let leave = |member: &str| {
+        if broker.groups().generic().is_active(group, broker.now_ms()) {
+            broker.groups().generic().leave(group, member, broker.now_ms());
+        } else {
+            broker.groups().leave(group, member, broker.now_ms());
+        }
+    };
     if version < 3 {
-        broker.groups().leave(group, req.member_id.as_str(), broker.now_ms());
+        leave(req.member_id.as_str());
         return LeaveGroupResponse::default();
     }
     LeaveGroupResponse::default().with_members(
         req.members
             .into_iter()
             .map(|m| {
-                broker.groups().leave(group, m.member_id.as_str(), broker.now_ms());
+                leave(m.member_id.as_str());
                 MemberResponse::default()
                     .with_member_id(m.member_id)
                     .with_group_instance_id(m.group_instance_id)
             })
             .collect(),
     )
+}
+
+/// JoinGroup for a protocol type other than `consumer`: the coordinator
+/// keeps membership, the leader assigns (see [`crate::broker::group::GenericGroups`]).
+async fn generic_join(
+    shared: &Arc<Shared>,
+    req: JoinGroupRequest,
+    client_id: &str,
+    version: i16,
+) -> JoinGroupResponse {
+    let group = req.group_id.0.to_string();
+    let fail = |code: i16| JoinGroupResponse::default().with_error_code(code).with_generation_id(-1);
+    let broker = shared.broker();
+    if broker.groups().describe(&group, broker.now_ms()).is_some_and(|d| !d.members.is_empty()) {
+        warn!(group, protocol_type = %req.protocol_type, "JoinGroup refused: the group is a consumer group");
+        return fail(codes::INCONSISTENT_GROUP_PROTOCOL);
+    }
+    if !shared.session_timeouts.contains(&req.session_timeout_ms) {
+        warn!(
+            group,
+            session_timeout_ms = req.session_timeout_ms,
+            "JoinGroup refused: session timeout outside group.min/max.session.timeout.ms"
+        );
+        return fail(codes::INVALID_SESSION_TIMEOUT);
+    }
+    let session_timeout = req.session_timeout_ms as u64;
+    let rebalance_timeout = if version == 0 || req.rebalance_timeout_ms <= 0 {
+        session_timeout
+    } else {
+        req.rebalance_timeout_ms as u64
+    };
+    let join = GenericJoinRequest {
+        group_id: group.clone(),
+        member_id: (!req.member_id.is_empty()).then(|| req.member_id.to_string()),
+        client_id: client_id.to_string(),
+        protocol_type: req.protocol_type.to_string(),
+        protocols: req.protocols.iter().map(|p| (p.name.to_string(), p.metadata.clone())).collect(),
+        session_timeout_ms: session_timeout,
+        rebalance_timeout_ms: rebalance_timeout,
+    };
+    let generic = broker.groups().generic();
+    let mut changes = generic.watch(&group, &join.protocol_type);
+    let member_id = match generic.join(join, broker.now_ms()) {
+        Ok(id) => id,
+        Err(GenericJoinError::UnknownMember) => {
+            return fail(codes::UNKNOWN_MEMBER_ID).with_member_id(req.member_id);
+        }
+        Err(GenericJoinError::InconsistentProtocol(reason)) => {
+            warn!(group, %reason, "JoinGroup refused");
+            return fail(codes::INCONSISTENT_GROUP_PROTOCOL);
+        }
+    };
+    let mut shutdown = shared.shutdown.clone();
+    loop {
+        changes.borrow_and_update();
+        match generic.join_outcome(&group, &member_id, shared.broker().now_ms()) {
+            GenericJoinOutcome::Joined(j) => {
+                return JoinGroupResponse::default()
+                    .with_generation_id(j.generation)
+                    .with_protocol_type(Some(req.protocol_type.clone()))
+                    .with_protocol_name(Some(s(&j.protocol)))
+                    .with_leader(s(&j.leader))
+                    .with_member_id(s(&member_id))
+                    .with_members(
+                        j.members
+                            .into_iter()
+                            .map(|(id, metadata)| {
+                                JoinGroupResponseMember::default()
+                                    .with_member_id(s(&id))
+                                    .with_metadata(metadata)
+                            })
+                            .collect(),
+                    );
+            }
+            GenericJoinOutcome::UnknownMember => {
+                return fail(codes::UNKNOWN_MEMBER_ID).with_member_id(s(&member_id));
+            }
+            GenericJoinOutcome::Pending => {}
+        }
+        tokio::select! {
+            _ = changes.changed() => {}
+            _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+            _ = super::stopped(&mut shutdown) => return fail(codes::COORDINATOR_NOT_AVAILABLE),
+        }
+    }
+}
+
+/// SyncGroup of a generic group: the leader's call hands in the
+/// assignments; every call waits until they are there.
+async fn generic_sync(shared: &Arc<Shared>, req: SyncGroupRequest) -> SyncGroupResponse {
+    let group = req.group_id.0.to_string();
+    let generic = shared.broker().groups().generic();
+    let mut assignments: Vec<(String, Bytes)> =
+        req.assignments.into_iter().map(|a| (a.member_id.to_string(), a.assignment)).collect();
+    let mut changes = generic.watch(&group, "");
+    let mut shutdown = shared.shutdown.clone();
+    let resp = SyncGroupResponse::default();
+    loop {
+        changes.borrow_and_update();
+        let outcome = generic.sync(
+            &group,
+            req.member_id.as_str(),
+            req.generation_id,
+            std::mem::take(&mut assignments),
+            shared.broker().now_ms(),
+        );
+        match outcome {
+            GenericSyncOutcome::Assigned(bytes) => {
+                return resp
+                    .with_protocol_type(req.protocol_type)
+                    .with_protocol_name(req.protocol_name)
+                    .with_assignment(bytes)
+            }
+            GenericSyncOutcome::Pending => {}
+            GenericSyncOutcome::RebalanceInProgress => {
+                return resp.with_error_code(codes::REBALANCE_IN_PROGRESS)
+            }
+            GenericSyncOutcome::IllegalGeneration => return resp.with_error_code(codes::ILLEGAL_GENERATION),
+            GenericSyncOutcome::UnknownMember => return resp.with_error_code(codes::UNKNOWN_MEMBER_ID),
+        }
+        tokio::select! {
+            _ = changes.changed() => {}
+            _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+            _ = super::stopped(&mut shutdown) => return resp.with_error_code(codes::COORDINATOR_NOT_AVAILABLE),
+        }
+    }
 }
 
 pub(super) async fn offset_commit(shared: &Arc<Shared>, req: OffsetCommitRequest) -> OffsetCommitResponse {
@@ -527,8 +687,26 @@ pub(super) fn list(shared: &Arc<Shared>, req: ListGroupsRequest) -> ListGroupsRe
     let mut ids: BTreeSet<String> = broker.groups().active_groups().into_iter().collect();
     ids.extend(broker.groups_with_offsets());
     let filter: Vec<String> = req.states_filter.iter().map(|s| s.to_lowercase()).collect();
+    let generic = broker.groups().generic();
+    let generic_ids = generic.active_groups();
+    let generic_listed = generic_ids.iter().filter_map(|id| {
+        let d = generic.describe(id, now)?;
+        let name = d.state.name();
+        if !filter.is_empty() && !filter.contains(&name.to_lowercase()) {
+            return None;
+        }
+        Some(
+            ListedGroup::default()
+                .with_group_id(GroupId(s(id)))
+                .with_protocol_type(s(&d.protocol_type))
+                .with_group_state(s(name))
+                .with_group_type(s("classic")),
+        )
+    });
+    let generic_listed: Vec<ListedGroup> = generic_listed.collect();
     ListGroupsResponse::default().with_groups(
         ids.into_iter()
+            .filter(|id| !generic_ids.contains(id))
             .filter_map(|id| {
                 let state = broker.groups().describe(&id, now).map_or(GroupState::Empty, |d| d.state);
                 let name = state.name();
@@ -543,6 +721,7 @@ pub(super) fn list(shared: &Arc<Shared>, req: ListGroupsRequest) -> ListGroupsRe
                         .with_group_type(s("classic")),
                 )
             })
+            .chain(generic_listed)
             .collect(),
     )
 }
@@ -554,6 +733,28 @@ pub(super) fn describe(shared: &Arc<Shared>, req: DescribeGroupsRequest) -> Desc
         req.groups
             .into_iter()
             .map(|id| {
+                if let Some(d) = broker.groups().generic().describe(id.0.as_str(), now) {
+                    if !d.members.is_empty() {
+                        return DescribedGroup::default()
+                            .with_group_id(id)
+                            .with_group_state(s(d.state.name()))
+                            .with_protocol_type(s(&d.protocol_type))
+                            .with_protocol_data(s(d.protocol.as_deref().unwrap_or_default()))
+                            .with_members(
+                                d.members
+                                    .into_iter()
+                                    .map(|m| {
+                                        DescribedGroupMember::default()
+                                            .with_member_id(s(&m.member_id))
+                                            .with_client_id(s(&m.client_id))
+                                            .with_client_host(s(""))
+                                            .with_member_metadata(m.metadata)
+                                            .with_member_assignment(m.assignment)
+                                    })
+                                    .collect(),
+                            );
+                    }
+                }
                 let live = broker.groups().describe(id.0.as_str(), now);
                 let has_offsets = !broker.committed_offsets(id.0.as_str()).is_empty();
                 let group = DescribedGroup::default().with_group_id(id);

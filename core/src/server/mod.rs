@@ -15,7 +15,10 @@
 //!   shared with embedded clients of the same process. The coordinator
 //!   computes assignments itself with the strategy the members agree on
 //!   (range, roundrobin, cooperative-sticky); the leader's SyncGroup
-//!   assignment is accepted but not used.
+//!   assignment is accepted but not used. Groups of any other protocol
+//!   type (Kafka Connect's `connect`, ...) are leader-assigned as in Kafka:
+//!   the coordinator passes metadata to the leader and its assignment back
+//!   (see [`crate::broker::group::GenericGroups`]).
 //!
 //! # Example
 //!
@@ -410,7 +413,7 @@ async fn handle(shared: &Arc<Shared>, request: frame::Request, peer: SocketAddr)
         RequestKind::JoinGroup(r) => {
             ResponseKind::JoinGroup(groups::join(shared, r, &client_id, version).await)
         }
-        RequestKind::SyncGroup(r) => ResponseKind::SyncGroup(groups::sync(shared, r)),
+        RequestKind::SyncGroup(r) => ResponseKind::SyncGroup(groups::sync(shared, r).await),
         RequestKind::Heartbeat(r) => ResponseKind::Heartbeat(groups::heartbeat(shared, r)),
         RequestKind::LeaveGroup(r) => ResponseKind::LeaveGroup(groups::leave(shared, r, version)),
         RequestKind::OffsetCommit(r) => ResponseKind::OffsetCommit(groups::offset_commit(shared, r).await),

@@ -28,6 +28,12 @@
 //! clock.
 
 pub(crate) mod assignor;
+mod generic;
+
+pub use generic::{
+    GenericGroupDescription, GenericGroupState, GenericGroups, GenericHeartbeatOutcome, GenericJoinError,
+    GenericJoinOutcome, GenericJoinRequest, GenericMemberDescription, GenericSyncOutcome, JoinedGeneration,
+};
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Mutex;
@@ -308,14 +314,22 @@ impl Group {
     }
 }
 
-/// All consumer groups of one broker.
+/// All consumer groups of one broker, and (through
+/// [`GroupCoordinator::generic`]) its groups of other protocol types.
 #[derive(Debug, Default)]
 pub struct GroupCoordinator {
     groups: Mutex<HashMap<String, Group>>,
     next_member: std::sync::atomic::AtomicU64,
+    generic: GenericGroups,
 }
 
 impl GroupCoordinator {
+    /// The groups whose protocol type is not `consumer` (Kafka Connect's
+    /// `connect`, ...): leader-assigned, see [`GenericGroups`].
+    pub fn generic(&self) -> &GenericGroups {
+        &self.generic
+    }
+
     /// Joins (or rejoins) a group; returns the member id to use from now on.
     ///
     /// # Errors

@@ -98,6 +98,9 @@ pub(crate) struct KafkaConsumer {
     config: ConsumerConfig,
     manual: bool,
     paused: BTreeSet<TopicPartition>,
+    /// Where each manually assigned partition was last set to start
+    /// (assign, seek): librdkafka reports no position until it fetched.
+    starts: HashMap<TopicPartition, Offset>,
 }
 
 impl std::fmt::Debug for KafkaConsumer {
@@ -185,6 +188,7 @@ impl KafkaConsumer {
             config,
             manual: false,
             paused: BTreeSet::new(),
+            starts: HashMap::new(),
         })
     }
 
@@ -258,6 +262,7 @@ impl KafkaConsumer {
             consumer.unsubscribe();
         }
         let mut tpl = TopicPartitionList::new();
+        let mut starts = HashMap::new();
         for tp in &partitions {
             let start = match self.start_offset() {
                 // Pin "latest" to the log end now, so records written after
@@ -266,8 +271,10 @@ impl KafkaConsumer {
                 other => other,
             };
             tpl.add_partition_offset(&tp.topic, tp.partition, start).map_err(|e| kafka_error("assign", e))?;
+            starts.insert(tp.clone(), start);
         }
         consumer.assign(&tpl).map_err(|e| kafka_error("assign", e))?;
+        self.starts = starts;
         self.manual = true;
         self.paused.retain(|tp| partitions.contains(tp));
         Ok(())
@@ -320,6 +327,7 @@ impl KafkaConsumer {
     fn seek_to(&mut self, tp: &TopicPartition, offset: Offset) -> Result<()> {
         self.check_assigned(std::slice::from_ref(tp))?;
         let c = self.c()?.clone();
+        self.starts.insert(tp.clone(), offset);
         match c.seek(&tp.topic, tp.partition, offset, Duration::from_secs(10)) {
             Ok(()) => Ok(()),
             Err(e) if self.manual => {
@@ -329,13 +337,17 @@ impl KafkaConsumer {
                 let positions = c.position().map_err(|e| kafka_error("position", e))?;
                 let mut tpl = TopicPartitionList::new();
                 for other in self.assignment() {
+                    // Every other partition keeps where it was set to start
+                    // unless it fetched already (an unfetched one reports
+                    // no position, which would restart it from
+                    // auto.offset.reset).
                     let at = if &other == tp {
                         offset
                     } else {
-                        positions
-                            .find_partition(&other.topic, other.partition)
-                            .map(|e| e.offset())
-                            .unwrap_or(Offset::Invalid)
+                        match positions.find_partition(&other.topic, other.partition).map(|e| e.offset()) {
+                            Some(Offset::Offset(o)) => Offset::Offset(o),
+                            _ => self.starts.get(&other).copied().unwrap_or(Offset::Invalid),
+                        }
                     };
                     tpl.add_partition_offset(&other.topic, other.partition, at)
                         .map_err(|e| kafka_error("seek", e))?;
@@ -365,6 +377,14 @@ impl KafkaConsumer {
         if let Some(Offset::Offset(o)) = positions.find_partition(&tp.topic, tp.partition).map(|e| e.offset())
         {
             return Ok(o);
+        }
+        // Not fetched yet: where assign or a seek set it to start (a reader
+        // that sought to the beginning must not be told it is at the end).
+        match self.starts.get(tp) {
+            Some(Offset::Offset(o)) => return Ok(*o),
+            Some(Offset::Beginning) => return Ok(self.watermarks(tp)?.0),
+            Some(Offset::End) => return Ok(self.watermarks(tp)?.1),
+            _ => {}
         }
         if self.config.group_id.is_some() {
             if let Some(Some(o)) = self.committed(std::slice::from_ref(tp))?.remove(tp) {

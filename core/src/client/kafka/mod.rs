@@ -42,6 +42,11 @@ impl std::fmt::Debug for KafkaCluster {
 impl KafkaCluster {
     /// Connects (fetching metadata once, so a wrong address fails here with
     /// a clear error rather than on first use).
+    /// The bootstrap servers, `host:port` each.
+    pub(crate) fn bootstrap_servers(&self) -> Vec<String> {
+        self.bootstrap.split(',').map(String::from).collect()
+    }
+
     pub(crate) async fn connect(hosts: &[String]) -> Result<KafkaCluster> {
         let bootstrap = hosts.join(",");
         let mut config = base_config(&bootstrap);
