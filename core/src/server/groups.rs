@@ -178,6 +178,28 @@ fn counts(shared: &Shared) -> impl Fn(&str) -> Option<i32> + '_ {
     |t: &str| shared.broker().partition_count(t).ok()
 }
 
+/// A join's session and rebalance timeouts in ms; `None` (logged) when the
+/// session timeout is outside Kafka's `group.min.session.timeout.ms` and
+/// `group.max.session.timeout.ms`. Version 0 has no rebalance timeout: the
+/// session timeout serves.
+fn join_timeouts(shared: &Shared, group: &str, req: &JoinGroupRequest, version: i16) -> Option<(u64, u64)> {
+    if !shared.session_timeouts.contains(&req.session_timeout_ms) {
+        warn!(
+            group,
+            session_timeout_ms = req.session_timeout_ms,
+            "JoinGroup refused: session timeout outside group.min/max.session.timeout.ms"
+        );
+        return None;
+    }
+    let session_timeout = req.session_timeout_ms as u64;
+    let rebalance_timeout = if version == 0 || req.rebalance_timeout_ms <= 0 {
+        session_timeout
+    } else {
+        req.rebalance_timeout_ms as u64
+    };
+    Some((session_timeout, rebalance_timeout))
+}
+
 pub(super) async fn join(
     shared: &Arc<Shared>,
     req: JoinGroupRequest,
@@ -225,20 +247,8 @@ pub(super) async fn join(
         .iter()
         .flat_map(|tp| tp.partitions.iter().map(|&p| TopicPartition::new(tp.topic.0.as_str(), p)))
         .collect();
-    // Kafka's group.min.session.timeout.ms and group.max.session.timeout.ms.
-    if !shared.session_timeouts.contains(&req.session_timeout_ms) {
-        warn!(
-            group,
-            session_timeout_ms = req.session_timeout_ms,
-            "JoinGroup refused: session timeout outside group.min/max.session.timeout.ms"
-        );
+    let Some((session_timeout, rebalance_timeout)) = join_timeouts(shared, &group, &req, version) else {
         return fail(codes::INVALID_SESSION_TIMEOUT);
-    }
-    let session_timeout = req.session_timeout_ms as u64;
-    let rebalance_timeout = if version == 0 || req.rebalance_timeout_ms <= 0 {
-        session_timeout
-    } else {
-        req.rebalance_timeout_ms as u64
     };
     let mut join = JoinRequest {
         group_id: group.clone(),
@@ -405,19 +415,8 @@ async fn generic_join(
         warn!(group, protocol_type = %req.protocol_type, "JoinGroup refused: the group is a consumer group");
         return fail(codes::INCONSISTENT_GROUP_PROTOCOL);
     }
-    if !shared.session_timeouts.contains(&req.session_timeout_ms) {
-        warn!(
-            group,
-            session_timeout_ms = req.session_timeout_ms,
-            "JoinGroup refused: session timeout outside group.min/max.session.timeout.ms"
-        );
+    let Some((session_timeout, rebalance_timeout)) = join_timeouts(shared, &group, &req, version) else {
         return fail(codes::INVALID_SESSION_TIMEOUT);
-    }
-    let session_timeout = req.session_timeout_ms as u64;
-    let rebalance_timeout = if version == 0 || req.rebalance_timeout_ms <= 0 {
-        session_timeout
-    } else {
-        req.rebalance_timeout_ms as u64
     };
     let join = GenericJoinRequest {
         group_id: group.clone(),
