@@ -61,6 +61,25 @@ impl Worker {
         })
     }
 
+    /// Locks the connector table for an offsets change (`what`), checking
+    /// that the connector exists and is stopped; returns the held lock,
+    /// which keeps it stopped during the change, and the connector's kind.
+    async fn lock_stopped(
+        &self,
+        name: &str,
+        what: &str,
+    ) -> Result<(tokio::sync::MutexGuard<'_, BTreeMap<String, super::Managed>>, ConnectorKind), ConnectError>
+    {
+        self.not_distributed(what)?;
+        let connectors = self.connectors.lock().await;
+        let m = connectors.get(name).ok_or_else(|| ConnectError::UnknownConnector(name.to_string()))?;
+        if m.target != TargetState::Stopped || m.run.is_some() {
+            return Err(ConnectError::NotStopped(name.to_string()));
+        }
+        let kind = m.kind;
+        Ok((connectors, kind))
+    }
+
     /// Alters a stopped connector's offsets: each entry sets a partition's
     /// offset, or with `offset: None` removes it. Entries are all checked
     /// before any is written.
@@ -70,13 +89,8 @@ impl Worker {
     /// [`ConnectError::InvalidOffsets`] naming the bad entry;
     /// [`ConnectError::Cluster`].
     pub async fn alter_offsets(&self, name: &str, offsets: Vec<ConnectorOffset>) -> Result<(), ConnectError> {
-        self.not_distributed("altering offsets")?;
-        let connectors = self.connectors.lock().await;
-        let m = connectors.get(name).ok_or_else(|| ConnectError::UnknownConnector(name.to_string()))?;
-        if m.target != TargetState::Stopped || m.run.is_some() {
-            return Err(ConnectError::NotStopped(name.to_string()));
-        }
-        match m.kind {
+        let (_connectors, kind) = self.lock_stopped(name, "altering offsets").await?;
+        match kind {
             ConnectorKind::Source => {
                 let (set, remove): (Vec<_>, Vec<_>) = offsets.into_iter().partition(|o| o.offset.is_some());
                 let set: Vec<(SourceMap, SourceMap)> =
@@ -109,13 +123,8 @@ impl Worker {
     /// # Errors
     /// As [`Worker::alter_offsets`].
     pub async fn reset_offsets(&self, name: &str) -> Result<(), ConnectError> {
-        self.not_distributed("resetting offsets")?;
-        let connectors = self.connectors.lock().await;
-        let m = connectors.get(name).ok_or_else(|| ConnectError::UnknownConnector(name.to_string()))?;
-        if m.target != TargetState::Stopped || m.run.is_some() {
-            return Err(ConnectError::NotStopped(name.to_string()));
-        }
-        match m.kind {
+        let (_connectors, kind) = self.lock_stopped(name, "resetting offsets").await?;
+        match kind {
             ConnectorKind::Source => {
                 let partitions: Vec<SourceMap> =
                     self.offsets.offsets(name).into_iter().map(|(p, _)| p).collect();

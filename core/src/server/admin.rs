@@ -20,9 +20,9 @@ use kafka_protocol::messages::{
     DescribeClusterRequest, DescribeClusterResponse, DescribeConfigsRequest, DescribeConfigsResponse,
     IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse,
 };
-use kafka_protocol::protocol::StrBytes;
 use tracing::info;
 
+use super::str_bytes as s;
 use super::{blocking, codes, Shared};
 use crate::broker::{is_internal, Broker};
 use crate::topic::{validate_topic_name, NewTopic};
@@ -33,10 +33,6 @@ const RESOURCE_BROKER: i8 = 4;
 const SOURCE_TOPIC: i8 = 1;
 const SOURCE_STATIC_BROKER: i8 = 4;
 const SOURCE_DEFAULT: i8 = 5;
-
-fn s(v: &str) -> StrBytes {
-    StrBytes::from_string(v.to_string())
-}
 
 /// A per-resource result that can carry an error code and message.
 trait Failed: Sized {

@@ -8,7 +8,9 @@ pub(crate) const OFFSET_OUT_OF_RANGE: i16 = 1;
 pub(crate) const CORRUPT_MESSAGE: i16 = 2;
 pub(crate) const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
 pub(crate) const MESSAGE_TOO_LARGE: i16 = 10;
+pub(crate) const COORDINATOR_LOAD_IN_PROGRESS: i16 = 14;
 pub(crate) const COORDINATOR_NOT_AVAILABLE: i16 = 15;
+pub(crate) const NOT_COORDINATOR: i16 = 16;
 pub(crate) const INVALID_TOPIC_EXCEPTION: i16 = 17;
 pub(crate) const ILLEGAL_GENERATION: i16 = 22;
 pub(crate) const INCONSISTENT_GROUP_PROTOCOL: i16 = 23;
@@ -26,6 +28,7 @@ pub(crate) const INVALID_PRODUCER_EPOCH: i16 = 47;
 pub(crate) const KAFKA_STORAGE_ERROR: i16 = 56;
 pub(crate) const NON_EMPTY_GROUP: i16 = 68;
 pub(crate) const GROUP_ID_NOT_FOUND: i16 = 69;
+pub(crate) const MEMBER_ID_REQUIRED: i16 = 79;
 pub(crate) const INVALID_RECORD: i16 = 87;
 
 /// The Kafka error code a client should see for `e`.

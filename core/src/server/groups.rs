@@ -40,6 +40,7 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 use tracing::{debug, warn};
 
+use super::str_bytes as s;
 use super::{blocking, codes, Shared};
 use crate::broker::group::{
     GenericHeartbeatOutcome, GenericJoinError, GenericJoinOutcome, GenericJoinRequest, GenericSyncOutcome,
@@ -50,10 +51,6 @@ use crate::client::AssignmentStrategy;
 use crate::topic::TopicPartition;
 
 const CONSUMER: &str = "consumer";
-
-fn s(v: &str) -> StrBytes {
-    StrBytes::from_string(v.to_string())
-}
 
 /// The assignor a client's protocol name stands for.
 fn strategy(name: &str) -> Option<AssignmentStrategy> {

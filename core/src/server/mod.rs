@@ -39,7 +39,7 @@
 
 mod admin;
 mod alloc;
-mod codes;
+pub(crate) mod codes;
 mod data;
 mod frame;
 mod groups;
@@ -443,6 +443,11 @@ async fn handle(shared: &Arc<Shared>, request: frame::Request, peer: SocketAddr)
 }
 
 /// Runs blocking broker work (file I/O, fsync) off the async workers.
+/// A protocol string from a `&str`.
+pub(crate) fn str_bytes(v: &str) -> kafka_protocol::protocol::StrBytes {
+    kafka_protocol::protocol::StrBytes::from_string(v.to_string())
+}
+
 pub(crate) async fn blocking<T: Send + 'static>(
     shared: &Arc<Shared>,
     f: impl FnOnce(&Shared) -> T + Send + 'static,

@@ -258,14 +258,8 @@ impl Group {
         if self.state != GenericGroupState::PreparingRebalance {
             return;
         }
-        if !self.members.values().all(|m| m.joined) && now < self.rebalance_deadline {
+        if !super::end_join_phase(&mut self.members, |m| m.joined, self.rebalance_deadline, now, group_id) {
             return;
-        }
-        let late: Vec<String> =
-            self.members.iter().filter(|(_, m)| !m.joined).map(|(id, _)| id.clone()).collect();
-        for id in late {
-            info!(group = group_id, member = %id, "member removed: did not rejoin within the rebalance timeout");
-            self.members.remove(&id);
         }
         if self.members.is_empty() {
             self.state = GenericGroupState::Empty;

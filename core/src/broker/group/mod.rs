@@ -46,6 +46,30 @@ use crate::topic::TopicPartition;
 use crate::{CommitRejection, Error, Result};
 use assignor::MemberSubscription;
 
+/// Ends a rebalance's join phase once every member has rejoined or the
+/// `deadline` has passed: members that did not rejoin are removed, and
+/// true is returned. False while the phase goes on. Shared by consumer and
+/// leader-assigned groups.
+fn end_join_phase<M>(
+    members: &mut BTreeMap<String, M>,
+    joined: impl Fn(&M) -> bool,
+    deadline: i64,
+    now: i64,
+    group_id: &str,
+) -> bool {
+    if !members.values().all(&joined) && now < deadline {
+        return false;
+    }
+    members.retain(|id, m| {
+        let keep = joined(m);
+        if !keep {
+            info!(group = group_id, member = %id, "member removed: did not rejoin within the rebalance timeout");
+        }
+        keep
+    });
+    true
+}
+
 /// A request to join (or rejoin) a group.
 #[derive(Debug, Clone)]
 pub struct JoinRequest {
@@ -249,15 +273,8 @@ impl Group {
         if self.state != GroupState::PreparingRebalance {
             return;
         }
-        let all_joined = self.members.values().all(|m| m.joined);
-        if !all_joined && now < self.rebalance_deadline {
+        if !end_join_phase(&mut self.members, |m| m.joined, self.rebalance_deadline, now, group_id) {
             return;
-        }
-        let late: Vec<String> =
-            self.members.iter().filter(|(_, m)| !m.joined).map(|(id, _)| id.clone()).collect();
-        for id in late {
-            info!(group = group_id, member = %id, "member removed: did not rejoin within the rebalance timeout");
-            self.members.remove(&id);
         }
         if self.members.is_empty() {
             self.state = GroupState::Empty;
