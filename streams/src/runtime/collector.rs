@@ -27,33 +27,42 @@ pub(crate) struct PendingOutput {
     /// Topic names shared by all records sent to them (a topology writes
     /// a handful of topics: a linear scan beats hashing the name).
     topics: Vec<Arc<str>>,
-    /// Output keys and values, copied into one buffer the records slice
-    /// (an allocation per 64 KiB of output, not two per record); reused once
-    /// the producer has copied a turn's records into its batches.
+    /// The turn's key and value bytes, one buffer the records slice: one
+    /// allocation per turn instead of two per record, released when the
+    /// turn's records are in the producer's batches.
     arena: BytesMut,
+    /// Bytes the previous turn used: the size of the next arena.
+    last_turn_bytes: usize,
 }
 
 impl PendingOutput {
     /// Copies `bytes` into the arena and returns them as a slice of it.
     fn stash(&mut self, bytes: &[u8]) -> Bytes {
         if self.arena.capacity() < bytes.len() {
-            // Once a turn's records are in the producer's batches nothing
-            // else holds the buffer, and this reuses it; otherwise it takes
-            // a new one.
-            self.arena.reserve(bytes.len().max(ARENA_CHUNK));
+            // A fresh buffer, sized like the previous turn's output.
+            let size = self.last_turn_bytes.clamp(ARENA_MIN, ARENA_MAX).max(bytes.len());
+            self.arena = BytesMut::with_capacity(size);
         }
         self.arena.extend_from_slice(bytes);
         self.arena.split().freeze()
     }
 
-    /// Takes the turn's records, leaving `spare` (empty) in their place.
+    /// Takes the turn's records, leaving `spare` (empty) in their place,
+    /// and starts the next turn in a new buffer.
     fn take_turn(&mut self, spare: Vec<ProducerRecord>) -> Vec<ProducerRecord> {
+        self.last_turn_bytes = self
+            .records
+            .iter()
+            .map(|r| r.key.as_ref().map_or(0, |k| k.len()) + r.value.as_ref().map_or(0, |v| v.len()))
+            .sum();
+        self.arena = BytesMut::new();
         std::mem::replace(&mut self.records, spare)
     }
 }
 
-/// The smallest buffer the output arena takes at a time.
-const ARENA_CHUNK: usize = 64 * 1024;
+/// Bounds of an output arena's size.
+const ARENA_MIN: usize = 4 * 1024;
+const ARENA_MAX: usize = 1024 * 1024;
 
 impl RecordCollector for PendingOutput {
     fn send(&mut self, record: SinkRecord<'_>) -> Result<(), StreamsError> {

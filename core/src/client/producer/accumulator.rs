@@ -467,7 +467,7 @@ impl Accumulator {
             return Err(Error::Closed("producer".into()));
         }
         let batch_size = self.config.batch_size;
-        let mut t = self.topic_state(state, &record.topic)?;
+        let t = self.topic_state(state, &record.topic)?;
         let n = t.logs.len() as i32;
         let partition = match (record.partition, &record.key) {
             (Some(p), _) => p,
@@ -490,23 +490,51 @@ impl Accumulator {
             if let Some(completion) = self.try_direct(state, &topic, partition, &record, timestamp, size) {
                 return Ok(Delivery::embedded(completion, 0, timestamp));
             }
-            t = state.topics.get_mut(&topic).expect("present");
+            return self.append_to_batch(state, &topic, partition, record, timestamp, size);
         }
-        // A record that does not fit the open batch seals it first. The
-        // common case, a batch with room, looks the topic up only once.
+        // The common case — the open batch has room — touches the topic's
+        // entry once; sealing a full batch looks it up again.
         let full = t.open[partition as usize]
             .as_ref()
             .is_some_and(|b| !b.builder.is_empty() && b.builder.estimated_size() + size > batch_size);
         if full {
             let topic = t.name.clone();
-            state.seal(&topic, partition);
-            self.wake.notify_one();
-            t = state.topics.get_mut(&topic).expect("present");
+            return self.append_to_batch(state, &topic, partition, record, timestamp, size);
         }
         let (delivery, now_full, created) = self.append_open(t, partition, &record, timestamp, size);
         if now_full {
             let topic = t.name.clone();
             state.seal(&topic, partition);
+        }
+        if now_full || created {
+            self.wake.notify_one();
+        }
+        Ok(delivery)
+    }
+
+    /// Appends to the partition's batch, sealing it first when the record
+    /// does not fit.
+    fn append_to_batch(
+        &self,
+        state: &mut State,
+        topic: &Arc<str>,
+        partition: i32,
+        record: ProducerRecord,
+        timestamp: i64,
+        size: usize,
+    ) -> Result<Delivery> {
+        let batch_size = self.config.batch_size;
+        let full = state.topics[topic].open[partition as usize]
+            .as_ref()
+            .is_some_and(|b| !b.builder.is_empty() && b.builder.estimated_size() + size > batch_size);
+        if full {
+            state.seal(topic, partition);
+            self.wake.notify_one();
+        }
+        let t = state.topics.get_mut(topic).expect("present");
+        let (delivery, now_full, created) = self.append_open(t, partition, &record, timestamp, size);
+        if now_full {
+            state.seal(topic, partition);
         }
         if now_full || created || self.config.linger_ms == 0 {
             self.wake.notify_one();
