@@ -127,6 +127,17 @@ fn peak_rss_mib() -> f64 {
         .map_or(f64::NAN, |kb| kb / 1024.0)
 }
 
+/// CPU time this process has used (user + system), in seconds.
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the command name, which ends with ')': utime is the
+    // 14th field of the line and stime the 15th, in clock ticks.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(f64::NAN);
+    (ticks(11) + ticks(12)) / 100.0
+}
+
 fn props(pairs: &[(&str, &str)]) -> Props {
     pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
 }
@@ -189,6 +200,7 @@ async fn main() {
     let tp = [TopicPartition::new("lines", 0)];
 
     let start = Instant::now();
+    let cpu_start = cpu_seconds();
     let batch = batch.to_string();
     let (input_s, output_s) = (input.display().to_string(), output.display().to_string());
     worker
@@ -231,6 +243,7 @@ async fn main() {
     }
     let (source_done, sink_first, sink_done) =
         (source_done.unwrap(), sink_first.unwrap(), sink_done.unwrap());
+    let cpu = cpu_seconds() - cpu_start;
     let out_size = std::fs::metadata(&output).unwrap().len();
     let (identical, hash) = same_bytes(&input, &output);
     let verified = start.elapsed();
@@ -261,6 +274,11 @@ async fn main() {
         verified.as_secs_f64()
     );
     println!("end to end / reference: {:.2}", copy_secs / e2e);
+    println!(
+        "CPU during the pipeline (user + system, all threads): {cpu:.2} s, {:.2} µs per line, {:.2} cores busy",
+        cpu / n as f64 * 1e6,
+        cpu / e2e
+    );
     println!("peak RSS (VmHWM): {rss:.0} MiB");
     assert!(identical && out_size == size, "the output file differs from the input");
     let met = n as f64 / e2e >= TARGET_LINES_PER_S;

@@ -334,15 +334,20 @@ async fn enqueue_many_keeps_order_confirms_every_record_and_stops_at_a_bad_one()
     }
     let deliveries = producer.enqueue_many(&mut records).await.unwrap();
     assert!(records.is_empty());
-    let mut last: BTreeMap<i32, i64> = BTreeMap::new();
+    // Each delivery stands for its partition's next `records()` records,
+    // stored at the offsets ending at its own.
+    let mut covered: BTreeMap<i32, i64> = BTreeMap::new();
     for d in deliveries {
+        let n = i64::from(d.records());
+        assert!(n >= 1);
         let meta = d.await.unwrap();
-        let end = last.entry(meta.partition).or_insert(-1);
-        *end = (*end).max(meta.offset);
+        let before = covered.entry(meta.partition).or_insert(0);
+        assert_eq!(meta.offset, *before + n - 1, "partition {}", meta.partition);
+        *before += n;
     }
     for (p, values) in &expected {
-        // The deliveries reach each partition's last record…
-        assert_eq!(last[p], values.len() as i64 - 1, "partition {p}");
+        // The deliveries cover each partition's records…
+        assert_eq!(covered[p], values.len() as i64, "partition {p}");
         // …and the partition holds its records in the order given.
         let stored: Vec<String> = read_partition(&cluster, "orders", *p)
             .iter()

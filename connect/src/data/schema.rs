@@ -4,7 +4,7 @@
 //! structs and transforms pass the same schema around without copying it.
 
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use super::{DataError, Value};
 
@@ -149,13 +149,28 @@ impl Schema {
     ///
     /// For arrays, maps and structs use [`SchemaBuilder`]; an array or map
     /// built here has no item schemas and validates no contents.
+    ///
+    /// Built once per type and shared: a record path that asks for one per
+    /// record clones an `Arc`.
     pub fn of(schema_type: SchemaType) -> Schema {
-        SchemaBuilder::new(schema_type).build_unchecked()
+        Schema::bare(schema_type, false)
     }
 
-    /// An optional schema of a primitive type.
+    /// An optional schema of a primitive type (shared like [`Schema::of`]).
     pub fn optional_of(schema_type: SchemaType) -> Schema {
-        SchemaBuilder::new(schema_type).optional().build_unchecked()
+        Schema::bare(schema_type, true)
+    }
+
+    fn bare(schema_type: SchemaType, optional: bool) -> Schema {
+        static SHARED: [[OnceLock<Schema>; 2]; SchemaType::ALL.len()] =
+            [const { [const { OnceLock::new() }; 2] }; SchemaType::ALL.len()];
+        // `ALL` lists the types in declaration order.
+        SHARED[schema_type as usize][usize::from(optional)]
+            .get_or_init(|| {
+                let builder = SchemaBuilder::new(schema_type);
+                if optional { builder.optional() } else { builder }.build_unchecked()
+            })
+            .clone()
     }
 
     /// The physical type.

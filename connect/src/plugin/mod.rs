@@ -17,13 +17,16 @@
 //! Connectors are found by class name in a [`PluginRegistry`]; a crate that
 //! ships connectors offers a `register(&mut PluginRegistry)` function.
 
+mod offset;
 mod registry;
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 
+pub use offset::{SourceOffset, MAX_OFFSET_INTEGERS};
 pub use registry::{Connector, ConnectorKind, PluginInfo, PluginRegistry, UnknownClass};
 pub use runnel_core::topic::TopicPartition;
 
@@ -74,13 +77,17 @@ impl TaskError {
 
 /// A record produced by a source task: the record plus where in the source
 /// it came from.
+///
+/// The source partition is shared (`Arc`): a task gives every record of a
+/// partition the same map, so a record costs a reference count rather than
+/// a copy of the map.
 #[derive(Clone, Debug, PartialEq)]
 pub struct SourceRecord {
     /// The source partition (which file, table, shard).
-    pub source_partition: SourceMap,
+    pub source_partition: Arc<SourceMap>,
     /// The position in the source partition *after* this record: where to
     /// resume once this record is stored.
-    pub source_offset: SourceMap,
+    pub source_offset: SourceOffset,
     /// Topic, key, value, headers. `topic` must be set; `kafka_partition`
     /// may pin a partition.
     pub record: ConnectRecord,
@@ -88,8 +95,16 @@ pub struct SourceRecord {
 
 impl SourceRecord {
     /// A record for `record.topic` from this partition and offset.
-    pub fn new(source_partition: SourceMap, source_offset: SourceMap, record: ConnectRecord) -> SourceRecord {
-        SourceRecord { source_partition, source_offset, record }
+    pub fn new(
+        source_partition: impl Into<Arc<SourceMap>>,
+        source_offset: impl Into<SourceOffset>,
+        record: ConnectRecord,
+    ) -> SourceRecord {
+        SourceRecord {
+            source_partition: source_partition.into(),
+            source_offset: source_offset.into(),
+            record,
+        }
     }
 }
 
@@ -190,8 +205,9 @@ pub trait SourceConnector: Send + Sync {
 /// Reads from a source (Kafka's `SourceTask`).
 ///
 /// The worker calls `poll` in a loop; records it returns are transformed,
-/// converted and produced, and their offsets stored, before the next call
-/// — so a slow cluster slows `poll` down (backpressure) instead of queueing.
+/// converted and produced, and their offsets stored, while the next call
+/// runs, and before the call after it — one batch is in flight at most, so
+/// a slow cluster slows `poll` down (backpressure) instead of queueing.
 #[async_trait]
 pub trait SourceTask: Send {
     /// Starts the task with its config (one of the connector's
@@ -214,12 +230,14 @@ pub trait SourceTask: Send {
         Ok(())
     }
 
-    /// Called for each record once it is stored in the cluster.
-    async fn commit_record(
-        &mut self,
-        record: &SourceRecord,
-        metadata: &RecordMetadata,
-    ) -> Result<(), TaskError> {
+    /// Called for each record once it is stored in the cluster, in the
+    /// order `poll` returned them (Kafka's `commitRecord`). It runs on the
+    /// task's loop between polls, once per record, so it is synchronous:
+    /// note what is needed and do slow work in [`SourceTask::commit`].
+    ///
+    /// # Errors
+    /// A [`TaskError`] fails the task.
+    fn commit_record(&mut self, record: &SourceRecord, metadata: &RecordMetadata) -> Result<(), TaskError> {
         let _ = (record, metadata);
         Ok(())
     }

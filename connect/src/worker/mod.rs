@@ -588,15 +588,21 @@ impl Worker {
                     .cluster
                     .consumer(ConsumerConfig::default().auto_commit(false))
                     .map_err(ConnectError::cluster("source offsets reader"))?;
+                let storage = source::Storage {
+                    name: Arc::from(name.as_str()),
+                    task_id: id,
+                    topics: self.topics.clone(),
+                    producer: Arc::new(producer),
+                    offsets: self.offsets.clone(),
+                };
                 let runner = source::SourceRunner {
                     rt,
                     task: c.create_task(),
                     task_props,
                     context: SourceTaskContext::new(&name, id, self.offsets.offsets(&name)),
-                    producer,
+                    storage,
                     cluster: self.cluster.clone(),
-                    offsets: self.offsets.clone(),
-                    end_reader,
+                    end_reader: Some(end_reader),
                     partitions: HashMap::new(),
                     sticky: 0,
                 };

@@ -18,6 +18,18 @@
 //!         or null once the task stopped cleanly
 //! ```
 //!
+//! A list of records may hold, in place of single records, *runs*: records
+//! with consecutive batch indices from one source partition whose offsets
+//! are integers under the same names ([`SourceOffset::integers`]). A run
+//! gives the first offset's values and then, per record, the differences
+//! from the record before, so a file source's note costs a few bytes per
+//! line rather than its whole offset:
+//!
+//! ```text
+//! {"run": [<first batch index>, <partition index>], "fields": ["position", "inode"],
+//!  "values": [4196, 17, 100, 0, 98, 0], "count": 3}
+//! ```
+//!
 //! It is written before a batch is produced, so a worker killed between
 //! producing and storing offsets can tell, on restart, how many records of
 //! the batch reached each target partition (log end now minus `end`) and
@@ -45,7 +57,7 @@ use serde_json::{json, Value as Json};
 use tracing::{info, warn};
 
 use crate::error::ConnectError;
-use crate::plugin::{partition_key, SourceMap};
+use crate::plugin::{partition_key, SourceMap, SourceOffset, MAX_OFFSET_INTEGERS};
 
 const PENDING: &str = "__runnel.pending";
 
@@ -265,7 +277,7 @@ impl OffsetStore {
         &self,
         connector: &str,
         task: u32,
-        partitions: &[SourceMap],
+        partitions: &[Arc<SourceMap>],
         targets: &[(TopicPartition, i64, Vec<PendingRecord<'_>>)],
         skipped: &[PendingRecord<'_>],
     ) -> Result<(), ConnectError> {
@@ -416,12 +428,12 @@ impl Stored {
 
 /// One record of a pending batch: its index in the batch, its source
 /// partition's index in `partitions`, and its source offset.
-pub(crate) type PendingRecord<'a> = (usize, usize, &'a SourceMap);
+pub(crate) type PendingRecord<'a> = (usize, usize, &'a SourceOffset);
 
 /// Builds the pending-batch value as JSON text, written straight from the
 /// borrowed offsets (a batch holds one offset per record).
 pub(crate) fn pending_batch(
-    partitions: &[SourceMap],
+    partitions: &[Arc<SourceMap>],
     targets: &[(TopicPartition, i64, Vec<PendingRecord<'_>>)],
     skipped: &[PendingRecord<'_>],
     previous: &[(SourceMap, SourceMap)],
@@ -432,15 +444,69 @@ pub(crate) fn pending_batch(
         let _ = serde_json::to_writer(&mut *out, m);
     }
     fn records(out: &mut Vec<u8>, records: &[PendingRecord<'_>]) {
+        // Runs of records with consecutive batch indices, one source
+        // partition and integer offsets of the same names are written as
+        // one object: the first offset's values, then per record the
+        // differences from the record before.
+        struct Run {
+            next: usize,
+            partition: usize,
+            names: &'static [&'static str],
+            last: [i64; MAX_OFFSET_INTEGERS],
+            count: usize,
+        }
+        fn close(out: &mut Vec<u8>, run: Option<Run>) {
+            if let Some(run) = run {
+                let _ = write!(out, "],\"count\":{}}}", run.count);
+            }
+        }
+        let mut number = itoa::Buffer::new();
+        let mut run: Option<Run> = None;
         out.push(b'[');
         for (n, (i, p, o)) in records.iter().enumerate() {
-            let _ = write!(out, "{}[{i},{p},", if n == 0 { "" } else { "," });
-            map(out, o);
-            out.push(b']');
+            let integers = o.as_integers();
+            if let (Some((names, values)), Some(r)) = (integers, &mut run) {
+                if r.next == *i && r.partition == *p && (std::ptr::eq(r.names, names) || r.names == names) {
+                    for (last, value) in r.last.iter_mut().zip(values) {
+                        out.push(b',');
+                        out.extend_from_slice(number.format(value.wrapping_sub(*last)).as_bytes());
+                        *last = *value;
+                    }
+                    r.next += 1;
+                    r.count += 1;
+                    continue;
+                }
+            }
+            close(out, run.take());
+            if n > 0 {
+                out.push(b',');
+            }
+            match integers {
+                Some((names, values)) => {
+                    let _ = write!(out, "{{\"run\":[{i},{p}],\"fields\":");
+                    let _ = serde_json::to_writer(&mut *out, names);
+                    out.extend_from_slice(b",\"values\":[");
+                    for (k, value) in values.iter().enumerate() {
+                        if k > 0 {
+                            out.push(b',');
+                        }
+                        out.extend_from_slice(number.format(*value).as_bytes());
+                    }
+                    let mut last = [0; MAX_OFFSET_INTEGERS];
+                    last[..values.len()].copy_from_slice(values);
+                    run = Some(Run { next: i + 1, partition: *p, names, last, count: 1 });
+                }
+                None => {
+                    let _ = write!(out, "[{i},{p},");
+                    o.write_json(out);
+                    out.push(b']');
+                }
+            }
         }
+        close(out, run);
         out.push(b']');
     }
-    let mut out = Vec::with_capacity(64 + 48 * targets.iter().map(|t| t.2.len()).sum::<usize>());
+    let mut out = Vec::with_capacity(64 + 12 * targets.iter().map(|t| t.2.len()).sum::<usize>());
     out.extend_from_slice(b"{\"partitions\":[");
     for (n, p) in partitions.iter().enumerate() {
         if n > 0 {
@@ -490,9 +556,34 @@ pub(crate) fn recover_pending(
 ) -> Option<Vec<(SourceMap, SourceMap)>> {
     let partitions: Vec<SourceMap> =
         batch.get("partitions")?.as_array()?.iter().map(|p| p.as_object().cloned()).collect::<Option<_>>()?;
-    let parse = |r: &Json| -> Option<(usize, usize, SourceMap)> {
-        let a = r.as_array()?;
-        Some((a.first()?.as_u64()? as usize, a.get(1)?.as_u64()? as usize, a.get(2)?.as_object()?.clone()))
+    let parse = |r: &Json| -> Option<Vec<(usize, usize, SourceMap)>> {
+        if let Some(a) = r.as_array() {
+            let one =
+                (a.first()?.as_u64()? as usize, a.get(1)?.as_u64()? as usize, a.get(2)?.as_object()?.clone());
+            return Some(vec![one]);
+        }
+        // A run: consecutive records, integer offsets as differences.
+        let start = r.get("run")?.as_array()?;
+        let (first, partition) = (start.first()?.as_u64()? as usize, start.get(1)?.as_u64()? as usize);
+        let fields: Vec<&str> =
+            r.get("fields")?.as_array()?.iter().map(Json::as_str).collect::<Option<_>>()?;
+        let values: Vec<i64> =
+            r.get("values")?.as_array()?.iter().map(Json::as_i64).collect::<Option<_>>()?;
+        let count = r.get("count")?.as_u64()? as usize;
+        if values.len() != fields.len() * count {
+            return None;
+        }
+        let mut current = vec![0i64; fields.len()];
+        let mut out = Vec::with_capacity(count);
+        for k in 0..count {
+            for (f, value) in current.iter_mut().enumerate() {
+                let v = values[k * fields.len() + f];
+                *value = if k == 0 { v } else { value.wrapping_add(v) };
+            }
+            let offset = fields.iter().zip(&current).map(|(f, v)| (f.to_string(), Json::from(*v))).collect();
+            out.push((first + k, partition, offset));
+        }
+        Some(out)
     };
     // (batch index, partition index, offset, landed)
     let mut all: Vec<(usize, usize, SourceMap, bool)> = Vec::new();
@@ -502,14 +593,18 @@ pub(crate) fn recover_pending(
         let end = target.get("end")?.as_i64()?;
         let now = ends_now.get(&tp).copied().unwrap_or(end);
         let landed = (now - end).max(0) as usize;
-        for (n, r) in target.get("records")?.as_array()?.iter().enumerate() {
-            let (i, p, o) = parse(r)?;
-            all.push((i, p, o, n < landed));
+        let mut n = 0;
+        for r in target.get("records")?.as_array()? {
+            for (i, p, o) in parse(r)? {
+                all.push((i, p, o, n < landed));
+                n += 1;
+            }
         }
     }
     for r in batch.get("skipped")?.as_array()? {
-        let (i, p, o) = parse(r)?;
-        all.push((i, p, o, true));
+        for (i, p, o) in parse(r)? {
+            all.push((i, p, o, true));
+        }
     }
     all.sort_by_key(|(i, ..)| *i);
     let mut out: Vec<(SourceMap, SourceMap)> = Vec::new();
@@ -549,9 +644,9 @@ mod tests {
         let p = map(json!({"filename": "a"}));
         let off = |n: i64| map(json!({"position": n}));
         let tp = TopicPartition::new("t", 0);
-        let (o1, o2, o3, o4) = (off(1), off(2), off(3), off(4));
+        let (o1, o2, o3, o4) = (off(1).into(), off(2).into(), off(3).into(), off(4).into());
         let batch = pending_batch(
-            std::slice::from_ref(&p),
+            &[Arc::new(p.clone())],
             &[(tp.clone(), 10, vec![(0, 0, &o1), (2, 0, &o3), (3, 0, &o4)])],
             &[(1, 0, &o2)],
             &[],
@@ -569,9 +664,9 @@ mod tests {
         let (a, b) = (map(json!({"filename": "a"})), map(json!({"filename": "b \"q\""})));
         let off = |n: i64| map(json!({"position": n, "inode": 7}));
         let tp = TopicPartition::new("t\u{e9}", 3);
-        let (a5, a6) = (off(5), off(6));
+        let (a5, a6) = (off(5).into(), off(6).into());
         let batch = pending_batch(
-            std::slice::from_ref(&a),
+            &[Arc::new(a.clone())],
             &[(tp.clone(), 0, vec![(0, 0, &a5), (1, 0, &a6)])],
             &[],
             &[(a.clone(), off(4)), (b.clone(), off(9))],
@@ -581,6 +676,64 @@ mod tests {
         assert_eq!(at(0), vec![(a.clone(), off(4)), (b.clone(), off(9))]);
         assert_eq!(at(1), vec![(a.clone(), off(5)), (b.clone(), off(9))]);
         assert_eq!(at(7), vec![(a.clone(), off(6)), (b.clone(), off(9))]);
+    }
+
+    #[test]
+    fn runs_of_integer_offsets_recover_as_offsets_written_one_by_one() {
+        const FIELDS: &[&str] = &["position", "inode"];
+        const OTHER: &[&str] = &["lsn"];
+        let (a, b) = (Arc::new(map(json!({"file": "a"}))), Arc::new(map(json!({"file": "b"}))));
+        // Batch indices 0..12: partition a, then b, a skip, another
+        // field set, a map offset, and a wrap-around difference.
+        let offsets: Vec<(usize, SourceOffset)> = vec![
+            (0, SourceOffset::integers(FIELDS, [100, 7])),
+            (0, SourceOffset::integers(FIELDS, [200, 7])),
+            (0, SourceOffset::integers(FIELDS, [290, 7])),
+            (1, SourceOffset::integers(FIELDS, [5, 9])),
+            (1, SourceOffset::integers(FIELDS, [6, 9])), // skipped
+            (1, SourceOffset::integers(FIELDS, [7, 9])),
+            (0, SourceOffset::integers(OTHER, [1])),
+            (0, SourceOffset::integers(OTHER, [2])),
+            (0, SourceOffset::from(map(json!({"position": 400, "inode": 7})))),
+            (0, SourceOffset::integers(FIELDS, [i64::MAX, 7])),
+            (0, SourceOffset::integers(FIELDS, [i64::MIN, -1])),
+            (1, SourceOffset::integers(FIELDS, [8, 9])),
+        ];
+        let tp = TopicPartition::new("t", 0);
+        let pending: Vec<PendingRecord<'_>> =
+            offsets.iter().enumerate().map(|(i, (p, o))| (i, *p, o)).collect();
+        let kept: Vec<PendingRecord<'_>> = pending.iter().copied().filter(|(i, ..)| *i != 4).collect();
+        let partitions = [a.clone(), b.clone()];
+        let compact = pending_batch(&partitions, &[(tp.clone(), 0, kept.clone())], &[pending[4]], &[]);
+        // The same offsets as maps are written one record at a time.
+        let as_maps: Vec<SourceOffset> =
+            offsets.iter().map(|(_, o)| SourceOffset::from(o.to_map())).collect();
+        let one_by_one: Vec<PendingRecord<'_>> =
+            kept.iter().map(|(i, p, _)| (*i, *p, &as_maps[*i])).collect();
+        let plain = pending_batch(&partitions, &[(tp.clone(), 0, one_by_one)], &[(4, 1, &as_maps[4])], &[]);
+        assert!(compact.contains("\"run\""), "{compact}");
+        let (compact, plain): (Json, Json) =
+            (serde_json::from_str(&compact).unwrap(), serde_json::from_str(&plain).unwrap());
+        // A long run costs a few bytes per record.
+        let lines: Vec<SourceOffset> =
+            (1..=10_000).map(|n| SourceOffset::integers(FIELDS, [n * 100, 7])).collect();
+        let run: Vec<PendingRecord<'_>> = lines.iter().enumerate().map(|(i, o)| (i, 0, o)).collect();
+        let long = pending_batch(&partitions[..1], &[(tp.clone(), 0, run)], &[], &[]);
+        assert!(long.len() < 10_000 * 8, "{} bytes", long.len());
+        for landed in 0..=kept.len() as i64 {
+            let ends = BTreeMap::from([(tp.clone(), landed)]);
+            let got = recover_pending(&compact, &ends).unwrap();
+            assert_eq!(got, recover_pending(&plain, &ends).unwrap(), "{landed} landed");
+            if landed == kept.len() as i64 {
+                assert_eq!(
+                    got,
+                    vec![
+                        (SourceMap::clone(&a), offsets[10].1.to_map()),
+                        (SourceMap::clone(&b), offsets[11].1.to_map())
+                    ]
+                );
+            }
+        }
     }
 
     #[test]

@@ -110,27 +110,37 @@ impl SinkRunner {
                 let _ = self.consumer.pause(&self.consumer.assignment());
             }
             if !records.is_empty() {
+                // Records of one partition share one topic name (`Arc`).
+                let same_partition = |a: &ConsumerRecord, b: &ConsumerRecord| {
+                    a.partition == b.partition && (Arc::ptr_eq(&a.topic, &b.topic) || a.topic == b.topic)
+                };
                 let mut topics: Vec<&str> = Vec::new();
-                for r in &records {
-                    if !topics.contains(&&*r.topic) {
+                for (n, r) in records.iter().enumerate() {
+                    let repeat = n > 0 && Arc::ptr_eq(&records[n - 1].topic, &r.topic);
+                    if !repeat && !topics.contains(&&*r.topic) {
                         topics.push(&r.topic);
                     }
                 }
                 self.rt.topics.record(&self.rt.name, topics.iter().copied());
                 let mut batch = Vec::with_capacity(records.len());
+                // The partition of the record before, to give every record of
+                // a run the same `original` without looking it up.
+                let mut original: Option<TopicPartition> = None;
                 for (n, raw) in records.iter().enumerate() {
-                    if let Some(r) = convert(&self.rt, raw).await? {
-                        batch.push(r);
-                    }
+                    let tp = match original.take() {
+                        Some(tp) if tp.partition == raw.partition && *tp.topic == *raw.topic => tp,
+                        _ => TopicPartition::new(raw.topic.to_string(), raw.partition),
+                    };
                     // A poll returns each partition's records together: note
                     // the next offset once per partition, at its last record.
-                    let next = records.get(n + 1);
-                    if next.is_none_or(|r| r.partition != raw.partition || r.topic != raw.topic) {
-                        self.offsets.insert(
-                            TopicPartition::new(raw.topic.to_string(), raw.partition),
-                            raw.offset + 1,
-                        );
+                    let last_of_run = records.get(n + 1).is_none_or(|next| !same_partition(next, raw));
+                    if last_of_run {
+                        self.offsets.insert(tp.clone(), raw.offset + 1);
                     }
+                    if let Some(r) = convert(&self.rt, raw, tp.clone()).await? {
+                        batch.push(r);
+                    }
+                    original = Some(tp);
                 }
                 if !batch.is_empty() {
                     self.put(batch).await?;
@@ -203,7 +213,11 @@ impl SinkRunner {
 }
 
 /// Converts and transforms one consumed record; `None` when dropped.
-async fn convert(rt: &TaskRuntime, raw: &ConsumerRecord) -> Result<Option<SinkRecord>, TaskError> {
+async fn convert(
+    rt: &TaskRuntime,
+    raw: &ConsumerRecord,
+    original: TopicPartition,
+) -> Result<Option<SinkRecord>, TaskError> {
     let topic: &str = &raw.topic;
     let describe = || format!("{}-{} offset {}", raw.topic, raw.partition, raw.offset);
     let key = match rt.key_converter.to_connect(topic, raw.key.as_deref()) {
@@ -240,12 +254,11 @@ async fn convert(rt: &TaskRuntime, raw: &ConsumerRecord) -> Result<Option<SinkRe
             })
             .collect(),
     };
+    if rt.chain.is_empty() {
+        return Ok(Some(SinkRecord { record, original, offset: raw.offset }));
+    }
     match rt.chain.apply(record) {
-        Ok(Some(record)) => Ok(Some(SinkRecord {
-            record,
-            original: TopicPartition::new(topic, raw.partition),
-            offset: raw.offset,
-        })),
+        Ok(Some(record)) => Ok(Some(SinkRecord { record, original, offset: raw.offset })),
         Ok(None) => Ok(None),
         Err(e) => {
             let f = Failure::new(Stage::Transformation, transform_class(&rt.props, &e), &e);

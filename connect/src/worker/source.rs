@@ -2,7 +2,7 @@
 //! store the source offsets (see [`super::offsets`] for how a batch is made
 //! exactly-once).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -16,6 +16,7 @@ use tracing::{debug, info};
 use super::errors::{Failure, Stage};
 use super::offsets::{ensure_topic, OffsetStore, PendingRecord};
 use super::status::State;
+use super::topics::ActiveTopics;
 use super::{transform_class, TaskRuntime};
 use crate::data::Value;
 use crate::plugin::{
@@ -28,26 +29,63 @@ pub(crate) struct SourceRunner {
     pub(crate) task: Box<dyn SourceTask>,
     pub(crate) task_props: Props,
     pub(crate) context: SourceTaskContext,
-    pub(crate) producer: Producer,
+    pub(crate) storage: Storage,
     pub(crate) cluster: Cluster,
-    pub(crate) offsets: Arc<OffsetStore>,
-    pub(crate) end_reader: Consumer,
+    /// Reads log end offsets for the notes; lent to the batch being stored.
+    pub(crate) end_reader: Option<Consumer>,
     pub(crate) partitions: HashMap<String, i32>,
     pub(crate) sticky: u32,
+}
+
+/// What storing a batch takes, shared with the task that stores it.
+#[derive(Clone)]
+pub(crate) struct Storage {
+    pub(crate) name: Arc<str>,
+    pub(crate) task_id: u32,
+    pub(crate) topics: ActiveTopics,
+    pub(crate) producer: Arc<Producer>,
+    pub(crate) offsets: Arc<OffsetStore>,
+}
+
+/// A polled batch, transformed and converted, waiting to be stored.
+struct PreparedBatch {
+    records: Vec<SourceRecord>,
+    /// The batch's source partitions, in order of first appearance.
+    partitions: Vec<Arc<SourceMap>>,
+    /// Per record: the index of its source partition.
+    pidx: Vec<usize>,
+    /// The records to produce, each with its partition set.
+    produced: Vec<ProducerRecord>,
+    /// The target partitions, with the batch indices of their records in order.
+    targets: Vec<(TopicPartition, Vec<usize>)>,
+    /// Batch indices of records dropped by transforms or tolerated errors.
+    skipped: Vec<usize>,
+}
+
+/// A stored batch: its records and where each went (`None`: dropped).
+struct StoredBatch {
+    records: Vec<SourceRecord>,
+    stored: Vec<Option<(usize, i64)>>,
+    targets: Vec<(TopicPartition, Vec<usize>)>,
 }
 
 impl SourceRunner {
     pub(crate) async fn run(mut self) {
         let (name, id, status) = (self.rt.name.clone(), self.rt.task_id, self.rt.status.clone());
         status.set_task(&name, id, State::Running, None);
-        self.offsets.start_task(&name, id);
+        self.storage.offsets.start_task(&name, id);
         let mut result = self.run_inner().await;
         if result.is_ok() {
             // A clean stop: wait for the last offsets and clear the note.
-            result = self.offsets.finish_task(&name, id).await.map_err(|e| TaskError::fatal(e.to_string()));
+            result = self
+                .storage
+                .offsets
+                .finish_task(&name, id)
+                .await
+                .map_err(|e| TaskError::fatal(e.to_string()));
         }
         self.task.stop().await;
-        let _ = self.producer.close().await;
+        let _ = self.storage.producer.close().await;
         match result {
             Ok(()) => {
                 info!(connector = %name, task = id, "source task stopped");
@@ -60,173 +98,272 @@ impl SourceRunner {
         }
     }
 
+    /// Polls and prepares batch N+1 while batch N is being stored by a task
+    /// of its own (so on another thread when one is free); one batch is in
+    /// flight at most, so memory stays bounded by two polls. Then hands the
+    /// source task batch N's record metadata and commit.
     async fn run_inner(&mut self) -> Result<(), TaskError> {
         self.task.start(&self.task_props, &self.context).await?;
         let cancel = self.rt.cancel.clone();
+        let mut in_flight: Option<PreparedBatch> = None;
         loop {
-            if cancel.is_cancelled() {
-                return Ok(());
-            }
-            if !self.rt.wait_while_paused().await {
-                return Ok(());
-            }
-            let records = {
-                let mut backoff = self.rt.errors.backoff();
-                loop {
-                    match self.task.poll().await {
-                        Ok(r) => break r,
-                        Err(e) => {
-                            if !backoff.retry(Stage::TaskPoll, &e, &cancel).await {
-                                return Err(e);
-                            }
-                        }
-                    }
+            let stopping = cancel.is_cancelled();
+            if stopping || *self.rt.paused.borrow() {
+                // Store what was polled before stopping or pausing.
+                if let Some(batch) = in_flight.take() {
+                    let stored = self.store(batch).await?;
+                    self.finish(stored).await?;
                 }
+                if stopping || !self.rt.wait_while_paused().await {
+                    return Ok(());
+                }
+            }
+            let storing = match in_flight.take() {
+                Some(batch) => {
+                    let storage = self.storage.clone();
+                    let mut reader =
+                        self.end_reader.take().ok_or_else(|| TaskError::fatal("no log end reader"))?;
+                    Some(tokio::spawn(async move {
+                        let stored = store(&storage, &mut reader, batch).await;
+                        (reader, stored)
+                    }))
+                }
+                None => None,
             };
-            if records.is_empty() {
+            let next = poll_and_prepare(
+                &self.rt,
+                self.task.as_mut(),
+                &self.cluster,
+                &mut self.partitions,
+                &mut self.sticky,
+                &cancel,
+            )
+            .await;
+            if let Some(storing) = storing {
+                let (reader, stored) =
+                    storing.await.map_err(|e| TaskError::fatal(format!("storing a batch: {e}")))?;
+                self.end_reader = Some(reader);
+                self.finish(stored?).await?;
+            }
+            in_flight = next?;
+        }
+    }
+
+    async fn store(&mut self, batch: PreparedBatch) -> Result<StoredBatch, TaskError> {
+        let reader = self.end_reader.as_mut().ok_or_else(|| TaskError::fatal("no log end reader"))?;
+        store(&self.storage, reader, batch).await
+    }
+
+    /// Hands the task each stored record's metadata, in poll order, then
+    /// `commit`.
+    async fn finish(&mut self, batch: StoredBatch) -> Result<(), TaskError> {
+        let mut meta = RecordMetadata { topic: String::new(), partition: 0, offset: 0 };
+        for (record, stored) in batch.records.iter().zip(&batch.stored) {
+            let Some((t, offset)) = stored else {
                 continue;
-            }
-            self.send_batch(records).await?;
-        }
-    }
-
-    async fn partition_count(&mut self, topic: &str) -> Result<i32, TaskError> {
-        if let Some(n) = self.partitions.get(topic) {
-            return Ok(*n);
-        }
-        let n = match self.cluster.broker() {
-            Some(broker) => {
-                broker.ensure_topic(topic).map_err(|e| TaskError::fatal(format!("topic `{topic}`: {e}")))?;
-                broker
-                    .partition_count(topic)
-                    .map_err(|e| TaskError::fatal(format!("topic `{topic}`: {e}")))?
-            }
-            None => ensure_topic(&self.cluster, NewTopic::new(topic, 1))
-                .await
-                .map_err(|e| TaskError::fatal(e.to_string()))?,
-        };
-        self.partitions.insert(topic.to_string(), n);
-        Ok(n)
-    }
-
-    async fn send_batch(&mut self, records: Vec<SourceRecord>) -> Result<(), TaskError> {
-        let name = self.rt.name.clone();
-        let fatal = |what: &str| {
-            let what = what.to_string();
-            move |e: runnel_core::Error| TaskError::fatal(format!("{what}: {e}"))
-        };
-        // Source partitions in order of first appearance. A source usually
-        // repeats the partition of the record before, so that is tried first.
-        let mut partitions: Vec<SourceMap> = Vec::new();
-        let mut index: HashMap<String, usize> = HashMap::new();
-        let mut pidx = Vec::with_capacity(records.len());
-        for r in &records {
-            let i = match pidx.last() {
-                Some(&last) if partitions[last] == r.source_partition => last,
-                _ => *index.entry(partition_key(&r.source_partition)).or_insert_with(|| {
-                    partitions.push(r.source_partition.clone());
-                    partitions.len() - 1
-                }),
             };
-            pidx.push(i);
-        }
-        // Transform, convert and pick partitions.
-        self.sticky = self.sticky.wrapping_add(1);
-        let mut produced: Vec<(usize, ProducerRecord)> = Vec::with_capacity(records.len());
-        let mut skipped: Vec<PendingRecord<'_>> = Vec::new();
-        let mut last_topic: Option<(Arc<str>, i32)> = None;
-        for (i, r) in records.iter().enumerate() {
-            let topic = match &last_topic {
-                Some((t, _)) if **t == *r.record.topic => Some(t.clone()),
-                _ => None,
-            };
-            match prepare(&self.rt, r, topic).await? {
-                Some(mut pr) => {
-                    let n = match &last_topic {
-                        Some((t, n)) if Arc::ptr_eq(t, &pr.topic) => *n,
-                        _ => {
-                            let n = self.partition_count(&pr.topic).await?;
-                            last_topic = Some((pr.topic.clone(), n));
-                            n
-                        }
-                    };
-                    let p = match (pr.partition, &pr.key) {
-                        (Some(p), _) => p,
-                        (None, Some(k)) => partition_for_key(k, n),
-                        (None, None) => {
-                            ((self.sticky as usize + self.rt.task_id as usize) % n.max(1) as usize) as i32
-                        }
-                    };
-                    pr.partition = Some(p);
-                    produced.push((i, pr));
-                }
-                None => skipped.push((i, pidx[i], &r.source_offset)),
+            let tp = &batch.targets[*t].0;
+            if meta.topic != tp.topic {
+                meta.topic = tp.topic.clone();
             }
+            (meta.partition, meta.offset) = (tp.partition, *offset);
+            self.task.commit_record(record, &meta)?;
         }
-        // The offsets of each source partition's last record.
-        let mut last: Vec<Option<usize>> = vec![None; partitions.len()];
-        for (i, p) in pidx.iter().enumerate() {
-            last[*p] = Some(i);
-        }
-        let entries: Vec<(SourceMap, SourceMap)> = partitions
-            .iter()
-            .zip(&last)
-            .filter_map(|(p, i)| Some((p.clone(), records[(*i)?].source_offset.clone())))
-            .collect();
-        let store = |e: crate::error::ConnectError| TaskError::fatal(e.to_string());
-        let task_id = self.rt.task_id;
-        if produced.is_empty() {
-            // Nothing to produce, so no note: store the offsets and wait.
-            self.offsets.store_offsets(&name, task_id, &entries).await.map_err(store)?;
-        } else {
-            // Write the pending batch, then produce.
-            let mut by_tp: BTreeMap<TopicPartition, Vec<PendingRecord<'_>>> = BTreeMap::new();
-            for (i, pr) in &produced {
-                let (topic, partition) = (&pr.topic, pr.partition.unwrap_or(0));
-                let recs = match by_tp
-                    .iter_mut()
-                    .find(|(tp, _)| tp.partition == partition && *tp.topic == **topic)
-                {
-                    Some((_, recs)) => recs,
-                    None => by_tp.entry(TopicPartition::new(topic.to_string(), partition)).or_default(),
-                };
-                recs.push((*i, pidx[*i], &records[*i].source_offset));
-            }
-            let tps: Vec<TopicPartition> = by_tp.keys().cloned().collect();
-            let ends = self.end_reader.end_offsets(&tps).map_err(fatal("reading log end offsets"))?;
-            let targets: Vec<_> = by_tp
-                .into_iter()
-                .map(|(tp, recs)| {
-                    let end = ends.get(&tp).copied().unwrap_or(0);
-                    (tp, end, recs)
-                })
-                .collect();
-            self.rt.topics.record(&name, targets.iter().map(|(tp, ..)| tp.topic.as_str()));
-            self.offsets
-                .write_batch_note(&name, task_id, &partitions, &targets, &skipped)
-                .await
-                .map_err(store)?;
-            let mut deliveries = Vec::with_capacity(produced.len());
-            for (i, pr) in produced {
-                deliveries.push((i, self.producer.enqueue(pr).await.map_err(fatal("producing"))?));
-            }
-            self.producer.flush().await.map_err(fatal("producing"))?;
-            let mut meta = RecordMetadata { topic: String::new(), partition: 0, offset: 0 };
-            for (i, d) in deliveries {
-                let m = d.wait().await.map_err(fatal("producing"))?;
-                if *meta.topic != *m.topic {
-                    meta.topic = m.topic.to_string();
-                }
-                (meta.partition, meta.offset) = (m.partition, m.offset);
-                self.task.commit_record(&records[i], &meta).await?;
-            }
-            // The records and the note now give the offsets: they are sent
-            // without waiting (the next note waits for them and repeats them).
-            self.offsets.send_batch_offsets(&name, task_id, entries).await.map_err(store)?;
-        }
-        debug!(connector = %name, task = self.rt.task_id, records = records.len(), "source batch stored");
         self.task.commit().await
     }
+}
+
+/// Polls the task (retrying retriable errors) and prepares what it
+/// returns; `None` when it returned nothing.
+async fn poll_and_prepare(
+    rt: &TaskRuntime,
+    task: &mut dyn SourceTask,
+    cluster: &Cluster,
+    partition_counts: &mut HashMap<String, i32>,
+    sticky: &mut u32,
+    cancel: &CancellationToken,
+) -> Result<Option<PreparedBatch>, TaskError> {
+    let records = {
+        let mut backoff = rt.errors.backoff();
+        loop {
+            match task.poll().await {
+                Ok(r) => break r,
+                Err(e) => {
+                    if !backoff.retry(Stage::TaskPoll, &e, cancel).await {
+                        return Err(e);
+                    }
+                }
+            }
+        }
+    };
+    if records.is_empty() {
+        return Ok(None);
+    }
+    // Source partitions in order of first appearance. A source usually
+    // repeats the partition (the same `Arc`) of the record before, so that
+    // is tried first.
+    let mut partitions: Vec<Arc<SourceMap>> = Vec::new();
+    let mut index: HashMap<String, usize> = HashMap::new();
+    let mut pidx = Vec::with_capacity(records.len());
+    for r in &records {
+        let i = match pidx.last() {
+            Some(&last)
+                if Arc::ptr_eq(&partitions[last], &r.source_partition)
+                    || partitions[last] == r.source_partition =>
+            {
+                last
+            }
+            _ => *index.entry(partition_key(&r.source_partition)).or_insert_with(|| {
+                partitions.push(r.source_partition.clone());
+                partitions.len() - 1
+            }),
+        };
+        pidx.push(i);
+    }
+    // Transform, convert and pick partitions; group by target partition.
+    *sticky = sticky.wrapping_add(1);
+    let mut produced: Vec<ProducerRecord> = Vec::with_capacity(records.len());
+    let mut targets: Vec<(TopicPartition, Vec<usize>)> = Vec::new();
+    let mut skipped = Vec::new();
+    let mut last_topic: Option<(Arc<str>, i32)> = None;
+    let mut last_target = 0;
+    for (i, r) in records.iter().enumerate() {
+        let topic = match &last_topic {
+            Some((t, _)) if **t == *r.record.topic => Some(t.clone()),
+            _ => None,
+        };
+        let Some(mut pr) = prepare(rt, r, topic).await? else {
+            skipped.push(i);
+            continue;
+        };
+        let n = match &last_topic {
+            Some((t, n)) if Arc::ptr_eq(t, &pr.topic) => *n,
+            _ => {
+                let n = partition_count(cluster, partition_counts, &pr.topic).await?;
+                last_topic = Some((pr.topic.clone(), n));
+                n
+            }
+        };
+        let p = match (pr.partition, &pr.key) {
+            (Some(p), _) => p,
+            (None, Some(k)) => partition_for_key(k, n),
+            (None, None) => ((*sticky as usize + rt.task_id as usize) % n.max(1) as usize) as i32,
+        };
+        pr.partition = Some(p);
+        let same = |(tp, _): &(TopicPartition, Vec<usize>)| tp.partition == p && *tp.topic == *pr.topic;
+        if !targets.get(last_target).is_some_and(same) {
+            last_target = match targets.iter().position(same) {
+                Some(t) => t,
+                None => {
+                    targets.push((TopicPartition::new(pr.topic.to_string(), p), Vec::new()));
+                    targets.len() - 1
+                }
+            };
+        }
+        targets[last_target].1.push(i);
+        produced.push(pr);
+    }
+    Ok(Some(PreparedBatch { records, partitions, pidx, produced, targets, skipped }))
+}
+
+/// The partition count of a topic the task writes to (created if missing),
+/// cached.
+async fn partition_count(
+    cluster: &Cluster,
+    counts: &mut HashMap<String, i32>,
+    topic: &str,
+) -> Result<i32, TaskError> {
+    if let Some(n) = counts.get(topic) {
+        return Ok(*n);
+    }
+    let n = match cluster.broker() {
+        Some(broker) => {
+            broker.ensure_topic(topic).map_err(|e| TaskError::fatal(format!("topic `{topic}`: {e}")))?;
+            broker.partition_count(topic).map_err(|e| TaskError::fatal(format!("topic `{topic}`: {e}")))?
+        }
+        None => ensure_topic(cluster, NewTopic::new(topic, 1))
+            .await
+            .map_err(|e| TaskError::fatal(e.to_string()))?,
+    };
+    counts.insert(topic.to_string(), n);
+    Ok(n)
+}
+
+/// Stores a prepared batch exactly once: writes its note, produces its
+/// records and waits for them, then sends its offsets (see
+/// [`super::offsets`]).
+async fn store(
+    storage: &Storage,
+    end_reader: &mut Consumer,
+    batch: PreparedBatch,
+) -> Result<StoredBatch, TaskError> {
+    let PreparedBatch { records, partitions, pidx, mut produced, targets, skipped } = batch;
+    let Storage { name, task_id, topics, producer, offsets } = storage;
+    let (name, task_id) = (&**name, *task_id);
+    let fatal = |what: &str| {
+        let what = what.to_string();
+        move |e: runnel_core::Error| TaskError::fatal(format!("{what}: {e}"))
+    };
+    let store = |e: crate::error::ConnectError| TaskError::fatal(e.to_string());
+    // The offsets of each source partition's last record.
+    let mut last: Vec<Option<usize>> = vec![None; partitions.len()];
+    for (i, p) in pidx.iter().enumerate() {
+        last[*p] = Some(i);
+    }
+    let entries: Vec<(SourceMap, SourceMap)> = partitions
+        .iter()
+        .zip(&last)
+        .filter_map(|(p, i)| Some((SourceMap::clone(p), records[(*i)?].source_offset.to_map())))
+        .collect();
+    let mut stored: Vec<Option<(usize, i64)>> = vec![None; records.len()];
+    if produced.is_empty() {
+        // Nothing to produce, so no note: store the offsets and wait.
+        offsets.store_offsets(name, task_id, &entries).await.map_err(store)?;
+    } else {
+        // Write the pending batch, then produce.
+        let tps: Vec<TopicPartition> = targets.iter().map(|(tp, _)| tp.clone()).collect();
+        let ends = end_reader.end_offsets(&tps).map_err(fatal("reading log end offsets"))?;
+        let pending = |i: &usize| (*i, pidx[*i], &records[*i].source_offset);
+        let note_targets: Vec<(TopicPartition, i64, Vec<PendingRecord<'_>>)> = targets
+            .iter()
+            .map(|(tp, recs)| {
+                (tp.clone(), ends.get(tp).copied().unwrap_or(0), recs.iter().map(pending).collect())
+            })
+            .collect();
+        let note_skipped: Vec<PendingRecord<'_>> = skipped.iter().map(pending).collect();
+        topics.record(name, targets.iter().map(|(tp, _)| tp.topic.as_str()));
+        offsets
+            .write_batch_note(name, task_id, &partitions, &note_targets, &note_skipped)
+            .await
+            .map_err(store)?;
+        drop((note_targets, note_skipped));
+        let deliveries = producer.enqueue_many(&mut produced).await.map_err(fatal("producing"))?;
+        producer.flush().await.map_err(fatal("producing"))?;
+        // Each delivery stands for the next `records()` records of its
+        // partition, stored at the offsets ending at its own.
+        let mut done = vec![0usize; targets.len()];
+        for d in deliveries {
+            let count = d.records() as usize;
+            let m = d.wait().await.map_err(fatal("producing"))?;
+            let Some(t) =
+                targets.iter().position(|(tp, _)| tp.partition == m.partition && *tp.topic == *m.topic)
+            else {
+                continue;
+            };
+            let recs = &targets[t].1;
+            let from = done[t].min(recs.len());
+            let to = (from + count).min(recs.len());
+            for (k, i) in recs[from..to].iter().enumerate() {
+                stored[*i] = Some((t, m.offset - (to - from - 1 - k) as i64));
+            }
+            done[t] = to;
+        }
+        // The records and the note now give the offsets: they are sent
+        // without waiting (the next note waits for them and repeats them).
+        offsets.send_batch_offsets(name, task_id, entries).await.map_err(store)?;
+    }
+    debug!(connector = %name, task = task_id, records = records.len(), "source batch stored");
+    Ok(StoredBatch { records, stored, targets })
 }
 
 /// A header value as bytes: raw bytes and strings as they are, anything

@@ -160,15 +160,19 @@ impl FileStreamSinkTask {
         let Some(mut file) = self.file.take() else {
             return Err(TaskError::fatal("file sink is not started"));
         };
-        let buffer = std::mem::take(&mut self.buffer);
+        let mut buffer = std::mem::take(&mut self.buffer);
         let len = buffer.len() as u64;
-        let (file, result) = tokio::task::spawn_blocking(move || {
+        let (file, result, spent) = tokio::task::spawn_blocking(move || {
             let r = file.write_all(&buffer).and_then(|()| if sync { file.sync_data() } else { Ok(()) });
-            (file, r)
+            buffer.clear();
+            (file, r, buffer)
         })
         .await
         .map_err(|e| TaskError::fatal(format!("file writer thread: {e}")))?;
         self.file = Some(file);
+        // The buffer comes back empty and is filled again: no fresh memory
+        // (and no growing copies) per chunk.
+        self.buffer = spent;
         if let Err(e) = result {
             // Whether a part was written is unknown: fail, and the restart
             // cuts the file back to the last flushed length.
@@ -219,17 +223,27 @@ impl SinkTask for FileStreamSinkTask {
     }
 
     async fn put(&mut self, records: Vec<SinkRecord>) -> Result<(), TaskError> {
-        let mut records = records.into_iter().peekable();
-        while let Some(r) = records.next() {
-            if self.offsets.get(&r.original).is_some_and(|last| r.offset <= *last) {
+        if self.buffer.capacity() == 0 {
+            self.buffer.reserve(WRITE_CHUNK + WRITE_CHUNK / 4);
+        }
+        // The last offset written of the partition of the current run of
+        // records (a poll returns each partition's records together).
+        let mut written_up_to: Option<i64> = None;
+        let mut run_starts = true;
+        for (n, r) in records.iter().enumerate() {
+            if run_starts {
+                written_up_to = self.offsets.get(&r.original).copied();
+            }
+            run_starts = records.get(n + 1).is_none_or(|next| next.original != r.original);
+            if written_up_to.is_some_and(|last| r.offset <= last) {
                 continue; // written before a crash: a replay
             }
             write_line(&mut self.buffer, &r.record.value);
             self.buffer.push(b'\n');
             self.dirty = true;
             // Note the offset at the last record of each run of one partition.
-            if records.peek().is_none_or(|next| next.original != r.original) {
-                self.offsets.insert(r.original, r.offset);
+            if run_starts {
+                self.offsets.insert(r.original.clone(), r.offset);
             }
         }
         if self.buffer.len() >= WRITE_CHUNK {

@@ -17,13 +17,14 @@
 use std::io::SeekFrom;
 use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use runnel_connect::config_def::{ConfigDef, ConfigType, Importance, Validator};
 use runnel_connect::data::{Schema, SchemaType, Value};
 use runnel_connect::plugin::{
-    Props, SourceConnector, SourceMap, SourceRecord, SourceTask, SourceTaskContext, TaskError,
+    Props, SourceConnector, SourceMap, SourceOffset, SourceRecord, SourceTask, SourceTaskContext, TaskError,
 };
 use runnel_connect::record::ConnectRecord;
 use serde_json::json;
@@ -32,6 +33,9 @@ use tracing::{info, warn};
 
 /// How long `poll` waits when the file has no new complete line.
 const IDLE_WAIT: Duration = Duration::from_millis(50);
+
+/// The fields of a source offset.
+const OFFSET_FIELDS: &[&str] = &["position", "inode"];
 
 fn config_def() -> ConfigDef {
     ConfigDef::new()
@@ -88,7 +92,8 @@ pub struct FileStreamSourceTask {
     path: PathBuf,
     topic: String,
     batch_size: usize,
-    partition: SourceMap,
+    /// `{"filename": ..}`, shared by every record.
+    partition: Arc<SourceMap>,
     reader: Option<BufReader<tokio::fs::File>>,
     inode: u64,
     /// Byte after the last line returned (the start of `partial`).
@@ -98,23 +103,26 @@ pub struct FileStreamSourceTask {
 }
 
 impl FileStreamSourceTask {
-    fn offset(&self, position: u64) -> SourceMap {
-        let mut m = SourceMap::new();
-        m.insert("position".into(), json!(position));
-        m.insert("inode".into(), json!(self.inode));
-        m
+    fn offset(&self, position: u64) -> SourceOffset {
+        SourceOffset::integers(OFFSET_FIELDS, [position as i64, self.inode as i64])
     }
 
     fn record(&self, line: &[u8], position: u64) -> SourceRecord {
         let line = line.strip_suffix(b"\n").unwrap_or(line);
         let line = line.strip_suffix(b"\r").unwrap_or(line);
-        let value = Value::String(String::from_utf8_lossy(line).into_owned());
-        SourceRecord::new(
-            self.partition.clone(),
-            self.offset(position),
-            ConnectRecord::new(self.topic.clone(), Value::Null)
-                .with_value(Some(Schema::of(SchemaType::String)), value),
-        )
+        // Checked first as UTF-8 (fast); only invalid bytes take the lossy path.
+        let text = match std::str::from_utf8(line) {
+            Ok(text) => text.to_owned(),
+            Err(_) => String::from_utf8_lossy(line).into_owned(),
+        };
+        let value = Value::String(text);
+        let record = ConnectRecord {
+            topic: self.topic.clone(),
+            value_schema: Some(Schema::of(SchemaType::String)),
+            value,
+            ..ConnectRecord::default()
+        };
+        SourceRecord::new(self.partition.clone(), self.offset(position), record)
     }
 
     /// Opens the file at `position`; `Ok(false)` when it does not exist yet.
@@ -143,11 +151,14 @@ impl SourceTask for FileStreamSourceTask {
         self.path = PathBuf::from(config.require_string("file")?);
         self.topic = config.require_string("topic")?.to_string();
         self.batch_size = config.get_int("batch.size").unwrap_or(2000).max(1) as usize;
-        self.partition = SourceMap::new();
-        self.partition.insert("filename".into(), json!(self.path.to_string_lossy()));
+        let mut partition = SourceMap::new();
+        partition.insert("filename".into(), json!(self.path.to_string_lossy()));
+        self.partition = Arc::new(partition);
         let stored = context.offset(&self.partition);
         let mut position = stored.and_then(|o| o.get("position")).and_then(|p| p.as_u64()).unwrap_or(0);
-        let stored_inode = stored.and_then(|o| o.get("inode")).and_then(|i| i.as_u64());
+        // Stored as a signed integer (an inode past i64::MAX wraps round).
+        let stored_inode =
+            stored.and_then(|o| o.get("inode")).and_then(|i| i.as_i64().map(|i| i as u64).or(i.as_u64()));
         if let Ok(meta) = tokio::fs::metadata(&self.path).await {
             if stored_inode.is_some_and(|i| i != meta.ino()) {
                 info!(file = %self.path.display(), "file was rotated while stopped: reading the new one from the start");
@@ -189,7 +200,7 @@ impl SourceTask for FileStreamSourceTask {
             }
             let mut used = 0;
             while records.len() < self.batch_size {
-                let Some(newline) = buf[used..].iter().position(|b| *b == b'\n') else {
+                let Some(newline) = memchr::memchr(b'\n', &buf[used..]) else {
                     partial.extend_from_slice(&buf[used..]);
                     used = buf.len();
                     break;

@@ -433,12 +433,19 @@ impl Accumulator {
         let mut state = self.state.lock().expect("producer state lock");
         let mut accepted = 0;
         let mut failure = None;
-        for (record, &size) in records.drain(..).zip(&sizes) {
+        // One clock reading for the call: records without a timestamp are
+        // sent at the same moment.
+        let now = SystemClock.now_ms();
+        for (mut record, &size) in records.drain(..).zip(&sizes) {
+            record.timestamp.get_or_insert(now);
             match self.append_locked(&mut state, record, size) {
-                Ok(delivery) => {
+                Ok(mut delivery) => {
                     accepted += size;
                     match deliveries.iter_mut().rev().find(|d| d.same_batch(&delivery)) {
-                        Some(earlier) => *earlier = delivery,
+                        Some(earlier) => {
+                            delivery.absorb(earlier);
+                            *earlier = delivery;
+                        }
                         None => deliveries.push(delivery),
                     }
                 }

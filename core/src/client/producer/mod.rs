@@ -123,6 +123,11 @@ impl Producer {
     /// As [`Producer::enqueue`]. The records before the failing one are
     /// accepted and will be sent; it and those after it are not.
     ///
+    /// [`Delivery::records`] tells how many of the records a delivery
+    /// stands for: the records of one partition, in order, are covered by
+    /// that partition's deliveries in order, and the ones a delivery stands
+    /// for have the offsets up to its own.
+    ///
     /// # Example
     ///
     /// ```
@@ -201,13 +206,41 @@ pub struct Delivery {
 
 #[derive(Debug)]
 enum DeliveryInner {
-    Embedded { completion: Arc<BatchCompletion>, index: u32, timestamp: i64 },
+    /// `records`: how many records enqueued in one call it stands for.
+    Embedded {
+        completion: Arc<BatchCompletion>,
+        index: u32,
+        timestamp: i64,
+        records: u32,
+    },
     Kafka(KafkaDelivery),
 }
 
 impl Delivery {
     pub(crate) fn embedded(completion: Arc<BatchCompletion>, index: u32, timestamp: i64) -> Delivery {
-        Delivery { inner: DeliveryInner::Embedded { completion, index, timestamp } }
+        Delivery { inner: DeliveryInner::Embedded { completion, index, timestamp, records: 1 } }
+    }
+
+    /// Stands for `earlier`'s records too (the same batch, enqueued in one
+    /// [`Producer::enqueue_many`] call).
+    pub(crate) fn absorb(&mut self, earlier: &Delivery) {
+        if let (DeliveryInner::Embedded { records, .. }, DeliveryInner::Embedded { records: before, .. }) =
+            (&mut self.inner, &earlier.inner)
+        {
+            *records += before;
+        }
+    }
+
+    /// How many records this delivery stands for: 1 for one from
+    /// [`Producer::enqueue`]; from [`Producer::enqueue_many`], the number
+    /// of that call's records that went into its batch. They are the
+    /// records of its partition just before it and it, stored at the
+    /// offsets ending at its own.
+    pub fn records(&self) -> u32 {
+        match &self.inner {
+            DeliveryInner::Embedded { records, .. } => *records,
+            DeliveryInner::Kafka(_) => 1,
+        }
     }
 
     /// Whether both records went into one batch, which they share the
@@ -238,7 +271,7 @@ impl Delivery {
     /// [`Error::SendFailed`] with the reason the batch was not stored.
     pub async fn wait(self) -> Result<RecordMetadata> {
         let (completion, index, timestamp) = match self.inner {
-            DeliveryInner::Embedded { completion, index, timestamp } => (completion, index, timestamp),
+            DeliveryInner::Embedded { completion, index, timestamp, .. } => (completion, index, timestamp),
             DeliveryInner::Kafka(k) => return k.wait().await,
         };
         let outcome = completion.wait().await;
