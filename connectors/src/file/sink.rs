@@ -31,7 +31,9 @@ use runnel_connect::plugin::{
 use serde_json::json;
 use tracing::{info, warn};
 
-/// Bytes buffered by `put` before they are written (without fsync).
+/// Bytes reserved up front for a write buffer (`put` writes what each call
+/// buffered, in the background and without fsync; a poll of 10,000 lines of
+/// 100 bytes fits).
 const WRITE_CHUNK: usize = 1024 * 1024;
 
 fn config_def() -> ConfigDef {
@@ -148,37 +150,58 @@ pub struct FileStreamSinkTask {
     offsets: BTreeMap<TopicPartition, i64>,
     /// Whether lines were accepted since the last flush.
     dirty: bool,
+    /// The chunk being written on a blocking thread, and its length.
+    writing: Option<(ChunkWrite, u64)>,
+    /// The buffer of the last chunk written, to fill next.
+    spare: Vec<u8>,
 }
+
+/// A chunk write on a blocking thread; it hands back the file, the outcome
+/// and the buffer.
+type ChunkWrite = tokio::task::JoinHandle<(File, std::io::Result<()>, Vec<u8>)>;
 
 fn io_error(path: &Path, e: std::io::Error) -> TaskError {
     TaskError::retriable(format!("file {}: {e}", path.display()))
 }
 
 impl FileStreamSinkTask {
-    /// Writes the buffer (no fsync) off the reactor thread.
-    async fn write_buffer(&mut self, sync: bool) -> Result<(), TaskError> {
-        let Some(mut file) = self.file.take() else {
-            return Err(TaskError::fatal("file sink is not started"));
+    /// Waits for the chunk being written, if any: the file and the emptied
+    /// buffer come back.
+    async fn finish_write(&mut self) -> Result<(), TaskError> {
+        let Some((writing, len)) = self.writing.take() else {
+            return Ok(());
         };
-        let mut buffer = std::mem::take(&mut self.buffer);
-        let len = buffer.len() as u64;
-        let (file, result, spent) = tokio::task::spawn_blocking(move || {
-            let r = file.write_all(&buffer).and_then(|()| if sync { file.sync_data() } else { Ok(()) });
-            buffer.clear();
-            (file, r, buffer)
-        })
-        .await
-        .map_err(|e| TaskError::fatal(format!("file writer thread: {e}")))?;
+        let (file, result, mut spent) =
+            writing.await.map_err(|e| TaskError::fatal(format!("file writer thread: {e}")))?;
         self.file = Some(file);
-        // The buffer comes back empty and is filled again: no fresh memory
-        // (and no growing copies) per chunk.
-        self.buffer = spent;
+        // Filled again later: no fresh memory (and no growing copies) per chunk.
+        spent.clear();
+        self.spare = spent;
         if let Err(e) = result {
             // Whether a part was written is unknown: fail, and the restart
             // cuts the file back to the last flushed length.
             return Err(TaskError::fatal(format!("writing {}: {e}", self.path.display())));
         }
         self.written += len;
+        Ok(())
+    }
+
+    /// Hands the buffer to a blocking thread that writes it (and fsyncs
+    /// when `sync`), after the chunk before it, and returns without waiting
+    /// for it: lines are written while the next ones are converted. One
+    /// chunk is in flight at most.
+    async fn start_write(&mut self, sync: bool) -> Result<(), TaskError> {
+        self.finish_write().await?;
+        let Some(mut file) = self.file.take() else {
+            return Err(TaskError::fatal("file sink is not started"));
+        };
+        let buffer = std::mem::replace(&mut self.buffer, std::mem::take(&mut self.spare));
+        let len = buffer.len() as u64;
+        let writing = tokio::task::spawn_blocking(move || {
+            let r = file.write_all(&buffer).and_then(|()| if sync { file.sync_data() } else { Ok(()) });
+            (file, r, buffer)
+        });
+        self.writing = Some((writing, len));
         Ok(())
     }
 }
@@ -246,8 +269,10 @@ impl SinkTask for FileStreamSinkTask {
                 self.offsets.insert(r.original.clone(), r.offset);
             }
         }
-        if self.buffer.len() >= WRITE_CHUNK {
-            self.write_buffer(false).await?;
+        // Written now (in the background), not held back until the next
+        // flush: a sink that has caught up shows its lines at once.
+        if !self.buffer.is_empty() {
+            self.start_write(false).await?;
         }
         Ok(())
     }
@@ -256,7 +281,8 @@ impl SinkTask for FileStreamSinkTask {
         if !self.dirty {
             return Ok(());
         }
-        self.write_buffer(true).await?;
+        self.start_write(true).await?;
+        self.finish_write().await?;
         self.dirty = false;
         let stored = SinkOffsets { length: self.written, offsets: self.offsets.clone() };
         let path = self.path.clone();
@@ -266,6 +292,7 @@ impl SinkTask for FileStreamSinkTask {
     }
 
     async fn stop(&mut self) {
+        let _ = self.finish_write().await;
         self.file = None;
     }
 }
