@@ -278,8 +278,8 @@ impl OffsetStore {
         connector: &str,
         task: u32,
         partitions: &[Arc<SourceMap>],
-        targets: &[(TopicPartition, i64, Vec<PendingRecord<'_>>)],
-        skipped: &[PendingRecord<'_>],
+        targets: &[(TopicPartition, i64, Vec<u8>)],
+        skipped: &[u8],
     ) -> Result<(), ConnectError> {
         let earlier = self.take_unconfirmed(connector, task);
         let note = pending_batch(partitions, targets, skipped, &earlier.entries);
@@ -428,14 +428,110 @@ impl Stored {
 
 /// One record of a pending batch: its index in the batch, its source
 /// partition's index in `partitions`, and its source offset.
+#[cfg(test)]
 pub(crate) type PendingRecord<'a> = (usize, usize, &'a SourceOffset);
 
-/// Builds the pending-batch value as JSON text, written straight from the
-/// borrowed offsets (a batch holds one offset per record).
+/// A run of records being written (see the module docs).
+struct Run {
+    next: usize,
+    partition: usize,
+    names: &'static [&'static str],
+    last: [i64; MAX_OFFSET_INTEGERS],
+    count: usize,
+}
+
+/// Writes a list of a pending batch's records as JSON, one record at a time
+/// — as the batch is prepared, while its offsets are still in the cache —
+/// with runs of integer offsets written as differences (module docs).
+pub(crate) struct PendingRecords {
+    out: Vec<u8>,
+    run: Option<Run>,
+    empty: bool,
+    number: itoa::Buffer,
+}
+
+impl Default for PendingRecords {
+    fn default() -> PendingRecords {
+        PendingRecords { out: b"[".to_vec(), run: None, empty: true, number: itoa::Buffer::new() }
+    }
+}
+
+impl PendingRecords {
+    /// Appends record `i` of the batch, from source partition `p`.
+    pub(crate) fn push(&mut self, i: usize, p: usize, offset: &SourceOffset) {
+        use std::io::Write as _;
+        let integers = offset.as_integers();
+        if let (Some((names, values)), Some(r)) = (integers, &mut self.run) {
+            if r.next == i && r.partition == p && (std::ptr::eq(r.names, names) || r.names == names) {
+                for (last, value) in r.last.iter_mut().zip(values) {
+                    self.out.push(b',');
+                    self.out.extend_from_slice(self.number.format(value.wrapping_sub(*last)).as_bytes());
+                    *last = *value;
+                }
+                r.next += 1;
+                r.count += 1;
+                return;
+            }
+        }
+        self.close_run();
+        if !self.empty {
+            self.out.push(b',');
+        }
+        self.empty = false;
+        match integers {
+            Some((names, values)) => {
+                let _ = write!(self.out, "{{\"run\":[{i},{p}],\"fields\":");
+                let _ = serde_json::to_writer(&mut self.out, names);
+                self.out.extend_from_slice(b",\"values\":[");
+                for (k, value) in values.iter().enumerate() {
+                    if k > 0 {
+                        self.out.push(b',');
+                    }
+                    self.out.extend_from_slice(self.number.format(*value).as_bytes());
+                }
+                let mut last = [0; MAX_OFFSET_INTEGERS];
+                last[..values.len()].copy_from_slice(values);
+                self.run = Some(Run { next: i + 1, partition: p, names, last, count: 1 });
+            }
+            None => {
+                let _ = write!(self.out, "[{i},{p},");
+                offset.write_json(&mut self.out);
+                self.out.push(b']');
+            }
+        }
+    }
+
+    fn close_run(&mut self) {
+        use std::io::Write as _;
+        if let Some(run) = self.run.take() {
+            let _ = write!(self.out, "],\"count\":{}}}", run.count);
+        }
+    }
+
+    /// The JSON array.
+    pub(crate) fn finish(mut self) -> Vec<u8> {
+        self.close_run();
+        self.out.push(b']');
+        self.out
+    }
+
+    /// The records of `records` as a JSON array.
+    #[cfg(test)]
+    pub(crate) fn of<'a>(records: impl IntoIterator<Item = PendingRecord<'a>>) -> Vec<u8> {
+        let mut list = PendingRecords::default();
+        for (i, p, o) in records {
+            list.push(i, p, o);
+        }
+        list.finish()
+    }
+}
+
+/// Builds the pending-batch value as JSON text from the lists of records
+/// written by [`PendingRecords`].
 pub(crate) fn pending_batch(
     partitions: &[Arc<SourceMap>],
-    targets: &[(TopicPartition, i64, Vec<PendingRecord<'_>>)],
-    skipped: &[PendingRecord<'_>],
+    targets: &[(TopicPartition, i64, Vec<u8>)],
+    skipped: &[u8],
     previous: &[(SourceMap, SourceMap)],
 ) -> String {
     use std::io::Write as _;
@@ -443,70 +539,7 @@ pub(crate) fn pending_batch(
     fn map(out: &mut Vec<u8>, m: &SourceMap) {
         let _ = serde_json::to_writer(&mut *out, m);
     }
-    fn records(out: &mut Vec<u8>, records: &[PendingRecord<'_>]) {
-        // Runs of records with consecutive batch indices, one source
-        // partition and integer offsets of the same names are written as
-        // one object: the first offset's values, then per record the
-        // differences from the record before.
-        struct Run {
-            next: usize,
-            partition: usize,
-            names: &'static [&'static str],
-            last: [i64; MAX_OFFSET_INTEGERS],
-            count: usize,
-        }
-        fn close(out: &mut Vec<u8>, run: Option<Run>) {
-            if let Some(run) = run {
-                let _ = write!(out, "],\"count\":{}}}", run.count);
-            }
-        }
-        let mut number = itoa::Buffer::new();
-        let mut run: Option<Run> = None;
-        out.push(b'[');
-        for (n, (i, p, o)) in records.iter().enumerate() {
-            let integers = o.as_integers();
-            if let (Some((names, values)), Some(r)) = (integers, &mut run) {
-                if r.next == *i && r.partition == *p && (std::ptr::eq(r.names, names) || r.names == names) {
-                    for (last, value) in r.last.iter_mut().zip(values) {
-                        out.push(b',');
-                        out.extend_from_slice(number.format(value.wrapping_sub(*last)).as_bytes());
-                        *last = *value;
-                    }
-                    r.next += 1;
-                    r.count += 1;
-                    continue;
-                }
-            }
-            close(out, run.take());
-            if n > 0 {
-                out.push(b',');
-            }
-            match integers {
-                Some((names, values)) => {
-                    let _ = write!(out, "{{\"run\":[{i},{p}],\"fields\":");
-                    let _ = serde_json::to_writer(&mut *out, names);
-                    out.extend_from_slice(b",\"values\":[");
-                    for (k, value) in values.iter().enumerate() {
-                        if k > 0 {
-                            out.push(b',');
-                        }
-                        out.extend_from_slice(number.format(*value).as_bytes());
-                    }
-                    let mut last = [0; MAX_OFFSET_INTEGERS];
-                    last[..values.len()].copy_from_slice(values);
-                    run = Some(Run { next: i + 1, partition: *p, names, last, count: 1 });
-                }
-                None => {
-                    let _ = write!(out, "[{i},{p},");
-                    o.write_json(out);
-                    out.push(b']');
-                }
-            }
-        }
-        close(out, run);
-        out.push(b']');
-    }
-    let mut out = Vec::with_capacity(64 + 12 * targets.iter().map(|t| t.2.len()).sum::<usize>());
+    let mut out = Vec::with_capacity(256 + skipped.len() + targets.iter().map(|t| t.2.len()).sum::<usize>());
     out.extend_from_slice(b"{\"partitions\":[");
     for (n, p) in partitions.iter().enumerate() {
         if n > 0 {
@@ -523,11 +556,11 @@ pub(crate) fn pending_batch(
             if n == 0 { "" } else { "," },
             tp.partition
         );
-        records(&mut out, recs);
+        out.extend_from_slice(recs);
         out.push(b'}');
     }
     out.extend_from_slice(b"],\"skipped\":");
-    records(&mut out, skipped);
+    out.extend_from_slice(skipped);
     out.extend_from_slice(b",\"previous\":[");
     for (n, (p, o)) in previous.iter().enumerate() {
         out.extend_from_slice(if n == 0 { b"[" } else { b",[" });
@@ -537,7 +570,7 @@ pub(crate) fn pending_batch(
         out.push(b']');
     }
     out.extend_from_slice(b"]}");
-    // serde_json writes UTF-8.
+    // serde_json and itoa write UTF-8.
     String::from_utf8(out).unwrap_or_default()
 }
 
@@ -647,8 +680,8 @@ mod tests {
         let (o1, o2, o3, o4) = (off(1).into(), off(2).into(), off(3).into(), off(4).into());
         let batch = pending_batch(
             &[Arc::new(p.clone())],
-            &[(tp.clone(), 10, vec![(0, 0, &o1), (2, 0, &o3), (3, 0, &o4)])],
-            &[(1, 0, &o2)],
+            &[(tp.clone(), 10, PendingRecords::of([(0, 0, &o1), (2, 0, &o3), (3, 0, &o4)]))],
+            &PendingRecords::of([(1, 0, &o2)]),
             &[],
         );
         let batch: Json = serde_json::from_str(&batch).unwrap();
@@ -667,8 +700,8 @@ mod tests {
         let (a5, a6) = (off(5).into(), off(6).into());
         let batch = pending_batch(
             &[Arc::new(a.clone())],
-            &[(tp.clone(), 0, vec![(0, 0, &a5), (1, 0, &a6)])],
-            &[],
+            &[(tp.clone(), 0, PendingRecords::of([(0, 0, &a5), (1, 0, &a6)]))],
+            &PendingRecords::of([]),
             &[(a.clone(), off(4)), (b.clone(), off(9))],
         );
         let batch: Json = serde_json::from_str(&batch).unwrap();
@@ -704,13 +737,23 @@ mod tests {
             offsets.iter().enumerate().map(|(i, (p, o))| (i, *p, o)).collect();
         let kept: Vec<PendingRecord<'_>> = pending.iter().copied().filter(|(i, ..)| *i != 4).collect();
         let partitions = [a.clone(), b.clone()];
-        let compact = pending_batch(&partitions, &[(tp.clone(), 0, kept.clone())], &[pending[4]], &[]);
+        let compact = pending_batch(
+            &partitions,
+            &[(tp.clone(), 0, PendingRecords::of(kept.clone()))],
+            &PendingRecords::of([pending[4]]),
+            &[],
+        );
         // The same offsets as maps are written one record at a time.
         let as_maps: Vec<SourceOffset> =
             offsets.iter().map(|(_, o)| SourceOffset::from(o.to_map())).collect();
         let one_by_one: Vec<PendingRecord<'_>> =
             kept.iter().map(|(i, p, _)| (*i, *p, &as_maps[*i])).collect();
-        let plain = pending_batch(&partitions, &[(tp.clone(), 0, one_by_one)], &[(4, 1, &as_maps[4])], &[]);
+        let plain = pending_batch(
+            &partitions,
+            &[(tp.clone(), 0, PendingRecords::of(one_by_one))],
+            &PendingRecords::of([(4, 1, &as_maps[4])]),
+            &[],
+        );
         assert!(compact.contains("\"run\""), "{compact}");
         let (compact, plain): (Json, Json) =
             (serde_json::from_str(&compact).unwrap(), serde_json::from_str(&plain).unwrap());
@@ -718,7 +761,12 @@ mod tests {
         let lines: Vec<SourceOffset> =
             (1..=10_000).map(|n| SourceOffset::integers(FIELDS, [n * 100, 7])).collect();
         let run: Vec<PendingRecord<'_>> = lines.iter().enumerate().map(|(i, o)| (i, 0, o)).collect();
-        let long = pending_batch(&partitions[..1], &[(tp.clone(), 0, run)], &[], &[]);
+        let long = pending_batch(
+            &partitions[..1],
+            &[(tp.clone(), 0, PendingRecords::of(run))],
+            &PendingRecords::of([]),
+            &[],
+        );
         assert!(long.len() < 10_000 * 8, "{} bytes", long.len());
         for landed in 0..=kept.len() as i64 {
             let ends = BTreeMap::from([(tp.clone(), landed)]);

@@ -14,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info};
 
 use super::errors::{Failure, Stage};
-use super::offsets::{ensure_topic, OffsetStore, PendingRecord};
+use super::offsets::{ensure_topic, OffsetStore, PendingRecords};
 use super::status::State;
 use super::topics::ActiveTopics;
 use super::{transform_class, TaskRuntime};
@@ -58,8 +58,11 @@ struct PreparedBatch {
     produced: Vec<ProducerRecord>,
     /// The target partitions, with the batch indices of their records in order.
     targets: Vec<(TopicPartition, Vec<usize>)>,
-    /// Batch indices of records dropped by transforms or tolerated errors.
-    skipped: Vec<usize>,
+    /// Per target partition, its records as the note lists them.
+    target_notes: Vec<Vec<u8>>,
+    /// The records dropped by transforms or tolerated errors, as the note
+    /// lists them.
+    skipped: Vec<u8>,
 }
 
 /// A stored batch: its records and where each went (`None`: dropped).
@@ -224,7 +227,9 @@ async fn poll_and_prepare(
     *sticky = sticky.wrapping_add(1);
     let mut produced: Vec<ProducerRecord> = Vec::with_capacity(records.len());
     let mut targets: Vec<(TopicPartition, Vec<usize>)> = Vec::new();
-    let mut skipped = Vec::new();
+    // The note's lists are written here, while the offsets are in the cache.
+    let mut target_notes: Vec<PendingRecords> = Vec::new();
+    let mut skipped = PendingRecords::default();
     let mut last_topic: Option<(Arc<str>, i32)> = None;
     let mut last_target = 0;
     for (i, r) in records.iter().enumerate() {
@@ -233,7 +238,7 @@ async fn poll_and_prepare(
             _ => None,
         };
         let Some(mut pr) = prepare(rt, r, topic).await? else {
-            skipped.push(i);
+            skipped.push(i, pidx[i], &r.source_offset);
             continue;
         };
         let n = match &last_topic {
@@ -256,14 +261,18 @@ async fn poll_and_prepare(
                 Some(t) => t,
                 None => {
                     targets.push((TopicPartition::new(pr.topic.to_string(), p), Vec::new()));
+                    target_notes.push(PendingRecords::default());
                     targets.len() - 1
                 }
             };
         }
         targets[last_target].1.push(i);
+        target_notes[last_target].push(i, pidx[i], &r.source_offset);
         produced.push(pr);
     }
-    Ok(Some(PreparedBatch { records, partitions, pidx, produced, targets, skipped }))
+    let target_notes = target_notes.into_iter().map(PendingRecords::finish).collect();
+    let skipped = skipped.finish();
+    Ok(Some(PreparedBatch { records, partitions, pidx, produced, targets, target_notes, skipped }))
 }
 
 /// The partition count of a topic the task writes to (created if missing),
@@ -297,7 +306,7 @@ async fn store(
     end_reader: &mut Consumer,
     batch: PreparedBatch,
 ) -> Result<StoredBatch, TaskError> {
-    let PreparedBatch { records, partitions, pidx, mut produced, targets, skipped } = batch;
+    let PreparedBatch { records, partitions, pidx, mut produced, targets, target_notes, skipped } = batch;
     let Storage { name, task_id, topics, producer, offsets } = storage;
     let (name, task_id) = (&**name, *task_id);
     let fatal = |what: &str| {
@@ -323,20 +332,14 @@ async fn store(
         // Write the pending batch, then produce.
         let tps: Vec<TopicPartition> = targets.iter().map(|(tp, _)| tp.clone()).collect();
         let ends = end_reader.end_offsets(&tps).map_err(fatal("reading log end offsets"))?;
-        let pending = |i: &usize| (*i, pidx[*i], &records[*i].source_offset);
-        let note_targets: Vec<(TopicPartition, i64, Vec<PendingRecord<'_>>)> = targets
+        let note_targets: Vec<(TopicPartition, i64, Vec<u8>)> = targets
             .iter()
-            .map(|(tp, recs)| {
-                (tp.clone(), ends.get(tp).copied().unwrap_or(0), recs.iter().map(pending).collect())
-            })
+            .zip(target_notes)
+            .map(|((tp, _), list)| (tp.clone(), ends.get(tp).copied().unwrap_or(0), list))
             .collect();
-        let note_skipped: Vec<PendingRecord<'_>> = skipped.iter().map(pending).collect();
         topics.record(name, targets.iter().map(|(tp, _)| tp.topic.as_str()));
-        offsets
-            .write_batch_note(name, task_id, &partitions, &note_targets, &note_skipped)
-            .await
-            .map_err(store)?;
-        drop((note_targets, note_skipped));
+        offsets.write_batch_note(name, task_id, &partitions, &note_targets, &skipped).await.map_err(store)?;
+        drop(note_targets);
         let deliveries = producer.enqueue_many(&mut produced).await.map_err(fatal("producing"))?;
         producer.flush().await.map_err(fatal("producing"))?;
         // Each delivery stands for the next `records()` records of its
