@@ -605,6 +605,7 @@ impl Worker {
                     end_reader: Some(end_reader),
                     partitions: HashMap::new(),
                     sticky: 0,
+                    spare: Vec::new(),
                 };
                 tokio::spawn(runner.run())
             }

@@ -35,6 +35,9 @@ pub(crate) struct SourceRunner {
     pub(crate) end_reader: Option<Consumer>,
     pub(crate) partitions: HashMap<String, i32>,
     pub(crate) sticky: u32,
+    /// The emptied record list of the last stored batch, filled again by
+    /// the next (no fresh megabytes per batch).
+    pub(crate) spare: Vec<ProducerRecord>,
 }
 
 /// What storing a batch takes, shared with the task that stores it.
@@ -68,6 +71,8 @@ struct PreparedBatch {
 /// A stored batch: its records and where each went (`None`: dropped).
 struct StoredBatch {
     records: Vec<SourceRecord>,
+    /// The produced list, empty, for reuse.
+    produced: Vec<ProducerRecord>,
     stored: Vec<Option<(usize, i64)>>,
     targets: Vec<(TopicPartition, Vec<usize>)>,
 }
@@ -139,6 +144,7 @@ impl SourceRunner {
                 &self.cluster,
                 &mut self.partitions,
                 &mut self.sticky,
+                &mut self.spare,
                 &cancel,
             )
             .await;
@@ -159,7 +165,8 @@ impl SourceRunner {
 
     /// Hands the task each stored record's metadata, in poll order, then
     /// `commit`.
-    async fn finish(&mut self, batch: StoredBatch) -> Result<(), TaskError> {
+    async fn finish(&mut self, mut batch: StoredBatch) -> Result<(), TaskError> {
+        self.spare = std::mem::take(&mut batch.produced);
         let mut meta = RecordMetadata { topic: String::new(), partition: 0, offset: 0 };
         for (record, stored) in batch.records.iter().zip(&batch.stored) {
             let Some((t, offset)) = stored else {
@@ -184,6 +191,7 @@ async fn poll_and_prepare(
     cluster: &Cluster,
     partition_counts: &mut HashMap<String, i32>,
     sticky: &mut u32,
+    spare: &mut Vec<ProducerRecord>,
     cancel: &CancellationToken,
 ) -> Result<Option<PreparedBatch>, TaskError> {
     let records = {
@@ -225,7 +233,9 @@ async fn poll_and_prepare(
     }
     // Transform, convert and pick partitions; group by target partition.
     *sticky = sticky.wrapping_add(1);
-    let mut produced: Vec<ProducerRecord> = Vec::with_capacity(records.len());
+    let mut produced = std::mem::take(spare);
+    produced.clear();
+    produced.reserve(records.len());
     let mut targets: Vec<(TopicPartition, Vec<usize>)> = Vec::new();
     // The note's lists are written here, while the offsets are in the cache.
     let mut target_notes: Vec<PendingRecords> = Vec::new();
@@ -366,7 +376,8 @@ async fn store(
         offsets.send_batch_offsets(name, task_id, entries).await.map_err(store)?;
     }
     debug!(connector = %name, task = task_id, records = records.len(), "source batch stored");
-    Ok(StoredBatch { records, stored, targets })
+    produced.clear();
+    Ok(StoredBatch { records, produced, stored, targets })
 }
 
 /// A header value as bytes: raw bytes and strings as they are, anything
