@@ -123,24 +123,15 @@ impl SinkRunner {
                 }
                 self.rt.topics.record(&self.rt.name, topics.iter().copied());
                 let mut batch = Vec::with_capacity(records.len());
-                // The partition of the record before, to give every record of
-                // a run the same `original` without looking it up.
-                let mut original: Option<TopicPartition> = None;
                 for (n, raw) in records.iter().enumerate() {
-                    let tp = match original.take() {
-                        Some(tp) if tp.partition == raw.partition && *tp.topic == *raw.topic => tp,
-                        _ => TopicPartition::new(raw.topic.to_string(), raw.partition),
-                    };
-                    // A poll returns each partition's records together: note
-                    // the next offset once per partition, at its last record.
-                    let last_of_run = records.get(n + 1).is_none_or(|next| !same_partition(next, raw));
-                    if last_of_run {
-                        self.offsets.insert(tp.clone(), raw.offset + 1);
-                    }
-                    if let Some(r) = convert(&self.rt, raw, tp.clone()).await? {
+                    if let Some(r) = convert(&self.rt, raw).await? {
                         batch.push(r);
                     }
-                    original = Some(tp);
+                    // A poll returns each partition's records together: note
+                    // the next offset once per partition, at its last record.
+                    if records.get(n + 1).is_none_or(|next| !same_partition(next, raw)) {
+                        self.offsets.insert(raw.topic_partition(), raw.offset + 1);
+                    }
                 }
                 if !batch.is_empty() {
                     self.put(batch).await?;
@@ -213,11 +204,7 @@ impl SinkRunner {
 }
 
 /// Converts and transforms one consumed record; `None` when dropped.
-async fn convert(
-    rt: &TaskRuntime,
-    raw: &ConsumerRecord,
-    original: TopicPartition,
-) -> Result<Option<SinkRecord>, TaskError> {
+async fn convert(rt: &TaskRuntime, raw: &ConsumerRecord) -> Result<Option<SinkRecord>, TaskError> {
     let topic: &str = &raw.topic;
     let describe = || format!("{}-{} offset {}", raw.topic, raw.partition, raw.offset);
     let key = match rt.key_converter.to_connect(topic, raw.key.as_deref()) {
@@ -254,6 +241,7 @@ async fn convert(
             })
             .collect(),
     };
+    let original = raw.topic_partition();
     if rt.chain.is_empty() {
         return Ok(Some(SinkRecord { record, original, offset: raw.offset }));
     }

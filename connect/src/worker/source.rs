@@ -59,10 +59,9 @@ struct PreparedBatch {
     pidx: Vec<usize>,
     /// The records to produce, each with its partition set.
     produced: Vec<ProducerRecord>,
-    /// The target partitions, with the batch indices of their records in order.
-    targets: Vec<(TopicPartition, Vec<usize>)>,
-    /// Per target partition, its records as the note lists them.
-    target_notes: Vec<Vec<u8>>,
+    /// The target partitions, with the batch indices of their records in
+    /// order and those records as the note lists them.
+    targets: Vec<(TopicPartition, Vec<usize>, Vec<u8>)>,
     /// The records dropped by transforms or tolerated errors, as the note
     /// lists them.
     skipped: Vec<u8>,
@@ -74,8 +73,11 @@ struct StoredBatch {
     /// The produced list, empty, for reuse.
     produced: Vec<ProducerRecord>,
     stored: Vec<Option<(usize, i64)>>,
-    targets: Vec<(TopicPartition, Vec<usize>)>,
+    targets: Vec<Placed>,
 }
+
+/// A target partition and the batch indices of its records, in order.
+type Placed = (TopicPartition, Vec<usize>);
 
 impl SourceRunner {
     pub(crate) async fn run(mut self) {
@@ -234,11 +236,9 @@ async fn poll_and_prepare(
     // Transform, convert and pick partitions; group by target partition.
     *sticky = sticky.wrapping_add(1);
     let mut produced = std::mem::take(spare);
-    produced.clear();
     produced.reserve(records.len());
-    let mut targets: Vec<(TopicPartition, Vec<usize>)> = Vec::new();
     // The note's lists are written here, while the offsets are in the cache.
-    let mut target_notes: Vec<PendingRecords> = Vec::new();
+    let mut targets: Vec<(TopicPartition, Vec<usize>, PendingRecords)> = Vec::new();
     let mut skipped = PendingRecords::default();
     let mut last_topic: Option<(Arc<str>, i32)> = None;
     let mut last_target = 0;
@@ -265,24 +265,27 @@ async fn poll_and_prepare(
             (None, None) => ((*sticky as usize + rt.task_id as usize) % n.max(1) as usize) as i32,
         };
         pr.partition = Some(p);
-        let same = |(tp, _): &(TopicPartition, Vec<usize>)| tp.partition == p && *tp.topic == *pr.topic;
+        let same = |(tp, ..): &(TopicPartition, Vec<usize>, PendingRecords)| {
+            tp.partition == p && *tp.topic == *pr.topic
+        };
         if !targets.get(last_target).is_some_and(same) {
             last_target = match targets.iter().position(same) {
                 Some(t) => t,
                 None => {
-                    targets.push((TopicPartition::new(pr.topic.to_string(), p), Vec::new()));
-                    target_notes.push(PendingRecords::default());
+                    let tp = TopicPartition::new(pr.topic.to_string(), p);
+                    targets.push((tp, Vec::new(), PendingRecords::default()));
                     targets.len() - 1
                 }
             };
         }
-        targets[last_target].1.push(i);
-        target_notes[last_target].push(i, pidx[i], &r.source_offset);
+        let (_, indices, note) = &mut targets[last_target];
+        indices.push(i);
+        note.push(i, pidx[i], &r.source_offset);
         produced.push(pr);
     }
-    let target_notes = target_notes.into_iter().map(PendingRecords::finish).collect();
+    let targets = targets.into_iter().map(|(tp, indices, note)| (tp, indices, note.finish())).collect();
     let skipped = skipped.finish();
-    Ok(Some(PreparedBatch { records, partitions, pidx, produced, targets, target_notes, skipped }))
+    Ok(Some(PreparedBatch { records, partitions, pidx, produced, targets, skipped }))
 }
 
 /// The partition count of a topic the task writes to (created if missing),
@@ -316,7 +319,9 @@ async fn store(
     end_reader: &mut Consumer,
     batch: PreparedBatch,
 ) -> Result<StoredBatch, TaskError> {
-    let PreparedBatch { records, partitions, pidx, mut produced, targets, target_notes, skipped } = batch;
+    let PreparedBatch { records, partitions, pidx, mut produced, targets, skipped } = batch;
+    let (targets, target_notes): (Vec<Placed>, Vec<Vec<u8>>) =
+        targets.into_iter().map(|(tp, indices, note)| ((tp, indices), note)).unzip();
     let Storage { name, task_id, topics, producer, offsets } = storage;
     let (name, task_id) = (&**name, *task_id);
     let fatal = |what: &str| {
@@ -376,7 +381,6 @@ async fn store(
         offsets.send_batch_offsets(name, task_id, entries).await.map_err(store)?;
     }
     debug!(connector = %name, task = task_id, records = records.len(), "source batch stored");
-    produced.clear();
     Ok(StoredBatch { records, produced, stored, targets })
 }
 
