@@ -3,10 +3,15 @@
 //! This facade re-exports the member crates so applications depend on one
 //! package:
 //!
-//! * [`core`] — records, the durable partitioned log, topics, the broker state;
-//! * [`streams`] — the Streams DSL (in progress);
-//! * [`connect`] and [`connectors`] — the Connect runtime and its connectors
-//!   (in progress).
+//! * [`core`] — records, the durable partitioned log, topics, groups, the
+//!   client API (`Cluster`, `Producer`, `Consumer`, `Admin`) and the Kafka
+//!   wire-protocol server;
+//! * [`streams`] — the Streams DSL and its runtime (RocksDB state,
+//!   changelogs, windows; stream and table joins are not here yet);
+//! * [`connect`] and [`connectors`] — the Connect runtime (standalone and
+//!   distributed, REST API) and the file connectors.
+//!
+//! `examples/quickstart.rs` runs all three together in one process.
 //!
 //! ```
 //! use runnel::core::broker::{Broker, BrokerConfig};

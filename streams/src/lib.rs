@@ -1,7 +1,10 @@
 //! Runnel Streams: a typed stream-processing DSL in the spirit of Kafka
 //! Streams. Build a [`Topology`] with [`StreamsBuilder`] and [`KStream`]
-//! operators, test it with [`TopologyTestDriver`]; the runtime (tasks per
-//! input partition on stream threads, RocksDB state) comes next.
+//! operators, test it with [`TopologyTestDriver`], and run it with
+//! [`Streams`] on any `runnel-core` cluster (embedded or `kafka://`): one
+//! task per input partition, spread over stream threads and, across
+//! processes, by the consumer group protocol; RocksDB state restored from
+//! changelog topics.
 //!
 //! # Design
 //!
@@ -31,8 +34,14 @@
 //!   downstream, as Kafka does with caching on. All stores of a process
 //!   share one RocksDB block cache (`statestore.memory.max.bytes`).
 //!
-//! This crate does not depend on `runnel-core` yet: the runtime step will
-//! implement [`RecordCollector`] with its producer.
+//! * **The runtime is a client like any other.** [`Streams`] uses only
+//!   `runnel-core`'s client API (consumers, a producer, the admin client),
+//!   so the same application runs embedded or against a Kafka-compatible
+//!   cluster; its producer is the [`RecordCollector`] of every task.
+//!
+//! Not yet here: stream-stream, stream-table and table-table joins (only
+//! [`GlobalKTable`] joins), suppression, interactive queries and
+//! exactly-once processing; those are open issues.
 //!
 //! # Example
 //!

@@ -3,9 +3,13 @@
 //!
 //! A cluster is named by a URL. `file:<dir>` opens the embedded cluster: a
 //! [`Broker`](crate::broker::Broker) in this process owning that data
-//! directory. `kafka://host:port[,host:port]` (a Kafka-compatible cluster)
-//! arrives with the broker issue; callers do not change, because every
-//! client is an enum over backends behind the same methods.
+//! directory. `kafka://host:port[,host:port]` reaches a Kafka-compatible
+//! cluster (`runnel broker`, Apache Kafka, Redpanda) through librdkafka;
+//! callers do not change, because every client is an enum over the two
+//! backends behind the same methods. The client test suites run on both
+//! backends (`RUNNEL_TEST_BACKEND=kafka` in `scripts/test`, against
+//! `runnel broker`); against Apache Kafka or Redpanda `kafka://` is not
+//! tested here, as neither runs on the CI machine.
 //!
 //! Config keys follow the Java client (`acks`, `linger.ms`, `batch.size`,
 //! `group.id`, `auto.offset.reset`, ...), see [`ProducerConfig`] and
