@@ -47,7 +47,8 @@ fn detection_names_a_missing_package_and_only_the_missing_ones() {
     let line = said.lines().find(|l| l.starts_with("setup: missing debian packages:")).unwrap_or_else(|| {
         panic!("no `missing debian packages` line in:\n{said}");
     });
-    let named: Vec<&str> = line.trim_start_matches("setup: missing debian packages:").split_whitespace().collect();
+    let named: Vec<&str> =
+        line.trim_start_matches("setup: missing debian packages:").split_whitespace().collect();
     assert!(named.contains(&missing), "{line}");
     for package in ["build-essential", "pkg-config", "libclang-dev", "kcat"] {
         assert_eq!(named.contains(&package), !installed(package), "{package} in {line:?}");

@@ -1,5 +1,8 @@
-//! Runnel's bundled connectors. So far the file connectors:
+//! Runnel's bundled connectors:
 //!
+//! - [`postgres::PostgresCdcSource`] captures every committed row change of
+//!   a PostgreSQL database by logical replication (pgoutput), as Debezium's
+//!   PostgreSQL connector does, with its config keys and events;
 //! - [`file::FileStreamSource`] tails a file, one record per line, and
 //!   resumes after a restart at the byte after the last stored line
 //!   (truncation and rotation handled);
@@ -19,10 +22,12 @@
 #![warn(missing_docs, unreachable_pub)]
 
 pub mod file;
+pub mod postgres;
 
 use runnel_connect::plugin::PluginRegistry;
 
 /// Registers every bundled connector.
 pub fn register(registry: &mut PluginRegistry) {
     file::register(registry);
+    postgres::register(registry);
 }

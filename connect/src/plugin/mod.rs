@@ -180,6 +180,14 @@ pub trait SourceConnector: Send + Sync {
     /// naming the key.
     fn config_def(&self) -> ConfigDef;
 
+    /// Checks that go beyond single keys (Kafka's `Connector.validate`):
+    /// keys that exclude each other, values that must agree. Each error
+    /// names the key it concerns. Called after the keys parse on their own.
+    fn validate(&self, props: &Props) -> Vec<ConfigError> {
+        let _ = props;
+        Vec::new()
+    }
+
     /// Starts the connector with its full config (already validated against
     /// [`SourceConnector::config_def`]).
     ///
@@ -251,6 +259,12 @@ pub trait SourceTask: Send {
 pub trait SinkConnector: Send + Sync {
     /// The keys this connector takes (see [`SourceConnector::config_def`]).
     fn config_def(&self) -> ConfigDef;
+
+    /// Checks beyond single keys (see [`SourceConnector::validate`]).
+    fn validate(&self, props: &Props) -> Vec<ConfigError> {
+        let _ = props;
+        Vec::new()
+    }
 
     /// Starts the connector with its full config.
     ///

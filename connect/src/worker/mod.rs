@@ -392,6 +392,13 @@ impl Worker {
         };
         def.parse(props)
             .map_err(|source| ConnectError::ConnectorConfig { connector: name.clone(), source })?;
+        let cross = match &connector {
+            Connector::Source(c) => c.validate(props),
+            Connector::Sink(c) => c.validate(props),
+        };
+        if let Some(source) = cross.into_iter().next() {
+            return Err(ConnectError::ConnectorConfig { connector: name.clone(), source });
+        }
         TransformChain::from_config(props)
             .map_err(|e| ConnectError::Transform { connector: name.clone(), source: Box::new(e) })?;
         config.key_converter.build(&name, "key.converter", true)?;

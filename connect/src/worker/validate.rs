@@ -112,11 +112,22 @@ impl Worker {
                 Connector::Source(c) => c.config_def(),
                 Connector::Sink(c) => c.config_def(),
             };
+            let mut keys_ok = true;
             for v in def.validate_all(props) {
+                keys_ok &= v.errors.is_empty();
                 // A key the runtime also declares (say `topics`) is shown once.
                 match report.entries.iter_mut().find(|e| e.key.name == v.key.name) {
                     Some(e) => e.errors.extend(v.errors.iter().map(ToString::to_string)),
                     None => report.entries.push(entry(v, None)),
+                }
+            }
+            if keys_ok {
+                let cross = match connector {
+                    Connector::Source(c) => c.validate(props),
+                    Connector::Sink(c) => c.validate(props),
+                };
+                for e in cross {
+                    report.attach(e.key(), None, props, e.to_string());
                 }
             }
         }
