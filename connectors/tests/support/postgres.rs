@@ -158,6 +158,12 @@ impl TestPostgres {
         }
     }
 
+    /// The directory of the server's binaries (and client tools such as
+    /// `pg_recvlogical`).
+    pub fn bindir(&self) -> &Path {
+        &self.bindir
+    }
+
     /// The port it listens on (127.0.0.1).
     pub fn port(&self) -> u16 {
         self.port
