@@ -67,7 +67,8 @@ fn transaction(t: u64) -> String {
         sql.push_str(&format!("DELETE FROM rows WHERE id BETWEEN {} AND {};", prev + 300, prev + 399));
     } else {
         sql.push_str("UPDATE rows SET n = n + 1 WHERE id BETWEEN 0 AND 299;");
-        sql.push_str("DELETE FROM rows WHERE id BETWEEN 300 AND 399;");
+        // Not 300..399: the next transaction deletes those.
+        sql.push_str("DELETE FROM rows WHERE id BETWEEN 400 AND 499;");
     }
     sql.push_str("COMMIT;");
     sql
@@ -92,14 +93,14 @@ async fn main() {
     let admin = pg.client("postgres").await;
     admin.batch_execute("CREATE DATABASE bench").await.unwrap();
     let db = pg.client("bench").await;
-    db.batch_execute(
-        "CREATE TABLE rows (id bigint PRIMARY KEY, payload text NOT NULL, n bigint NOT NULL);
-         CREATE PUBLICATION dbz_publication FOR ALL TABLES;
-         SELECT pg_create_logical_replication_slot('debezium', 'pgoutput');
-         SELECT pg_create_logical_replication_slot('reference', 'pgoutput');",
-    )
-    .await
-    .unwrap();
+    for sql in [
+        "CREATE TABLE rows (id bigint PRIMARY KEY, payload text NOT NULL, n bigint NOT NULL)",
+        "CREATE PUBLICATION dbz_publication FOR ALL TABLES",
+        "SELECT pg_create_logical_replication_slot('debezium', 'pgoutput')",
+        "SELECT pg_create_logical_replication_slot('reference', 'pgoutput')",
+    ] {
+        db.batch_execute(sql).await.unwrap();
+    }
     println!(
         "cdc benchmark: {changes} changes (60% insert, 30% update, 10% delete; rows of ~100 bytes) in {transactions} \
          transactions of {TRANSACTION_ROWS}"
@@ -121,7 +122,7 @@ async fn main() {
     );
 
     // 1. The reference: pg_recvlogical, pgoutput, to /dev/null.
-    let recvlogical = pg.bindir().join("pg_recvlogical");
+    let recvlogical = pg.tool("pg_recvlogical");
     let started = Instant::now();
     let out = Command::new(&recvlogical)
         .args(["-h", "127.0.0.1", "-p", &pg.port().to_string(), "-U", "postgres", "-d", "bench"])

@@ -911,3 +911,38 @@ fn validation_names_each_bad_key() {
         cluster.close().await.unwrap();
     });
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unchanged_toasted_value_is_the_placeholder_as_debezium_sends_it() {
+    let pg = postgres_or_skip!();
+    let db = setup_db(
+        &pg,
+        "toast",
+        "CREATE TABLE docs (id int PRIMARY KEY, title text, body text, tags text[]);
+         ALTER TABLE docs ALTER COLUMN body SET STORAGE EXTERNAL;
+         ALTER TABLE docs ALTER COLUMN tags SET STORAGE EXTERNAL;",
+    )
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = Cluster::open(&format!("file:{}", dir.path().display())).await.unwrap();
+    let worker = worker(&cluster).await;
+    let custom = [("unavailable.value.placeholder", "__unchanged__")];
+    worker.add_connector(connector(&pg, "toast", "toast", &custom)).await.unwrap();
+    eventually("the slot", || async { confirmed_flush(&db, "debezium").await.is_some() }).await;
+    // Out-of-line values (> 2 kB, stored externally), then an update that
+    // leaves them alone.
+    db.batch_execute(
+        "INSERT INTO docs VALUES (1, 'a', repeat('x', 10000), ARRAY[repeat('t', 5000)]);
+         UPDATE docs SET title = 'b' WHERE id = 1;",
+    )
+    .await
+    .unwrap();
+    let events = wait_events(&cluster, &worker, "dbserver1.public.docs", 2).await;
+    assert_eq!(events[0].payload()["after"]["body"].as_str().unwrap().len(), 10000);
+    let after = &events[1].payload()["after"];
+    assert_eq!(after["title"], "b");
+    assert_eq!(after["body"], "__unchanged__");
+    assert_eq!(after["tags"], json!(["__unchanged__"]));
+    worker.shutdown().await.unwrap();
+    cluster.close().await.unwrap();
+}

@@ -158,10 +158,15 @@ impl TestPostgres {
         }
     }
 
-    /// The directory of the server's binaries (and client tools such as
-    /// `pg_recvlogical`).
-    pub fn bindir(&self) -> &Path {
-        &self.bindir
+    /// A PostgreSQL program (`pg_recvlogical`, ...): beside the server
+    /// binaries, or beside what they link to (PATH may hold symlinks).
+    pub fn tool(&self, name: &str) -> PathBuf {
+        let direct = self.bindir.join(name);
+        if direct.is_file() {
+            return direct;
+        }
+        let real = std::fs::canonicalize(self.bindir.join("postgres")).unwrap();
+        real.parent().unwrap().join(name)
     }
 
     /// The port it listens on (127.0.0.1).
