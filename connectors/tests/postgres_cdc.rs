@@ -32,12 +32,17 @@ fn registry() -> PluginRegistry {
 }
 
 async fn worker(cluster: &Cluster) -> Worker {
+    worker_with(cluster, &[]).await
+}
+
+async fn worker_with(cluster: &Cluster, extra: &[(&str, &str)]) -> Worker {
     let props: BTreeMap<String, String> = [
         ("key.converter", "org.apache.kafka.connect.json.JsonConverter"),
         ("value.converter", "org.apache.kafka.connect.json.JsonConverter"),
         ("offset.flush.interval.ms", "100"),
     ]
-    .into_iter()
+    .iter()
+    .chain(extra)
     .map(|(k, v)| (k.to_string(), v.to_string()))
     .collect();
     Worker::with_cluster(WorkerConfig::from_props(&props).unwrap(), registry(), cluster.clone())
@@ -944,5 +949,175 @@ async fn an_unchanged_toasted_value_is_the_placeholder_as_debezium_sends_it() {
     assert_eq!(after["body"], "__unchanged__");
     assert_eq!(after["tags"], json!(["__unchanged__"]));
     worker.shutdown().await.unwrap();
+    cluster.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn toast_fill_fills_unchanged_toasted_values_from_the_last_image_across_a_restart() {
+    let pg = postgres_or_skip!();
+    let db = setup_db(
+        &pg,
+        "toastfill",
+        "CREATE TABLE docs (id int PRIMARY KEY, title text, body text, tags text[]);
+         ALTER TABLE docs ALTER COLUMN body SET STORAGE EXTERNAL;
+         ALTER TABLE docs ALTER COLUMN tags SET STORAGE EXTERNAL;
+         INSERT INTO docs VALUES (1, 'snap', repeat('s', 9000), ARRAY[repeat('u', 4000)]);",
+    )
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let state_dir = state.to_str().unwrap();
+    let cluster = Cluster::open(&format!("file:{}", dir.path().join("data").display())).await.unwrap();
+    let topic = "dbserver1.public.docs";
+    let fill = [("toast.fill", "true")];
+    let w = worker_with(&cluster, &[("state.dir", state_dir)]).await;
+    w.add_connector(connector(&pg, "toastfill", "toastfill", &fill)).await.unwrap();
+    wait_events(&cluster, &w, topic, 1).await;
+    // Row 1 came from the snapshot; row 2 is streamed. Then updates that
+    // leave the TOASTed columns alone, and a key change.
+    db.batch_execute(
+        "INSERT INTO docs VALUES (2, 'a', repeat('x', 10000), ARRAY[repeat('t', 5000)]);
+         UPDATE docs SET title = 'b' WHERE id = 2;
+         UPDATE docs SET title = 'snap2' WHERE id = 1;
+         UPDATE docs SET body = repeat('y', 10000) WHERE id = 2;
+         UPDATE docs SET title = 'c' WHERE id = 2;
+         UPDATE docs SET id = 3, title = 'moved' WHERE id = 2;",
+    )
+    .await
+    .unwrap();
+    // r, c, u, u, u, u, then d + tombstone + c for the key change.
+    let events = wait_events(&cluster, &w, topic, 9).await;
+    let after = |i: usize| events[i].payload()["after"].clone();
+    let len = |v: &Json, f: &str| v[f].as_str().map(str::len);
+    let first = |v: &Json, c: char| v["body"].as_str().and_then(|s| s.chars().next()) == Some(c);
+    assert_eq!((after(2)["title"].clone(), len(&after(2), "body")), (json!("b"), Some(10000)));
+    assert!(first(&after(2), 'x'));
+    assert_eq!(after(2)["tags"][0].as_str().map(str::len), Some(5000));
+    assert_eq!(after(3)["title"], "snap2");
+    assert!(first(&after(3), 's'), "filled from the snapshot image: {}", after(3));
+    assert_eq!(after(3)["tags"][0].as_str().map(str::len), Some(4000));
+    assert!(first(&after(5), 'y'), "the newest body, not the first one");
+    let created = events.iter().rev().find(|e| e.op() == "c").unwrap().payload()["after"].clone();
+    assert_eq!((created["id"].clone(), created["title"].clone()), (json!(3), json!("moved")));
+    assert!(first(&created, 'y'), "a key change carries the row's values: {created}");
+    assert!(events.iter().all(|e| !e.value.to_string().contains("__debezium_unavailable_value")));
+    w.shutdown().await.unwrap();
+
+    // A new worker on the same state: the store remembers row 3.
+    let w = worker_with(&cluster, &[("state.dir", state_dir)]).await;
+    w.add_connector(connector(&pg, "toastfill", "toastfill", &fill)).await.unwrap();
+    db.batch_execute("UPDATE docs SET title = 'after restart' WHERE id = 3;").await.unwrap();
+    let events = wait_events(&cluster, &w, topic, 10).await;
+    let last = events.last().unwrap().payload()["after"].clone();
+    assert_eq!(last["title"], "after restart");
+    assert!(first(&last, 'y'), "{last}");
+    assert_eq!(last["tags"][0].as_str().map(str::len), Some(5000));
+    w.shutdown().await.unwrap();
+    cluster.close().await.unwrap();
+}
+
+/// Which of a connector's connections use TLS: `(backend_type, ssl)` for
+/// each backend whose application_name is the connector's.
+async fn connection_tls(db: &tokio_postgres::Client, connector: &str) -> Vec<(String, bool)> {
+    db.query(
+        "SELECT a.backend_type, s.ssl FROM pg_stat_activity a JOIN pg_stat_ssl s USING (pid)
+         WHERE a.application_name = $1 ORDER BY 1",
+        &[&format!("runnel-cdc {connector}")],
+    )
+    .await
+    .unwrap()
+    .iter()
+    .map(|r| (r.get(0), r.get(1)))
+    .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_as_libpq_sslmode_means_it_on_the_sql_and_the_replication_connection() {
+    let Some((pg, certs)) = TestPostgres::start_tls() else { return };
+    let db =
+        setup_db(&pg, "tls", "CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t VALUES (1, 'a');")
+            .await;
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = Cluster::open(&format!("file:{}", dir.path().display())).await.unwrap();
+    let w = worker(&cluster).await;
+    let ca = certs.ca();
+    let other_ca = certs.other_ca();
+    let (ca, other_ca) = (ca.to_str().unwrap(), other_ca.to_str().unwrap());
+
+    // verify-full: the certificate names 127.0.0.1, and its CA is given.
+    let full = [("database.sslmode", "verify-full"), ("database.sslrootcert", ca)];
+    w.add_connector(connector(&pg, "tls", "tls-full", &full)).await.unwrap();
+    wait_events(&cluster, &w, "dbserver1.public.t", 1).await;
+    db.batch_execute("INSERT INTO t VALUES (2, 'b')").await.unwrap();
+    wait_events(&cluster, &w, "dbserver1.public.t", 2).await;
+    let tls = connection_tls(&db, "tls-full").await;
+    assert!(tls.iter().any(|(kind, _)| kind == "walsender"), "the replication connection: {tls:?}");
+    assert!(tls.iter().all(|(_, ssl)| *ssl), "every connection encrypted: {tls:?}");
+    w.remove_connector("tls-full").await.unwrap();
+
+    // The wrong CA, and a host name the certificate does not name (it has
+    // 127.0.0.1 and pg.runnel.test, not localhost): refused, saying why.
+    let wrong_ca =
+        [("database.sslmode", "verify-ca"), ("database.sslrootcert", other_ca), ("slot.name", "wrongca")];
+    w.add_connector(connector(&pg, "tls", "tls-wrong-ca", &wrong_ca)).await.unwrap();
+    let trace = wait_failed(&w, "tls-wrong-ca").await;
+    assert!(trace.contains("TLS") && trace.contains("database.sslmode=verify-ca"), "{trace}");
+    let mut by_name = connector(
+        &pg,
+        "tls",
+        "tls-name",
+        &[("database.sslmode", "verify-full"), ("database.sslrootcert", ca), ("slot.name", "byname")],
+    );
+    by_name.insert("database.hostname".into(), "localhost".into());
+    w.add_connector(by_name.clone()).await.unwrap();
+    let trace = wait_failed(&w, "tls-name").await;
+    assert!(trace.contains("TLS") && trace.to_lowercase().contains("name"), "{trace}");
+    w.remove_connector("tls-wrong-ca").await.unwrap();
+    w.remove_connector("tls-name").await.unwrap();
+    // verify-ca checks the chain only: the same host name is accepted.
+    by_name.insert("name".into(), "tls-ca".into());
+    by_name.insert("database.sslmode".into(), "verify-ca".into());
+    by_name.insert("slot.name".into(), "caonly".into());
+    w.add_connector(by_name).await.unwrap();
+    // Its own snapshot of rows 1 and 2 follows the first connector's two events.
+    let events = wait_events(&cluster, &w, "dbserver1.public.t", 4).await;
+    assert_eq!(events.iter().filter(|e| e.op() == "r").count(), 3, "{events:#?}");
+    eventually("the verify-ca connector's slot", || async { confirmed_flush(&db, "caonly").await.is_some() })
+        .await;
+    assert!(connection_tls(&db, "tls-ca").await.iter().all(|(_, ssl)| *ssl));
+
+    // A certificate file that does not exist is named at validation.
+    let missing = [("database.sslmode", "verify-full"), ("database.sslrootcert", "/nonexistent/ca.crt")];
+    let report = w.validate_report(&connector(&pg, "tls", "tls-missing", &missing));
+    let errors: Vec<String> = report
+        .entries
+        .iter()
+        .filter(|e| e.key.name == "database.sslrootcert")
+        .flat_map(|e| e.errors.clone())
+        .collect();
+    assert!(errors.iter().any(|e| e.contains("/nonexistent/ca.crt")), "{errors:?}");
+    w.shutdown().await.unwrap();
+    cluster.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sslmode_require_refuses_a_server_without_tls_and_prefer_falls_back() {
+    let pg = postgres_or_skip!();
+    setup_db(&pg, "notls", "CREATE TABLE t (id int PRIMARY KEY)").await;
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = Cluster::open(&format!("file:{}", dir.path().display())).await.unwrap();
+    let w = worker(&cluster).await;
+    w.add_connector(connector(&pg, "notls", "require", &[("database.sslmode", "require")])).await.unwrap();
+    let trace = wait_failed(&w, "require").await;
+    assert!(trace.contains("TLS") && trace.contains("database.sslmode=require"), "{trace}");
+    w.remove_connector("require").await.unwrap();
+    // prefer (the default) connects without TLS and streams.
+    let db = pg.client("notls").await;
+    w.add_connector(connector(&pg, "notls", "prefer", &[("slot.name", "prefer")])).await.unwrap();
+    eventually("the prefer connector's slot", || async { confirmed_flush(&db, "prefer").await.is_some() })
+        .await;
+    db.batch_execute("INSERT INTO t VALUES (1)").await.unwrap();
+    wait_events(&cluster, &w, "dbserver1.public.t", 1).await;
+    w.shutdown().await.unwrap();
     cluster.close().await.unwrap();
 }

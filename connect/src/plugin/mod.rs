@@ -139,6 +139,9 @@ pub struct SourceTaskContext {
     pub connector: String,
     /// The task's id, from 0.
     pub task_id: u32,
+    /// Where the task may keep local state that outlives a restart (the
+    /// worker's `state.dir`); `None` when the worker gave none.
+    pub state_dir: Option<std::path::PathBuf>,
     offsets: HashMap<String, SourceMap>,
 }
 
@@ -151,7 +154,14 @@ impl SourceTaskContext {
     /// A context with the stored offsets of the connector's source partitions.
     pub fn new(connector: impl Into<String>, task_id: u32, offsets: Vec<(SourceMap, SourceMap)>) -> Self {
         let offsets = offsets.into_iter().map(|(p, o)| (partition_key(&p), o)).collect();
-        SourceTaskContext { connector: connector.into(), task_id, offsets }
+        SourceTaskContext { connector: connector.into(), task_id, state_dir: None, offsets }
+    }
+
+    /// The same context with a state directory.
+    #[must_use]
+    pub fn with_state_dir(mut self, dir: impl Into<std::path::PathBuf>) -> Self {
+        self.state_dir = Some(dir.into());
+        self
     }
 
     /// The last stored offset of a source partition (Kafka's

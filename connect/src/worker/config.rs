@@ -153,6 +153,13 @@ fn worker_def() -> ConfigDef {
             Importance::Low,
             "Where the REST API listens.",
         )
+        .define_optional(
+            "state.dir",
+            ConfigType::String,
+            Importance::Low,
+            "Where tasks keep local state (the CDC source's toast.fill store): \
+             <data dir>/connect-state for file: clusters, <tmp>/runnel-connect otherwise.",
+        )
 }
 
 /// A converter choice: the class and its settings (`key.converter.*`).
@@ -202,6 +209,7 @@ impl ConverterConfig {
 /// | `offset.storage.partitions` | 25 |
 /// | `offset.flush.interval.ms` | 60000 |
 /// | `listeners` | `http://127.0.0.1:8083` |
+/// | `state.dir` (ours) | `<data dir>/connect-state` for `file:` clusters, `<tmp>/runnel-connect` otherwise |
 /// | `producer.*`, `consumer.*` | client overrides with the Java client's keys |
 ///
 /// The keys of distributed mode are in [`DistributedConfig`];
@@ -223,6 +231,9 @@ pub struct WorkerConfig {
     pub offset_flush_interval: Duration,
     /// REST listeners, as given (the REST server reads them).
     pub listeners: Vec<String>,
+    /// `state.dir`: where tasks keep local state, under
+    /// `<state.dir>/<connector>/task-<id>/`.
+    pub state_dir: std::path::PathBuf,
     /// `producer.*` overrides.
     pub producer: BTreeMap<String, String>,
     /// `consumer.*` overrides.
@@ -312,10 +323,19 @@ impl WorkerConfig {
             (None, Some(url)) => url.to_string(),
             (None, None) => "file:./runnel-data".to_string(),
         };
-        if let Err(e) = cluster.parse::<runnel_core::client::ClusterUrl>() {
-            let key = if parsed.get_string("cluster").is_some() { "cluster" } else { "bootstrap.servers" };
-            return Err(ConnectError::WorkerConfig(ConfigError::invalid(key, &cluster, e.to_string())));
-        }
+        let url = match cluster.parse::<runnel_core::client::ClusterUrl>() {
+            Ok(url) => url,
+            Err(e) => {
+                let key =
+                    if parsed.get_string("cluster").is_some() { "cluster" } else { "bootstrap.servers" };
+                return Err(ConnectError::WorkerConfig(ConfigError::invalid(key, &cluster, e.to_string())));
+            }
+        };
+        let state_dir = match (parsed.get_string("state.dir"), url) {
+            (Some(dir), _) => std::path::PathBuf::from(dir),
+            (None, runnel_core::client::ClusterUrl::File(data)) => data.join("connect-state"),
+            (None, _) => std::env::temp_dir().join("runnel-connect"),
+        };
         let prefixed = |prefix: &str| -> BTreeMap<String, String> {
             props.iter().filter_map(|(k, v)| Some((k.strip_prefix(prefix)?.to_string(), v.clone()))).collect()
         };
@@ -337,6 +357,7 @@ impl WorkerConfig {
                 parsed.get_long("offset.flush.interval.ms").unwrap_or(60_000) as u64,
             ),
             listeners: parsed.get_list("listeners").map(<[String]>::to_vec).unwrap_or_default(),
+            state_dir,
             producer: prefixed("producer."),
             consumer: prefixed("consumer."),
             distributed: DistributedConfig {

@@ -606,7 +606,8 @@ impl Worker {
                     rt,
                     task: c.create_task(),
                     task_props,
-                    context: SourceTaskContext::new(&name, id, self.offsets.offsets(&name)),
+                    context: SourceTaskContext::new(&name, id, self.offsets.offsets(&name))
+                        .with_state_dir(&self.config.state_dir),
                     storage,
                     cluster: self.cluster.clone(),
                     end_reader: Some(end_reader),

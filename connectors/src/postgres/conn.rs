@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use runnel_connect::plugin::TaskError;
 
+pub(crate) use super::tls::TlsSettings;
+
 /// How long connecting (TCP and login) may take before it counts as
 /// unreachable.
 pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -25,6 +27,8 @@ pub(crate) struct ConnectionSettings {
     pub(crate) dbname: String,
     /// Shown in `pg_stat_activity`.
     pub(crate) application_name: String,
+    /// `database.sslmode` and the certificate files.
+    pub(crate) tls: TlsSettings,
 }
 
 impl fmt::Debug for ConnectionSettings {
@@ -34,6 +38,7 @@ impl fmt::Debug for ConnectionSettings {
             .field("port", &self.port)
             .field("user", &self.user)
             .field("dbname", &self.dbname)
+            .field("tls", &self.tls)
             .finish_non_exhaustive()
     }
 }
@@ -62,17 +67,49 @@ impl ConnectionSettings {
     /// Opens an ordinary connection and drives it on a task of its own
     /// (which ends when the client is dropped).
     pub(crate) async fn connect_sql(&self) -> Result<tokio_postgres::Client, PgError> {
-        let (client, connection) = self
-            .sql_config()
-            .connect(tokio_postgres::NoTls)
-            .await
-            .map_err(|e| PgError::from_sql(e, &self.address()))?;
-        tokio::spawn(async move {
-            if let Err(e) = connection.await {
-                tracing::debug!(error = %e, "postgres connection ended");
+        let mut config = self.sql_config();
+        let fail = |e: tokio_postgres::Error| {
+            // tokio-postgres says "error performing TLS handshake" with
+            // the reason as the source, or that the server has no TLS.
+            let text = e.to_string();
+            if text.contains("TLS") {
+                let source = std::error::Error::source(&e).map(ToString::to_string);
+                PgError::Tls(self.tls.explain(&source.unwrap_or(text)))
+            } else {
+                PgError::from_sql(e, &self.address())
             }
-        });
+        };
+        let client = match self.tls.client_config().map_err(PgError::Tls)? {
+            None => {
+                let (client, connection) = config.connect(tokio_postgres::NoTls).await.map_err(fail)?;
+                tokio::spawn(drive(connection));
+                client
+            }
+            Some(tls) => {
+                let mode = if self.tls.mode.requires_tls() {
+                    tokio_postgres::config::SslMode::Require
+                } else {
+                    tokio_postgres::config::SslMode::Prefer
+                };
+                config.ssl_mode(mode);
+                let connector = tokio_postgres_rustls::MakeRustlsConnect::new((*tls).clone());
+                let (client, connection) = config.connect(connector).await.map_err(fail)?;
+                tokio::spawn(drive(connection));
+                client
+            }
+        };
         Ok(client)
+    }
+}
+
+/// Drives a SQL connection until its client is dropped.
+async fn drive<S, T>(connection: tokio_postgres::Connection<S, T>)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    if let Err(e) = connection.await {
+        tracing::debug!(error = %e, "postgres connection ended");
     }
 }
 
@@ -115,6 +152,13 @@ pub(crate) enum PgError {
     /// The server sent something this client does not understand.
     #[error("unexpected reply from PostgreSQL: {0}")]
     Protocol(String),
+    /// TLS could not be set up as `database.sslmode` asks (a certificate
+    /// file, the handshake, or a server without TLS).
+    #[error("{0}")]
+    Tls(String),
+    /// The connector's local state (the `toast.fill` store) failed.
+    #[error("{0}")]
+    LocalState(String),
 }
 
 impl PgError {
@@ -156,7 +200,7 @@ impl PgError {
         let db = &settings.dbname;
         let Some(code) = self.code() else {
             return match self {
-                PgError::Protocol(_) => TaskError::fatal(self),
+                PgError::Protocol(_) | PgError::LocalState(_) | PgError::Tls(_) => TaskError::fatal(self),
                 _ => TaskError::retriable(self),
             };
         };

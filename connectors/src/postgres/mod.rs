@@ -7,6 +7,7 @@ mod cdc;
 mod conn;
 mod lsn;
 mod replication;
+mod tls;
 
 pub use cdc::{PostgresCdcSource, PostgresCdcSourceTask};
 pub use lsn::{Lsn, ParseLsnError};

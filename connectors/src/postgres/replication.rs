@@ -32,11 +32,12 @@ use fallible_iterator::FallibleIterator;
 use postgres_protocol::authentication::{md5_hash, sasl};
 use postgres_protocol::message::backend::Message;
 use postgres_protocol::message::frontend;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use super::conn::{ConnectionSettings, PgError, ServerError, CONNECT_TIMEOUT, SESSION_OPTIONS};
 use super::lsn::Lsn;
+use super::tls::server_name;
 
 /// Microseconds from the Unix epoch to PostgreSQL's (2000-01-01).
 pub(crate) const PG_EPOCH_OFFSET_MICROS: i64 = 946_684_800_000_000;
@@ -47,10 +48,17 @@ const COPY_BOTH_RESPONSE: u8 = b'W';
 /// A logical replication connection, before streaming starts: it runs
 /// replication commands and plain SQL (simple query protocol only).
 pub(crate) struct ReplicationConnection {
-    stream: TcpStream,
+    stream: Box<dyn Socket>,
     read: BytesMut,
     write: BytesMut,
 }
+
+/// A plain or TLS socket.
+trait Socket: AsyncRead + AsyncWrite + Send + Unpin {}
+impl<T: AsyncRead + AsyncWrite + Send + Unpin> Socket for T {}
+
+/// The server's answer to SSLRequest: `S` (go ahead) or `N`.
+const SSL_ACCEPTED: u8 = b'S';
 
 /// What `CREATE_REPLICATION_SLOT` returned.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -83,6 +91,33 @@ pub(crate) enum StreamMessage {
     },
 }
 
+/// SSLRequest and, when the server accepts, the TLS handshake, as
+/// `database.sslmode` asks.
+async fn negotiate_tls(
+    mut stream: TcpStream,
+    settings: &ConnectionSettings,
+) -> Result<Box<dyn Socket>, PgError> {
+    let tls = &settings.tls;
+    let Some(config) = tls.client_config().map_err(PgError::Tls)? else { return Ok(Box::new(stream)) };
+    let lost = |e: std::io::Error| PgError::Lost(e.to_string());
+    let mut request = BytesMut::new();
+    frontend::ssl_request(&mut request);
+    stream.write_all(&request).await.map_err(lost)?;
+    let answer = stream.read_u8().await.map_err(lost)?;
+    if answer != SSL_ACCEPTED {
+        if tls.mode.requires_tls() {
+            return Err(PgError::Tls(tls.explain("the server does not accept TLS connections (ssl=off)")));
+        }
+        return Ok(Box::new(stream));
+    }
+    let name = server_name(&settings.host).map_err(|e| PgError::Tls(tls.explain(&e)))?;
+    let stream = tokio_rustls::TlsConnector::from(config)
+        .connect(name, stream)
+        .await
+        .map_err(|e| PgError::Tls(tls.explain(&e.to_string())))?;
+    Ok(Box::new(stream))
+}
+
 impl ReplicationConnection {
     /// Connects in logical replication mode and logs in.
     ///
@@ -100,6 +135,9 @@ impl ReplicationConnection {
         .map_err(|_| unreachable(format!("no answer within {} s", CONNECT_TIMEOUT.as_secs())))?
         .map_err(|e| unreachable(e.to_string()))?;
         stream.set_nodelay(true).map_err(|e| unreachable(e.to_string()))?;
+        let stream = tokio::time::timeout(CONNECT_TIMEOUT, negotiate_tls(stream, settings)).await.map_err(
+            |_| unreachable(format!("TLS did not finish within {} s", CONNECT_TIMEOUT.as_secs())),
+        )??;
         let mut connection = ReplicationConnection {
             stream,
             read: BytesMut::with_capacity(64 * 1024),

@@ -147,6 +147,23 @@ impl TestPostgres {
         unreachable!()
     }
 
+    /// Starts a server with TLS on (`ssl = on`), its certificate signed by
+    /// a throwaway CA, for `127.0.0.1` and `pg.runnel.test` only (so
+    /// `localhost` does not match its name). Returns the server and the
+    /// certificates (`ca.crt`, and `other-ca.crt`, a CA that signed
+    /// nothing of this server).
+    pub fn start_tls() -> Option<(TestPostgres, TestCerts)> {
+        let certs = TestCerts::generate();
+        let conf = [
+            "ssl = on".to_string(),
+            format!("ssl_cert_file = '{}'", certs.dir.path().join("server.crt").display()),
+            format!("ssl_key_file = '{}'", certs.dir.path().join("server.key").display()),
+        ];
+        let conf: Vec<&str> = conf.iter().map(String::as_str).collect();
+        let server = TestPostgres::start_with(&conf)?;
+        Some((server, certs))
+    }
+
     fn command(&self, binary: &str) -> Command {
         let path = self.bindir.join(binary);
         if self.as_postgres {
@@ -228,6 +245,92 @@ impl Drop for TestPostgres {
             .command("pg_ctl")
             .args(["-D", data.to_str().unwrap(), "-m", "immediate", "-w", "stop"])
             .output();
+    }
+}
+
+/// Certificates made with the `openssl` command for a TLS test server.
+pub struct TestCerts {
+    dir: tempfile::TempDir,
+}
+
+impl TestCerts {
+    fn generate() -> TestCerts {
+        let dir = tempfile::Builder::new().prefix("runnel-pg-tls").tempdir().unwrap();
+        let run = |args: &[&str]| {
+            check(
+                &format!("openssl {}", args[0]),
+                Command::new("openssl").args(args).current_dir(dir.path()).output().unwrap(),
+            );
+        };
+        let ca_ext = [
+            "-addext",
+            "basicConstraints=critical,CA:TRUE",
+            "-addext",
+            "keyUsage=critical,keyCertSign,cRLSign",
+        ];
+        for name in ["ca", "other-ca"] {
+            let (key, crt, subject) =
+                (format!("{name}.key"), format!("{name}.crt"), format!("/CN=runnel test {name}"));
+            let mut args =
+                vec!["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
+            args.extend(["-keyout", &key, "-out", &crt, "-days", "2", "-subj", &subject]);
+            args.extend(ca_ext);
+            run(&args);
+        }
+        run(&[
+            "req",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+            "-subj",
+            "/CN=runnel-test-server",
+        ]);
+        std::fs::write(
+            dir.path().join("server.ext"),
+            "subjectAltName=IP:127.0.0.1,DNS:pg.runnel.test\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+        )
+        .unwrap();
+        run(&[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.crt",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "server.crt",
+            "-days",
+            "2",
+            "-extfile",
+            "server.ext",
+        ]);
+        // PostgreSQL reads the key as its own user and wants it private.
+        let key = dir.path().join("server.key");
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+        if is_root() {
+            chown_to_postgres(dir.path());
+        }
+        TestCerts { dir }
+    }
+
+    /// The CA that signed the server's certificate.
+    pub fn ca(&self) -> PathBuf {
+        self.dir.path().join("ca.crt")
+    }
+
+    /// A CA that signed nothing of this server.
+    pub fn other_ca(&self) -> PathBuf {
+        self.dir.path().join("other-ca.crt")
     }
 }
 

@@ -6,12 +6,15 @@
 //!   idle captured database does not hold WAL on the server without bound;
 //! - `plugin.name` accepts only `pgoutput` (built into PostgreSQL ≥ 10);
 //!   `decoderbufs` needs a server plugin Debezium ships;
-//! - `database.sslmode` accepts `disable`, `allow` and `prefer` (which
-//!   connect without TLS): TLS is not implemented yet;
+//! - `database.sslmode` follows libpq (`postgres/tls.rs`), with
+//!   `database.sslrootcert`, `database.sslcert` and `database.sslkey` as
+//!   PEM files; `allow` connects without TLS;
 //! - `toast.fill` (ours): fill unchanged TOASTed values from the last row
-//!   image emitted for the key instead of the placeholder.
+//!   image emitted for the key instead of the placeholder (a RocksDB store
+//!   under the worker's `state.dir`; see `toast.rs`).
 
 use std::collections::HashMap;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use regex::{Regex, RegexBuilder};
@@ -19,6 +22,7 @@ use runnel_connect::config_def::{ConfigDef, ConfigError, ConfigType, Importance,
 
 use super::types::{BinaryMode, DecimalMode, IntervalMode, TimePrecisionMode, TypeModes};
 use crate::postgres::conn::ConnectionSettings;
+use crate::postgres::tls::{SslMode, TlsSettings};
 
 /// `snapshot.mode`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -97,6 +101,9 @@ pub(crate) struct CdcConfig {
     pub(crate) max_queue_size: usize,
     pub(crate) poll_interval: Duration,
     pub(crate) unavailable_value_placeholder: String,
+    /// `toast.fill` (ours): fill unchanged TOASTed values from the last
+    /// row image emitted for the key.
+    pub(crate) toast_fill: bool,
     pub(crate) status_update_interval: Duration,
     /// `None`: reconnect without limit.
     pub(crate) max_reconnects: Option<u32>,
@@ -111,6 +118,19 @@ fn one_of(values: &[&str]) -> Validator {
 const REGEX_LIST_KEYS: [&str; 4] =
     ["table.include.list", "table.exclude.list", "column.include.list", "column.exclude.list"];
 
+/// The TLS keys, when `database.sslmode` is valid (the config def
+/// reports an invalid one).
+fn tls_settings<'a>(get: &impl Fn(&str) -> Option<&'a str>) -> Option<TlsSettings> {
+    let mode = SslMode::parse(get("database.sslmode").unwrap_or("prefer"))?;
+    let path = |k: &str| get(k).filter(|v| !v.is_empty()).map(PathBuf::from);
+    Some(TlsSettings {
+        mode,
+        root_cert: path("database.sslrootcert"),
+        client_cert: path("database.sslcert"),
+        client_key: path("database.sslkey"),
+    })
+}
+
 /// Every key the connector takes.
 pub(crate) fn config_def() -> ConfigDef {
     let positive = Validator::Range { min: Some(1.0), max: None };
@@ -118,9 +138,20 @@ pub(crate) fn config_def() -> ConfigDef {
     ConfigDef::new()
         .define("database.hostname", ConfigType::String, Importance::High, "PostgreSQL server host.")
         .validate(Validator::NonEmpty)
-        .define_with_default("database.port", ConfigType::Int, 5432, Importance::High, "PostgreSQL server port.")
+        .define_with_default(
+            "database.port",
+            ConfigType::Int,
+            5432,
+            Importance::High,
+            "PostgreSQL server port.",
+        )
         .validate(Validator::Range { min: Some(1.0), max: Some(65535.0) })
-        .define("database.user", ConfigType::String, Importance::High, "User to connect as (needs REPLICATION).")
+        .define(
+            "database.user",
+            ConfigType::String,
+            Importance::High,
+            "User to connect as (needs REPLICATION).",
+        )
         .validate(Validator::NonEmpty)
         .define("database.password", ConfigType::Password, Importance::High, "Password of database.user.")
         .define("database.dbname", ConfigType::String, Importance::High, "The database to capture.")
@@ -130,9 +161,27 @@ pub(crate) fn config_def() -> ConfigDef {
             ConfigType::String,
             "prefer",
             Importance::Medium,
-            "TLS: disable, allow or prefer (all connect without TLS; require and verify-* are not supported yet).",
+            "TLS as libpq's sslmode: disable, allow, prefer, require, verify-ca or verify-full.",
         )
         .validate(one_of(&["disable", "allow", "prefer", "require", "verify-ca", "verify-full"]))
+        .define_optional(
+            "database.sslrootcert",
+            ConfigType::String,
+            Importance::Medium,
+            "PEM file of the CA certificates the server's certificate is checked against.",
+        )
+        .define_optional(
+            "database.sslcert",
+            ConfigType::String,
+            Importance::Low,
+            "PEM file of the client certificate.",
+        )
+        .define_optional(
+            "database.sslkey",
+            ConfigType::String,
+            Importance::Low,
+            "PEM file of the client key.",
+        )
         .define(
             "topic.prefix",
             ConfigType::String,
@@ -147,7 +196,13 @@ pub(crate) fn config_def() -> ConfigDef {
             Importance::Medium,
             "Logical decoding plugin: pgoutput.",
         )
-        .define_with_default("slot.name", ConfigType::String, "debezium", Importance::Medium, "Replication slot name.")
+        .define_with_default(
+            "slot.name",
+            ConfigType::String,
+            "debezium",
+            Importance::Medium,
+            "Replication slot name.",
+        )
         .validate(Validator::NonEmpty)
         .define_with_default(
             "publication.name",
@@ -165,8 +220,18 @@ pub(crate) fn config_def() -> ConfigDef {
             "all_tables, filtered or disabled.",
         )
         .validate(one_of(&["all_tables", "filtered", "disabled"]))
-        .define_optional("table.include.list", ConfigType::List, Importance::Medium, "Regexes of schema.table to capture.")
-        .define_optional("table.exclude.list", ConfigType::List, Importance::Medium, "Regexes of schema.table to skip.")
+        .define_optional(
+            "table.include.list",
+            ConfigType::List,
+            Importance::Medium,
+            "Regexes of schema.table to capture.",
+        )
+        .define_optional(
+            "table.exclude.list",
+            ConfigType::List,
+            Importance::Medium,
+            "Regexes of schema.table to skip.",
+        )
         .define_optional(
             "column.include.list",
             ConfigType::List,
@@ -241,7 +306,13 @@ pub(crate) fn config_def() -> ConfigDef {
             "numeric (MicroDuration) or string (ISO 8601).",
         )
         .validate(one_of(&["numeric", "string"]))
-        .define_with_default("money.fraction.digits", ConfigType::Int, 2, Importance::Low, "Scale of money values.")
+        .define_with_default(
+            "money.fraction.digits",
+            ConfigType::Int,
+            2,
+            Importance::Low,
+            "Scale of money values.",
+        )
         .validate(non_negative.clone())
         .define_with_default(
             "heartbeat.interval.ms",
@@ -271,7 +342,13 @@ pub(crate) fn config_def() -> ConfigDef {
             Importance::Low,
             "Drop the slot when the task stops cleanly.",
         )
-        .define_with_default("max.batch.size", ConfigType::Int, 2048, Importance::Low, "Most records per poll.")
+        .define_with_default(
+            "max.batch.size",
+            ConfigType::Int,
+            2048,
+            Importance::Low,
+            "Most records per poll.",
+        )
         .validate(positive.clone())
         .define_with_default(
             "max.queue.size",
@@ -281,7 +358,13 @@ pub(crate) fn config_def() -> ConfigDef {
             "Most records buffered between the stream and the worker.",
         )
         .validate(positive.clone())
-        .define_with_default("poll.interval.ms", ConfigType::Int, 500, Importance::Low, "Longest wait of an empty poll.")
+        .define_with_default(
+            "poll.interval.ms",
+            ConfigType::Int,
+            500,
+            Importance::Low,
+            "Longest wait of an empty poll.",
+        )
         .validate(positive.clone())
         .define_with_default(
             "unavailable.value.placeholder",
@@ -347,13 +430,15 @@ pub(crate) fn validate(props: &HashMap<String, String>) -> Vec<ConfigError> {
             errors.push(ConfigError::invalid("plugin.name", plugin, reason));
         }
     }
-    if let Some(mode) = get("database.sslmode") {
-        if matches!(mode, "require" | "verify-ca" | "verify-full") {
-            errors.push(ConfigError::invalid(
-                "database.sslmode",
-                mode,
-                "TLS connections are not supported yet; use disable, allow or prefer",
-            ));
+    if let Some(tls) = tls_settings(&get) {
+        // Certificate files are read now, so a wrong path fails validation.
+        if let Err(message) = tls.client_config() {
+            let key = ["database.sslrootcert", "database.sslcert", "database.sslkey"]
+                .into_iter()
+                .find(|k| message.starts_with(k))
+                .unwrap_or("database.sslmode");
+            let value = get(key).unwrap_or_default();
+            errors.push(ConfigError::invalid(key, value, message));
         }
     }
     if let Some(prefix) = get("topic.prefix") {
@@ -409,14 +494,6 @@ pub(crate) fn validate(props: &HashMap<String, String>) -> Vec<ConfigError> {
                 ));
             }
         }
-    }
-    if get("toast.fill").is_some_and(|v| v.eq_ignore_ascii_case("true")) {
-        errors.push(ConfigError::invalid(
-            "toast.fill",
-            "true",
-            "filling unchanged TOASTed values is not implemented yet; unchanged values are sent as \
-             unavailable.value.placeholder",
-        ));
     }
     let int = |k: &str, default: i64| get(k).and_then(|v| v.parse::<i64>().ok()).unwrap_or(default);
     if int("max.queue.size", 8192) <= int("max.batch.size", 2048) {
@@ -495,6 +572,7 @@ impl CdcConfig {
                 password: password(&parsed),
                 dbname: s("database.dbname"),
                 application_name: format!("runnel-cdc {connector}"),
+                tls: tls_settings(&|k: &str| props.get(k).map(|v| v.trim())).unwrap_or_default(),
             },
             heartbeat_topic: format!("{}.{topic_prefix}", s("topic.heartbeat.prefix")),
             topic_prefix,
@@ -555,6 +633,7 @@ impl CdcConfig {
             max_queue_size: int("max.queue.size") as usize,
             poll_interval: Duration::from_millis(int("poll.interval.ms") as u64),
             unavailable_value_placeholder: s("unavailable.value.placeholder"),
+            toast_fill: parsed.get_boolean("toast.fill").unwrap_or(false),
             status_update_interval: Duration::from_millis(int("status.update.interval.ms") as u64),
             max_reconnects: u32::try_from(int("errors.max.retries")).ok(),
             slot_max_retries: int("slot.max.retries") as u32,
@@ -625,7 +704,8 @@ mod tests {
     fn each_bad_key_is_named() {
         let cases = [
             (("plugin.name", "decoderbufs"), "plugin.name"),
-            (("database.sslmode", "require"), "database.sslmode"),
+            (("database.sslmode", "sometimes"), "database.sslmode"),
+            (("database.sslmode", "verify-full"), "database.sslrootcert"),
             (("table.include.list", "public.(orders"), "table.include.list"),
             (("skipped.operations", "x"), "skipped.operations"),
             (("max.queue.size", "100"), "max.queue.size"),

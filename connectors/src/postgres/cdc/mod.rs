@@ -27,9 +27,12 @@
 //!    restart skips what was stored (see `stream.rs`). Heartbeats carry
 //!    the position while the captured tables are idle, so WAL is freed.
 //!
+//! 5. **TOAST** (`toast.rs`): with `toast.fill=true`, unchanged TOASTed
+//!    values are filled from the last row image emitted for the key.
+//!
 //! Not yet: TLS (`database.sslmode=require`), pgoutput protocol 2
-//! (streaming of in-progress transactions), `toast.fill`, column default
-//! values in schemas, and `provide.transaction.metadata`.
+//! (streaming of in-progress transactions), column default values in
+//! schemas, and `provide.transaction.metadata`.
 
 mod catalog;
 mod config;
@@ -40,6 +43,7 @@ mod snapshot;
 mod stream;
 mod table;
 mod task;
+mod toast;
 mod types;
 
 use async_trait::async_trait;

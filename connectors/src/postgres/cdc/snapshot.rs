@@ -20,6 +20,7 @@ use super::config::CdcConfig;
 use super::event::{self, Op, Position};
 use super::pgoutput::Datum;
 use super::table::{ColumnSource, Table};
+use super::toast::{row_key, ToastStore, Version};
 use crate::postgres::conn::PgError;
 use crate::postgres::lsn::Lsn;
 use crate::postgres::replication::{quote_ident, quote_literal};
@@ -53,7 +54,8 @@ pub(crate) struct SnapshotSummary {
 }
 
 /// Reads every captured table inside the transaction [`begin`] opened and
-/// sends one `r` event per row, then commits. The last record's offset
+/// sends one `r` event per row, then commits. With `toast`, the store
+/// starts over and keeps every row's image. The last record's offset
 /// says `last_snapshot_record: true`: storing it marks the snapshot done.
 ///
 /// # Errors
@@ -63,8 +65,12 @@ pub(crate) async fn read(
     partition: &Arc<SourceMap>,
     client: &Client,
     consistent_point: Lsn,
+    mut toast: Option<&mut ToastStore>,
     out: &mpsc::Sender<SourceRecord>,
 ) -> Result<Result<SnapshotSummary, Stopped>, PgError> {
+    if let Some(store) = toast.as_deref_mut() {
+        store.clear()?;
+    }
     let sql = |e| PgError::from_sql(e, "snapshot");
     let xmin: Option<String> = client
         .query_one("SELECT pg_snapshot_xmin(pg_current_snapshot())::text", &[])
@@ -128,6 +134,18 @@ pub(crate) async fn read(
                         None => Datum::Null,
                     })
                     .collect();
+                if let Some(store) = toast.as_deref_mut() {
+                    if let Some(key) = row_key(&datums, &table.key_columns) {
+                        let version = Version { commit: consistent_point, change: Lsn::ZERO };
+                        store.record(
+                            &table.qualified_name(),
+                            &key,
+                            version,
+                            &table.column_names(),
+                            &datums,
+                        )?;
+                    }
+                }
                 let marker = match (rows_in_table, summary.rows) {
                     (0, 0) => "first",
                     (0, _) => "first_in_data_collection",

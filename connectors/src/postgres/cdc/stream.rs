@@ -28,6 +28,7 @@ use super::config::CdcConfig;
 use super::event::{self, Op, Position};
 use super::pgoutput::{Datum, OldImage, PgOutput, Relation};
 use super::table::{ColumnSource, Table};
+use super::toast::{row_key, ToastStore, Version};
 use crate::postgres::conn::PgError;
 use crate::postgres::lsn::Lsn;
 use crate::postgres::replication::PG_EPOCH_OFFSET_MICROS;
@@ -44,6 +45,8 @@ pub(crate) struct Resume {
 
 struct Transaction {
     xid: u32,
+    /// The commit LSN (Begin's final LSN): orders `toast.fill` images.
+    final_lsn: Lsn,
     ts_micros: i64,
     /// Changes of this transaction at or below this LSN are skipped.
     skip_through: Option<Lsn>,
@@ -110,6 +113,7 @@ impl ChangeDecoder {
         &mut self,
         message: PgOutput,
         catalog: &Client,
+        toast: Option<&mut ToastStore>,
         out: &mut Vec<SourceRecord>,
     ) -> Result<(), PgError> {
         match message {
@@ -126,6 +130,7 @@ impl ChangeDecoder {
                 }
                 self.transaction = Some(Transaction {
                     xid,
+                    final_lsn,
                     ts_micros: commit_time_micros + PG_EPOCH_OFFSET_MICROS,
                     skip_through,
                     skip_all,
@@ -143,6 +148,17 @@ impl ChangeDecoder {
             PgOutput::Type { oid, .. } => self.types.load(catalog, &[oid], true).await?,
             PgOutput::Insert { relation, new } => {
                 let Some((table, position)) = self.change_context(relation)? else { return Ok(()) };
+                if let Some(store) = toast {
+                    if let Some(key) = row_key(&new, &table.key_columns) {
+                        store.record(
+                            &table.qualified_name(),
+                            &key,
+                            self.version(),
+                            &table.column_names(),
+                            &new,
+                        )?;
+                    }
+                }
                 if self.config.skipped.create {
                     return Ok(());
                 }
@@ -161,12 +177,20 @@ impl ChangeDecoder {
                     offset,
                 ));
             }
-            PgOutput::Update { relation, old, new } => {
+            PgOutput::Update { relation, mut old, mut new } => {
                 let Some((table, position)) = self.change_context(relation)? else { return Ok(()) };
+                if let Some(store) = toast {
+                    self.fill_toast(store, &table, old.as_mut(), &mut new)?;
+                }
                 self.update(&table, &position, old, new, out);
             }
             PgOutput::Delete { relation, old: (kind, old) } => {
                 let Some((table, position)) = self.change_context(relation)? else { return Ok(()) };
+                if let Some(store) = toast {
+                    if let Some(key) = row_key(&old, &table.key_columns) {
+                        store.deleted(&table.qualified_name(), &key, self.version());
+                    }
+                }
                 if self.config.skipped.delete {
                     return Ok(());
                 }
@@ -211,6 +235,44 @@ impl ChangeDecoder {
                 }
             }
             PgOutput::Origin | PgOutput::Message { .. } => {}
+        }
+        Ok(())
+    }
+
+    /// Where the change being handled sits in commit order.
+    fn version(&self) -> Version {
+        Version {
+            commit: self.transaction.as_ref().map_or(Lsn::ZERO, |t| t.final_lsn),
+            change: self.current_lsn,
+        }
+    }
+
+    /// `toast.fill`: fills the unchanged values of an update's images from
+    /// the row's last image, and keeps the new image (under the new key
+    /// when the key changed, forgetting the old one).
+    fn fill_toast(
+        &self,
+        store: &mut ToastStore,
+        table: &Table,
+        old: Option<&mut (OldImage, Vec<Datum>)>,
+        new: &mut [Datum],
+    ) -> Result<(), PgError> {
+        let name = table.qualified_name();
+        let names = table.column_names();
+        let version = self.version();
+        let new_key = row_key(new, &table.key_columns);
+        let old_key = old.as_ref().and_then(|(_, image)| row_key(image, &table.key_columns));
+        // The row's history is under its key before this change.
+        let Some(history) = old_key.clone().or_else(|| new_key.clone()) else { return Ok(()) };
+        store.fill(&name, &history, version, &names, new)?;
+        if let Some((_, image)) = old {
+            store.fill(&name, &history, version, &names, image)?;
+        }
+        if let Some(new_key) = new_key {
+            if old_key.as_ref().is_some_and(|o| *o != new_key) {
+                store.deleted(&name, &history, version);
+            }
+            store.record(&name, &new_key, version, &names, new)?;
         }
         Ok(())
     }

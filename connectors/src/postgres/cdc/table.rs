@@ -195,6 +195,11 @@ impl Table {
         format!("{}.{}", self.schema, self.name)
     }
 
+    /// The columns' names, in row-image order.
+    pub(crate) fn column_names(&self) -> Vec<&str> {
+        self.columns.iter().map(|c| c.name.as_str()).collect()
+    }
+
     /// The row image `datums` (one per column, in column order) as the
     /// Value struct.
     pub(crate) fn row(&self, datums: &[Datum], config: &CdcConfig, key_only_image: bool) -> Struct {

@@ -22,6 +22,7 @@ use super::pgoutput;
 use super::setup::{self, Plan, StoredOffset};
 use super::snapshot;
 use super::stream::{ChangeDecoder, Resume};
+use super::toast::ToastStore;
 use crate::postgres::conn::PgError;
 use crate::postgres::lsn::Lsn;
 use crate::postgres::replication::{ReplicationConnection, ReplicationStream, StreamMessage};
@@ -70,9 +71,33 @@ impl SourceTask for PostgresCdcSourceTask {
             flushed: AtomicU64::new(0),
             flush_changed: Notify::new(),
         });
+        let toast = if config.toast_fill {
+            let Some(state_dir) = &context.state_dir else {
+                return Err(TaskError::fatal(
+                    "toast.fill=true needs a directory for its store: set the worker's state.dir",
+                ));
+            };
+            let dir =
+                state_dir.join(&context.connector).join(format!("task-{}", context.task_id)).join("toast");
+            std::fs::create_dir_all(&dir).map_err(|e| {
+                TaskError::fatal(format!(
+                    "toast.fill: cannot create {}: {e} (the worker's state.dir)",
+                    dir.display()
+                ))
+            })?;
+            Some(ToastStore::open(&dir).map_err(TaskError::fatal)?)
+        } else {
+            None
+        };
         let (sender, receiver) = mpsc::channel(config.max_queue_size);
-        let reader =
-            Reader { shared: Arc::clone(&shared), sql: client, out: sender, cancel: self.cancel.clone() };
+        let reader = Reader {
+            shared: Arc::clone(&shared),
+            sql: client,
+            out: sender,
+            cancel: self.cancel.clone(),
+            toast,
+            pruned: Lsn::ZERO,
+        };
         self.reader = Some(tokio::spawn(reader.run(plan)));
         self.records = Some(receiver);
         self.shared = Some(shared);
@@ -155,9 +180,25 @@ struct Reader {
     sql: tokio_postgres::Client,
     out: mpsc::Sender<SourceRecord>,
     cancel: CancellationToken,
+    /// `toast.fill`'s store.
+    toast: Option<ToastStore>,
+    /// The flush position the store was last pruned at.
+    pruned: Lsn,
 }
 
 impl Reader {
+    /// Drops `toast.fill` images that no change can need any more, once
+    /// the worker stored more.
+    fn prune_toast(&mut self) -> Result<(), PgError> {
+        let Some(store) = self.toast.as_mut() else { return Ok(()) };
+        let flushed = Lsn(self.shared.flushed.load(Ordering::Acquire));
+        if flushed > self.pruned && store.has_pending() {
+            store.prune(flushed)?;
+            self.pruned = flushed;
+        }
+        Ok(())
+    }
+
     async fn run(mut self, mut plan: Plan) -> Result<(), TaskError> {
         loop {
             let (start, resume) = match plan {
@@ -233,7 +274,7 @@ impl Reader {
         drop(repl);
         let point = created.consistent_point;
         let summary = tokio::select! {
-            read = snapshot::read(&config, &self.shared.partition, &reader, point, &self.out) => read.map_err(|e| self.explain(e))?,
+            read = snapshot::read(&config, &self.shared.partition, &reader, point, self.toast.as_mut(), &self.out) => read.map_err(|e| self.explain(e))?,
             () = self.cancel.cancelled() => return Ok(None),
         };
         let Ok(summary) = summary else { return Ok(None) };
@@ -382,7 +423,7 @@ impl Reader {
                     StreamMessage::XLogData { wal_start, data, .. } => {
                         decoder.set_lsn(wal_start);
                         let message = pgoutput::decode(data).map_err(|e| PgError::Protocol(e.to_string()))?;
-                        decoder.handle(message, &self.sql, &mut records).await?;
+                        decoder.handle(message, &self.sql, self.toast.as_mut(), &mut records).await?;
                         *failures = 0;
                     }
                     StreamMessage::Keepalive { wal_end, reply_requested } => {
@@ -394,6 +435,7 @@ impl Reader {
                     }
                 },
             }
+            self.prune_toast()?;
             for record in records.drain(..) {
                 let point = ChangeDecoder::resume_point(&record);
                 // The queue is bounded: while it is full, keep the server
