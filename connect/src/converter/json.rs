@@ -25,6 +25,7 @@ use std::collections::HashMap;
 use base64::Engine as _;
 
 use super::json_tree::{Json, Number};
+use super::json_writer::{At, SchemaCache};
 use super::{Converter, ConverterError};
 use crate::config_def::{ConfigDef, ConfigType, Importance, Validator};
 use crate::data::{Decimal, DecimalValue, Schema, SchemaAndValue, SchemaBuilder, SchemaType, Struct, Value};
@@ -47,6 +48,8 @@ pub struct JsonConverter {
     schemas_enable: bool,
     decimal_format: DecimalFormat,
     replace_null_with_default: bool,
+    /// The JSON of the schemas written lately (`schemas.cache.size`).
+    schema_cache: SchemaCache,
 }
 
 impl Default for JsonConverter {
@@ -55,9 +58,13 @@ impl Default for JsonConverter {
             schemas_enable: true,
             decimal_format: DecimalFormat::Base64,
             replace_null_with_default: true,
+            schema_cache: SchemaCache::new(DEFAULT_SCHEMA_CACHE_SIZE),
         }
     }
 }
+
+/// Kafka's default `schemas.cache.size`.
+const DEFAULT_SCHEMA_CACHE_SIZE: usize = 1000;
 
 impl JsonConverter {
     /// Kafka's class name.
@@ -83,8 +90,9 @@ impl JsonConverter {
                 ConfigType::Int,
                 1000,
                 Importance::High,
-                "Accepted for compatibility; schemas are not cached.",
+                "How many schemas' JSON is kept for reuse when writing.",
             )
+            .validate(Validator::Range { min: Some(1.0), max: None })
             .define_with_default(
                 "decimal.format",
                 ConfigType::String,
@@ -119,6 +127,21 @@ impl JsonConverter {
             .as_json_schema(schema)
             .map_err(|reason| ConverterError::Serialize { topic: String::new(), reason })?;
         Ok(String::from_utf8_lossy(&json.to_bytes()).into_owned())
+    }
+
+    /// Whether null fields with a default are written as the default.
+    pub(crate) fn replaces_null_with_default(&self) -> bool {
+        self.replace_null_with_default
+    }
+
+    /// Whether decimals are written as JSON numbers.
+    pub(crate) fn writes_numeric_decimals(&self) -> bool {
+        self.decimal_format == DecimalFormat::Numeric
+    }
+
+    /// A value without a schema as JSON.
+    pub(crate) fn schemaless_json(&self, value: &Value, path: &str) -> Result<Json, String> {
+        self.schemaless_to_json(value, path)
     }
 
     fn as_json_schema(&self, schema: &Schema) -> Result<Json, String> {
@@ -545,10 +568,56 @@ impl Converter for JsonConverter {
             Some(f) if f.eq_ignore_ascii_case("NUMERIC") => DecimalFormat::Numeric,
             _ => DecimalFormat::Base64,
         };
+        let cache_size = parsed.get_int("schemas.cache.size").unwrap_or(DEFAULT_SCHEMA_CACHE_SIZE as i32);
+        self.schema_cache = SchemaCache::new(usize::try_from(cache_size).unwrap_or(1));
         Ok(())
     }
 
     fn from_connect(
+        &self,
+        topic: &str,
+        schema: Option<&Schema>,
+        value: &Value,
+    ) -> Result<Option<Vec<u8>>, ConverterError> {
+        if schema.is_none() && value.is_null() {
+            return Ok(None);
+        }
+        let fail = |reason: String| ConverterError::Serialize { topic: topic.to_string(), reason };
+        // Written straight into the text (json_writer.rs), schemas from the
+        // cache: the same bytes as the tree below, which tests compare.
+        let mut out = String::with_capacity(256);
+        if self.schemas_enable {
+            out.push_str("{\"schema\":");
+            match schema {
+                Some(s) => self
+                    .schema_cache
+                    .write(s, &mut out, || {
+                        let mut text = String::new();
+                        self.as_json_schema(s)?.write_to(&mut text);
+                        Ok(text)
+                    })
+                    .map_err(fail)?,
+                None => out.push_str("null"),
+            }
+            out.push_str(",\"payload\":");
+            self.write_value(schema, value, At::Root, &mut out).map_err(fail)?;
+            out.push('}');
+        } else {
+            self.write_value(schema, value, At::Root, &mut out).map_err(fail)?;
+        }
+        Ok(Some(out.into_bytes()))
+    }
+
+    fn to_connect(&self, topic: &str, bytes: Option<&[u8]>) -> Result<SchemaAndValue, ConverterError> {
+        self.to_connect_tree(topic, bytes)
+    }
+}
+
+impl JsonConverter {
+    /// `from_connect` through the JSON tree: the reference the writer is
+    /// tested against.
+    #[cfg(test)]
+    pub(crate) fn write_through_tree(
         &self,
         topic: &str,
         schema: Option<&Schema>,
@@ -571,7 +640,7 @@ impl Converter for JsonConverter {
         Ok(Some(json.to_bytes()))
     }
 
-    fn to_connect(&self, topic: &str, bytes: Option<&[u8]>) -> Result<SchemaAndValue, ConverterError> {
+    fn to_connect_tree(&self, topic: &str, bytes: Option<&[u8]>) -> Result<SchemaAndValue, ConverterError> {
         let Some(bytes) = bytes.filter(|b| !b.is_empty()) else {
             return Ok(SchemaAndValue::null());
         };

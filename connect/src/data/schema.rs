@@ -145,6 +145,11 @@ impl fmt::Debug for Schema {
 }
 
 impl Schema {
+    /// Identifies this schema instance (clones share it): its address.
+    pub(crate) fn identity(&self) -> usize {
+        Arc::as_ptr(&self.inner) as usize
+    }
+
     /// A required schema of a primitive type, with nothing else set.
     ///
     /// For arrays, maps and structs use [`SchemaBuilder`]; an array or map
