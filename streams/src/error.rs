@@ -233,6 +233,18 @@ pub enum StreamsError {
         /// The missing topics.
         topics: Vec<String>,
     },
+    /// Topics joined with each other have different partition counts, so
+    /// records with the same key would meet in different tasks (Kafka's
+    /// co-partitioning requirement).
+    #[error(
+        "topics joined must have the same number of partitions: {}; repartition one side \
+         (KStream::repartition with Repartitioned::with_partitions) before the join",
+        .topics.iter().map(|(t, n)| format!("{t} has {n}")).collect::<Vec<_>>().join(", ")
+    )]
+    NotCopartitioned {
+        /// Each topic and its partition count.
+        topics: Vec<(String, i32)>,
+    },
     /// `Streams::start` was called on an instance that is not new.
     #[error("streams instance already started (state {state})")]
     AlreadyStarted {

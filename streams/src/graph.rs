@@ -165,6 +165,9 @@ pub(crate) struct Graph {
     pub(crate) globals: Vec<GlobalDef>,
     /// Problems found while building, reported by `build()`.
     pub(crate) errors: Vec<StreamsError>,
+    /// Nodes whose input topics must be co-partitioned (the two inputs
+    /// of a join).
+    pub(crate) copartitions: Vec<Vec<NodeId>>,
     counter: u64,
 }
 

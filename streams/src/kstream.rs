@@ -44,10 +44,10 @@ use crate::StreamsError;
 /// # Ok::<(), runnel_streams::StreamsError>(())
 /// ```
 pub struct KStream<K, V> {
-    graph: Rc<RefCell<Graph>>,
-    node: NodeId,
-    repartition_required: bool,
-    next_name: Option<String>,
+    pub(crate) graph: Rc<RefCell<Graph>>,
+    pub(crate) node: NodeId,
+    pub(crate) repartition_required: bool,
+    pub(crate) next_name: Option<String>,
     _types: PhantomData<fn() -> (K, V)>,
 }
 

@@ -39,9 +39,16 @@
 //!   so the same application runs embedded or against a Kafka-compatible
 //!   cluster; its producer is the [`RecordCollector`] of every task.
 //!
-//! Not yet here: stream-stream, stream-table and table-table joins (only
-//! [`GlobalKTable`] joins), suppression, interactive queries and
-//! exactly-once processing; those are open issues.
+//! * **Joins.** Stream-stream joins ([`KStream::join`], `left_join`,
+//!   `outer_join` in [`JoinWindows`]) keep both sides in changelogged
+//!   window stores and follow Kafka's semantics since 3.1: a left or outer
+//!   result with a missing side is emitted only once its window closed.
+//!   Joined topics must be co-partitioned: a side whose key changed is
+//!   repartitioned, and different partition counts fail
+//!   [`Streams::start`] naming both topics. [`GlobalKTable`] joins too.
+//!
+//! Not yet here: stream-table and table-table joins, suppression,
+//! interactive queries and exactly-once processing; those are open issues.
 //!
 //! # Example
 //!
@@ -87,6 +94,7 @@ mod error;
 mod global;
 mod graph;
 mod kgrouped;
+mod kjoin;
 mod ksliding;
 mod kstream;
 mod ktable;
@@ -115,6 +123,7 @@ pub use describe::{
 pub use error::{BoxError, StreamsError};
 pub use global::GlobalKTable;
 pub use kgrouped::{KGroupedStream, KGroupedTable};
+pub use kjoin::{JoinWindows, StreamJoined};
 pub use ksliding::SlidingWindowedKStream;
 pub use kstream::{BranchedKStream, KStream};
 pub use ktable::KTable;

@@ -87,6 +87,8 @@ pub struct Topology {
     repartitions: Vec<RepartitionDef>,
     stores: Vec<StoreDef>,
     globals: Vec<GlobalDef>,
+    /// Nodes whose input topics must have equal partition counts.
+    copartitions: Vec<Vec<NodeId>>,
 }
 
 impl fmt::Debug for Topology {
@@ -97,7 +99,7 @@ impl fmt::Debug for Topology {
 
 impl Topology {
     pub(crate) fn from_graph(graph: Graph) -> Result<Self, StreamsError> {
-        let Graph { nodes, repartitions, stores, globals, errors, .. } = graph;
+        let Graph { nodes, repartitions, stores, globals, errors, copartitions, .. } = graph;
         if let Some(error) = errors.into_iter().next() {
             return Err(error);
         }
@@ -121,7 +123,34 @@ impl Topology {
             }
         }
         let subtopologies = connected_components(&nodes);
-        Ok(Topology { nodes, children, subtopologies, repartitions, stores, globals })
+        Ok(Topology { nodes, children, subtopologies, repartitions, stores, globals, copartitions })
+    }
+
+    /// Groups of topics that must have the same number of partitions
+    /// (the topics feeding the two sides of each join), for
+    /// `application_id`.
+    pub(crate) fn copartition_groups(&self, application_id: &str) -> Vec<Vec<String>> {
+        self.copartitions
+            .iter()
+            .map(|group| {
+                let mut topics = Vec::new();
+                let mut stack: Vec<NodeId> = group.clone();
+                let mut seen = std::collections::BTreeSet::new();
+                while let Some(id) = stack.pop() {
+                    if !seen.insert(id) {
+                        continue;
+                    }
+                    let node = &self.nodes[id];
+                    if let NodeKind::Source { topics: refs } = &node.kind {
+                        topics.extend(refs.iter().map(|t| t.resolve(application_id)));
+                    }
+                    stack.extend(node.parents.iter().copied());
+                }
+                topics.sort();
+                topics.dedup();
+                topics
+            })
+            .collect()
     }
 
     /// Describes the sub-topologies and nodes; its `Display` prints like

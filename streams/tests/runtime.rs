@@ -661,3 +661,66 @@ async fn stateful_tasks_move_between_threads_of_one_instance() {
     assert!(streams.errors().is_empty(), "{:?}", streams.errors());
     cluster.close().await;
 }
+
+fn join_topology() -> runnel_streams::Topology {
+    let mut b = StreamsBuilder::new();
+    let c = || Consumed::with(Serdes::string(), Serdes::string());
+    let left = b.stream::<String, String>("orders", c());
+    let right = b.stream::<String, String>("payments", c());
+    left.left_join(
+        &right,
+        |o, p: Option<&String>| format!("{o}+{}", p.map_or("none", String::as_str)),
+        runnel_streams::JoinWindows::of_time_difference_with_no_grace(Duration::from_secs(3600)),
+        runnel_streams::StreamJoined::with(Serdes::string(), Serdes::string(), Serdes::string()),
+    )
+    .to("paid-orders", Produced::with(Serdes::string(), Serdes::string()));
+    b.build().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_windowed_join_runs_on_the_cluster_and_a_new_instance_restores_its_stores() {
+    let cluster = TestCluster::open(false).await;
+    for topic in ["orders", "payments", "paid-orders"] {
+        create(&cluster.client, topic, 2).await;
+    }
+    produce(
+        &cluster.client,
+        "orders",
+        [("o1".to_string(), "book".to_string()), ("o2".to_string(), "pen".to_string())],
+    )
+    .await;
+    produce(&cluster.client, "payments", [("o1".to_string(), "card".to_string())]).await;
+    let streams = Streams::new(join_topology(), config("shop", &cluster), cluster.client.clone()).unwrap();
+    streams.start().await.unwrap();
+    let out = read(&cluster.client, "paid-orders", 2, 1).await;
+    assert_eq!(out.get("o1"), Some(&vec!["book+card".to_string()]));
+    streams.close().await.unwrap();
+
+    // Another instance with an empty state directory: the orders come back
+    // from the changelog, and a late payment still joins o2.
+    let fresh = config("shop", &cluster).with_state_dir(cluster.state_dir().join("second"));
+    let streams = Streams::new(join_topology(), fresh, cluster.client.clone()).unwrap();
+    streams.start().await.unwrap();
+    produce(&cluster.client, "payments", [("o2".to_string(), "cash".to_string())]).await;
+    let out = read(&cluster.client, "paid-orders", 2, 2).await;
+    assert_eq!(out.get("o2"), Some(&vec!["pen+cash".to_string()]), "{out:?}");
+    streams.close().await.unwrap();
+    // A left join never emitted an order without its payment: both windows
+    // are still open.
+    assert!(out.values().flatten().all(|v| !v.ends_with("+none")), "{out:?}");
+    cluster.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn joined_topics_with_different_partition_counts_fail_at_start_naming_both() {
+    let cluster = TestCluster::open(false).await;
+    create(&cluster.client, "orders", 2).await;
+    create(&cluster.client, "payments", 3).await;
+    let streams =
+        Streams::new(join_topology(), config("mismatch", &cluster), cluster.client.clone()).unwrap();
+    let err = streams.start().await.unwrap_err();
+    let text = err.to_string();
+    assert!(matches!(err, StreamsError::NotCopartitioned { .. }), "{text}");
+    assert!(text.contains("orders has 2") && text.contains("payments has 3"), "{text}");
+    cluster.close().await;
+}

@@ -1,7 +1,7 @@
 //! Before threads start: check the input topics exist and create the
 //! internal topics (repartition and changelog) the topology needs.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 
 use runnel_core::client::Cluster;
 use runnel_core::topic::NewTopic;
@@ -46,13 +46,40 @@ pub(crate) async fn prepare(
         return Err(StreamsError::MissingSourceTopics { topics: missing });
     }
     let mut max_partitions = 1;
+    let mut counts: HashMap<String, i32> = HashMap::new();
     for topic in &sources {
         let described = admin.describe_topic(topic).await.map_err(client_error("describe topic"))?;
         max_partitions = max_partitions.max(described.partitions.len() as i32);
+        counts.insert(topic.clone(), described.partitions.len() as i32);
+    }
+    // Joined topics must be co-partitioned; a repartition topic of a join
+    // takes the partition count of the topics it is joined with.
+    let mut join_partitions: HashMap<String, i32> = HashMap::new();
+    for group in topology.copartition_groups(app) {
+        let mut fixed: Vec<(String, i32)> = Vec::new();
+        for topic in &group {
+            if let Some(&n) = counts.get(topic) {
+                fixed.push((topic.clone(), n));
+            } else if let Some(n) = repartition.iter().find(|r| &r.name == topic).and_then(|r| r.partitions) {
+                fixed.push((topic.clone(), n as i32));
+            }
+        }
+        if fixed.windows(2).any(|w| w[0].1 != w[1].1) {
+            return Err(StreamsError::NotCopartitioned { topics: fixed });
+        }
+        if let Some(&(_, n)) = fixed.first() {
+            for topic in group {
+                join_partitions.entry(topic).or_insert(n);
+            }
+        }
     }
     let mut wanted: Vec<NewTopic> = Vec::new();
     for t in &repartition {
-        let partitions = t.partitions.map_or(max_partitions, |p| p as i32);
+        let partitions = t
+            .partitions
+            .map(|p| p as i32)
+            .or_else(|| join_partitions.get(&t.name).copied())
+            .unwrap_or(max_partitions);
         max_partitions = max_partitions.max(partitions);
         wanted.push(NewTopic::new(&t.name, partitions));
     }

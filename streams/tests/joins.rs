@@ -1,0 +1,219 @@
+//! Stream-stream joins (issue 16, point 1): inner, left and outer joins in
+//! `JoinWindows`, with Kafka's semantics since 3.1 (KIP-633, no spurious
+//! left/outer results), through the `TopologyTestDriver`.
+
+use std::time::Duration;
+
+use runnel_streams::{
+    Consumed, JoinWindows, KStream, Produced, Serdes, StreamJoined, StreamsBuilder, StreamsConfig,
+    TopologyTestDriver,
+};
+
+type Out = (String, String, i64);
+
+fn s(v: &str) -> String {
+    v.to_string()
+}
+
+fn joined() -> StreamJoined<String, String, String> {
+    StreamJoined::with(Serdes::string(), Serdes::string(), Serdes::string())
+}
+
+fn inputs(b: &mut StreamsBuilder) -> (KStream<String, String>, KStream<String, String>) {
+    let c = || Consumed::with(Serdes::string(), Serdes::string());
+    (b.stream::<String, String>("left", c()), b.stream::<String, String>("right", c()))
+}
+
+fn fmt(l: Option<&String>, r: Option<&String>) -> String {
+    format!("{}+{}", l.map_or("null", String::as_str), r.map_or("null", String::as_str))
+}
+
+/// Pipes `(side, key, value, time)` and returns what came out, in order,
+/// as `(key, value, timestamp)`.
+fn run(b: StreamsBuilder, input: &[(&str, &str, &str, i64)]) -> (Vec<Out>, TopologyTestDriver) {
+    let driver = TopologyTestDriver::new(b.build().unwrap(), StreamsConfig::new("join-app")).unwrap();
+    let left = driver.create_input_topic("left", Serdes::string(), Serdes::string());
+    let right = driver.create_input_topic("right", Serdes::string(), Serdes::string());
+    let out = driver.create_output_topic("out", Serdes::string(), Serdes::string());
+    for &(side, key, value, time) in input {
+        let topic = if side == "L" { &left } else { &right };
+        topic.pipe_input_with_timestamp(s(key), s(value), time).unwrap();
+    }
+    let records = out.read_records_to_list().unwrap();
+    (records.into_iter().map(|r| (r.key, r.value, r.timestamp)).collect(), driver)
+}
+
+fn to_out(stream: KStream<String, String>) {
+    stream.to("out", Produced::with(Serdes::string(), Serdes::string()));
+}
+
+#[test]
+fn an_inner_join_pairs_records_within_the_window_in_both_directions_with_the_later_timestamp() {
+    let mut b = StreamsBuilder::new();
+    let (l, r) = inputs(&mut b);
+    let windows = JoinWindows::of_time_difference_with_no_grace(Duration::from_millis(100));
+    to_out(l.join(&r, |a, b| format!("{a}+{b}"), windows, joined()));
+    let (out, _) = run(
+        b,
+        &[
+            ("L", "k", "a", 1_000),
+            ("R", "k", "x", 1_050),     // joins a
+            ("R", "other", "y", 1_060), // another key: nothing
+            ("L", "k", "b", 1_100),     // joins x (50 before)
+            ("R", "k", "z", 1_250),     // 150 after b, 250 after a: nothing
+            ("L", "k", "c", 1_200),     // z is 50 after: joins z
+        ],
+    );
+    assert_eq!(out, vec![(s("k"), s("a+x"), 1_050), (s("k"), s("b+x"), 1_100), (s("k"), s("c+z"), 1_250),]);
+}
+
+#[test]
+fn records_with_the_same_key_and_time_are_all_kept_and_joined() {
+    let mut b = StreamsBuilder::new();
+    let (l, r) = inputs(&mut b);
+    let windows = JoinWindows::of_time_difference_with_no_grace(Duration::from_millis(10));
+    to_out(l.join(&r, |a, b| format!("{a}+{b}"), windows, joined()));
+    let (out, _) = run(b, &[("L", "k", "a1", 500), ("L", "k", "a2", 500), ("R", "k", "x", 500)]);
+    let mut values: Vec<String> = out.into_iter().map(|(_, v, _)| v).collect();
+    values.sort();
+    assert_eq!(values, vec![s("a1+x"), s("a2+x")]);
+}
+
+#[test]
+fn before_and_after_bound_the_window_on_each_side() {
+    let mut b = StreamsBuilder::new();
+    let (l, r) = inputs(&mut b);
+    // Right records from 0 to 100 ms after the left one.
+    let windows =
+        JoinWindows::of_time_difference_with_no_grace(Duration::from_millis(100)).before(Duration::ZERO);
+    to_out(l.join(&r, |a, b| format!("{a}+{b}"), windows, joined()));
+    let (out, _) = run(
+        b,
+        &[
+            ("L", "k", "a", 1_000),
+            ("R", "k", "early", 999),
+            ("R", "k", "on-time", 1_100),
+            ("R", "k", "late", 1_101),
+        ],
+    );
+    assert_eq!(out, vec![(s("k"), s("a+on-time"), 1_100)]);
+}
+
+#[test]
+fn a_left_join_emits_an_unmatched_record_only_once_its_window_has_closed() {
+    let mut b = StreamsBuilder::new();
+    let (l, r) = inputs(&mut b);
+    let windows =
+        JoinWindows::of_time_difference_and_grace(Duration::from_millis(100), Duration::from_millis(50));
+    to_out(l.left_join(&r, |a, b| fmt(Some(a), b), windows, joined()));
+    let (out, _) = run(
+        b,
+        &[
+            ("L", "k", "a", 1_000),     // window [900, 1100], closes after 1150
+            ("L", "j", "b", 1_010),     // window closes after 1160
+            ("R", "k", "x", 1_090),     // joins a: a is never emitted alone
+            ("R", "other", "t", 1_150), // stream time 1150: nothing closed yet
+            ("R", "other", "t", 1_161), // b's window closed: b+null
+            ("L", "k", "c", 1_300),
+        ],
+    );
+    assert_eq!(out, vec![(s("k"), s("a+x"), 1_090), (s("j"), s("b+null"), 1_010)]);
+}
+
+#[test]
+fn a_match_arriving_late_but_within_grace_replaces_the_null_result() {
+    let mut b = StreamsBuilder::new();
+    let (l, r) = inputs(&mut b);
+    let windows =
+        JoinWindows::of_time_difference_and_grace(Duration::from_millis(100), Duration::from_millis(500));
+    to_out(l.left_join(&r, |a, b| fmt(Some(a), b), windows, joined()));
+    let (out, _) = run(
+        b,
+        &[
+            ("L", "k", "a", 1_000),
+            ("R", "z", "t", 1_400), // stream time moves past a's window, not its grace
+            ("R", "k", "x", 1_050), // out of order, within grace: joins a
+            ("R", "z", "t", 2_000), // a's grace is over: a was matched, no a+null
+        ],
+    );
+    assert_eq!(out, vec![(s("k"), s("a+x"), 1_050)]);
+}
+
+#[test]
+fn an_outer_join_emits_either_side_alone_after_its_window_closes() {
+    let mut b = StreamsBuilder::new();
+    let (l, r) = inputs(&mut b);
+    let windows = JoinWindows::of_time_difference_with_no_grace(Duration::from_millis(100));
+    to_out(l.outer_join(&r, fmt, windows, joined()));
+    let (out, _) = run(
+        b,
+        &[
+            ("L", "a", "l1", 1_000),
+            ("R", "b", "r1", 1_020),
+            ("L", "c", "l2", 1_050),
+            ("R", "c", "r2", 1_060), // joins l2
+            ("L", "z", "tick", 1_500),
+        ],
+    );
+    assert_eq!(
+        out,
+        vec![(s("c"), s("l2+r2"), 1_060), (s("a"), s("l1+null"), 1_000), (s("b"), s("null+r1"), 1_020),]
+    );
+}
+
+#[test]
+fn records_later_than_their_window_and_grace_are_dropped_and_counted() {
+    let mut b = StreamsBuilder::new();
+    let (l, r) = inputs(&mut b);
+    let windows =
+        JoinWindows::of_time_difference_and_grace(Duration::from_millis(100), Duration::from_millis(100));
+    to_out(l.join(&r, |a, b| format!("{a}+{b}"), windows, joined()));
+    let (out, driver) = run(
+        b,
+        &[
+            ("R", "k", "x", 1_000),
+            ("L", "z", "t", 1_500),
+            ("L", "k", "too-late", 1_050), // window end 1150 + grace 100 < 1500
+            ("L", "k", "in-grace", 1_350), // ...
+        ],
+    );
+    assert!(out.is_empty(), "{out:?}");
+    assert_eq!(driver.metrics().dropped_records_total, 1);
+}
+
+#[test]
+fn a_key_changed_before_the_join_goes_through_a_repartition_topic_and_stores_have_changelogs() {
+    let mut b = StreamsBuilder::new();
+    let (l, r) = inputs(&mut b);
+    let rekeyed = l.select_key(|_, v| v.clone());
+    let windows = JoinWindows::of_time_difference_with_no_grace(Duration::from_secs(1));
+    to_out(rekeyed.left_join(
+        &r,
+        |a, b| fmt(Some(a), b),
+        windows,
+        joined().with_name("enrich").with_store_name("enrich-store"),
+    ));
+    let topology = b.build().unwrap();
+    let repartitions: Vec<String> = topology.repartition_topics("app").into_iter().map(|t| t.name).collect();
+    assert_eq!(repartitions, vec![s("app-enrich-left-repartition")]);
+    let mut changelogs: Vec<(String, Option<i64>)> =
+        topology.changelog_topics("app").into_iter().map(|c| (c.name, c.retention_ms)).collect();
+    changelogs.sort();
+    let day = 86_400_000;
+    assert_eq!(
+        changelogs,
+        vec![
+            (s("app-enrich-store-other-join-store-changelog"), Some(2_000 + day)),
+            (s("app-enrich-store-outer-shared-join-store-changelog"), None),
+            (s("app-enrich-store-this-join-store-changelog"), Some(2_000 + day)),
+        ]
+    );
+    // And it joins by the new key.
+    let driver = TopologyTestDriver::new(topology, StreamsConfig::new("app")).unwrap();
+    let left = driver.create_input_topic("left", Serdes::string(), Serdes::string());
+    let right = driver.create_input_topic("right", Serdes::string(), Serdes::string());
+    let out = driver.create_output_topic("out", Serdes::string(), Serdes::string());
+    right.pipe_input_with_timestamp(s("u7"), s("profile"), 100).unwrap();
+    left.pipe_input_with_timestamp(s("ignored"), s("u7"), 200).unwrap();
+    assert_eq!(out.read_key_values_to_list().unwrap(), vec![(s("u7"), s("u7+profile"))]);
+}
