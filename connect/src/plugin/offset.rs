@@ -7,7 +7,7 @@ use serde_json::Value as Json;
 use super::SourceMap;
 
 /// The most integers [`SourceOffset::integers`] holds.
-pub const MAX_OFFSET_INTEGERS: usize = 4;
+pub const MAX_OFFSET_INTEGERS: usize = 6;
 
 /// A source offset: the position in a source partition *after* a record,
 /// Kafka's `Map<String, ?>` (`{"position": 4096}`, `{"lsn": 23991512}`).
@@ -50,7 +50,7 @@ impl SourceOffset {
     /// [`MAX_OFFSET_INTEGERS`]; checked when compiled). The names should be
     /// distinct: a repeated name keeps its last value, as in a JSON object.
     pub fn integers<const N: usize>(names: &'static [&'static str], values: [i64; N]) -> SourceOffset {
-        const { assert!(N <= MAX_OFFSET_INTEGERS, "a SourceOffset holds at most 4 integers") };
+        const { assert!(N <= MAX_OFFSET_INTEGERS, "a SourceOffset holds at most MAX_OFFSET_INTEGERS integers") };
         assert_eq!(names.len(), N, "SourceOffset::integers: one name per value");
         let mut all = [0; MAX_OFFSET_INTEGERS];
         all[..N].copy_from_slice(&values);

@@ -164,7 +164,7 @@ impl ChangeDecoder {
                 }
                 let key = table.key(&new, &self.config);
                 let after = table.row(&new, &self.config, false);
-                let offset = event::stream_offset(&position, Op::Create.message_type());
+                let offset = event::stream_offset(&position);
                 out.push(event::change(
                     &self.config,
                     &self.partition,
@@ -196,7 +196,7 @@ impl ChangeDecoder {
                 }
                 let key = table.key(&old, &self.config);
                 let before = table.row(&old, &self.config, kind == OldImage::Key);
-                let offset = event::stream_offset(&position, Op::Delete.message_type());
+                let offset = event::stream_offset(&position);
                 out.push(event::change(
                     &self.config,
                     &self.partition,
@@ -220,7 +220,7 @@ impl ChangeDecoder {
                     if self.config.skipped.truncate {
                         continue;
                     }
-                    let offset = event::stream_offset(&position, Op::Truncate.message_type());
+                    let offset = event::stream_offset(&position);
                     out.push(event::change(
                         &self.config,
                         &self.partition,
@@ -298,7 +298,7 @@ impl ChangeDecoder {
                 return;
             }
             let before = old.map(|(kind, image)| table.row(&image, config, kind == OldImage::Key));
-            let offset = event::stream_offset(position, Op::Update.message_type());
+            let offset = event::stream_offset(position);
             out.push(event::change(
                 config,
                 &self.partition,
@@ -316,7 +316,7 @@ impl ChangeDecoder {
         // key), as Debezium emits it, each pointing at the other key.
         let (old_key, new_key) = (old_key.expect("changed key"), new_key.expect("changed key"));
         let (kind, image) = old.expect("an old image with the old key");
-        let offset = event::stream_offset(position, Op::Update.message_type());
+        let offset = event::stream_offset(position);
         if !config.skipped.delete {
             let before = table.row(&image, config, kind == OldImage::Key);
             let mut delete = event::change(
@@ -473,7 +473,7 @@ impl ChangeDecoder {
             last_commit: Some(at),
             snapshot: "false",
         };
-        event::heartbeat(&self.config, &self.partition, event::stream_offset(&position, "COMMIT"))
+        event::heartbeat(&self.config, &self.partition, event::stream_offset(&position))
     }
 
     /// Where a record leaves off, from its offset (`None` for snapshot

@@ -288,8 +288,7 @@ impl Reader {
                 last_commit: Some(point),
                 snapshot: "false",
             };
-            let record =
-                event::heartbeat(&config, &self.shared.partition, event::stream_offset(&position, "COMMIT"));
+            let record = event::heartbeat(&config, &self.shared.partition, event::stream_offset(&position));
             if self.out.send(record).await.is_err() {
                 return Ok(None);
             }
