@@ -246,7 +246,13 @@ fn doc_join(kind: &str) -> Vec<(i64, String)> {
     let l = b.stream::<String, Option<String>>("left", c());
     let r = b.stream::<String, Option<String>>("right", c());
     let windows = JoinWindows::of_time_difference_with_no_grace(Duration::from_millis(100));
-    let j = || StreamJoined::with(Serdes::string(), Serdes::nullable(Serdes::string()), Serdes::nullable(Serdes::string()));
+    let j = || {
+        StreamJoined::with(
+            Serdes::string(),
+            Serdes::nullable(Serdes::string()),
+            Serdes::nullable(Serdes::string()),
+        )
+    };
     let show = |v: Option<&Option<String>>| v.and_then(|v| v.clone()).unwrap_or_else(|| "null".into());
     let out = match kind {
         "inner" => l.join(&r, move |a, b| format!("[{}, {}]", show(Some(a)), show(Some(b))), windows, j()),
