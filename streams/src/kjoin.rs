@@ -231,7 +231,7 @@ struct StreamStreamJoin<K, V1, V2, VR> {
     out: Forwarder<K, VR>,
     /// Keeps duplicates (same key and time) apart in the window stores.
     seq: u32,
-    /// The earliest record waiting in the shared store: `None` when not
+    /// No record in the shared store closes before this: `None` when not
     /// known (after a restart), `Some(None)` when none waits.
     earliest_pending: Option<Option<i64>>,
     key: Vec<u8>,
@@ -246,10 +246,11 @@ fn window_key(key: &[u8], time: i64, seq: u32) -> Vec<u8> {
     out
 }
 
-/// `time ‖ side ‖ key ‖ seq`, the shared store's key.
-fn pending_key(time: i64, side: u8, key: &[u8], seq: u32) -> Vec<u8> {
+/// `close ‖ side ‖ key ‖ seq`, the shared store's key, where `close` is
+/// the end of the record's window: the store is in closing order.
+fn pending_key(close: i64, side: u8, key: &[u8], seq: u32) -> Vec<u8> {
     let mut out = Vec::with_capacity(key.len() + 13);
-    out.extend_from_slice(&time.to_be_bytes());
+    out.extend_from_slice(&close.to_be_bytes());
     out.push(side);
     out.extend_from_slice(key);
     out.extend_from_slice(&seq.to_be_bytes());
@@ -285,35 +286,50 @@ where
         serde.serialize(topic, value).map_err(|e| serde_error(store, "serialize", "value", e))
     }
 
-    /// Emits the waiting records whose window has closed, oldest first.
+    /// Emits the waiting records whose window has closed, in the order
+    /// their windows closed.
     fn emit_closed(&mut self, ctx: &mut ProcessorContext<'_>) -> Result<(), StreamsError> {
         let Some((handle, topic, name)) = self.stores.shared.clone() else { return Ok(()) };
         let stream_time = ctx.stream_time;
         let grace = self.windows.grace;
-        let shortest = match self.kind {
-            JoinKind::Left => self.windows.after,
-            _ => self.windows.before.min(self.windows.after),
-        };
         if let Some(earliest) = self.earliest_pending {
             match earliest {
                 None => return Ok(()),
-                Some(t) if t.saturating_add(shortest).saturating_add(grace) >= stream_time => return Ok(()),
+                Some(close) if close.saturating_add(grace) >= stream_time => return Ok(()),
                 Some(_) => {}
             }
         }
-        // Nothing at or after this time can have closed.
-        let bound = stream_time.saturating_sub(grace).saturating_sub(shortest).max(0);
+        // Keys start with the window's end: every entry before this bound
+        // has closed, none after it has.
+        let bound = stream_time.saturating_sub(grace).max(0);
         let upper = bound.to_be_bytes();
-        let entries = ctx.stores.range(handle, &[], Some(&upper[..]))?;
-        let mut earliest: Option<i64> = None;
-        for (bytes, value) in entries {
+        for (bytes, value) in ctx.stores.range(handle, &[], Some(&upper[..]))? {
             if bytes.len() < 13 {
                 continue;
             }
-            let time = i64::from_be_bytes(bytes[..8].try_into().expect("8 bytes"));
+            let close = i64::from_be_bytes(bytes[..8].try_into().expect("8 bytes"));
             let side = bytes[8];
-            if time.saturating_add(self.extent(side)).saturating_add(grace) >= stream_time {
-                earliest = Some(earliest.map_or(time, |e: i64| e.min(time)));
+            if side > RIGHT {
+                continue;
+            }
+            let time = close.saturating_sub(self.extent(side));
+            let context = Self::entry(ctx, time, &Headers::default());
+            ctx.stores.put(handle, &bytes, None, context.clone());
+            // Emitted without a match, the record is final: it leaves its
+            // window store too, so a late record of the other side cannot
+            // join it after that result.
+            let (record_key, seq) = (&bytes[9..bytes.len() - 4], &bytes[bytes.len() - 4..]);
+            let seq = u32::from_be_bytes(seq.try_into().expect("4 bytes"));
+            ctx.stores.put(
+                self.stores.windows[usize::from(side)],
+                &window_key(record_key, time, seq),
+                None,
+                context,
+            );
+            // An entry of a side this join does not keep (a changelog
+            // written by another kind of join under the same store name)
+            // is dropped.
+            if !self.kind.outer(side == LEFT) {
                 continue;
             }
             let key = self
@@ -333,14 +349,11 @@ where
                     .map_err(|e| serde_error(&name, "deserialize", "value", e))?;
                 (self.joiner)(None, Some(&v))
             };
-            let context = Self::entry(ctx, time, &Headers::default());
-            ctx.stores.put(handle, &bytes, None, context);
             self.out
                 .forward(ctx, Record { key, value: result, timestamp: time, headers: Headers::default() })?;
         }
-        // Entries at or after the bound were not read: what waits there is
-        // no earlier than the bound, which is when the next look is due.
-        self.earliest_pending = Some(Some(earliest.map_or(bound, |e| e.min(bound))));
+        // What waits from the bound on closes no earlier than the bound.
+        self.earliest_pending = Some(Some(bound));
         Ok(())
     }
 }
@@ -412,8 +425,8 @@ where
             if stored.len() != n + 12 {
                 continue;
             }
-            matched = true;
             let other_time = i64::from_be_bytes(stored[n..n + 8].try_into().expect("8 bytes"));
+            matched = true;
             let result = match &value {
                 Side::Left(v) => {
                     let o = self
@@ -434,7 +447,8 @@ where
                 // The other record has a match now: it no longer waits.
                 if let Some((shared, _, _)) = self.stores.shared {
                     let other_seq = u32::from_be_bytes(stored[n + 8..].try_into().expect("4 bytes"));
-                    let waiting = pending_key(other_time, 1 - side, &self.key, other_seq);
+                    let other_close = other_time.saturating_add(self.extent(1 - side));
+                    let waiting = pending_key(other_close, 1 - side, &self.key, other_seq);
                     if ctx.stores.get(shared, &waiting)?.is_some() {
                         let context = Self::entry(ctx, other_time, &headers);
                         ctx.stores.put(shared, &waiting, None, context);
@@ -452,9 +466,10 @@ where
         if !matched && self.kind.outer(side == LEFT) {
             if let Some((shared, _, _)) = self.stores.shared {
                 let context = Self::entry(ctx, timestamp, &headers);
-                ctx.stores.put(shared, &pending_key(timestamp, side, &self.key, seq), Some(bytes), context);
+                let close = timestamp.saturating_add(self.extent(side));
+                ctx.stores.put(shared, &pending_key(close, side, &self.key, seq), Some(bytes), context);
                 if let Some(known) = self.earliest_pending.as_mut() {
-                    *known = Some(known.map_or(timestamp, |t| t.min(timestamp)));
+                    *known = Some(known.map_or(close, |c| c.min(close)));
                 }
             }
         }

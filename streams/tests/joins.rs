@@ -301,3 +301,30 @@ fn the_join_tables_of_kafkas_documentation_replay_exactly() {
         assert_eq!(doc_join(kind), expected, "{kind} join");
     }
 }
+
+#[test]
+fn a_record_emitted_without_a_match_is_final_while_a_matched_one_still_joins_late_records() {
+    let mut b = StreamsBuilder::new();
+    let (l, r) = inputs(&mut b);
+    let windows = JoinWindows::of_time_difference_with_no_grace(Duration::from_millis(5_000));
+    to_out(l.left_join(&r, |a, b| fmt(Some(a), b), windows, joined()));
+    let (out, _) = run(
+        b,
+        &[
+            ("L", "k", "alone", 10_000),
+            ("L", "m", "matched", 10_000),
+            ("R", "m", "r1", 12_000),   // m: matched+r1
+            ("R", "z", "tick", 15_001), // windows of 10 000 closed: alone+null
+            ("R", "k", "late", 15_000), // in alone's window, but alone was final
+            ("R", "m", "late", 15_000), // matched was never final: matched+late
+        ],
+    );
+    assert_eq!(
+        out,
+        vec![
+            (s("m"), s("matched+r1"), 12_000),
+            (s("k"), s("alone+null"), 10_000),
+            (s("m"), s("matched+late"), 15_000),
+        ]
+    );
+}
