@@ -7,6 +7,7 @@ use std::time::Duration;
 use runnel_connect::plugin::TaskError;
 
 pub(crate) use super::tls::TlsSettings;
+use super::tls::{is_handshake_refusal, SslMode};
 
 /// How long connecting (TCP and login) may take before it counts as
 /// unreachable.
@@ -67,19 +68,33 @@ impl ConnectionSettings {
     /// Opens an ordinary connection and drives it on a task of its own
     /// (which ends when the client is dropped).
     pub(crate) async fn connect_sql(&self) -> Result<tokio_postgres::Client, PgError> {
+        match self.connect_sql_with(true).await {
+            // libpq's `prefer`: when the handshake is refused, connect
+            // again without TLS.
+            Err(PgError::Tls(reason)) if self.tls.mode == SslMode::Prefer => {
+                tracing::warn!(reason = %reason, "TLS refused; connecting without it (database.sslmode=prefer)");
+                self.connect_sql_with(false).await
+            }
+            other => other,
+        }
+    }
+
+    async fn connect_sql_with(&self, attempt_tls: bool) -> Result<tokio_postgres::Client, PgError> {
         let mut config = self.sql_config();
         let fail = |e: tokio_postgres::Error| {
-            // tokio-postgres says "error performing TLS handshake" with
-            // the reason as the source, or that the server has no TLS.
+            // A refused handshake or a server without TLS (when it is
+            // required) cannot be retried away; a broken connection can.
             let text = e.to_string();
-            if text.contains("TLS") {
-                let source = std::error::Error::source(&e).map(ToString::to_string);
+            let source = std::error::Error::source(&e).map(ToString::to_string);
+            let no_tls = source.as_deref().is_some_and(|s| s.contains("server does not support TLS"));
+            if no_tls || is_handshake_refusal(&e) {
                 PgError::Tls(self.tls.explain(&source.unwrap_or(text)))
             } else {
                 PgError::from_sql(e, &self.address())
             }
         };
-        let client = match self.tls.client_config().map_err(PgError::Tls)? {
+        let tls = if attempt_tls { self.tls.client_config().map_err(PgError::Tls)? } else { None };
+        let client = match tls {
             None => {
                 let (client, connection) = config.connect(tokio_postgres::NoTls).await.map_err(fail)?;
                 tokio::spawn(drive(connection));

@@ -37,7 +37,7 @@ use tokio::net::TcpStream;
 
 use super::conn::{ConnectionSettings, PgError, ServerError, CONNECT_TIMEOUT, SESSION_OPTIONS};
 use super::lsn::Lsn;
-use super::tls::server_name;
+use super::tls::{is_handshake_refusal, server_name, SslMode};
 
 /// Microseconds from the Unix epoch to PostgreSQL's (2000-01-01).
 pub(crate) const PG_EPOCH_OFFSET_MICROS: i64 = 946_684_800_000_000;
@@ -59,6 +59,7 @@ impl<T: AsyncRead + AsyncWrite + Send + Unpin> Socket for T {}
 
 /// The server's answer to SSLRequest: `S` (go ahead) or `N`.
 const SSL_ACCEPTED: u8 = b'S';
+const SSL_REFUSED: u8 = b'N';
 
 /// What `CREATE_REPLICATION_SLOT` returned.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -96,25 +97,37 @@ pub(crate) enum StreamMessage {
 async fn negotiate_tls(
     mut stream: TcpStream,
     settings: &ConnectionSettings,
+    attempt_tls: bool,
 ) -> Result<Box<dyn Socket>, PgError> {
     let tls = &settings.tls;
-    let Some(config) = tls.client_config().map_err(PgError::Tls)? else { return Ok(Box::new(stream)) };
+    let config = if attempt_tls { tls.client_config().map_err(PgError::Tls)? } else { None };
+    let Some(config) = config else { return Ok(Box::new(stream)) };
     let lost = |e: std::io::Error| PgError::Lost(e.to_string());
     let mut request = BytesMut::new();
     frontend::ssl_request(&mut request);
     stream.write_all(&request).await.map_err(lost)?;
     let answer = stream.read_u8().await.map_err(lost)?;
-    if answer != SSL_ACCEPTED {
+    if answer != SSL_ACCEPTED && answer != SSL_REFUSED {
+        return Err(PgError::Protocol(format!(
+            "the server answered the TLS request with {:?}, not S or N",
+            answer as char
+        )));
+    }
+    if answer == SSL_REFUSED {
         if tls.mode.requires_tls() {
             return Err(PgError::Tls(tls.explain("the server does not accept TLS connections (ssl=off)")));
         }
         return Ok(Box::new(stream));
     }
     let name = server_name(&settings.host).map_err(|e| PgError::Tls(tls.explain(&e)))?;
-    let stream = tokio_rustls::TlsConnector::from(config)
-        .connect(name, stream)
-        .await
-        .map_err(|e| PgError::Tls(tls.explain(&e.to_string())))?;
+    let stream = tokio_rustls::TlsConnector::from(config).connect(name, stream).await.map_err(|e| {
+        if is_handshake_refusal(&e) {
+            PgError::Tls(tls.explain(&e.to_string()))
+        } else {
+            // The connection broke during the handshake: retried.
+            PgError::Lost(format!("during the TLS handshake: {e}"))
+        }
+    })?;
     Ok(Box::new(stream))
 }
 
@@ -125,6 +138,21 @@ impl ReplicationConnection {
     /// [`PgError::Unreachable`] when no connection can be made within
     /// [`CONNECT_TIMEOUT`]; [`PgError::Server`] when the login is refused.
     pub(crate) async fn connect(settings: &ConnectionSettings) -> Result<ReplicationConnection, PgError> {
+        match ReplicationConnection::connect_with(settings, true).await {
+            // libpq's `prefer`: when the handshake is refused, connect
+            // again without TLS.
+            Err(PgError::Tls(reason)) if settings.tls.mode == SslMode::Prefer => {
+                tracing::warn!(reason = %reason, "TLS refused; connecting without it (database.sslmode=prefer)");
+                ReplicationConnection::connect_with(settings, false).await
+            }
+            other => other,
+        }
+    }
+
+    async fn connect_with(
+        settings: &ConnectionSettings,
+        attempt_tls: bool,
+    ) -> Result<ReplicationConnection, PgError> {
         let address = settings.address();
         let unreachable = |reason: String| PgError::Unreachable { address: address.clone(), reason };
         let stream = tokio::time::timeout(
@@ -135,9 +163,11 @@ impl ReplicationConnection {
         .map_err(|_| unreachable(format!("no answer within {} s", CONNECT_TIMEOUT.as_secs())))?
         .map_err(|e| unreachable(e.to_string()))?;
         stream.set_nodelay(true).map_err(|e| unreachable(e.to_string()))?;
-        let stream = tokio::time::timeout(CONNECT_TIMEOUT, negotiate_tls(stream, settings)).await.map_err(
-            |_| unreachable(format!("TLS did not finish within {} s", CONNECT_TIMEOUT.as_secs())),
-        )??;
+        let stream = tokio::time::timeout(CONNECT_TIMEOUT, negotiate_tls(stream, settings, attempt_tls))
+            .await
+            .map_err(|_| {
+                unreachable(format!("TLS did not finish within {} s", CONNECT_TIMEOUT.as_secs()))
+            })??;
         let mut connection = ReplicationConnection {
             stream,
             read: BytesMut::with_capacity(64 * 1024),

@@ -173,6 +173,25 @@ impl TlsSettings {
     }
 }
 
+/// Whether an error (or one of its sources) is rustls refusing the
+/// handshake — a certificate, a protocol version — which a retry will not
+/// change, as opposed to the connection breaking during it.
+pub(crate) fn is_handshake_refusal(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut current: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(e) = current {
+        if e.downcast_ref::<rustls::Error>().is_some() {
+            return true;
+        }
+        if let Some(io) = e.downcast_ref::<std::io::Error>() {
+            if io.get_ref().is_some_and(|inner| inner.downcast_ref::<rustls::Error>().is_some()) {
+                return true;
+            }
+        }
+        current = e.source();
+    }
+    false
+}
+
 /// The server name rustls is given: the host as a DNS name or an IP.
 ///
 /// # Errors

@@ -53,24 +53,35 @@ pub(crate) async fn prepare(
         counts.insert(topic.clone(), described.partitions.len() as i32);
     }
     // Joined topics must be co-partitioned; a repartition topic of a join
-    // takes the partition count of the topics it is joined with.
+    // takes the partition count of the topics it is joined with. Counts
+    // known: the input topics', internal topics that exist already, and
+    // those set explicitly.
+    for t in &repartition {
+        if existing.contains(&t.name) {
+            let described = admin.describe_topic(&t.name).await.map_err(client_error("describe topic"))?;
+            counts.insert(t.name.clone(), described.partitions.len() as i32);
+        } else if let Some(n) = t.partitions {
+            counts.insert(t.name.clone(), n as i32);
+        }
+    }
+    let groups = topology.copartition_groups(app);
     let mut join_partitions: HashMap<String, i32> = HashMap::new();
-    for group in topology.copartition_groups(app) {
-        let mut fixed: Vec<(String, i32)> = Vec::new();
-        for topic in &group {
-            if let Some(&n) = counts.get(topic) {
-                fixed.push((topic.clone(), n));
-            } else if let Some(n) = repartition.iter().find(|r| &r.name == topic).and_then(|r| r.partitions) {
-                fixed.push((topic.clone(), n as i32));
-            }
-        }
-        if fixed.windows(2).any(|w| w[0].1 != w[1].1) {
-            return Err(StreamsError::NotCopartitioned { topics: fixed });
-        }
-        if let Some(&(_, n)) = fixed.first() {
+    for group in &groups {
+        if let Some(n) = group.iter().find_map(|t| counts.get(t)) {
             for topic in group {
-                join_partitions.entry(topic).or_insert(n);
+                if !counts.contains_key(topic) {
+                    join_partitions.entry(topic.clone()).or_insert(*n);
+                }
             }
+        }
+    }
+    for group in &groups {
+        let known: Vec<(String, i32)> = group
+            .iter()
+            .filter_map(|t| counts.get(t).or_else(|| join_partitions.get(t)).map(|n| (t.clone(), *n)))
+            .collect();
+        if known.windows(2).any(|w| w[0].1 != w[1].1) {
+            return Err(StreamsError::NotCopartitioned { topics: known });
         }
     }
     let mut wanted: Vec<NewTopic> = Vec::new();

@@ -212,6 +212,14 @@ impl Reader {
                     None => return Ok(()),
                 },
                 Plan::Stream { create_slot, resume } => {
+                    if resume.is_none() {
+                        // No stored position: images kept by an earlier run
+                        // (deleted offsets, a recreated connector) would fill
+                        // values from another history.
+                        if let Some(store) = self.toast.as_mut() {
+                            store.clear().map_err(|e| TaskError::fatal(e.to_string()))?;
+                        }
+                    }
                     if create_slot {
                         let mut repl = self.connect().await?;
                         let slot = &self.shared.config.slot_name;

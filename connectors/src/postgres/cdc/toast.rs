@@ -339,19 +339,28 @@ impl ToastStore {
     /// # Errors
     /// A RocksDB write error.
     pub(crate) fn prune(&mut self, flushed: Lsn) -> Result<(), ToastError> {
-        let mut batch = WriteBatch::default();
+        // The newest stored version per row: one pass over each row's
+        // versions however many changes it had.
+        let mut newest: std::collections::HashMap<Vec<u8>, (Version, bool)> =
+            std::collections::HashMap::new();
         while self.pending.front().is_some_and(|p| p.commit < flushed) {
             let p = self.pending.pop_front().expect("checked");
-            let start = versioned(&p.prefix, Version { commit: Lsn(0), change: Lsn(0) });
-            let iter = self.db.iterator(IteratorMode::From(&start, Direction::Forward));
-            let end = p.version.bytes();
-            for item in iter {
+            let entry = newest.entry(p.prefix).or_insert((p.version, p.deleted));
+            if p.version >= entry.0 {
+                *entry = (p.version, p.deleted);
+            }
+        }
+        let mut batch = WriteBatch::default();
+        for (prefix, (version, deleted)) in newest {
+            let start = versioned(&prefix, Version { commit: Lsn(0), change: Lsn(0) });
+            let end = version.bytes();
+            for item in self.db.iterator(IteratorMode::From(&start, Direction::Forward)) {
                 let (k, _) = item.map_err(self.fail("prune"))?;
-                if k.len() != p.prefix.len() + 16 || !k.starts_with(&p.prefix) {
+                if k.len() != prefix.len() + 16 || !k.starts_with(&prefix) {
                     break;
                 }
-                let v = &k[p.prefix.len()..];
-                if v < &end[..] || (p.deleted && v == &end[..]) {
+                let v = &k[prefix.len()..];
+                if v < &end[..] || (deleted && v == &end[..]) {
                     batch.delete(&k);
                 } else {
                     break;
