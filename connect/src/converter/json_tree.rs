@@ -125,30 +125,44 @@ fn non_finite(v: f64) -> &'static str {
     }
 }
 
+/// What each byte becomes in a JSON string: 0 itself, `u` a `\u00XX`
+/// escape, any other a two-character escape `\<that byte>`.
+static ESCAPES: [u8; 256] = {
+    let mut table = [0u8; 256];
+    let mut b = 0;
+    while b < 0x20 {
+        table[b] = b'u';
+        b += 1;
+    }
+    table[b'"' as usize] = b'"';
+    table[b'\\' as usize] = b'\\';
+    table[b'\n' as usize] = b'n';
+    table[b'\r' as usize] = b'r';
+    table[b'\t' as usize] = b't';
+    table[0x08] = b'b';
+    table[0x0c] = b'f';
+    table
+};
+
 /// Writes `s` as a JSON string: runs that need no escape are copied whole.
 pub(crate) fn write_string(s: &str, out: &mut String) {
     use fmt::Write as _;
+    out.reserve(s.len() + 2);
     out.push('"');
     let bytes = s.as_bytes();
     let mut start = 0;
     for (i, &b) in bytes.iter().enumerate() {
-        let escape = match b {
-            b'"' => "\\\"",
-            b'\\' => "\\\\",
-            b'\n' => "\\n",
-            b'\r' => "\\r",
-            b'\t' => "\\t",
-            0x08 => "\\b",
-            0x0c => "\\f",
-            0..=0x1f => "",
-            _ => continue,
-        };
+        let escape = ESCAPES[b as usize];
+        if escape == 0 {
+            continue;
+        }
         // Escaped bytes are ASCII, so `i` is a char boundary.
         out.push_str(&s[start..i]);
-        if escape.is_empty() {
+        if escape == b'u' {
             let _ = write!(out, "\\u{:04x}", b);
         } else {
-            out.push_str(escape);
+            out.push('\\');
+            out.push(escape as char);
         }
         start = i + 1;
     }
@@ -443,5 +457,21 @@ mod parser_tests {
         assert_eq!(Json::parse(b"[1 2]").unwrap_err(), "expected `,` or `]` at byte 3");
         let deep = "[".repeat(200);
         assert!(Json::parse(deep.as_bytes()).unwrap_err().starts_with("nesting too deep"));
+    }
+}
+
+#[cfg(test)]
+mod write_string_tests {
+    use super::write_string;
+
+    #[test]
+    fn strings_are_escaped_as_serde_json_escapes_them() {
+        let mut every_ascii: String = (0u8..0x80).map(char::from).collect();
+        every_ascii.push_str("é ü 😀 \u{2028} end");
+        for s in [String::new(), "plain".to_string(), "\"\\".to_string(), every_ascii] {
+            let mut out = String::new();
+            write_string(&s, &mut out);
+            assert_eq!(out, serde_json::to_string(&s).unwrap(), "{s:?}");
+        }
     }
 }

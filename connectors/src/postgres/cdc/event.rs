@@ -107,11 +107,15 @@ pub(crate) fn snapshot_offset(position: &Position, last: bool) -> SourceOffset {
 
 fn source_block(config: &CdcConfig, table: Option<&Table>, position: &Position) -> Struct {
     let ts = position.ts_micros;
-    let sequence = format!(
-        "[{},\"{}\"]",
-        position.last_commit.map_or("null".to_string(), |l| format!("\"{}\"", l.0)),
-        position.lsn.0
-    );
+    // `["<last commit>","<lsn>"]`, built in one allocation.
+    let mut sequence = String::with_capacity(48);
+    {
+        use std::fmt::Write as _;
+        let _ = match position.last_commit {
+            Some(l) => write!(sequence, "[\"{}\",\"{}\"]", l.0, position.lsn.0),
+            None => write!(sequence, "[null,\"{}\"]", position.lsn.0),
+        };
+    }
     let values = vec![
         Value::String(SOURCE_VERSION.into()),
         Value::String("postgresql".into()),
