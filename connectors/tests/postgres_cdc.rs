@@ -711,17 +711,19 @@ async fn heartbeats_advance_the_slot_while_the_captured_tables_idle_and_another_
 }
 
 async fn drop_slot_behind_its_back(client: &tokio_postgres::Client, slot: &str) {
-    client
-        .batch_execute(&format!(
-            "SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots WHERE slot_name = '{slot}' AND active_pid IS NOT NULL"
-        ))
-        .await
-        .unwrap();
+    // The connector reconnects after its connection is ended, so end it
+    // again before each try: a single kill can race with a reconnect.
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
+        client
+            .batch_execute(&format!(
+                "SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots WHERE slot_name = '{slot}' AND active_pid IS NOT NULL"
+            ))
+            .await
+            .unwrap();
         match client.batch_execute(&format!("SELECT pg_drop_replication_slot('{slot}')")).await {
             Ok(()) => return,
-            Err(e) => assert!(Instant::now() < deadline, "drop {slot}: {e}"),
+            Err(e) => assert!(Instant::now() < deadline, "drop {slot}: {e:?}"),
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
