@@ -233,6 +233,16 @@ pub enum StreamsError {
         /// The missing topics.
         topics: Vec<String>,
     },
+    /// A stream was joined with a table that has no store (a table
+    /// derived by `filter` or `map_values`).
+    #[error(
+        "invalid topology: {node} joins a table that is not materialized; join the table it was derived from, \
+         or materialize it (e.g. group and aggregate, or read it with StreamsBuilder::table)"
+    )]
+    TableNotMaterialized {
+        /// The join node.
+        node: String,
+    },
     /// Topics joined with each other have different partition counts, so
     /// records with the same key would meet in different tasks (Kafka's
     /// co-partitioning requirement).

@@ -36,13 +36,14 @@ use crate::graph::NodeKind;
 use crate::graph::{downcast_children, share, BuildContext, Erased, Factory, Graph, NodeDef, NodeId};
 use crate::kgrouped::repartition_names;
 use crate::kstream::{add_repartition, KStream};
+use crate::ktable::KTable;
 use crate::processor::{Forwarder, Processor, ProcessorContext};
 use crate::record::{Headers, Record};
 use crate::serdes::Serde;
 use crate::store::cache::EntryContext;
 use crate::store::rocks::Segmenting;
 use crate::store::state::StoreHandle;
-use crate::store::typed::serde_error;
+use crate::store::typed::{serde_error, TypedStore};
 use crate::window::KeyTime;
 use crate::StreamsError;
 
@@ -725,4 +726,189 @@ where
     }
     let names = repartition_names(graph, name.as_deref(), base);
     add_repartition(graph, node, names, key_serde, value_serde, None)
+}
+
+/// Serdes of a stream-table join (Kafka's `Joined`): the key, the
+/// stream's values (for a repartition topic when the stream's key
+/// changed) and the table's values (to read its store).
+pub struct Joined<K, V, VT> {
+    pub(crate) key_serde: Arc<dyn Serde<K>>,
+    pub(crate) value_serde: Arc<dyn Serde<V>>,
+    pub(crate) table_value_serde: Arc<dyn Serde<VT>>,
+    pub(crate) name: Option<String>,
+}
+
+impl<K, V, VT> Joined<K, V, VT> {
+    /// A join whose key, stream values and table values use these serdes.
+    pub fn with(
+        key_serde: impl Serde<K>,
+        value_serde: impl Serde<V>,
+        table_value_serde: impl Serde<VT>,
+    ) -> Joined<K, V, VT> {
+        Joined {
+            key_serde: Arc::new(key_serde),
+            value_serde: Arc::new(value_serde),
+            table_value_serde: Arc::new(table_value_serde),
+            name: None,
+        }
+    }
+
+    /// Names the join node (and its repartition topic
+    /// `<application.id>-<name>-repartition`).
+    #[must_use]
+    pub fn with_name(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+}
+
+type TableJoiner<V, VT, VR> = Arc<dyn Fn(&V, Option<&VT>) -> Option<VR> + Send + Sync>;
+
+/// Looks each stream record's key up in the table's store.
+struct StreamTableJoin<K, V, VT, VR> {
+    store: TypedStore<K, VT>,
+    joiner: TableJoiner<V, VT, VR>,
+    out: Forwarder<K, VR>,
+}
+
+impl<K, V, VT, VR> Processor<K, V> for StreamTableJoin<K, V, VT, VR>
+where
+    K: Clone + Send + 'static,
+    V: Send + 'static,
+    VT: Send + 'static,
+    VR: Clone + Send + 'static,
+{
+    fn process(&mut self, ctx: &mut ProcessorContext<'_>, record: Record<K, V>) -> Result<(), StreamsError> {
+        let Record { key, value, timestamp, headers } = record;
+        self.store.set_key(&key)?;
+        let current = self.store.get(ctx)?;
+        match (self.joiner)(&value, current.as_ref()) {
+            Some(result) => self.out.forward(ctx, Record { key, value: result, timestamp, headers }),
+            None => Ok(()),
+        }
+    }
+}
+
+impl<K, V> KStream<K, V>
+where
+    K: Clone + Send + 'static,
+    V: Clone + Send + 'static,
+{
+    /// Joins each record of this stream with the table's value for its key
+    /// at the time the record is processed (Kafka's `KStream#join(KTable)`):
+    /// records whose key is not in the table are dropped; updates of the
+    /// table alone emit nothing. The table must be materialized
+    /// ([`StreamsBuilder::table`](crate::StreamsBuilder::table) or an
+    /// aggregation), and the stream is repartitioned first if its key
+    /// changed; both must have the same partition count.
+    ///
+    /// ```
+    /// use runnel_streams::{Consumed, Joined, Materialized, Produced, Serdes, StreamsBuilder, StreamsConfig, TopologyTestDriver};
+    ///
+    /// let mut b = StreamsBuilder::new();
+    /// let users = b.table::<String, String>("users", Consumed::with(Serdes::string(), Serdes::string()), Materialized::new());
+    /// b.stream::<String, String>("clicks", Consumed::with(Serdes::string(), Serdes::string()))
+    ///     .join_table(&users, |page, region| format!("{page}@{region}"), Joined::with(Serdes::string(), Serdes::string(), Serdes::string()))
+    ///     .to("clicks-by-region", Produced::with(Serdes::string(), Serdes::string()));
+    /// let driver = TopologyTestDriver::new(b.build()?, StreamsConfig::new("enrich"))?;
+    /// let (u, c) = (driver.create_input_topic("users", Serdes::string(), Serdes::string()),
+    ///               driver.create_input_topic("clicks", Serdes::string(), Serdes::string()));
+    /// let out = driver.create_output_topic("clicks-by-region", Serdes::string(), Serdes::string());
+    /// c.pipe_input("ann".into(), "/early".into())?;   // ann is not in the table yet: dropped
+    /// u.pipe_input("ann".into(), "EU".into())?;
+    /// c.pipe_input("ann".into(), "/docs".into())?;
+    /// assert_eq!(out.read_key_values_to_list()?, vec![("ann".to_string(), "/docs@EU".to_string())]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn join_table<VT, VR, F>(
+        &self,
+        table: &KTable<K, VT>,
+        joiner: F,
+        joined: Joined<K, V, VT>,
+    ) -> KStream<K, VR>
+    where
+        VT: Clone + Send + 'static,
+        VR: Clone + Send + 'static,
+        F: Fn(&V, &VT) -> VR + Send + Sync + 'static,
+    {
+        let joiner: TableJoiner<V, VT, VR> = Arc::new(move |v, t| t.map(|t| joiner(v, t)));
+        self.table_join(table, joiner, joined, "KSTREAM-JOIN")
+    }
+
+    /// As [`join_table`](Self::join_table), and a record whose key is not
+    /// in the table becomes `joiner(value, None)` (Kafka's
+    /// `KStream#leftJoin(KTable)`).
+    pub fn left_join_table<VT, VR, F>(
+        &self,
+        table: &KTable<K, VT>,
+        joiner: F,
+        joined: Joined<K, V, VT>,
+    ) -> KStream<K, VR>
+    where
+        VT: Clone + Send + 'static,
+        VR: Clone + Send + 'static,
+        F: Fn(&V, Option<&VT>) -> VR + Send + Sync + 'static,
+    {
+        let joiner: TableJoiner<V, VT, VR> = Arc::new(move |v, t| Some(joiner(v, t)));
+        self.table_join(table, joiner, joined, "KSTREAM-LEFTJOIN")
+    }
+
+    fn table_join<VT, VR>(
+        &self,
+        table: &KTable<K, VT>,
+        joiner: TableJoiner<V, VT, VR>,
+        joined: Joined<K, V, VT>,
+        prefix: &str,
+    ) -> KStream<K, VR>
+    where
+        VT: Clone + Send + 'static,
+        VR: Clone + Send + 'static,
+    {
+        let mut graph = self.graph.borrow_mut();
+        let name = graph.name_or(joined.name.clone().or_else(|| self.next_name.clone()), prefix);
+        if !Rc::ptr_eq(&self.graph, &table.graph) {
+            graph.errors.push(StreamsError::ForeignStream { node: name.clone() });
+        }
+        let Some(store) = table.store.clone() else {
+            graph.errors.push(StreamsError::TableNotMaterialized { node: name.clone() });
+            drop(graph);
+            return self.derive(self.node, false);
+        };
+        let parent = join_input(
+            &mut graph,
+            self.node,
+            self.repartition_required,
+            joined.name.clone(),
+            &name,
+            Arc::clone(&joined.key_serde),
+            Arc::clone(&joined.value_serde),
+        );
+        graph.copartitions.push(vec![parent, table.node]);
+        let node_name = name.clone();
+        let store_name = store.clone();
+        let Joined { key_serde, table_value_serde, .. } = joined;
+        let factory: Factory = Arc::new(move |ctx: &mut BuildContext<'_>, children: Vec<Erased>| {
+            let out = downcast_children::<K, VR>(&node_name, children)?;
+            let (handle, changelog) = ctx.store(&node_name, &store_name)?;
+            let store = TypedStore::new(
+                handle,
+                &store_name,
+                changelog,
+                Arc::clone(&key_serde),
+                Arc::clone(&table_value_serde),
+            );
+            let processor: Box<dyn Processor<K, V>> =
+                Box::new(StreamTableJoin { store, joiner: Arc::clone(&joiner), out: Forwarder::new(out) });
+            Ok(Box::new(processor) as Erased)
+        });
+        let node = graph.push(NodeDef {
+            name,
+            kind: NodeKind::Processor { stores: vec![store] },
+            parents: vec![parent],
+            factory,
+            share: share::<K, V>,
+        });
+        drop(graph);
+        self.derive(node, false)
+    }
 }

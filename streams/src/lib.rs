@@ -45,10 +45,13 @@
 //!   result with a missing side is emitted only once its window closed.
 //!   Joined topics must be co-partitioned: a side whose key changed is
 //!   repartitioned, and different partition counts fail
-//!   [`Streams::start`] naming both topics. [`GlobalKTable`] joins too.
+//!   [`Streams::start`] naming both topics. Stream-table joins
+//!   ([`KStream::join_table`], [`KStream::left_join_table`]) look the
+//!   table up when the stream record arrives. [`GlobalKTable`] joins too.
 //!
-//! Not yet here: stream-table and table-table joins, suppression,
-//! interactive queries and exactly-once processing; those are open issues.
+//! Not yet here: versioned tables (a stream-table join as of the record's
+//! timestamp), table-table and foreign-key joins, suppression, interactive
+//! queries and exactly-once processing; those are open issues.
 //!
 //! # Example
 //!
@@ -123,7 +126,7 @@ pub use describe::{
 pub use error::{BoxError, StreamsError};
 pub use global::GlobalKTable;
 pub use kgrouped::{KGroupedStream, KGroupedTable};
-pub use kjoin::{JoinWindows, StreamJoined};
+pub use kjoin::{JoinWindows, Joined, StreamJoined};
 pub use ksliding::SlidingWindowedKStream;
 pub use kstream::{BranchedKStream, KStream};
 pub use ktable::KTable;

@@ -328,3 +328,70 @@ fn a_record_emitted_without_a_match_is_final_while_a_matched_one_still_joins_lat
         ]
     );
 }
+
+fn table_join_topology(left: bool) -> runnel_streams::Topology {
+    let mut b = StreamsBuilder::new();
+    let c = || Consumed::with(Serdes::string(), Serdes::string());
+    let users = b.table::<String, String>("users", c(), runnel_streams::Materialized::new());
+    let clicks = b.stream::<String, String>("clicks", c());
+    let joined = || runnel_streams::Joined::with(Serdes::string(), Serdes::string(), Serdes::string());
+    let out = if left {
+        clicks.left_join_table(&users, |page, region| fmt(Some(page), region), joined())
+    } else {
+        clicks.join_table(&users, |page, region| format!("{page}+{region}"), joined())
+    };
+    to_out(out);
+    b.build().unwrap()
+}
+
+/// `(topic, key, value or None for a tombstone, time)` in; what came out.
+fn run_table_join(left: bool, input: &[(&str, &str, Option<&str>, i64)]) -> Vec<Out> {
+    let driver = TopologyTestDriver::new(table_join_topology(left), StreamsConfig::new("enrich")).unwrap();
+    let users = driver.create_input_topic("users", Serdes::string(), Serdes::nullable(Serdes::string()));
+    let clicks = driver.create_input_topic("clicks", Serdes::string(), Serdes::string());
+    let out = driver.create_output_topic("out", Serdes::string(), Serdes::string());
+    for &(topic, key, value, time) in input {
+        if topic == "users" {
+            users.pipe_input_with_timestamp(s(key), value.map(s), time).unwrap();
+        } else {
+            clicks.pipe_input_with_timestamp(s(key), s(value.unwrap()), time).unwrap();
+        }
+    }
+    out.read_records_to_list().unwrap().into_iter().map(|r| (r.key, r.value, r.timestamp)).collect()
+}
+
+#[test]
+fn a_stream_table_join_looks_the_table_up_when_the_stream_record_arrives() {
+    let input = [
+        ("clicks", "ann", Some("/a"), 1), // no ann yet
+        ("users", "ann", Some("EU"), 2),  // a table update emits nothing
+        ("clicks", "ann", Some("/b"), 3),
+        ("users", "ann", Some("US"), 4),
+        ("clicks", "ann", Some("/c"), 5),
+        ("users", "ann", None, 6), // tombstone: ann is gone
+        ("clicks", "ann", Some("/d"), 7),
+    ];
+    assert_eq!(run_table_join(false, &input), vec![(s("ann"), s("/b+EU"), 3), (s("ann"), s("/c+US"), 5)]);
+    assert_eq!(
+        run_table_join(true, &input),
+        vec![
+            (s("ann"), s("/a+null"), 1),
+            (s("ann"), s("/b+EU"), 3),
+            (s("ann"), s("/c+US"), 5),
+            (s("ann"), s("/d+null"), 7),
+        ]
+    );
+}
+
+#[test]
+fn joining_a_table_that_is_not_materialized_fails_to_build() {
+    let mut b = StreamsBuilder::new();
+    let c = || Consumed::with(Serdes::string(), Serdes::string());
+    let users = b
+        .table::<String, String>("users", c(), runnel_streams::Materialized::new())
+        .filter(|_, v| !v.is_empty());
+    let joined = runnel_streams::Joined::with(Serdes::string(), Serdes::string(), Serdes::string());
+    to_out(b.stream::<String, String>("clicks", c()).join_table(&users, |a, b| format!("{a}{b}"), joined));
+    let err = b.build().unwrap_err();
+    assert!(matches!(err, runnel_streams::StreamsError::TableNotMaterialized { .. }), "{err}");
+}

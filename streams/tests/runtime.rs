@@ -724,3 +724,46 @@ async fn joined_topics_with_different_partition_counts_fail_at_start_naming_both
     assert!(text.contains("orders has 2") && text.contains("payments has 3"), "{text}");
     cluster.close().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_table_join_runs_on_the_cluster() {
+    let cluster = TestCluster::open(false).await;
+    for topic in ["users", "clicks", "clicks-by-region"] {
+        create(&cluster.client, topic, 2).await;
+    }
+    let mut b = StreamsBuilder::new();
+    let c = || Consumed::with(Serdes::string(), Serdes::string());
+    let users = b.table::<String, String>("users", c(), runnel_streams::Materialized::new());
+    b.stream::<String, String>("clicks", c())
+        .join_table(
+            &users,
+            |page, region| format!("{page}@{region}"),
+            runnel_streams::Joined::with(Serdes::string(), Serdes::string(), Serdes::string()),
+        )
+        .to("clicks-by-region", Produced::with(Serdes::string(), Serdes::string()));
+    produce(&cluster.client, "users", (0..20).map(|i| (format!("u{i}"), format!("r{}", i % 3)))).await;
+    let streams =
+        Streams::new(b.build().unwrap(), config("regions", &cluster), cluster.client.clone()).unwrap();
+    streams.start().await.unwrap();
+    // The table is read (and its offsets committed) before the clicks
+    // arrive: every click finds its user.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        // Unknown until the group first commits.
+        let group = cluster.client.admin().describe_group("regions").await.ok();
+        let partitions = group.map(|g| g.partitions).unwrap_or_default();
+        let users: Vec<_> = partitions.iter().filter(|p| p.partition.topic == "users").collect();
+        if users.len() == 2 && users.iter().all(|p| p.committed.is_some() && p.lag == 0) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the table was not read: {partitions:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    produce(&cluster.client, "clicks", (0..20).map(|i| (format!("u{i}"), format!("/p{i}")))).await;
+    let out = read(&cluster.client, "clicks-by-region", 2, 20).await;
+    streams.close().await.unwrap();
+    for i in 0..20 {
+        assert_eq!(out.get(&format!("u{i}")), Some(&vec![format!("/p{i}@r{}", i % 3)]), "{out:?}");
+    }
+    cluster.close().await;
+}
