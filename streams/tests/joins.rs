@@ -395,3 +395,51 @@ fn joining_a_table_that_is_not_materialized_fails_to_build() {
     let err = b.build().unwrap_err();
     assert!(matches!(err, runnel_streams::StreamsError::TableNotMaterialized { .. }), "{err}");
 }
+
+/// The KStream-KTable rows of the join-semantics table in Kafka's
+/// documentation: STREAM_1 is the stream, STREAM_2 the table (`None` a
+/// tombstone); a null stream value is dropped.
+#[test]
+fn the_stream_table_rows_of_kafkas_documentation_replay_exactly() {
+    let doc: Vec<(&str, i64, Option<&str>)> = DOC_INPUT.iter().map(|&(side, ts, v)| (side, ts, v)).collect();
+    let run = |left: bool| -> Vec<(i64, String)> {
+        let mut b = StreamsBuilder::new();
+        let nullable = || Consumed::with(Serdes::string(), Serdes::nullable(Serdes::string()));
+        let table = b.table::<String, String>(
+            "right",
+            Consumed::with(Serdes::string(), Serdes::string()),
+            runnel_streams::Materialized::new(),
+        );
+        let stream = b.stream::<String, Option<String>>("left", nullable()).filter(|_, v| v.is_some());
+        let joined = || {
+            runnel_streams::Joined::with(
+                Serdes::string(),
+                Serdes::nullable(Serdes::string()),
+                Serdes::string(),
+            )
+        };
+        let show = |v: &Option<String>| v.clone().unwrap_or_else(|| "null".into());
+        let out = if left {
+            stream.left_join_table(
+                &table,
+                move |a, b| format!("[{}, {}]", show(a), b.map_or("null", String::as_str)),
+                joined(),
+            )
+        } else {
+            stream.join_table(&table, move |a, b| format!("[{}, {b}]", show(a)), joined())
+        };
+        to_out(out);
+        let driver = TopologyTestDriver::new(b.build().unwrap(), StreamsConfig::new("doc")).unwrap();
+        let l = driver.create_input_topic("left", Serdes::string(), Serdes::nullable(Serdes::string()));
+        let r = driver.create_input_topic("right", Serdes::string(), Serdes::nullable(Serdes::string()));
+        let output = driver.create_output_topic("out", Serdes::string(), Serdes::string());
+        for &(side, ts, value) in &doc {
+            let topic = if side == "L" { &l } else { &r };
+            topic.pipe_input_with_timestamp(s("k"), value.map(s), ts).unwrap();
+        }
+        output.read_records_to_list().unwrap().into_iter().map(|r| (r.timestamp, r.value)).collect()
+    };
+    let pairs = |v: &[(i64, &str)]| v.iter().map(|(t, s)| (*t, s.to_string())).collect::<Vec<_>>();
+    assert_eq!(run(false), pairs(&[(5, "[B, a]"), (15, "[D, d]")]));
+    assert_eq!(run(true), pairs(&[(3, "[A, null]"), (5, "[B, a]"), (9, "[C, null]"), (15, "[D, d]")]));
+}
