@@ -100,6 +100,10 @@ pub struct FileStreamSourceTask {
     position: u64,
     /// Bytes of a line whose newline has not arrived yet.
     partial: Vec<u8>,
+    /// The path was seen naming another file: the old one is read to its
+    /// end once more before the new one is opened (a writer may have
+    /// appended between this task's last read and the rename).
+    rotation_seen: bool,
 }
 
 impl FileStreamSourceTask {
@@ -230,8 +234,13 @@ impl SourceTask for FileStreamSourceTask {
         // At the end of the file: look for truncation and rotation.
         let read_to = self.position + self.partial.len() as u64;
         match tokio::fs::metadata(&self.path).await {
+            Ok(meta) if meta.ino() != self.inode && !self.rotation_seen => {
+                // Read the old file once more before switching (no sleep).
+                self.rotation_seen = true;
+            }
             Ok(meta) if meta.ino() != self.inode => {
                 info!(file = %self.path.display(), "file rotated: reading the new one from the start");
+                self.rotation_seen = false;
                 let rest = std::mem::take(&mut self.partial);
                 self.open(0).await?;
                 if !rest.is_empty() {
@@ -244,7 +253,10 @@ impl SourceTask for FileStreamSourceTask {
                 warn!(file = %self.path.display(), read_to, len = meta.len(), "file truncated: reading from the start");
                 self.open(0).await?;
             }
-            _ => tokio::time::sleep(IDLE_WAIT).await,
+            _ => {
+                self.rotation_seen = false;
+                tokio::time::sleep(IDLE_WAIT).await;
+            }
         }
         Ok(records)
     }
