@@ -287,6 +287,29 @@ where
         serde.serialize(topic, value).map_err(|e| serde_error(store, "serialize", "value", e))
     }
 
+    /// Decodes a stored value of `side`.
+    fn decode(&self, side: u8, topic: &str, store: &str, bytes: &[u8]) -> Result<Side<V1, V2>, StreamsError> {
+        let fail = |e| serde_error(store, "deserialize", "value", e);
+        Ok(if side == LEFT {
+            Side::Left(self.left_serde.deserialize(topic, bytes).map_err(fail)?)
+        } else {
+            Side::Right(self.right_serde.deserialize(topic, bytes).map_err(fail)?)
+        })
+    }
+
+    /// The joiner's result for a record and its match, if any, each in
+    /// its place (left, right).
+    fn apply(&self, record: &Side<V1, V2>, other: Option<&Side<V1, V2>>) -> VR {
+        let (mut left, mut right) = (None, None);
+        for value in std::iter::once(record).chain(other) {
+            match value {
+                Side::Left(v) => left = Some(v),
+                Side::Right(v) => right = Some(v),
+            }
+        }
+        (self.joiner)(left, right)
+    }
+
     /// Emits the waiting records whose window has closed, in the order
     /// their windows closed.
     fn emit_closed(&mut self, ctx: &mut ProcessorContext<'_>) -> Result<(), StreamsError> {
@@ -337,19 +360,7 @@ where
                 .key_serde
                 .deserialize(&topic, &bytes[9..bytes.len() - 4])
                 .map_err(|e| serde_error(&name, "deserialize", "key", e))?;
-            let result = if side == LEFT {
-                let v = self
-                    .left_serde
-                    .deserialize(&topic, &value)
-                    .map_err(|e| serde_error(&name, "deserialize", "value", e))?;
-                (self.joiner)(Some(&v), None)
-            } else {
-                let v = self
-                    .right_serde
-                    .deserialize(&topic, &value)
-                    .map_err(|e| serde_error(&name, "deserialize", "value", e))?;
-                (self.joiner)(None, Some(&v))
-            };
+            let result = self.apply(&self.decode(side, &topic, &name, &value)?, None);
             self.out
                 .forward(ctx, Record { key, value: result, timestamp: time, headers: Headers::default() })?;
         }
@@ -428,22 +439,8 @@ where
             }
             let other_time = i64::from_be_bytes(stored[n..n + 8].try_into().expect("8 bytes"));
             matched = true;
-            let result = match &value {
-                Side::Left(v) => {
-                    let o = self
-                        .right_serde
-                        .deserialize(&other_topic, &other_bytes)
-                        .map_err(|e| serde_error(&other_name, "deserialize", "value", e))?;
-                    (self.joiner)(Some(v), Some(&o))
-                }
-                Side::Right(v) => {
-                    let o = self
-                        .left_serde
-                        .deserialize(&other_topic, &other_bytes)
-                        .map_err(|e| serde_error(&other_name, "deserialize", "value", e))?;
-                    (self.joiner)(Some(&o), Some(v))
-                }
-            };
+            let other_value = self.decode(1 - side, &other_topic, &other_name, &other_bytes)?;
+            let result = self.apply(&value, Some(&other_value));
             if other_outer {
                 // The other record has a match now: it no longer waits.
                 if let Some((shared, _, _)) = self.stores.shared {

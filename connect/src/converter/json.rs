@@ -609,7 +609,33 @@ impl Converter for JsonConverter {
     }
 
     fn to_connect(&self, topic: &str, bytes: Option<&[u8]>) -> Result<SchemaAndValue, ConverterError> {
-        self.to_connect_tree(topic, bytes)
+        let Some(bytes) = bytes.filter(|b| !b.is_empty()) else {
+            return Ok(SchemaAndValue::null());
+        };
+        let fail = |reason: String| ConverterError::Deserialize { topic: topic.to_string(), reason };
+        let json = Json::parse(bytes).map_err(|e| fail(format!("invalid JSON: {e}")))?;
+        if !self.schemas_enable {
+            return Ok(SchemaAndValue::new(None, infer(&json)));
+        }
+        let envelope_ok = match &json {
+            Json::Object(fields) => {
+                fields.len() == 2 && json.get("schema").is_some() && json.get("payload").is_some()
+            }
+            _ => false,
+        };
+        if !envelope_ok {
+            return Err(fail(
+                "JsonConverter with schemas.enable requires \"schema\" and \"payload\" fields and may not \
+                 contain additional fields. If you are trying to deserialize plain JSON data, set \
+                 schemas.enable=false in your converter configuration."
+                    .into(),
+            ));
+        }
+        let schema = self.as_connect_schema(json.get("schema").unwrap_or(&Json::Null)).map_err(fail)?;
+        let value = self
+            .to_connect_value(schema.as_ref(), json.get("payload").unwrap_or(&Json::Null), "")
+            .map_err(fail)?;
+        Ok(SchemaAndValue { schema, value })
     }
 }
 
@@ -638,35 +664,5 @@ impl JsonConverter {
             payload
         };
         Ok(Some(json.to_bytes()))
-    }
-
-    fn to_connect_tree(&self, topic: &str, bytes: Option<&[u8]>) -> Result<SchemaAndValue, ConverterError> {
-        let Some(bytes) = bytes.filter(|b| !b.is_empty()) else {
-            return Ok(SchemaAndValue::null());
-        };
-        let fail = |reason: String| ConverterError::Deserialize { topic: topic.to_string(), reason };
-        let json = Json::parse(bytes).map_err(|e| fail(format!("invalid JSON: {e}")))?;
-        if !self.schemas_enable {
-            return Ok(SchemaAndValue::new(None, infer(&json)));
-        }
-        let envelope_ok = match &json {
-            Json::Object(fields) => {
-                fields.len() == 2 && json.get("schema").is_some() && json.get("payload").is_some()
-            }
-            _ => false,
-        };
-        if !envelope_ok {
-            return Err(fail(
-                "JsonConverter with schemas.enable requires \"schema\" and \"payload\" fields and may not \
-                 contain additional fields. If you are trying to deserialize plain JSON data, set \
-                 schemas.enable=false in your converter configuration."
-                    .into(),
-            ));
-        }
-        let schema = self.as_connect_schema(json.get("schema").unwrap_or(&Json::Null)).map_err(fail)?;
-        let value = self
-            .to_connect_value(schema.as_ref(), json.get("payload").unwrap_or(&Json::Null), "")
-            .map_err(fail)?;
-        Ok(SchemaAndValue { schema, value })
     }
 }
