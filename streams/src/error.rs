@@ -233,11 +233,12 @@ pub enum StreamsError {
         /// The missing topics.
         topics: Vec<String>,
     },
-    /// A stream was joined with a table that has no store (a table
-    /// derived by `filter` or `map_values`).
+    /// A stream or table was joined with a table that has no key-value
+    /// store (a table derived by `filter`, `map_values` or a join and not
+    /// materialized, or a windowed table).
     #[error(
         "invalid topology: {node} joins a table that is not materialized; join the table it was derived from, \
-         or materialize it (e.g. group and aggregate, or read it with StreamsBuilder::table)"
+         or materialize it (KTable::materialize, or read it with StreamsBuilder::table)"
     )]
     TableNotMaterialized {
         /// The join node.

@@ -73,7 +73,7 @@ pub(crate) fn aggregation_node<K: 'static, VR: 'static>(
 }
 
 /// `given`, else `default`, else a build error naming node, store and part.
-fn serde_or_missing<T: 'static>(
+pub(crate) fn serde_or_missing<T: 'static>(
     graph: &mut Graph,
     given: Option<Arc<dyn Serde<T>>>,
     default: Option<Arc<dyn Serde<T>>>,
@@ -182,12 +182,13 @@ where
         } else {
             self.node()
         };
+        let lookup = (Arc::clone(&ks), Arc::clone(&vs));
         let node =
             add_materializing_node::<K, K, V, V, _, _>(&mut graph, name, parent, &store, (ks, vs), |store| {
                 TableSource { store }
             });
         drop(graph);
-        KTable::new(Rc::clone(self.graph()), node, Some(store))
+        KTable::new(Rc::clone(self.graph()), node, Some(store)).with_lookup(lookup.0, lookup.1)
     }
 }
 
@@ -220,6 +221,7 @@ where
     let name = graph.new_name("KTABLE-SOURCE");
     let ks = materialized.key_serde.unwrap_or(key_serde);
     let vs = materialized.value_serde.unwrap_or(value_serde);
+    let lookup = (Arc::clone(&ks), Arc::clone(&vs));
     let node = add_materializing_node::<K, K, Option<V>, V, _, _>(
         &mut graph,
         name,
@@ -229,7 +231,7 @@ where
         |store| TableSource { store },
     );
     drop(graph);
-    KTable::new(Rc::clone(graph_rc), node, Some(store))
+    KTable::new(Rc::clone(graph_rc), node, Some(store)).with_lookup(lookup.0, lookup.1)
 }
 
 /// A stream grouped by key, ready to aggregate (Kafka's `KGroupedStream`).
@@ -330,6 +332,7 @@ where
         let AggregationNode { store, name, ks, vs } =
             aggregation_node(&mut graph, prefix, materialized, &self.grouped.key_serde, default_value_serde);
         let parent = self.aggregation_parent(&mut graph, &store);
+        let lookup = (Arc::clone(&ks), Arc::clone(&vs));
         let node = add_materializing_node::<K, K, V, VR, _, _>(
             &mut graph,
             name,
@@ -339,7 +342,7 @@ where
             move |store| StreamAggregate { store, f: Arc::clone(&f) },
         );
         drop(graph);
-        KTable::new(Rc::clone(&self.graph), node, Some(store))
+        KTable::new(Rc::clone(&self.graph), node, Some(store)).with_lookup(lookup.0, lookup.1)
     }
 }
 
@@ -512,6 +515,7 @@ where
             change_serde,
             None,
         );
+        let lookup = (Arc::clone(&ks), Arc::clone(&vs));
         let node = add_materializing_node::<K, K, Change<V>, VR, _, _>(
             &mut graph,
             name,
@@ -521,6 +525,6 @@ where
             move |store| TableAggregate { store, f: Arc::clone(&f) },
         );
         drop(graph);
-        KTable::new(Rc::clone(&self.graph), node, Some(store))
+        KTable::new(Rc::clone(&self.graph), node, Some(store)).with_lookup(lookup.0, lookup.1)
     }
 }

@@ -161,7 +161,7 @@ impl<K, V1, V2> StreamJoined<K, V1, V2> {
 
 /// Which sides may appear without a match.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum JoinKind {
+pub(crate) enum JoinKind {
     Inner,
     Left,
     Outer,
@@ -185,10 +185,10 @@ pub(crate) enum Side<V1, V2> {
 }
 
 /// Tags one input's records with their side.
-struct TagNode<K, V1, V2, V> {
-    wrap: fn(V) -> Side<V1, V2>,
-    out: Forwarder<K, Side<V1, V2>>,
-    _types: PhantomData<fn() -> V>,
+pub(crate) struct TagNode<K, V1, V2, V> {
+    pub(crate) wrap: fn(V) -> Side<V1, V2>,
+    pub(crate) out: Forwarder<K, Side<V1, V2>>,
+    pub(crate) _types: PhantomData<fn() -> V>,
 }
 
 impl<K, V1, V2, V> Processor<K, V> for TagNode<K, V1, V2, V>

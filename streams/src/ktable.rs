@@ -16,6 +16,9 @@ use crate::stateful::{
     KeyValueMapper, Predicate, TableFilter, TableMapValues, TableSelect, TableToStream, ValueMapper,
 };
 
+/// The key and value serdes of a table's store.
+pub(crate) type StoreSerdes<K, V> = (Arc<dyn Serde<K>>, Arc<dyn Serde<V>>);
+
 /// A table: the latest value per key, updated by a changelog stream (Kafka's
 /// `KTable`).
 ///
@@ -65,6 +68,9 @@ pub struct KTable<K, V> {
     pub(crate) node: NodeId,
     /// The store holding the table, when materialized.
     pub(crate) store: Option<String>,
+    /// The serdes of that store, when it is a key-value store a join may
+    /// read by key (not a windowed table's).
+    pub(crate) lookup: Option<StoreSerdes<K, V>>,
     pub(crate) _types: PhantomData<fn() -> (K, V)>,
 }
 
@@ -74,6 +80,7 @@ impl<K, V> Clone for KTable<K, V> {
             graph: Rc::clone(&self.graph),
             node: self.node,
             store: self.store.clone(),
+            lookup: self.lookup.clone(),
             _types: PhantomData,
         }
     }
@@ -93,7 +100,17 @@ where
     V: Clone + Send + 'static,
 {
     pub(crate) fn new(graph: Rc<RefCell<Graph>>, node: NodeId, store: Option<String>) -> Self {
-        KTable { graph, node, store, _types: PhantomData }
+        KTable { graph, node, store, lookup: None, _types: PhantomData }
+    }
+
+    /// This table, its store readable by key with these serdes.
+    pub(crate) fn with_lookup(
+        mut self,
+        key_serde: Arc<dyn Serde<K>>,
+        value_serde: Arc<dyn Serde<V>>,
+    ) -> Self {
+        self.lookup = Some((key_serde, value_serde));
+        self
     }
 
     /// The name of the store holding this table, when it is materialized

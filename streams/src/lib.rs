@@ -101,6 +101,7 @@ mod kjoin;
 mod ksliding;
 mod kstream;
 mod ktable;
+mod ktable_join;
 mod kwindowed;
 mod metrics;
 mod nodes;

@@ -443,3 +443,168 @@ fn the_stream_table_rows_of_kafkas_documentation_replay_exactly() {
     assert_eq!(run(false), pairs(&[(5, "[B, a]"), (15, "[D, d]")]));
     assert_eq!(run(true), pairs(&[(3, "[A, null]"), (5, "[B, a]"), (9, "[C, null]"), (15, "[D, d]")]));
 }
+
+/// Replays the documentation's input into two tables joined with `kind`
+/// and returns what the result table forwarded, as `(timestamp, value)`
+/// with `None` a delete.
+fn doc_table_join(kind: &str) -> Vec<(i64, Option<String>)> {
+    let mut b = StreamsBuilder::new();
+    let c = || Consumed::with(Serdes::string(), Serdes::string());
+    let m = runnel_streams::Materialized::new;
+    let l = b.table::<String, String>("left", c(), m());
+    let r = b.table::<String, String>("right", c(), m());
+    let show = |v: Option<&String>| v.map_or("null", String::as_str).to_string();
+    let out = match kind {
+        "inner" => l.join(&r, move |a, b| format!("[{a}, {b}]")),
+        "left" => l.left_join(&r, move |a, b| format!("[{a}, {}]", show(b))),
+        _ => l.outer_join(&r, move |a, b| format!("[{}, {}]", show(a), show(b))),
+    };
+    out.to_stream().to("out", Produced::with(Serdes::string(), Serdes::nullable(Serdes::string())));
+    let driver = TopologyTestDriver::new(b.build().unwrap(), StreamsConfig::new("doc")).unwrap();
+    let left = driver.create_input_topic("left", Serdes::string(), Serdes::nullable(Serdes::string()));
+    let right = driver.create_input_topic("right", Serdes::string(), Serdes::nullable(Serdes::string()));
+    let output = driver.create_output_topic("out", Serdes::string(), Serdes::nullable(Serdes::string()));
+    for &(side, ts, value) in DOC_INPUT {
+        let topic = if side == "L" { &left } else { &right };
+        topic.pipe_input_with_timestamp(s("k"), value.map(s), ts).unwrap();
+    }
+    output.read_records_to_list().unwrap().into_iter().map(|r| (r.timestamp, r.value)).collect()
+}
+
+/// The KTable-KTable table of Kafka's join semantics: every update of
+/// either table looks the other up; `None` (shown as "null" in Kafka's
+/// table) is a delete of the result, and rows where Kafka's table is
+/// empty emit nothing.
+#[test]
+fn the_table_table_rows_of_kafkas_documentation_replay_exactly() {
+    let rows =
+        |v: &[(i64, Option<&str>)]| v.iter().map(|(t, s)| (*t, s.map(str::to_string))).collect::<Vec<_>>();
+    assert_eq!(
+        doc_table_join("inner"),
+        rows(&[
+            (4, Some("[A, a]")),
+            (5, Some("[B, a]")),
+            (6, Some("[B, b]")),
+            (7, None),
+            (10, Some("[C, c]")),
+            (11, None),
+            (15, Some("[D, d]")),
+        ])
+    );
+    assert_eq!(
+        doc_table_join("left"),
+        rows(&[
+            (3, Some("[A, null]")),
+            (4, Some("[A, a]")),
+            (5, Some("[B, a]")),
+            (6, Some("[B, b]")),
+            (7, None),
+            (9, Some("[C, null]")),
+            (10, Some("[C, c]")),
+            (11, Some("[C, null]")),
+            (12, None),
+            (15, Some("[D, d]")),
+        ])
+    );
+    assert_eq!(
+        doc_table_join("outer"),
+        rows(&[
+            (3, Some("[A, null]")),
+            (4, Some("[A, a]")),
+            (5, Some("[B, a]")),
+            (6, Some("[B, b]")),
+            (7, Some("[null, b]")),
+            (8, None),
+            (9, Some("[C, null]")),
+            (10, Some("[C, c]")),
+            (11, Some("[C, null]")),
+            (12, None),
+            (14, Some("[null, d]")),
+            (15, Some("[D, d]")),
+        ])
+    );
+}
+
+/// A join result feeds a `group_by` aggregation: when either side
+/// changes, the aggregation subtracts the key's old result and adds the
+/// new one (the join forwards both), and a delete subtracts it.
+#[test]
+fn a_table_join_forwards_old_and_new_results_so_an_aggregation_downstream_stays_right() {
+    use runnel_streams::{Grouped, Materialized};
+    let mut b = StreamsBuilder::new();
+    let c = || Consumed::with(Serdes::string(), Serdes::string());
+    // user -> region, user -> plan; count users per (region, plan).
+    let regions = b.table::<String, String>("regions", c(), Materialized::new());
+    let plans = b.table::<String, String>("plans", c(), Materialized::new());
+    regions
+        .join(&plans, |region, plan| format!("{region}/{plan}"))
+        .group_by(|_, cell| (cell.clone(), 1i64), Grouped::with(Serdes::string(), Serdes::i64()))
+        .count(Materialized::as_("users-per-cell"));
+    let driver = TopologyTestDriver::new(b.build().unwrap(), StreamsConfig::new("cells")).unwrap();
+    let r = driver.create_input_topic("regions", Serdes::string(), Serdes::nullable(Serdes::string()));
+    let p = driver.create_input_topic("plans", Serdes::string(), Serdes::nullable(Serdes::string()));
+    let store = driver.get_key_value_store("users-per-cell", Serdes::string(), Serdes::i64()).unwrap();
+    let count = |cell: &str| store.get(&s(cell)).unwrap();
+    r.pipe_input(s("ann"), Some(s("EU"))).unwrap();
+    r.pipe_input(s("bob"), Some(s("EU"))).unwrap();
+    p.pipe_input(s("ann"), Some(s("pro"))).unwrap();
+    p.pipe_input(s("bob"), Some(s("pro"))).unwrap();
+    assert_eq!(count("EU/pro"), Some(2));
+    r.pipe_input(s("ann"), Some(s("US"))).unwrap(); // left side changes
+    assert_eq!((count("EU/pro"), count("US/pro")), (Some(1), Some(1)));
+    p.pipe_input(s("bob"), Some(s("free"))).unwrap(); // right side changes
+    assert_eq!((count("EU/pro"), count("EU/free")), (Some(0), Some(1)));
+    p.pipe_input(s("ann"), None).unwrap(); // right delete removes ann's row
+    assert_eq!(count("US/pro"), Some(0));
+    r.pipe_input(s("bob"), None).unwrap(); // left delete removes bob's row
+    assert_eq!(count("EU/free"), Some(0));
+}
+
+/// A join result is materialized, joined again (three tables) and looked
+/// up by a stream; a derived table that is not materialized cannot be
+/// joined.
+#[test]
+fn a_materialized_join_result_joins_again_and_serves_a_stream_table_join() {
+    use runnel_streams::{Joined, Materialized};
+    let mut b = StreamsBuilder::new();
+    let c = || Consumed::with(Serdes::string(), Serdes::string());
+    let names = b.table::<String, String>("names", c(), Materialized::new());
+    let emails = b.table::<String, String>("emails", c(), Materialized::new());
+    let phones = b.table::<String, String>("phones", c(), Materialized::new());
+    let contacts = names
+        .join(&emails, |n, e| format!("{n} <{e}>"))
+        .materialize(
+            Materialized::as_("contacts").with_key_serde(Serdes::string()).with_value_serde(Serdes::string()),
+        )
+        .left_join(&phones, |ne, p| format!("{ne} {}", p.map_or("-", String::as_str)))
+        .materialize(Materialized::with(Serdes::string(), Serdes::string()));
+    let j = Joined::with(Serdes::string(), Serdes::string(), Serdes::string());
+    to_out(b.stream::<String, String>("mail", c()).join_table(
+        &contacts,
+        |m, who| format!("{m} -> {who}"),
+        j,
+    ));
+    let driver = TopologyTestDriver::new(b.build().unwrap(), StreamsConfig::new("contacts")).unwrap();
+    let input = |t: &str| driver.create_input_topic(t, Serdes::string(), Serdes::string());
+    let (n, e, ph, mail) = (input("names"), input("emails"), input("phones"), input("mail"));
+    let out = driver.create_output_topic("out", Serdes::string(), Serdes::string());
+    n.pipe_input(s("u1"), s("Ann")).unwrap();
+    mail.pipe_input(s("u1"), s("hello")).unwrap(); // no email yet: no contact
+    e.pipe_input(s("u1"), s("ann@x")).unwrap();
+    mail.pipe_input(s("u1"), s("hi")).unwrap();
+    ph.pipe_input(s("u1"), s("555")).unwrap();
+    mail.pipe_input(s("u1"), s("call")).unwrap();
+    assert_eq!(
+        out.read_values_to_list().unwrap(),
+        vec![s("hi -> Ann <ann@x> -"), s("call -> Ann <ann@x> 555")]
+    );
+    let store = driver.get_key_value_store("contacts", Serdes::string(), Serdes::string()).unwrap();
+    assert_eq!(store.get(&s("u1")).unwrap(), Some(s("Ann <ann@x>")));
+
+    let mut b = StreamsBuilder::new();
+    let names = b.table::<String, String>("names", c(), Materialized::new());
+    let emails = b.table::<String, String>("emails", c(), Materialized::new());
+    names.join(&emails.filter(|_, e| e.contains('@')), |n, e| format!("{n}{e}"));
+    let err = b.build().unwrap_err();
+    assert!(matches!(err, runnel_streams::StreamsError::TableNotMaterialized { .. }), "{err}");
+}

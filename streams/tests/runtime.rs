@@ -767,3 +767,47 @@ async fn a_stream_table_join_runs_on_the_cluster() {
     }
     cluster.close().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_table_table_join_runs_on_the_cluster() {
+    let cluster = TestCluster::open(false).await;
+    for topic in ["names", "emails", "contacts"] {
+        create(&cluster.client, topic, 2).await;
+    }
+    let mut b = StreamsBuilder::new();
+    let c = || Consumed::with(Serdes::string(), Serdes::string());
+    let names = b.table::<String, String>("names", c(), runnel_streams::Materialized::new());
+    let emails = b.table::<String, String>("emails", c(), runnel_streams::Materialized::new());
+    names
+        .outer_join(&emails, |n, e| {
+            format!("{}<{}>", n.map_or("?", String::as_str), e.map_or("?", String::as_str))
+        })
+        .to_stream()
+        .to("contacts", Produced::with(Serdes::string(), Serdes::nullable(Serdes::string())));
+    let streams =
+        Streams::new(b.build().unwrap(), config("contacts", &cluster), cluster.client.clone()).unwrap();
+    streams.start().await.unwrap();
+    produce(&cluster.client, "names", (0..10).map(|i| (format!("u{i}"), format!("n{i}")))).await;
+    produce(&cluster.client, "emails", (5..15).map(|i| (format!("u{i}"), format!("e{i}")))).await;
+    // Every key's latest result: both sides for u5..u9, one side otherwise.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let expected: BTreeMap<String, String> = (0..15)
+        .map(|i| {
+            let n = if i < 10 { format!("n{i}") } else { "?".into() };
+            let e = if i >= 5 { format!("e{i}") } else { "?".into() };
+            (format!("u{i}"), format!("{n}<{e}>"))
+        })
+        .collect();
+    loop {
+        let out = read(&cluster.client, "contacts", 2, 15).await;
+        let latest: BTreeMap<String, String> =
+            out.into_iter().filter_map(|(k, v)| v.last().cloned().map(|v| (k, v))).collect();
+        if latest == expected {
+            break;
+        }
+        assert!(Instant::now() < deadline, "latest results {latest:?}, expected {expected:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    streams.close().await.unwrap();
+    cluster.close().await;
+}
