@@ -23,10 +23,18 @@
 //! the medians (this machine's speed varies by tens of percent from run to
 //! run: the ceiling alone measured 1.6–2.7M records/s in one afternoon).
 //!
+//! * (c) a stream-stream inner join of two topics, N/2 records each, and
+//! * (d) a stream-table join of N records against a table of N/10 keys:
+//!   see `benches/streams/joins.rs`.
+//!
 //! `cargo bench --bench streams` (10M records); `RUNNEL_BENCH_RECORDS=N`
-//! for fewer; `RUNNEL_BENCH_PART=a` or `b` for one part.
+//! for fewer; `RUNNEL_BENCH_PART=a`, `b`, `c`, `d` (or several, `cd`) for
+//! some parts.
 
 use std::time::{Duration, Instant};
+
+#[path = "streams/joins.rs"]
+mod joins;
 
 // The whole process (Runnel, the embedded cluster and the hand-written
 // ceiling alike) allocates through mimalloc, as in the wire benchmark.
@@ -83,21 +91,52 @@ async fn main() {
         std::env::var("RUNNEL_BENCH_RECORDS").ok().and_then(|v| v.parse().ok()).unwrap_or(10_000_000);
     let dir = tempfile::tempdir().unwrap();
     let cluster = Cluster::open(&format!("file:{}", dir.path().join("data").display())).await.unwrap();
-    for t in ["clicks", "pages"] {
-        cluster.admin().create_topic(NewTopic::new(t, PARTITIONS)).await.unwrap();
+    let parts = std::env::var("RUNNEL_BENCH_PART").unwrap_or_else(|_| "abcd".into());
+    if parts.contains('a') || parts.contains('b') {
+        cluster.admin().create_topic(NewTopic::new("clicks", PARTITIONS)).await.unwrap();
+        println!("streams benchmark: {n} JSON click events, {PARTITIONS} partitions, {KEYS} keys");
+        let start = Instant::now();
+        let mut bytes = 0usize;
+        produce(&cluster, "clicks", n, |i| {
+            let value = serde_json::to_vec(&click(i)).unwrap();
+            bytes += value.len();
+            (format!("user{}", i % KEYS), value, click(i).ts)
+        })
+        .await;
+        println!(
+            "input written in {:.1} s ({:.0} bytes per value on average)",
+            start.elapsed().as_secs_f64(),
+            bytes as f64 / n as f64
+        );
+        if parts.contains('a') {
+            stateless(&cluster, dir.path(), n, bytes).await;
+        }
+        if parts.contains('b') {
+            windowed(&cluster, dir.path(), n, bytes).await;
+        }
     }
-    println!("streams benchmark: {n} JSON click events, {PARTITIONS} partitions, {KEYS} keys");
+    if parts.contains('c') {
+        joins::stream_stream(&cluster, dir.path(), n).await;
+    }
+    if parts.contains('d') {
+        joins::stream_table(&cluster, dir.path(), n).await;
+    }
+    cluster.close().await.unwrap();
+}
+
+/// Writes `n` records `record(i)` = (key, value, timestamp) to `topic`,
+/// at most 100k in flight.
+async fn produce(
+    cluster: &Cluster,
+    topic: &str,
+    n: u64,
+    mut record: impl FnMut(u64) -> (String, Vec<u8>, i64),
+) {
     let producer = cluster.producer(ProducerConfig::default().linger_ms(5)).unwrap();
-    let start = Instant::now();
-    let mut bytes = 0usize;
     let mut window = std::collections::VecDeque::new();
     for i in 0..n {
-        let value = serde_json::to_vec(&click(i)).unwrap();
-        bytes += value.len();
-        let record = ProducerRecord::new("clicks")
-            .key(format!("user{}", i % KEYS))
-            .value(value)
-            .timestamp(click(i).ts);
+        let (key, value, ts) = record(i);
+        let record = ProducerRecord::new(topic).key(key).value(value).timestamp(ts);
         window.push_back(producer.enqueue(record).await.unwrap());
         if window.len() > 100_000 {
             window.pop_front().unwrap().await.unwrap();
@@ -106,19 +145,6 @@ async fn main() {
     for d in window {
         d.await.unwrap();
     }
-    println!(
-        "input written in {:.1} s ({:.0} bytes per value on average)",
-        start.elapsed().as_secs_f64(),
-        bytes as f64 / n as f64
-    );
-    let part = std::env::var("RUNNEL_BENCH_PART").unwrap_or_default();
-    if part != "b" {
-        stateless(&cluster, dir.path(), n, bytes).await;
-    }
-    if part != "a" {
-        windowed(&cluster, dir.path(), n, bytes).await;
-    }
-    cluster.close().await.unwrap();
 }
 
 /// A plain consumer reading every input record once, handing each value to

@@ -17,6 +17,7 @@ use crate::StreamsError;
 /// | `processing.guarantee` | `at_least_once` | the only guarantee so far; `exactly_once_v2` is refused with a clear error |
 /// | `max.poll.records` | 1000 | most records one poll of a stream thread returns |
 /// | `buffered.records.per.partition` | 1000 | a partition with this many records buffered is paused until they are processed |
+/// | `max.task.idle.ms` | 0 | how a task with several inputs waits for an empty one, to process in timestamp order (KIP-695): `0` waits while the cluster holds records of it not yet fetched; `N` > 0 also waits up to N ms for new records; `-1` never waits |
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StreamsConfig {
     application_id: String,
@@ -27,6 +28,7 @@ pub struct StreamsConfig {
     commit_interval_ms: u64,
     max_poll_records: usize,
     buffered_records_per_partition: usize,
+    max_task_idle_ms: i64,
 }
 
 impl StreamsConfig {
@@ -52,6 +54,8 @@ impl StreamsConfig {
     pub const MAX_POLL_RECORDS: &'static str = "max.poll.records";
     /// Kafka's key for [`StreamsConfig::buffered_records_per_partition`].
     pub const BUFFERED_RECORDS_PER_PARTITION: &'static str = "buffered.records.per.partition";
+    /// Kafka's key for [`StreamsConfig::max_task_idle`].
+    pub const MAX_TASK_IDLE_MS: &'static str = "max.task.idle.ms";
 
     /// A config for the application `application_id`. Checked by
     /// [`StreamsConfig::validate`] before anything runs.
@@ -65,7 +69,21 @@ impl StreamsConfig {
             commit_interval_ms: 30_000,
             max_poll_records: 1000,
             buffered_records_per_partition: 1000,
+            max_task_idle_ms: 0,
         }
+    }
+
+    /// Sets `max.task.idle.ms`: `None` never waits (Kafka's `-1`),
+    /// `Some(Duration::ZERO)` (the default) waits only for records the
+    /// cluster already holds, `Some(d)` also up to `d` for new ones.
+    pub fn with_max_task_idle(mut self, idle: Option<std::time::Duration>) -> Self {
+        self.max_task_idle_ms = idle.map_or(-1, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+        self
+    }
+
+    /// `max.task.idle.ms`; `None` for `-1` (never wait).
+    pub fn max_task_idle(&self) -> Option<std::time::Duration> {
+        u64::try_from(self.max_task_idle_ms).ok().map(std::time::Duration::from_millis)
     }
 
     /// Sets `num.stream.threads`.
@@ -155,6 +173,7 @@ impl StreamsConfig {
         let mut state_dir = None;
         let (mut cache, mut memory) = (Self::DEFAULT_CACHE_MAX_BYTES, Self::DEFAULT_MEMORY_MAX_BYTES);
         let mut runtime: (Option<u64>, Option<u64>, Option<u64>, Option<u64>) = (None, None, None, None);
+        let mut idle = Some(std::time::Duration::ZERO);
         for (key, value) in props {
             match key.as_ref() {
                 Self::APPLICATION_ID => application_id = Some(value.into()),
@@ -172,6 +191,19 @@ impl StreamsConfig {
                 }
                 Self::BUFFERED_RECORDS_PER_PARTITION => {
                     runtime.3 = Some(parse_count(Self::BUFFERED_RECORDS_PER_PARTITION, value.into())?)
+                }
+                Self::MAX_TASK_IDLE_MS => {
+                    let value: String = value.into();
+                    idle = match value.trim().parse::<i64>() {
+                        Ok(-1) => None,
+                        Ok(ms) if ms >= 0 => Some(std::time::Duration::from_millis(ms as u64)),
+                        _ => {
+                            return Err(StreamsError::InvalidConfig {
+                                key: Self::MAX_TASK_IDLE_MS.to_string(),
+                                reason: format!("{value:?} is not -1 or a number of milliseconds"),
+                            })
+                        }
+                    };
                 }
                 Self::PROCESSING_GUARANTEE => {
                     let value: String = value.into();
@@ -192,7 +224,8 @@ impl StreamsConfig {
             reason: "missing".to_string(),
         })?)
         .with_cache_max_bytes(cache)
-        .with_memory_max_bytes(memory);
+        .with_memory_max_bytes(memory)
+        .with_max_task_idle(idle);
         config.state_dir = state_dir;
         let defaults = StreamsConfig::new("");
         config.num_stream_threads = runtime.0.map_or(defaults.num_stream_threads, |v| v as usize);
@@ -317,8 +350,16 @@ mod tests {
             ("processing.guarantee", "at_least_once"),
             ("max.poll.records", "50"),
             ("buffered.records.per.partition", "10"),
+            ("max.task.idle.ms", "-1"),
         ])
         .unwrap();
+        assert_eq!(config.max_task_idle(), None);
+        let idle = StreamsConfig::from_props([("application.id", "a"), ("max.task.idle.ms", "250")]).unwrap();
+        assert_eq!(idle.max_task_idle(), Some(std::time::Duration::from_millis(250)));
+        assert_eq!(StreamsConfig::new("a").max_task_idle(), Some(std::time::Duration::ZERO));
+        let err =
+            StreamsConfig::from_props([("application.id", "a"), ("max.task.idle.ms", "-2")]).unwrap_err();
+        assert!(err.to_string().contains("max.task.idle.ms"), "{err}");
         assert_eq!(config.num_stream_threads(), 2);
         assert_eq!(config.commit_interval(), std::time::Duration::from_millis(100));
         assert_eq!((config.max_poll_records(), config.buffered_records_per_partition()), (50, 10));

@@ -79,10 +79,24 @@ async fn create(cluster: &Cluster, topic: &str, partitions: i32) {
 }
 
 async fn produce(cluster: &Cluster, topic: &str, records: impl IntoIterator<Item = (String, String)>) {
+    produce_at(cluster, topic, None, records).await
+}
+
+/// As [`produce`], every record with timestamp `ts` when given.
+async fn produce_at(
+    cluster: &Cluster,
+    topic: &str,
+    ts: Option<i64>,
+    records: impl IntoIterator<Item = (String, String)>,
+) {
     let producer = cluster.producer(ProducerConfig::default()).unwrap();
     let mut deliveries = Vec::new();
     for (k, v) in records {
-        deliveries.push(producer.enqueue(ProducerRecord::new(topic).key(k).value(v)).await.unwrap());
+        let mut record = ProducerRecord::new(topic).key(k).value(v);
+        if let Some(ts) = ts {
+            record = record.timestamp(ts);
+        }
+        deliveries.push(producer.enqueue(record).await.unwrap());
     }
     for d in deliveries {
         d.await.unwrap();
@@ -809,5 +823,57 @@ async fn a_table_table_join_runs_on_the_cluster() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     streams.close().await.unwrap();
+    cluster.close().await;
+}
+
+/// Kafka's `max.task.idle.ms` = 0 (KIP-695): with the table and the
+/// stream both written before the app starts, a task waits for the
+/// table partition's records the cluster already holds before it
+/// processes the stream's later ones, so every click finds its user.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_task_waits_for_fetchable_records_of_an_empty_input_so_a_stream_table_join_sees_the_table() {
+    let cluster = TestCluster::open(false).await;
+    for topic in ["users", "clicks", "clicks-by-region"] {
+        create(&cluster.client, topic, 2).await;
+    }
+    let n = 3000;
+    produce_at(
+        &cluster.client,
+        "users",
+        Some(1_000),
+        (0..n).map(|i| (format!("u{i}"), format!("r{}", i % 3))),
+    )
+    .await;
+    produce_at(&cluster.client, "clicks", Some(2_000), (0..n).map(|i| (format!("u{i}"), format!("/p{i}"))))
+        .await;
+    let mut b = StreamsBuilder::new();
+    let c = || Consumed::with(Serdes::string(), Serdes::string());
+    let users = b.table::<String, String>("users", c(), runnel_streams::Materialized::new());
+    b.stream::<String, String>("clicks", c())
+        .join_table(
+            &users,
+            |page, region| format!("{page}@{region}"),
+            runnel_streams::Joined::with(Serdes::string(), Serdes::string(), Serdes::string()),
+        )
+        .to("clicks-by-region", Produced::with(Serdes::string(), Serdes::string()));
+    // Small polls, so the two partitions' records arrive interleaved.
+    let config = StreamsConfig::from_props([
+        ("application.id", "idle-app"),
+        ("state.dir", cluster.state_dir().to_str().unwrap()),
+        ("commit.interval.ms", "100"),
+        ("max.poll.records", "50"),
+        ("max.task.idle.ms", "0"),
+    ])
+    .unwrap();
+    let streams = Streams::new(b.build().unwrap(), config, cluster.client.clone()).unwrap();
+    streams.start().await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while streams.metrics().process_total < 2 * n as u64 {
+        assert!(Instant::now() < deadline, "processed {}", streams.metrics().process_total);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    streams.close().await.unwrap();
+    let out = read(&cluster.client, "clicks-by-region", 2, n).await;
+    assert_eq!(out.values().map(Vec::len).sum::<usize>(), n, "clicks that found no user are missing");
     cluster.close().await;
 }

@@ -107,6 +107,9 @@ struct ActiveTask {
     queues: TaskQueues,
     /// Next offset to commit per input partition (a task has a handful).
     consumed: Vec<(Arc<str>, i32, i64)>,
+    /// Since when the task has been waiting for an empty input partition
+    /// (see [`may_process`]).
+    waiting_since: Option<Instant>,
 }
 
 /// Runs the thread until `spec.shutdown` is set or an error stops it.
@@ -140,6 +143,7 @@ pub(crate) async fn run(spec: &ThreadSpec) -> Result<(), StreamsError> {
     let mut assignment: Vec<TopicPartition> = Vec::new();
     let mut paused: Vec<TopicPartition> = Vec::new();
     let buffer_limit = spec.config.buffered_records_per_partition();
+    let task_idle = spec.config.max_task_idle();
     let commit_interval = spec.config.commit_interval();
     let mut last_commit = Instant::now();
     info!(thread = %spec.name, ?topics, "stream thread started");
@@ -180,8 +184,10 @@ pub(crate) async fn run(spec: &ThreadSpec) -> Result<(), StreamsError> {
             // assignment is about to change: records wait in the buffers
             // (paused at the limit), so none is processed twice.
             if spec.startup.ready(spec.index, &assignment) {
-                for active in tasks.values_mut() {
-                    process_turn(active, &mut pending, &mut sender).await?;
+                for (id, active) in tasks.iter_mut() {
+                    if may_process(active, *id, &consumer, task_idle) {
+                        process_turn(active, &mut pending, &mut sender).await?;
+                    }
                 }
             }
             apply_backpressure(&mut consumer, &tasks, &assignment, &mut paused, buffer_limit)?;
@@ -260,6 +266,55 @@ fn resume_after_rebalance(
         }
     }
     Ok(())
+}
+
+/// How long a task waits at most for records the cluster holds but the
+/// consumer has not fetched yet, before it processes what it has (a
+/// safeguard: a fetch normally delivers them within a poll).
+const FETCH_WAIT_LIMIT: Duration = Duration::from_secs(5);
+
+/// Whether a task may process its buffered records now (Kafka's
+/// `max.task.idle.ms`, KIP-695). A task reading several partitions takes
+/// their records in timestamp order, which it can only do while each has
+/// records buffered. When one is empty, the task waits while the cluster
+/// holds records of it that are not fetched yet (with `idle` = 0), and
+/// with `idle` > 0 also up to `idle` for new ones; `None` never waits. So
+/// a stream-table join reads the table's earlier records before the
+/// stream's later ones, even right after the task starts.
+fn may_process(
+    active: &mut ActiveTask,
+    id: TaskId,
+    consumer: &runnel_core::client::Consumer,
+    idle: Option<Duration>,
+) -> bool {
+    let Some(idle) = idle else { return true };
+    if active.queues.is_empty() {
+        return true;
+    }
+    let mut wait_limit: Option<Duration> = None;
+    for topic in active.task.topics() {
+        if active.queues.len_of(topic, id.partition) > 0 {
+            continue;
+        }
+        let lag = consumer.fetch_lag(&TopicPartition::new(topic, id.partition));
+        let limit = match lag {
+            Some(0) if idle.is_zero() => continue,
+            Some(0) => idle,
+            // Records to fetch, or a position not known yet.
+            _ => FETCH_WAIT_LIMIT.max(idle),
+        };
+        wait_limit = Some(wait_limit.map_or(limit, |l| l.min(limit)));
+    }
+    let Some(limit) = wait_limit else {
+        active.waiting_since = None;
+        return true;
+    };
+    let since = *active.waiting_since.get_or_insert_with(Instant::now);
+    if since.elapsed() < limit {
+        return false;
+    }
+    debug!(task = %id, waited = ?since.elapsed(), "an input partition stayed empty; processing the others");
+    true
 }
 
 /// Processes up to [`RECORDS_PER_TURN`] buffered records of one task.
@@ -347,7 +402,13 @@ async fn adopt_assignment(
         debug!(thread = %spec.name, task = %id, "created task");
         tasks.insert(
             *id,
-            ActiveTask { task, checkpoint, queues: TaskQueues::default(), consumed: Vec::new() },
+            ActiveTask {
+                task,
+                checkpoint,
+                queues: TaskQueues::default(),
+                consumed: Vec::new(),
+                waiting_since: None,
+            },
         );
     }
     // `statestore.cache.max.bytes` bounds the whole instance, as in Kafka:

@@ -305,6 +305,14 @@ impl EmbeddedConsumer {
             .collect()
     }
 
+    /// Records after the position of `tp` in its log (`None` before the
+    /// position is known).
+    pub(crate) fn fetch_lag(&self, tp: &TopicPartition) -> Option<i64> {
+        let position = self.partitions.get(tp)?.position?;
+        let end = self.cluster.broker().log(&tp.topic, tp.partition).ok()?.log_end_offset();
+        Some((end - position).max(0))
+    }
+
     /// Stops returning records from these partitions until resumed (they
     /// stay assigned).
     ///

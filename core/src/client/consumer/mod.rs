@@ -264,6 +264,16 @@ impl Consumer {
         dispatch!(self, end_offsets(tps))
     }
 
+    /// How many records of `tp` the cluster holds after this consumer's
+    /// position, as far as the client knows without a request: from the
+    /// log itself on the embedded backend, from the high watermark of the
+    /// last fetch over Kafka. `None` when not known yet (no position, no
+    /// fetch). Kafka Streams waits on this before processing a task whose
+    /// other inputs are buffered (KIP-695).
+    pub fn fetch_lag(&self, tp: &TopicPartition) -> Option<i64> {
+        dispatch!(self, fetch_lag(tp))
+    }
+
     /// Stops returning records from these partitions until resumed (they
     /// stay assigned).
     ///

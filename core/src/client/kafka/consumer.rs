@@ -464,6 +464,34 @@ impl KafkaConsumer {
         tps.iter().map(|tp| Ok((tp.clone(), self.watermarks(tp)?.1))).collect()
     }
 
+    /// The high watermark of the last fetch of `tp` minus the position
+    /// (records fetched but not yet returned count as lag); no request.
+    pub(crate) fn fetch_lag(&self, tp: &TopicPartition) -> Option<i64> {
+        let c = self.c().ok()?;
+        let topic = std::ffi::CString::new(tp.topic.as_str()).ok()?;
+        let (mut low, mut high) = (-1i64, -1i64);
+        // SAFETY: the client pointer is valid while `c` lives, `topic` is
+        // a NUL-terminated string that outlives the call, and librdkafka
+        // only writes the two offsets (from its cache; no request).
+        let err = unsafe {
+            rdkafka::bindings::rd_kafka_get_watermark_offsets(
+                c.client().native_ptr(),
+                topic.as_ptr(),
+                tp.partition,
+                &mut low,
+                &mut high,
+            )
+        };
+        if err != rdkafka::bindings::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR || high < 0 {
+            return None;
+        }
+        let positions = c.position().ok()?;
+        match positions.find_partition(&tp.topic, tp.partition)?.offset() {
+            Offset::Offset(position) => Some((high - position).max(0)),
+            _ => None,
+        }
+    }
+
     pub(crate) fn pause(&mut self, tps: &[TopicPartition]) -> Result<()> {
         self.check_assigned(tps)?;
         self.c()?.pause(&tpl_of(tps)).map_err(|e| kafka_error("pause", e))?;
