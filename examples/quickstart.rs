@@ -1,12 +1,21 @@
 //! The main job: a real pipeline on the embedded cluster, in one process.
 //!
 //! ```text
+//! examples/data/users.log ──► Connect FileStreamSource ──► topic users (1 partition)
+//!   ──► Streams: parse each line, key by user ──► table users-by-id (RocksDB + changelog,
+//!       through a repartition topic of 3 partitions, co-partitioned with the clicks)
 //! examples/data/clicks.log ──► Connect FileStreamSource ──► topic clicks (1 partition)
 //!   ──► Streams app "quickstart-clicks": parse each line (event time from the log),
-//!       repartition by user (3 partitions), count per user in 5-minute tumbling
-//!       windows with 1 minute of grace (RocksDB store + changelog topic)
+//!       repartition by user (3 partitions), left-join each click with the users
+//!       table (its user's region, "unknown" when the user is not in it), count per
+//!       user in 5-minute tumbling windows with 1 minute of grace (RocksDB store +
+//!       changelog topic)
 //!   ──► topic click-counts ──► Connect FileStreamSink ──► click-counts.txt
 //! ```
+//!
+//! The users are loaded first: the clicks source starts once the users
+//! table's input holds every user, and each join task reads the users it
+//! can fetch before its clicks (`max.task.idle.ms`, KIP-695).
 //!
 //! Run it with `scripts/quickstart` (which first installs what the build
 //! needs), or `cargo run --release --example quickstart [-- <work dir>]`.
@@ -14,7 +23,7 @@
 //! progress while it runs and a summary at the end: records in, windows
 //! out, the busiest windows, time taken.
 //!
-//! Each output line is `<window start> <user> <count>`. Streams emits a
+//! Each output line is `<window start> <user> <region> <count>`. Streams emits a
 //! window's count each time it commits while the window is open (Kafka's
 //! behaviour with caching on), so a window can appear more than once; its
 //! last line is its final count.
@@ -34,12 +43,17 @@ use runnel::connect::worker::{State, Worker, WorkerConfig};
 use runnel::core::client::{Cluster, ConsumerConfig};
 use runnel::core::topic::{NewTopic, TopicPartition};
 use runnel::streams::{
-    Consumed, Forwarder, Grouped, Materialized, Processor, ProcessorContext, Produced, Record, Repartitioned,
-    Serdes, Streams, StreamsBuilder, StreamsConfig, StreamsError, StreamsState, TimeWindows,
+    Consumed, Forwarder, Grouped, Joined, Materialized, Processor, ProcessorContext, Produced, Record,
+    Repartitioned, Serdes, Streams, StreamsBuilder, StreamsConfig, StreamsError, StreamsState, TimeWindows,
 };
+use serde::{Deserialize, Serialize};
 
 /// The sample click log that ships with the repository.
 pub const SAMPLE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/data/clicks.log");
+/// The sample users table: `<time> <user> <region>` per line.
+pub const USERS_SAMPLE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/data/users.log");
+/// The region of a click whose user is not in the users table.
+pub const UNKNOWN_REGION: &str = "unknown";
 /// Tumbling window size.
 pub const WINDOW: Duration = Duration::from_secs(5 * 60);
 /// How late (in event time) a click may arrive and still be counted.
@@ -47,17 +61,21 @@ pub const GRACE: Duration = Duration::from_secs(60);
 
 const APP_ID: &str = "quickstart-clicks";
 const INPUT_TOPIC: &str = "clicks";
+const USERS_TOPIC: &str = "users";
+const USERS_STORE: &str = "users-by-id";
 const OUTPUT_TOPIC: &str = "click-counts";
 const REPARTITION_NAME: &str = "clicks-by-user";
 const STORE: &str = "clicks-per-user-5min";
 
-/// The final count per (window start in ms, user).
-pub type WindowCounts = BTreeMap<(i64, String), u64>;
+/// The final (region, count) per (window start in ms, user).
+pub type WindowCounts = BTreeMap<(i64, String), (String, u64)>;
 
 /// Where the pipeline reads and writes.
 pub struct Options {
     /// The click log to read.
     pub input: PathBuf,
+    /// The users file to read.
+    pub users: PathBuf,
     /// The embedded cluster's data directory, the Streams state directory
     /// and the output file live under here.
     pub work_dir: PathBuf,
@@ -70,8 +88,12 @@ pub struct Options {
 pub struct Summary {
     /// Lines in the input file.
     pub lines_in_file: u64,
+    /// Users in the users file (read into the table before the clicks).
+    pub users: u64,
     /// Records the file source wrote to `clicks`.
     pub source_records: u64,
+    /// Lines of the users file the Streams app could not parse (skipped).
+    pub malformed_users: u64,
     /// Lines the Streams app could not parse (skipped and counted).
     pub malformed: u64,
     /// Clicks later than the window grace (dropped by Streams and counted).
@@ -106,6 +128,23 @@ pub fn parse_click(line: &str) -> Option<Click<'_>> {
         return None;
     }
     Some(Click { timestamp_ms: parse_utc_millis(time)?, user, page })
+}
+
+/// One parsed line of the users file: `<RFC 3339 UTC time> <user> <region>`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User<'a> {
+    /// Since when the user has this region, ms since the Unix epoch.
+    pub timestamp_ms: i64,
+    /// The user.
+    pub user: &'a str,
+    /// Where the user is.
+    pub region: &'a str,
+}
+
+/// Parses `2026-11-21T09:07:00Z user-01 APAC`; `None` for anything else.
+pub fn parse_user(line: &str) -> Option<User<'_>> {
+    let click = parse_click(line)?;
+    Some(User { timestamp_ms: click.timestamp_ms, user: click.user, region: click.page })
 }
 
 /// `YYYY-MM-DDTHH:MM:SS[.mmm]Z` to ms since the epoch.
@@ -195,25 +234,75 @@ impl Processor<(), String> for ParseClicks {
     }
 }
 
-fn topology(malformed: &Arc<AtomicU64>) -> Result<runnel::streams::Topology, StreamsError> {
-    let malformed = Arc::clone(malformed);
+/// A line of the users file becomes the user's region keyed by user,
+/// stamped with the line's time. Lines that do not parse are counted and
+/// skipped.
+struct ParseUsers {
+    out: Forwarder<String, String>,
+    malformed: Arc<AtomicU64>,
+}
+
+impl Processor<(), String> for ParseUsers {
+    fn process(
+        &mut self,
+        ctx: &mut ProcessorContext<'_>,
+        record: Record<(), String>,
+    ) -> Result<(), StreamsError> {
+        match parse_user(&record.value) {
+            Some(user) => {
+                let parsed = Record::new(user.user.to_string(), user.region.to_string(), user.timestamp_ms);
+                self.out.forward(ctx, parsed)
+            }
+            None => {
+                self.malformed.fetch_add(1, Ordering::Relaxed);
+                Ok(())
+            }
+        }
+    }
+}
+
+/// What a window holds per user: the region of its clicks and how many.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct RegionCount {
+    region: String,
+    clicks: u64,
+}
+
+fn topology(
+    malformed: &Arc<AtomicU64>,
+    malformed_users: &Arc<AtomicU64>,
+) -> Result<runnel::streams::Topology, StreamsError> {
+    let (malformed_users, malformed) = (Arc::clone(malformed_users), Arc::clone(malformed));
     let mut builder = StreamsBuilder::new();
+    let string = || Serdes::string();
+    let users = builder
+        .stream::<(), String>(USERS_TOPIC, Consumed::with(Serdes::unit(), string()))
+        .process(move |out| ParseUsers { out, malformed: Arc::clone(&malformed_users) })
+        .to_table(Materialized::as_(USERS_STORE).with_key_serde(string()).with_value_serde(string()));
     builder
-        .stream::<(), String>(INPUT_TOPIC, Consumed::with(Serdes::unit(), Serdes::string()))
+        .stream::<(), String>(INPUT_TOPIC, Consumed::with(Serdes::unit(), string()))
         .process(move |out| ParseClicks { out, malformed: Arc::clone(&malformed) })
-        .repartition(
-            Repartitioned::with(Serdes::string(), Serdes::string()).name(REPARTITION_NAME).partitions(3),
+        .repartition(Repartitioned::with(string(), string()).name(REPARTITION_NAME).partitions(3))
+        .left_join_table(
+            &users,
+            |_page, region: Option<&String>| region.map_or(UNKNOWN_REGION, String::as_str).to_string(),
+            Joined::with(string(), string(), string()),
         )
-        .group_by_key(Grouped::with(Serdes::string(), Serdes::string()))
+        .group_by_key(Grouped::with(string(), string()))
         .windowed_by(TimeWindows::of_size_and_grace(WINDOW, GRACE))
-        .count(Materialized::as_(STORE))
+        .aggregate(
+            RegionCount::default,
+            |_user, region, agg| RegionCount { region, clicks: agg.clicks + 1 },
+            Materialized::as_(STORE).with_value_serde(Serdes::json()),
+        )
         .to_stream()
-        .filter(|_, count| count.is_some())
-        .map(|w, count| {
-            let line = format!("{} {} {}", format_utc(w.window.start), w.key, count.unwrap_or(0));
+        .filter(|_, agg| agg.is_some())
+        .map(|w, agg| {
+            let RegionCount { region, clicks } = agg.unwrap_or_default();
+            let line = format!("{} {} {region} {clicks}", format_utc(w.window.start), w.key);
             (w.key.clone(), line)
         })
-        .to(OUTPUT_TOPIC, Produced::with(Serdes::string(), Serdes::string()));
+        .to(OUTPUT_TOPIC, Produced::with(string(), string()));
     builder.build()
 }
 
@@ -243,8 +332,9 @@ fn read_output(path: &Path) -> anyhow::Result<(u64, WindowCounts)> {
         let parsed = (|| {
             let start = parse_utc_millis(f.next()?)?;
             let user = f.next()?.to_string();
+            let region = f.next()?.to_string();
             let count: u64 = f.next()?.parse().ok()?;
-            Some(((start, user), count))
+            Some(((start, user), (region, count)))
         })();
         let Some((window, count)) = parsed else { bail!("unexpected line in {}: {line:?}", path.display()) };
         windows.insert(window, count);
@@ -264,13 +354,17 @@ pub async fn run(options: &Options) -> anyhow::Result<Summary> {
         .with_context(|| format!("input {}", options.input.display()))?;
     let lines_in_file =
         std::fs::read(&input)?.split(|&b| b == b'\n').filter(|l| !l.is_empty()).count() as u64;
+    let users_file = std::fs::canonicalize(&options.users)
+        .with_context(|| format!("users {}", options.users.display()))?;
+    let users_text = std::fs::read_to_string(&users_file)?;
+    let users = users_text.lines().filter(|l| parse_user(l).is_some()).count() as u64;
     std::fs::create_dir_all(&options.work_dir)?;
     let output = options.work_dir.join("click-counts.txt");
 
     let cluster = Cluster::open(&format!("file:{}", options.work_dir.join("data").display())).await?;
     let admin = cluster.admin();
     let existing = admin.list_topics().await?;
-    for (topic, partitions) in [(INPUT_TOPIC, 1), (OUTPUT_TOPIC, 3)] {
+    for (topic, partitions) in [(INPUT_TOPIC, 1), (USERS_TOPIC, 1), (OUTPUT_TOPIC, 3)] {
         if !existing.iter().any(|t| t == topic) {
             admin.create_topic(NewTopic::new(topic, partitions)).await?;
         }
@@ -294,10 +388,33 @@ pub async fn run(options: &Options) -> anyhow::Result<Summary> {
         .with_state_dir(options.work_dir.join("streams-state"))
         .with_num_stream_threads(2)
         .with_commit_interval(Duration::from_millis(200));
-    let streams = Streams::new(topology(&malformed)?, config, cluster.clone())?;
+    let malformed_users = Arc::new(AtomicU64::new(0));
+    let streams = Streams::new(topology(&malformed, &malformed_users)?, config, cluster.clone())?;
     streams.start().await?;
 
     let (input_s, output_s) = (input.display().to_string(), output.display().to_string());
+    // The users first: the clicks source starts once the users table's
+    // input (the repartition topic by user) holds every user.
+    let users_s = users_file.display().to_string();
+    worker
+        .add_connector(props(&[
+            ("name", "users-source"),
+            ("connector.class", "FileStreamSource"),
+            ("file", &users_s),
+            ("topic", USERS_TOPIC),
+        ]))
+        .await?;
+    let users_input = format!("{APP_ID}-{USERS_STORE}-repartition");
+    let waiting_since = Instant::now();
+    while end_total(&cluster, &users_input, 3).await.unwrap_or(0) < users {
+        if streams.state() == StreamsState::Error {
+            bail!("the streams app stopped: {}", streams.errors().join("; "));
+        }
+        if waiting_since.elapsed() > Duration::from_secs(60) {
+            bail!("the users table did not load in 60 s");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     worker
         .add_connector(props(&[
             ("name", "click-counts-sink"),
@@ -389,8 +506,10 @@ pub async fn run(options: &Options) -> anyhow::Result<Summary> {
     cluster.close().await?;
     Ok(Summary {
         lines_in_file,
+        users,
         source_records,
         malformed: malformed.load(Ordering::Relaxed),
+        malformed_users: malformed_users.load(Ordering::Relaxed),
         dropped_late,
         updates,
         windows,
@@ -400,14 +519,16 @@ pub async fn run(options: &Options) -> anyhow::Result<Summary> {
 }
 
 fn print_summary(summary: &Summary) {
-    let counted: u64 = summary.windows.values().sum();
+    let counted: u64 = summary.windows.values().map(|(_, count)| count).sum();
     let users: std::collections::BTreeSet<&str> = summary.windows.keys().map(|(_, u)| u.as_str()).collect();
+    let unknown: u64 =
+        summary.windows.values().filter(|(region, _)| region == UNKNOWN_REGION).map(|(_, count)| count).sum();
     println!(
-        "records in:   {} lines in the file, {} records written by the file source to `{INPUT_TOPIC}`",
-        summary.lines_in_file, summary.source_records
+        "records in:   {} lines in the file, {} records written by the file source to `{INPUT_TOPIC}`; {} users in the table",
+        summary.lines_in_file, summary.source_records, summary.users
     );
     println!(
-        "streams:      {counted} clicks counted, {} malformed lines skipped, {} late clicks dropped (grace {} s)",
+        "streams:      {counted} clicks counted ({unknown} of users not in the table, region {UNKNOWN_REGION}), {} malformed lines skipped, {} late clicks dropped (grace {} s)",
         summary.malformed,
         summary.dropped_late,
         GRACE.as_secs()
@@ -420,10 +541,10 @@ fn print_summary(summary: &Summary) {
         summary.updates
     );
     let mut busiest: Vec<_> = summary.windows.iter().collect();
-    busiest.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+    busiest.sort_by(|a, b| b.1 .1.cmp(&a.1 .1).then(a.0.cmp(b.0)));
     println!("busiest windows:");
-    for ((start, user), count) in busiest.iter().take(3) {
-        println!("              {} {user:<8} {count} clicks", format_utc(*start));
+    for ((start, user), (region, count)) in busiest.iter().take(3) {
+        println!("              {} {user:<8} {region:<7} {count} clicks", format_utc(*start));
     }
     println!(
         "output:       {} ({} lines; a window's last line is its final count)",
@@ -437,14 +558,16 @@ fn print_summary(summary: &Summary) {
 async fn main() -> anyhow::Result<()> {
     let temp = tempfile::tempdir()?;
     let work_dir = std::env::args().nth(1).map_or_else(|| temp.path().to_path_buf(), PathBuf::from);
-    println!("Runnel quickstart: {SAMPLE}");
-    println!("  → Connect file source → topic {INPUT_TOPIC} → Streams ({}-minute tumbling windows per user, RocksDB)",
-        WINDOW.as_secs() / 60);
+    println!("Runnel quickstart: {SAMPLE}, users from {USERS_SAMPLE}");
+    println!(
+        "  → Connect file source → topic {INPUT_TOPIC} → Streams (joined with the users table, {}-minute tumbling windows per user, RocksDB)",
+        WINDOW.as_secs() / 60
+    );
     println!(
         "  → topic {OUTPUT_TOPIC} → Connect file sink → {}",
         work_dir.join("click-counts.txt").display()
     );
-    let options = Options { input: SAMPLE.into(), work_dir, progress: true };
+    let options = Options { input: SAMPLE.into(), users: USERS_SAMPLE.into(), work_dir, progress: true };
     let summary = run(&options).await?;
     print_summary(&summary);
     if std::env::args().nth(1).is_none() {
