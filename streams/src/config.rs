@@ -17,6 +17,7 @@ use crate::StreamsError;
 /// | `processing.guarantee` | `at_least_once` | the only guarantee so far; `exactly_once_v2` is refused with a clear error |
 /// | `max.poll.records` | 1000 | most records one poll of a stream thread returns |
 /// | `buffered.records.per.partition` | 1000 | a partition with this many records buffered is paused until they are processed |
+/// | `session.timeout.ms`, `heartbeat.interval.ms`, `max.poll.interval.ms`, or any consumer key as `consumer.<key>` | the consumer's | passed to the stream threads' consumers (group id, offset reset and auto-commit stay the runtime's) |
 /// | `max.task.idle.ms` | 0 | how a task with several inputs waits for an empty one, to process in timestamp order (KIP-695): `0` waits while the cluster holds records of it not yet fetched; `N` > 0 also waits up to N ms for new records; `-1` never waits |
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StreamsConfig {
@@ -29,6 +30,8 @@ pub struct StreamsConfig {
     max_poll_records: usize,
     buffered_records_per_partition: usize,
     max_task_idle_ms: i64,
+    /// Consumer settings passed through, in the order given.
+    consumer_overrides: Vec<(String, String)>,
 }
 
 impl StreamsConfig {
@@ -70,7 +73,33 @@ impl StreamsConfig {
             max_poll_records: 1000,
             buffered_records_per_partition: 1000,
             max_task_idle_ms: 0,
+            consumer_overrides: Vec::new(),
         }
+    }
+
+    /// Passes a consumer setting (Kafka's key, e.g. `session.timeout.ms`)
+    /// to the stream threads' consumers.
+    ///
+    /// # Errors
+    /// [`StreamsError::InvalidConfig`] when the consumer refuses it, or for
+    /// the keys the runtime sets itself (`group.id`, `enable.auto.commit`,
+    /// `auto.offset.reset`, `partition.assignment.strategy`).
+    pub fn with_consumer_setting(mut self, key: &str, value: &str) -> Result<Self, StreamsError> {
+        let invalid = |reason: String| StreamsError::InvalidConfig { key: key.to_string(), reason };
+        if matches!(
+            key,
+            "group.id" | "enable.auto.commit" | "auto.offset.reset" | "partition.assignment.strategy"
+        ) {
+            return Err(invalid("set by the streams runtime".to_string()));
+        }
+        runnel_core::client::ConsumerConfig::default().set(key, value).map_err(|e| invalid(e.to_string()))?;
+        self.consumer_overrides.push((key.to_string(), value.to_string()));
+        Ok(self)
+    }
+
+    /// The consumer settings passed through, in the order given.
+    pub(crate) fn consumer_overrides(&self) -> &[(String, String)] {
+        &self.consumer_overrides
     }
 
     /// Sets `max.task.idle.ms`: `None` never waits (Kafka's `-1`),
@@ -174,6 +203,7 @@ impl StreamsConfig {
         let (mut cache, mut memory) = (Self::DEFAULT_CACHE_MAX_BYTES, Self::DEFAULT_MEMORY_MAX_BYTES);
         let mut runtime: (Option<u64>, Option<u64>, Option<u64>, Option<u64>) = (None, None, None, None);
         let mut idle = Some(std::time::Duration::ZERO);
+        let mut consumer: Vec<(String, String)> = Vec::new();
         for (key, value) in props {
             match key.as_ref() {
                 Self::APPLICATION_ID => application_id = Some(value.into()),
@@ -216,7 +246,13 @@ impl StreamsConfig {
                         });
                     }
                 }
-                other => return Err(StreamsError::UnknownConfig { key: other.to_string() }),
+                key @ ("session.timeout.ms" | "heartbeat.interval.ms" | "max.poll.interval.ms") => {
+                    consumer.push((key.to_string(), value.into()))
+                }
+                other => match other.strip_prefix("consumer.") {
+                    Some(key) => consumer.push((key.to_string(), value.into())),
+                    None => return Err(StreamsError::UnknownConfig { key: other.to_string() }),
+                },
             }
         }
         let mut config = StreamsConfig::new(application_id.ok_or_else(|| StreamsError::InvalidConfig {
@@ -227,6 +263,9 @@ impl StreamsConfig {
         .with_memory_max_bytes(memory)
         .with_max_task_idle(idle);
         config.state_dir = state_dir;
+        for (key, value) in consumer {
+            config = config.with_consumer_setting(&key, &value)?;
+        }
         let defaults = StreamsConfig::new("");
         config.num_stream_threads = runtime.0.map_or(defaults.num_stream_threads, |v| v as usize);
         config.commit_interval_ms = runtime.1.unwrap_or(defaults.commit_interval_ms);
@@ -354,6 +393,25 @@ mod tests {
         ])
         .unwrap();
         assert_eq!(config.max_task_idle(), None);
+        let consumer = StreamsConfig::from_props([
+            ("application.id", "a"),
+            ("session.timeout.ms", "3000"),
+            ("consumer.heartbeat.interval.ms", "500"),
+        ])
+        .unwrap();
+        assert_eq!(
+            consumer.consumer_overrides(),
+            [
+                ("session.timeout.ms".to_string(), "3000".to_string()),
+                ("heartbeat.interval.ms".into(), "500".into())
+            ]
+        );
+        let err =
+            StreamsConfig::from_props([("application.id", "a"), ("consumer.group.id", "x")]).unwrap_err();
+        assert!(err.to_string().contains("set by the streams runtime"), "{err}");
+        let err =
+            StreamsConfig::from_props([("application.id", "a"), ("session.timeout.ms", "soon")]).unwrap_err();
+        assert!(err.to_string().contains("session.timeout.ms"), "{err}");
         let idle = StreamsConfig::from_props([("application.id", "a"), ("max.task.idle.ms", "250")]).unwrap();
         assert_eq!(idle.max_task_idle(), Some(std::time::Duration::from_millis(250)));
         assert_eq!(StreamsConfig::new("a").max_task_idle(), Some(std::time::Duration::ZERO));

@@ -877,3 +877,164 @@ async fn a_task_waits_for_fetchable_records_of_an_empty_input_so_a_stream_table_
     assert_eq!(out.values().map(Vec::len).sum::<usize>(), n, "clicks that found no user are missing");
     cluster.close().await;
 }
+
+// ------------------------------------- a join across two instances, one killed
+
+fn paid_orders_topology() -> runnel_streams::Topology {
+    let mut b = StreamsBuilder::new();
+    let c = || Consumed::with(Serdes::string(), Serdes::string());
+    let orders = b.stream::<String, String>("orders", c());
+    let payments = b.stream::<String, String>("payments", c());
+    orders
+        .join(
+            &payments,
+            |o, p| format!("{o}+{p}"),
+            runnel_streams::JoinWindows::of_time_difference_with_no_grace(Duration::from_secs(3600)),
+            runnel_streams::StreamJoined::with(Serdes::string(), Serdes::string(), Serdes::string()),
+        )
+        .to("paid", Produced::with(Serdes::string(), Serdes::string()));
+    b.build().unwrap()
+}
+
+/// Not a test on its own: one instance of the join app, in a process the
+/// kill test starts (and kills), against the broker in the environment.
+#[test]
+fn child_join_app() {
+    let Ok(bootstrap) = std::env::var("RUNNEL_STREAMS_CHILD_JOIN_BOOTSTRAP") else { return };
+    let state_dir = std::env::var("RUNNEL_STREAMS_CHILD_STATE").unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    rt.block_on(async {
+        let cluster = Cluster::open(&format!("kafka://{bootstrap}")).await.unwrap();
+        let config = StreamsConfig::from_props([
+            ("application.id", "joiner"),
+            ("state.dir", state_dir.as_str()),
+            ("commit.interval.ms", "200"),
+            ("session.timeout.ms", "3000"),
+            ("heartbeat.interval.ms", "300"),
+        ])
+        .unwrap();
+        let streams = Streams::new(paid_orders_topology(), config, cluster).unwrap();
+        streams.start().await.unwrap();
+        loop {
+            tokio::time::sleep(Duration::from_secs(3600)).await;
+        }
+    });
+}
+
+/// A child process killed (SIGKILL) when dropped, so a failing test
+/// leaves none behind.
+struct ChildApp(std::process::Child);
+
+impl ChildApp {
+    fn kill(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Drop for ChildApp {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn spawn_join_child(bootstrap: &str, state_dir: &std::path::Path) -> ChildApp {
+    ChildApp(
+        std::process::Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", "child_join_app", "--nocapture", "--test-threads", "1"])
+            .env("RUNNEL_STREAMS_CHILD_JOIN_BOOTSTRAP", bootstrap)
+            .env("RUNNEL_STREAMS_CHILD_STATE", state_dir)
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    )
+}
+
+/// Every record of `topic` up to its end offsets: (key, value) → how many.
+async fn all_records(cluster: &Cluster, topic: &str, partitions: i32) -> BTreeMap<(String, String), usize> {
+    let mut consumer = cluster.consumer(ConsumerConfig::default()).unwrap();
+    let tps: Vec<TopicPartition> = (0..partitions).map(|p| TopicPartition::new(topic, p)).collect();
+    let ends = consumer.end_offsets(&tps).unwrap();
+    consumer.assign(tps.clone()).unwrap();
+    consumer.seek_to_beginning(&tps).unwrap();
+    let mut positions: BTreeMap<TopicPartition, i64> = tps.iter().map(|tp| (tp.clone(), 0)).collect();
+    let mut seen = BTreeMap::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while positions.iter().any(|(tp, p)| *p < ends[tp]) && Instant::now() < deadline {
+        for r in consumer.poll(Duration::from_millis(100)).await.unwrap() {
+            positions.insert(r.topic_partition(), r.offset + 1);
+            let key = String::from_utf8(r.key.unwrap().to_vec()).unwrap();
+            let value = String::from_utf8(r.value.unwrap().to_vec()).unwrap();
+            *seen.entry((key, value)).or_default() += 1;
+        }
+    }
+    seen
+}
+
+/// Issue 16's runtime test: a stream-stream join on 4-partition topics
+/// runs in two instances (processes); one is SIGKILLed while orders wait
+/// in its window stores for their payments. The survivor takes its
+/// partitions over, restores those stores from their changelogs, and
+/// emits every pair: at-least-once allows duplicates (counted), nothing
+/// may be missing or wrong.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_join_keeps_every_pair_when_one_of_two_instances_is_killed() {
+    let cluster = TestCluster::open(true).await;
+    let bootstrap = cluster.bootstrap.clone().expect("served over the Kafka protocol");
+    for topic in ["orders", "payments", "paid"] {
+        create(&cluster.embedded, topic, 4).await;
+    }
+    let state = cluster.state_dir();
+    let mut a = spawn_join_child(&bootstrap, &state.join("a"));
+    let mut b = spawn_join_child(&bootstrap, &state.join("b"));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let group = cluster.embedded.admin().describe_group("joiner").await;
+        if let Ok(g) = &group {
+            if g.members.len() == 2 && g.members.iter().all(|m| !m.assignment.is_empty()) {
+                break;
+            }
+        }
+        assert!(Instant::now() < deadline, "the two instances never shared the partitions: {group:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let n = 400;
+    produce(&cluster.embedded, "orders", (0..n).map(|i| (format!("k{i}"), format!("o{i}")))).await;
+    produce(&cluster.embedded, "payments", (0..n / 2).map(|i| (format!("k{i}"), format!("p{i}")))).await;
+    // Mid-stream: the first half has joined, and both instances have
+    // committed progress on their partitions.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let out = all_records(&cluster.embedded, "paid", 4).await;
+        let group = cluster.embedded.admin().describe_group("joiner").await.ok();
+        let committed = group.map_or(0, |g| {
+            g.partitions.iter().filter(|p| p.partition.topic == "orders" && p.committed.is_some()).count()
+        });
+        if out.len() == n / 2 && committed == 4 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{} pairs, {committed} partitions committed", out.len());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    a.kill();
+    produce(&cluster.embedded, "payments", (n / 2..n).map(|i| (format!("k{i}"), format!("p{i}")))).await;
+
+    let expected: std::collections::BTreeSet<(String, String)> =
+        (0..n).map(|i| (format!("k{i}"), format!("o{i}+p{i}"))).collect();
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let out = loop {
+        let out = all_records(&cluster.embedded, "paid", 4).await;
+        if expected.iter().all(|pair| out.contains_key(pair)) {
+            break out;
+        }
+        let missing = expected.iter().filter(|p| !out.contains_key(*p)).count();
+        assert!(Instant::now() < deadline, "{missing} pairs still missing after the kill");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    b.kill();
+    let unexpected: Vec<_> = out.keys().filter(|p| !expected.contains(*p)).collect();
+    assert!(unexpected.is_empty(), "pairs that should not exist: {unexpected:?}");
+    let duplicates: usize = out.values().map(|c| c - 1).sum();
+    println!("{} pairs, {duplicates} duplicates (at-least-once after the kill)", expected.len());
+    cluster.close().await;
+}

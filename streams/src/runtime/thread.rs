@@ -125,6 +125,9 @@ pub(crate) async fn run(spec: &ThreadSpec) -> Result<(), StreamsError> {
         .strategy(AssignmentStrategy::Range);
     consumer_config.client_id = format!("{}-consumer", spec.name);
     consumer_config.max_poll_records = spec.config.max_poll_records();
+    for (key, value) in spec.config.consumer_overrides() {
+        consumer_config = consumer_config.set(key, value).map_err(client_error("consumer setting"))?;
+    }
     let mut consumer = spec.cluster.consumer(consumer_config).map_err(client_error("create consumer"))?;
     let topics = spec.topology.source_topics(&app);
     consumer.subscribe(topics.clone()).map_err(client_error("subscribe"))?;
