@@ -244,6 +244,26 @@ pub enum StreamsError {
         /// The join node.
         node: String,
     },
+    /// `suppress` was used where it cannot work (see the reason).
+    #[error("invalid topology: {node}: {reason}")]
+    InvalidSuppression {
+        /// The suppress node.
+        node: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A suppression buffer configured with `shut_down_when_full` is full.
+    #[error(
+        "suppression buffer of {node} is full ({records} records, {bytes} bytes) and is configured to shut down when full"
+    )]
+    SuppressionBufferFull {
+        /// The suppress node.
+        node: String,
+        /// Entries buffered.
+        records: u64,
+        /// Bytes of keys and values buffered.
+        bytes: u64,
+    },
     /// Topics joined with each other have different partition counts, so
     /// records with the same key would meet in different tasks (Kafka's
     /// co-partitioning requirement).

@@ -80,6 +80,7 @@ where
                 grouped: self.grouped.clone(),
             },
             windows,
+            emit: crate::suppress::EmitStrategy::OnWindowUpdate,
         }
     }
 }
@@ -91,6 +92,7 @@ where
 pub struct SlidingWindowedKStream<K, V> {
     grouped: KGroupedStream<K, V>,
     windows: SlidingWindows,
+    emit: crate::suppress::EmitStrategy,
 }
 
 impl<K, V> fmt::Debug for SlidingWindowedKStream<K, V> {
@@ -104,6 +106,19 @@ where
     K: Clone + Send + 'static,
     V: Clone + Send + 'static,
 {
+    /// When the aggregation emits its results (KIP-825): on every update
+    /// (the default), or [`EmitStrategy::on_window_close`](crate::EmitStrategy::on_window_close),
+    /// once per window with its final result.
+    #[must_use]
+    pub fn emit_strategy(mut self, emit: crate::suppress::EmitStrategy) -> Self {
+        self.emit = emit;
+        self
+    }
+
+    fn finish<VR: Clone + Send + 'static>(&self, table: KTable<Windowed<K>, VR>) -> KTable<Windowed<K>, VR> {
+        crate::suppress::finish_windowed(table, self.emit)
+    }
+
     /// Counts the records of each key in each window.
     pub fn count(&self, materialized: Materialized<K, i64>) -> KTable<Windowed<K>, i64> {
         let f: StreamAggFn<K, V, i64> = count_fn();
@@ -161,6 +176,7 @@ where
         let store_key: Arc<dyn Serde<Windowed<K>>> =
             Arc::new(WindowStoreKeySerde { inner: Arc::clone(&ks), size: windows.difference });
         let store_name: Arc<str> = Arc::from(store.as_str());
+        let serdes = (Arc::clone(&store_key), Arc::clone(&vs));
         let node = graph.add_store_processor::<K, V, Windowed<K>, Change<VR>, SlidingAggregate<K, V, VR>, _>(
             name,
             vec![parent],
@@ -186,7 +202,9 @@ where
             },
         );
         drop(graph);
-        KTable::new(Rc::clone(graph_rc), node, Some(store))
+        let table =
+            KTable::new(Rc::clone(graph_rc), node, Some(store)).windowed(serdes.0, serdes.1, windows.grace);
+        self.finish(table)
     }
 }
 

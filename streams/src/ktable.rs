@@ -71,6 +71,12 @@ pub struct KTable<K, V> {
     /// The serdes of that store, when it is a key-value store a join may
     /// read by key (not a windowed table's).
     pub(crate) lookup: Option<StoreSerdes<K, V>>,
+    /// The serdes of the table's keys and values, when known (materialized
+    /// tables, windowed ones included): what `suppress` buffers with.
+    pub(crate) serdes: Option<StoreSerdes<K, V>>,
+    /// The grace period of the windowed aggregation this table is the
+    /// result of, in ms.
+    pub(crate) grace: Option<i64>,
     pub(crate) _types: PhantomData<fn() -> (K, V)>,
 }
 
@@ -81,6 +87,8 @@ impl<K, V> Clone for KTable<K, V> {
             node: self.node,
             store: self.store.clone(),
             lookup: self.lookup.clone(),
+            serdes: self.serdes.clone(),
+            grace: self.grace,
             _types: PhantomData,
         }
     }
@@ -100,7 +108,7 @@ where
     V: Clone + Send + 'static,
 {
     pub(crate) fn new(graph: Rc<RefCell<Graph>>, node: NodeId, store: Option<String>) -> Self {
-        KTable { graph, node, store, lookup: None, _types: PhantomData }
+        KTable { graph, node, store, lookup: None, serdes: None, grace: None, _types: PhantomData }
     }
 
     /// This table, its store readable by key with these serdes.
@@ -109,7 +117,21 @@ where
         key_serde: Arc<dyn Serde<K>>,
         value_serde: Arc<dyn Serde<V>>,
     ) -> Self {
+        self.serdes = Some((Arc::clone(&key_serde), Arc::clone(&value_serde)));
         self.lookup = Some((key_serde, value_serde));
+        self
+    }
+
+    /// This table, the result of a windowed aggregation with `grace`, its
+    /// records written with these serdes.
+    pub(crate) fn windowed(
+        mut self,
+        key_serde: Arc<dyn Serde<K>>,
+        value_serde: Arc<dyn Serde<V>>,
+        grace: i64,
+    ) -> Self {
+        self.serdes = Some((key_serde, value_serde));
+        self.grace = Some(grace);
         self
     }
 

@@ -26,6 +26,7 @@ use crate::serdes::Serde;
 use crate::stateful::{aggregate_fn, count_fn, reduce_fn, StreamAggFn};
 use crate::store::rocks::Segmenting;
 use crate::store::typed::TypedStore;
+use crate::suppress::{finish_windowed, EmitStrategy};
 use crate::window::{
     read_time, KeyTime, SessionWindowedSerde, SessionWindows, TimeWindows, Window, WindowStoreKeySerde,
     Windowed,
@@ -78,7 +79,7 @@ where
     /// # Ok::<(), runnel_streams::StreamsError>(())
     /// ```
     pub fn windowed_by(&self, windows: TimeWindows) -> TimeWindowedKStream<K, V> {
-        TimeWindowedKStream { grouped: self.clone_grouping(), windows }
+        TimeWindowedKStream { grouped: self.clone_grouping(), windows, emit: EmitStrategy::OnWindowUpdate }
     }
 
     /// Aggregates per key and session: records of a key closer than the
@@ -154,11 +155,32 @@ impl<K: Clone + Send + 'static, V: Clone + Send + 'static> KGroupedStream<K, V> 
 pub struct TimeWindowedKStream<K, V> {
     grouped: KGroupedStream<K, V>,
     windows: TimeWindows,
+    emit: EmitStrategy,
 }
 
 impl<K, V> fmt::Debug for TimeWindowedKStream<K, V> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TimeWindowedKStream").field("windows", &self.windows).finish_non_exhaustive()
+    }
+}
+
+impl<K, V> TimeWindowedKStream<K, V>
+where
+    K: Clone + Send + 'static,
+    V: Clone + Send + 'static,
+{
+    /// When the aggregation emits its results (Kafka's `emitStrategy`,
+    /// KIP-825): on every update (the default, as the record cache
+    /// flushes), or [`EmitStrategy::on_window_close`], once per window
+    /// with its final result.
+    #[must_use]
+    pub fn emit_strategy(mut self, emit: EmitStrategy) -> Self {
+        self.emit = emit;
+        self
+    }
+
+    fn finish<VR: Clone + Send + 'static>(&self, table: KTable<Windowed<K>, VR>) -> KTable<Windowed<K>, VR> {
+        finish_windowed(table, self.emit)
     }
 }
 
@@ -222,6 +244,7 @@ where
             self.grouped.windowed_aggregation(&mut graph, prefix, materialized, default_value_serde, layout);
         let store_key: Arc<dyn Serde<Windowed<K>>> =
             Arc::new(WindowStoreKeySerde { inner: Arc::clone(&ks), size: windows.size });
+        let serdes = (Arc::clone(&store_key), Arc::clone(&vs));
         let node = add_materializing_node::<K, Windowed<K>, V, VR, _, _>(
             &mut graph,
             name,
@@ -231,7 +254,9 @@ where
             move |store| WindowAggregate { store, key_serde: Arc::clone(&ks), windows, f: Arc::clone(&f) },
         );
         drop(graph);
-        KTable::new(Rc::clone(graph_rc), node, Some(store))
+        let table =
+            KTable::new(Rc::clone(graph_rc), node, Some(store)).windowed(serdes.0, serdes.1, windows.grace);
+        self.finish(table)
     }
 }
 
@@ -407,6 +432,7 @@ where
             self.grouped.windowed_aggregation(&mut graph, prefix, materialized, default_value_serde, layout);
         let store_key: Arc<dyn Serde<Windowed<K>>> =
             Arc::new(SessionWindowedSerde { inner: Arc::clone(&ks) });
+        let serdes = (Arc::clone(&store_key), Arc::clone(&vs));
         let node = add_materializing_node::<K, Windowed<K>, V, VR, _, _>(
             &mut graph,
             name,
@@ -423,7 +449,7 @@ where
             },
         );
         drop(graph);
-        KTable::new(Rc::clone(graph_rc), node, Some(store))
+        KTable::new(Rc::clone(graph_rc), node, Some(store)).windowed(serdes.0, serdes.1, windows.grace)
     }
 }
 

@@ -113,6 +113,7 @@ mod serdes;
 mod source_sink;
 mod stateful;
 mod store;
+mod suppress;
 mod task;
 mod test_driver;
 mod topology;
@@ -143,6 +144,7 @@ pub use serdes::{
 };
 pub use store::kv::KeyValueStore;
 pub use store::window_view::{SessionStore, WindowStore};
+pub use suppress::{BufferConfig, EmitStrategy, Suppressed};
 pub use test_driver::{TestInputTopic, TestOutputTopic, TopologyTestDriver};
 pub use topology::{ChangelogTopic, RepartitionTopic, Topology};
 pub use window::{

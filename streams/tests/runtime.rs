@@ -1038,3 +1038,91 @@ async fn a_join_keeps_every_pair_when_one_of_two_instances_is_killed() {
     println!("{} pairs, {duplicates} duplicates (at-least-once after the kill)", expected.len());
     cluster.close().await;
 }
+
+// ------------------------------------------------ suppress across a restart
+
+fn final_counts_topology() -> runnel_streams::Topology {
+    use runnel_streams::{BufferConfig, Grouped, Materialized, Suppressed, TimeWindows};
+    let mut b = StreamsBuilder::new();
+    b.stream::<String, String>("events", Consumed::with(Serdes::string(), Serdes::string()))
+        .group_by_key(Grouped::with(Serdes::string(), Serdes::string()))
+        .windowed_by(TimeWindows::of_size_with_no_grace(Duration::from_secs(60)))
+        .count(Materialized::as_("event-counts"))
+        .suppress(Suppressed::until_window_closes(BufferConfig::unbounded()).with_name("final"))
+        .to_stream()
+        .map(|w, n| (format!("{}@{}", w.key, w.window.start / 1000), n.unwrap_or(-1).to_string()))
+        .to("final-counts", Produced::with(Serdes::string(), Serdes::string()));
+    b.build().unwrap()
+}
+
+/// Issue 16, point 6: what a suppression buffer holds survives a restart
+/// on an empty state directory (restored from its changelog), and every
+/// window emits exactly one final count.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_suppression_buffer_survives_a_restart_and_each_window_emits_once() {
+    let cluster = TestCluster::open(false).await;
+    for topic in ["events", "final-counts"] {
+        create(&cluster.client, topic, 2).await;
+    }
+    let keys = 10;
+    // Minute 0: three events per key, all windows stay open.
+    produce_at(
+        &cluster.client,
+        "events",
+        Some(1_000),
+        (0..keys * 3).map(|i| (format!("k{}", i % keys), format!("e{i}"))),
+    )
+    .await;
+    let streams =
+        Streams::new(final_counts_topology(), config("final", &cluster), cluster.client.clone()).unwrap();
+    streams.start().await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while streams.metrics().process_total < keys as u64 * 3 {
+        assert!(Instant::now() < deadline, "processed {}", streams.metrics().process_total);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    streams.close().await.unwrap();
+    let early = all_records(&cluster.client, "final-counts", 2).await;
+    assert!(early.is_empty(), "nothing is final yet: {early:?}");
+
+    // A new instance on an empty state directory: the counts and the
+    // buffer come back from their changelogs. Minute 1 adds two events
+    // per key, then events at 3 minutes close both minutes.
+    let fresh = config("final", &cluster).with_state_dir(cluster.state_dir().join("second"));
+    let streams = Streams::new(final_counts_topology(), fresh, cluster.client.clone()).unwrap();
+    streams.start().await.unwrap();
+    produce_at(
+        &cluster.client,
+        "events",
+        Some(61_000),
+        (0..keys * 2).map(|i| (format!("k{}", i % keys), format!("f{i}"))),
+    )
+    .await;
+    produce_at(
+        &cluster.client,
+        "events",
+        Some(180_000),
+        (0..keys).map(|i| (format!("k{i}"), "late".to_string())),
+    )
+    .await;
+    let mut expected = BTreeMap::new();
+    for k in 0..keys {
+        expected.insert((format!("k{k}@0"), "3".to_string()), 1);
+        expected.insert((format!("k{k}@60"), "2".to_string()), 1);
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let out = loop {
+        let out = all_records(&cluster.client, "final-counts", 2).await;
+        if out.len() >= expected.len() {
+            break out;
+        }
+        assert!(Instant::now() < deadline, "final counts so far: {out:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    streams.close().await.unwrap();
+    assert_eq!(out.len(), expected.len(), "{out:?}");
+    // Read again after the close: nothing more came.
+    let out = all_records(&cluster.client, "final-counts", 2).await;
+    assert_eq!(out, expected, "one final count per window, each once");
+    cluster.close().await;
+}
