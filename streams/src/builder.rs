@@ -48,7 +48,7 @@ use crate::StreamsError;
 /// ```
 #[derive(Default)]
 pub struct StreamsBuilder {
-    graph: Rc<RefCell<Graph>>,
+    pub(crate) graph: Rc<RefCell<Graph>>,
 }
 
 impl std::fmt::Debug for StreamsBuilder {

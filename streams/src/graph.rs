@@ -17,6 +17,7 @@
 //! [`NodeDef::share`], typed by the node's input.
 
 use std::any::Any;
+use std::fmt;
 use std::sync::Arc;
 
 use crate::processor::{Forwarder, Processor, SharedProcessor};
@@ -42,6 +43,9 @@ pub(crate) struct BuildContext<'a> {
     pub(crate) globals: &'a GlobalStores,
     pub(crate) stores: &'a [(String, String)],
     pub(crate) listeners: Vec<Option<Box<dyn FlushListener>>>,
+    /// Processor API nodes of the task: initialized, punctuated and closed
+    /// by it.
+    pub(crate) managed: Vec<crate::processor_api::ManagedNode>,
 }
 
 impl BuildContext<'_> {
@@ -115,6 +119,7 @@ pub(crate) enum NodeKind {
 }
 
 /// One node of the graph.
+#[derive(Clone)]
 pub(crate) struct NodeDef {
     pub(crate) name: String,
     pub(crate) kind: NodeKind,
@@ -153,6 +158,20 @@ pub(crate) struct StoreDef {
     pub(crate) ranged: bool,
     /// Whether values start with an 8-byte timestamp (sliding windows).
     pub(crate) timestamped: bool,
+    /// The key and value serdes of a Processor API store, for typed
+    /// handles (`(Arc<dyn Serde<K>>, Arc<dyn Serde<V>>)`).
+    pub(crate) typed: Option<TypedSerdes>,
+}
+
+/// A store's serdes with their types erased; a typed handle downcasts
+/// them back (and fails on another type).
+#[derive(Clone)]
+pub(crate) struct TypedSerdes(pub(crate) Arc<dyn Any + Send + Sync>);
+
+impl fmt::Debug for TypedSerdes {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("TypedSerdes")
+    }
 }
 
 /// The graph under construction.
@@ -172,6 +191,18 @@ pub(crate) struct Graph {
 }
 
 impl Graph {
+    /// A graph of these parts (a built topology's, to add nodes to).
+    pub(crate) fn from_parts(
+        nodes: Vec<NodeDef>,
+        repartitions: Vec<RepartitionDef>,
+        stores: Vec<StoreDef>,
+        globals: Vec<GlobalDef>,
+        copartitions: Vec<Vec<NodeId>>,
+    ) -> Graph {
+        let counter = nodes.len() as u64;
+        Graph { nodes, repartitions, stores, globals, errors: Vec::new(), copartitions, counter }
+    }
+
     /// A Kafka-style generated name: `KSTREAM-FILTER-0000000001`.
     pub(crate) fn new_name(&mut self, prefix: &str) -> String {
         let name = format!("{prefix}-{:010}", self.counter);
@@ -192,6 +223,7 @@ impl Graph {
             segmenting: None,
             ranged: false,
             timestamped: false,
+            typed: None,
         });
     }
 

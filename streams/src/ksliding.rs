@@ -202,8 +202,11 @@ where
             },
         );
         drop(graph);
+        // A window is updated while its end is at least stream time minus
+        // grace: it is closed once stream time passes end + grace.
+        let closes_after = windows.grace.saturating_add(1);
         let table =
-            KTable::new(Rc::clone(graph_rc), node, Some(store)).windowed(serdes.0, serdes.1, windows.grace);
+            KTable::new(Rc::clone(graph_rc), node, Some(store)).windowed(serdes.0, serdes.1, closes_after);
         self.finish(table)
     }
 }

@@ -261,7 +261,34 @@ where
         P: Processor<K, V> + 'static,
         S: Fn(Forwarder<KO, VO>) -> P + Send + Sync + 'static,
     {
-        self.add("KSTREAM-PROCESSOR", true, supplier)
+        self.add_managed("KSTREAM-PROCESSOR", Vec::new(), supplier)
+    }
+
+    /// Adds a Processor API node (initialized, punctuated and closed by its
+    /// task) connected to `stores`; marks the stream for repartition.
+    pub(crate) fn add_managed<KO, VO, P, S>(
+        &self,
+        prefix: &str,
+        stores: Vec<String>,
+        supplier: S,
+    ) -> KStream<KO, VO>
+    where
+        KO: Clone + Send + 'static,
+        VO: Clone + Send + 'static,
+        P: Processor<K, V> + 'static,
+        S: Fn(Forwarder<KO, VO>) -> P + Send + Sync + 'static,
+    {
+        let mut graph = self.graph.borrow_mut();
+        let name = graph.name_or(self.next_name.clone(), prefix);
+        let node = crate::processor_api::add_managed_processor::<K, V, KO, VO, P, S>(
+            &mut graph,
+            name,
+            vec![self.node],
+            stores,
+            supplier,
+        );
+        drop(graph);
+        self.derive(node, true)
     }
 
     /// A stream of the records of both streams, each in its own order.

@@ -449,7 +449,10 @@ where
             },
         );
         drop(graph);
-        KTable::new(Rc::clone(graph_rc), node, Some(store)).windowed(serdes.0, serdes.1, windows.grace)
+        // A session can still grow until stream time passes its end plus
+        // the gap plus grace (a record that late would be dropped).
+        let closes_after = windows.gap.saturating_add(windows.grace).saturating_add(1);
+        KTable::new(Rc::clone(graph_rc), node, Some(store)).windowed(serdes.0, serdes.1, closes_after)
     }
 }
 

@@ -107,6 +107,7 @@ mod metrics;
 mod nodes;
 mod options;
 mod processor;
+mod processor_api;
 mod record;
 mod runtime;
 mod serdes;
@@ -135,7 +136,10 @@ pub use ktable::KTable;
 pub use kwindowed::{SessionWindowedKStream, TimeWindowedKStream};
 pub use metrics::StreamsMetrics;
 pub use options::{Branched, Consumed, Grouped, Materialized, Named, Produced, Repartitioned};
-pub use processor::{Forwarder, Processor, ProcessorContext, TaskId};
+pub use processor::{
+    Forwarder, Processor, ProcessorContext, Punctuation, PunctuationType, ScheduleId, TaskId,
+};
+pub use processor_api::{KeyValueStoreRef, StoreBuilder};
 pub use record::{Headers, Record, RecordCollector, SinkRecord};
 pub use runtime::{ErrorResponse, Streams, StreamsState};
 pub use serdes::{

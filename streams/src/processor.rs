@@ -14,12 +14,31 @@ use crate::record::{Record, RecordCollector};
 use crate::store::state::TaskStores;
 use crate::StreamsError;
 
-/// A node that receives records of key type `K` and value type `V`.
+/// A node that receives records of key type `K` and value type `V`
+/// (Kafka's `Processor`).
 ///
 /// Implement it to plug custom logic in with
-/// [`KStream::process`](crate::KStream::process); forward results through
-/// the [`Forwarder`] the processor was built with.
+/// [`KStream::process`](crate::KStream::process) or
+/// [`Topology::add_processor`](crate::Topology::add_processor); forward
+/// results through the [`Forwarder`] the processor was built with. Such a
+/// processor is [`init`](Self::init)ialized once its task's stores are
+/// restored, before its first record, can
+/// [`schedule`](ProcessorContext::schedule) punctuations there, and is
+/// [`close`](Self::close)d with its task.
 pub trait Processor<K, V>: Send {
+    /// Called once before the first record (or punctuation), with the
+    /// task's stores restored: look stores up
+    /// ([`ProcessorContext::key_value_store`]) and schedule punctuations
+    /// ([`ProcessorContext::schedule`]).
+    ///
+    /// # Errors
+    ///
+    /// Any error stops the task.
+    fn init(&mut self, ctx: &mut ProcessorContext<'_>) -> Result<(), StreamsError> {
+        let _ = ctx;
+        Ok(())
+    }
+
     /// Handles one record.
     ///
     /// # Errors
@@ -27,7 +46,59 @@ pub trait Processor<K, V>: Send {
     /// Any error stops the task; the runtime reports it and does not commit
     /// the record's offset.
     fn process(&mut self, ctx: &mut ProcessorContext<'_>, record: Record<K, V>) -> Result<(), StreamsError>;
+
+    /// A punctuation scheduled in [`init`](Self::init) is due (Kafka's
+    /// `Punctuator#punctuate`): records forwarded here go downstream like
+    /// any others.
+    ///
+    /// # Errors
+    ///
+    /// Any error stops the task.
+    fn punctuate(
+        &mut self,
+        ctx: &mut ProcessorContext<'_>,
+        punctuation: Punctuation,
+    ) -> Result<(), StreamsError> {
+        let _ = (ctx, punctuation);
+        Ok(())
+    }
+
+    /// Called once when the task closes (after its last commit on a clean
+    /// shutdown).
+    fn close(&mut self) {}
 }
+
+/// Which clock a punctuation follows (Kafka's `PunctuationType`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum PunctuationType {
+    /// The task's stream time: fires when records carry it past the next
+    /// due time, at most once per record (Kafka's `STREAM_TIME`).
+    StreamTime,
+    /// The system clock (the test driver's in
+    /// [`TopologyTestDriver`](crate::TopologyTestDriver)): fires when the
+    /// thread checks, whether records arrive or not (Kafka's
+    /// `WALL_CLOCK_TIME`).
+    WallClockTime,
+}
+
+/// Names one scheduled punctuation of a processor (returned by
+/// [`ProcessorContext::schedule`], passed back in [`Punctuation`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ScheduleId(pub(crate) u32);
+
+/// A due punctuation, as [`Processor::punctuate`] receives it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Punctuation {
+    /// Which schedule fired.
+    pub id: ScheduleId,
+    /// Its clock.
+    pub kind: PunctuationType,
+    /// The time it fired at: the stream time, or the wall-clock time in ms.
+    pub timestamp: i64,
+}
+
+/// A punctuation requested in `init`: its id, interval (ms) and clock.
+pub(crate) type ScheduleRequest = (ScheduleId, i64, PunctuationType);
 
 /// Identifies a stream task: the sub-topology and the input partition it
 /// processes. Displays as Kafka does: `0_1`.
@@ -69,6 +140,9 @@ pub struct ProcessorContext<'a> {
     pub(crate) stream_time: i64,
     pub(crate) collector: &'a mut dyn RecordCollector,
     pub(crate) metrics: &'a Counters,
+    /// While a processor is initialized: the punctuations it schedules,
+    /// and the next free id.
+    pub(crate) scheduling: Option<(Vec<ScheduleRequest>, u32)>,
 }
 
 impl ProcessorContext<'_> {
@@ -92,6 +166,55 @@ impl ProcessorContext<'_> {
     /// including the current input record.
     pub fn stream_time(&self) -> i64 {
         self.stream_time
+    }
+
+    /// Schedules [`Processor::punctuate`] every `interval` on `kind`'s
+    /// clock (Kafka's `ProcessorContext#schedule`). Stream-time
+    /// punctuations first fire with the first record; wall-clock ones
+    /// `interval` after the processor's `init`. A punctuation late by
+    /// several intervals fires once.
+    ///
+    /// # Errors
+    ///
+    /// [`StreamsError::Runtime`] outside [`Processor::init`], or for a zero
+    /// interval.
+    pub fn schedule(
+        &mut self,
+        interval: std::time::Duration,
+        kind: PunctuationType,
+    ) -> Result<ScheduleId, StreamsError> {
+        let interval = i64::try_from(interval.as_millis()).unwrap_or(i64::MAX);
+        let Some((requests, next)) = self.scheduling.as_mut() else {
+            return Err(StreamsError::Runtime {
+                reason: "schedule is only available in Processor::init".into(),
+            });
+        };
+        if interval < 1 {
+            return Err(StreamsError::Runtime {
+                reason: "a punctuation interval must be at least 1 ms".into(),
+            });
+        }
+        let id = ScheduleId(*next);
+        *next += 1;
+        requests.push((id, interval, kind));
+        Ok(id)
+    }
+
+    /// A typed handle on the task's key-value store `name`, added with
+    /// [`Topology::add_state_store`](crate::Topology::add_state_store) or
+    /// [`StreamsBuilder::add_state_store`](crate::StreamsBuilder::add_state_store)
+    /// and connected to this processor. Look it up in
+    /// [`Processor::init`] and keep it.
+    ///
+    /// # Errors
+    ///
+    /// [`StreamsError::UnknownStore`] when the task has no such store;
+    /// [`StreamsError::Runtime`] when its key or value type is not `K`, `V`.
+    pub fn key_value_store<K: 'static, V: 'static>(
+        &self,
+        name: &str,
+    ) -> Result<crate::processor_api::KeyValueStoreRef<K, V>, StreamsError> {
+        crate::processor_api::KeyValueStoreRef::resolve(self.stores, name)
     }
     pub(crate) fn collector(&mut self) -> &mut dyn RecordCollector {
         &mut *self.collector

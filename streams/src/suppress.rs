@@ -350,10 +350,15 @@ where
     }
 
     /// The buffer's state, read from the store (after a restore) the first
-    /// time.
-    fn load(&mut self, ctx: &ProcessorContext<'_>) -> Result<(), StreamsError> {
+    /// time. The time index is rebuilt from the entries: the two are
+    /// separate changelog records, and a crash between them may have kept
+    /// one without the other.
+    fn load(&mut self, ctx: &mut ProcessorContext<'_>) -> Result<(), StreamsError> {
         if self.state.is_some() {
             return Ok(());
+        }
+        for (index, _) in ctx.stores.range(self.store, &[TIME], Some(&[TIME + 1]))? {
+            ctx.stores.put(self.store, &index, None, Self::context(0));
         }
         let stream_time = match ctx.stores.get(self.store, STREAM_TIME)? {
             Some(bytes) => {
@@ -364,6 +369,13 @@ where
         let mut state = BufferState { stream_time, earliest: None, records: 0, bytes: 0 };
         for (key, value) in ctx.stores.range(self.store, &[ENTRY], Some(&[ENTRY + 1]))? {
             let entry = Entry::decode(&value).ok_or_else(|| self.corrupt(&key))?;
+            let record_key = key.get(1..).unwrap_or_default();
+            ctx.stores.put(
+                self.store,
+                &time_key(entry.buffer_time, record_key),
+                Some(Vec::new()),
+                Self::context(0),
+            );
             state.records += 1;
             state.bytes += (key.len() + value.len()) as u64;
             state.earliest = Some(state.earliest.map_or(entry.buffer_time, |e| e.min(entry.buffer_time)));
@@ -380,9 +392,11 @@ where
         }
     }
 
-    /// Forwards the entry of `key` (its store key without the prefix) and
-    /// removes it.
-    fn emit(&mut self, ctx: &mut ProcessorContext<'_>, key: &[u8]) -> Result<(), StreamsError> {
+    /// Forwards the entry the time-index key `index` points at and
+    /// removes both.
+    fn emit(&mut self, ctx: &mut ProcessorContext<'_>, index: &[u8]) -> Result<(), StreamsError> {
+        ctx.stores.put(self.store, index, None, Self::context(0));
+        let key = index.get(9..).ok_or_else(|| self.corrupt(index))?;
         let mut entry_key = Vec::with_capacity(1 + key.len());
         entry_key.push(ENTRY);
         entry_key.extend_from_slice(key);
@@ -391,7 +405,6 @@ where
         };
         let entry = Entry::decode(&bytes).ok_or_else(|| self.corrupt(key))?;
         ctx.stores.put(self.store, &entry_key, None, Self::context(entry.timestamp));
-        ctx.stores.put(self.store, &time_key(entry.buffer_time, key), None, Self::context(entry.timestamp));
         if let Some(state) = self.state.as_mut() {
             state.records = state.records.saturating_sub(1);
             state.bytes = state.bytes.saturating_sub((entry_key.len() + bytes.len()) as u64);
@@ -429,7 +442,7 @@ where
         }
         let upper = time_key(expiry.saturating_add(1), &[]);
         for (index, _) in ctx.stores.range(self.store, &[TIME], Some(&upper))? {
-            self.emit(ctx, &index[9..])?;
+            self.emit(ctx, &index)?;
         }
         if let Some(state) = self.state.as_mut() {
             state.earliest = (state.records > 0).then(|| expiry.saturating_add(1));
@@ -452,9 +465,10 @@ where
                     bytes: state.bytes,
                 });
             }
+            // Every pass removes one index entry, so this ends.
             let oldest = ctx.stores.range(self.store, &[TIME], Some(&[TIME + 1]))?.into_iter().next();
             let Some((index, _)) = oldest else { return Ok(()) };
-            self.emit(ctx, &index[9..])?;
+            self.emit(ctx, &index)?;
         }
     }
 }

@@ -37,7 +37,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::metrics::Counters;
-use crate::processor::{ProcessorContext, TaskId};
+use crate::processor::{ProcessorContext, Punctuation, PunctuationType, ScheduleId, TaskId};
+use crate::processor_api::ManagedNode;
 use crate::record::{ConsumedRecord, RecordCollector, SinkRecord};
 use crate::source_sink::SourceProcessor;
 use crate::store::checkpoint::{self, Offsets};
@@ -62,6 +63,24 @@ pub(crate) struct StreamTask {
     metrics: Arc<Counters>,
     /// Records processed since the last [`report_metrics`](Self::report_metrics).
     unreported: u64,
+    /// Processor API nodes: initialized before the first record,
+    /// punctuated, closed with the task.
+    managed: Vec<ManagedNode>,
+    /// Whether the managed nodes were initialized.
+    initialized: bool,
+    /// Their punctuations.
+    schedules: Vec<Schedule>,
+}
+
+/// A punctuation a managed node scheduled.
+struct Schedule {
+    /// Index into the task's managed nodes.
+    node: usize,
+    id: ScheduleId,
+    interval: i64,
+    kind: PunctuationType,
+    /// When it fires next (stream time or wall-clock ms).
+    next: i64,
 }
 
 impl StreamTask {
@@ -82,7 +101,132 @@ impl StreamTask {
             state_dir: None,
             metrics: Arc::default(),
             unreported: 0,
+            managed: Vec::new(),
+            initialized: false,
+            schedules: Vec::new(),
         }
+    }
+
+    /// Gives the task its Processor API nodes.
+    pub(crate) fn with_managed(mut self, managed: Vec<ManagedNode>) -> Self {
+        self.managed = managed;
+        self
+    }
+
+    /// A context for calls that are not about an input record (init and
+    /// punctuations): no topic, offset -1.
+    fn bare_context<'a>(
+        id: TaskId,
+        stores: &'a mut TaskStores,
+        stream_time: i64,
+        collector: &'a mut dyn RecordCollector,
+        metrics: &'a Counters,
+    ) -> ProcessorContext<'a> {
+        ProcessorContext {
+            task: id,
+            topic: "",
+            topic_index: 0,
+            stores,
+            partition: id.partition,
+            offset: -1,
+            stream_time,
+            collector,
+            metrics,
+            scheduling: None,
+        }
+    }
+
+    /// Initializes the managed nodes once, collecting their schedules;
+    /// `now_ms` is the wall clock, where wall-clock schedules start.
+    pub(crate) fn init_processors(
+        &mut self,
+        now_ms: i64,
+        collector: &mut dyn RecordCollector,
+    ) -> Result<(), StreamsError> {
+        if self.initialized {
+            return Ok(());
+        }
+        self.initialized = true;
+        let mut next_id = 0u32;
+        for (index, managed) in self.managed.iter().enumerate() {
+            let mut ctx = Self::bare_context(
+                self.id,
+                &mut self.stores,
+                self.stream_time,
+                &mut *collector,
+                &self.metrics,
+            );
+            ctx.scheduling = Some((Vec::new(), next_id));
+            managed.node.lock().unwrap_or_else(std::sync::PoisonError::into_inner).init(&mut ctx)?;
+            let (requests, next) = ctx.scheduling.take().unwrap_or_default();
+            next_id = next;
+            for (id, interval, kind) in requests {
+                let next = match kind {
+                    // Kafka starts stream-time schedules at 0: the first
+                    // record fires them.
+                    PunctuationType::StreamTime => 0,
+                    PunctuationType::WallClockTime => now_ms.saturating_add(interval),
+                };
+                self.schedules.push(Schedule { node: index, id, interval, kind, next });
+            }
+        }
+        Ok(())
+    }
+
+    /// Fires the due schedules of `kind` at `now` (stream time or wall
+    /// clock): each at most once, then due again `interval` later (or
+    /// `interval` after `now` when it is late by more).
+    fn punctuate(
+        &mut self,
+        kind: PunctuationType,
+        now: i64,
+        collector: &mut dyn RecordCollector,
+    ) -> Result<(), StreamsError> {
+        for i in 0..self.schedules.len() {
+            let schedule = &self.schedules[i];
+            if schedule.kind != kind || schedule.next > now {
+                continue;
+            }
+            let (node, id, interval) = (schedule.node, schedule.id, schedule.interval);
+            let mut next = schedule.next.saturating_add(interval);
+            if next <= now {
+                next = now.saturating_add(interval);
+            }
+            self.schedules[i].next = next;
+            let managed = &self.managed[node];
+            let mut ctx = Self::bare_context(
+                self.id,
+                &mut self.stores,
+                self.stream_time,
+                &mut *collector,
+                &self.metrics,
+            );
+            let punctuation = Punctuation { id, kind, timestamp: now };
+            managed
+                .node
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .punctuate(&mut ctx, punctuation)?;
+        }
+        Ok(())
+    }
+
+    /// Fires the wall-clock schedules due at `now_ms` (initializing the
+    /// managed nodes first if no record came yet).
+    pub(crate) fn punctuate_wall_clock(
+        &mut self,
+        now_ms: i64,
+        collector: &mut dyn RecordCollector,
+    ) -> Result<(), StreamsError> {
+        if self.managed.is_empty() {
+            return Ok(());
+        }
+        self.init_processors(now_ms, collector)?;
+        self.punctuate(PunctuationType::WallClockTime, now_ms, collector)?;
+        if self.stores.over_budget {
+            self.flush(collector)?;
+        }
+        Ok(())
     }
 
     /// Adds the records processed since the last call to the instance's
@@ -155,6 +299,9 @@ impl StreamTask {
                 timestamp: record.timestamp,
             });
         }
+        if !self.initialized && !self.managed.is_empty() {
+            self.init_processors(wall_clock_ms(), collector)?;
+        }
         self.stream_time = self.stream_time.max(record.timestamp);
         let mut ctx = ProcessorContext {
             task: self.id,
@@ -166,9 +313,13 @@ impl StreamTask {
             stream_time: self.stream_time,
             collector: &mut *collector,
             metrics: &self.metrics,
+            scheduling: None,
         };
         self.sources[self.topics[topic_index].1].process_consumed(&mut ctx, record)?;
         self.unreported += 1;
+        if !self.schedules.is_empty() {
+            self.punctuate(PunctuationType::StreamTime, self.stream_time, collector)?;
+        }
         if self.stores.over_budget {
             self.flush(collector)?;
         }
@@ -244,6 +395,7 @@ impl StreamTask {
                 stream_time: *stream_time,
                 collector: &mut *collector,
                 metrics,
+                scheduling: None,
             };
             let (value, timestamp, headers) =
                 (entry.value.as_deref(), entry.context.timestamp, entry.context.headers);
@@ -251,6 +403,13 @@ impl StreamTask {
         }
         Ok(())
     }
+}
+
+/// The system clock in ms since the epoch.
+pub(crate) fn wall_clock_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 /// The API the runtime (`streams/src/runtime`) drives; see the module docs.
@@ -340,6 +499,9 @@ impl StreamTask {
     /// [`StreamsError::Store`] when RocksDB cannot flush; the stores are
     /// closed anyway.
     pub(crate) fn close(self) -> Result<(), StreamsError> {
+        for managed in &self.managed {
+            managed.node.lock().unwrap_or_else(std::sync::PoisonError::into_inner).close();
+        }
         let mut result = Ok(());
         for slot in &self.stores.slots {
             if let Err(e) = slot.rocks.flush() {

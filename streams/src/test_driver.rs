@@ -109,6 +109,16 @@ struct DriverState {
     _temp_dir: Option<tempfile::TempDir>,
 }
 
+impl Drop for DriverState {
+    /// Closes every task (Processor API nodes get [`Processor::close`](crate::Processor::close)),
+    /// then the temporary state directory goes.
+    fn drop(&mut self) {
+        for task in self.tasks.drain(..) {
+            let _ = task.close();
+        }
+    }
+}
+
 fn next_offset(offsets: &mut HashMap<String, i64>, topic: &str) -> i64 {
     let next = match offsets.get_mut(topic) {
         Some(next) => next,
@@ -167,15 +177,46 @@ impl DriverState {
         }
         record.offset = next_offset(&mut self.offsets, topic);
         let mut pending = VecDeque::from([(topic.to_string(), record)]);
+        self.settle(&mut pending)
+    }
+
+    /// Runs the wall-clock punctuations due at the driver's clock, then
+    /// what they caused.
+    fn punctuate_wall_clock(&mut self) -> Result<(), StreamsError> {
+        self.each_task(|task, now, collector| task.punctuate_wall_clock(now, collector))
+    }
+
+    /// Calls `f` on every task with the driver's clock and a collector,
+    /// then processes what it caused.
+    fn each_task(
+        &mut self,
+        mut f: impl FnMut(&mut StreamTask, i64, &mut DriverCollector<'_>) -> Result<(), StreamsError>,
+    ) -> Result<(), StreamsError> {
+        let mut pending = VecDeque::new();
+        for task in &mut self.tasks {
+            let mut collector = DriverCollector {
+                readers: &self.readers,
+                outputs: &mut self.outputs,
+                offsets: &mut self.offsets,
+                pending: &mut pending,
+            };
+            f(task, self.wall_clock_ms, &mut collector)?;
+        }
+        self.settle(&mut pending)
+    }
+
+    /// Processes `pending` and everything it causes, committing (flushing
+    /// every task) after each round, until nothing is left.
+    fn settle(&mut self, pending: &mut VecDeque<(String, StoredRecord)>) -> Result<(), StreamsError> {
         loop {
-            self.process_pending(&mut pending)?;
+            self.process_pending(pending)?;
             // Commit: flush every task; flushed results may feed other tasks.
             for task in &mut self.tasks {
                 let mut collector = DriverCollector {
                     readers: &self.readers,
                     outputs: &mut self.outputs,
                     offsets: &mut self.offsets,
-                    pending: &mut pending,
+                    pending: &mut *pending,
                 };
                 task.flush(&mut collector)?;
             }
@@ -222,6 +263,7 @@ impl TopologyTestDriver {
     /// [`StreamsError::InvalidConfig`] when the config is invalid.
     pub fn new(topology: Topology, config: StreamsConfig) -> Result<Self, StreamsError> {
         config.validate()?;
+        topology.check()?;
         let application_id = config.application_id().to_string();
         let (config, temp_dir) = match config.state_dir_override() {
             Some(_) => (config, None),
@@ -246,7 +288,7 @@ impl TopologyTestDriver {
             readers.extend(task.topics().map(|t| (t.to_string(), tasks.len())));
             tasks.push(task);
         }
-        let state = DriverState {
+        let mut state = DriverState {
             application_id,
             tasks,
             readers,
@@ -257,6 +299,8 @@ impl TopologyTestDriver {
             globals,
             _temp_dir: temp_dir,
         };
+        // Processor API nodes start now, on the driver's clock.
+        state.each_task(|task, now, collector| task.init_processors(now, collector))?;
         Ok(TopologyTestDriver { state: Rc::new(RefCell::new(state)) })
     }
 
@@ -389,18 +433,35 @@ impl TopologyTestDriver {
         names
     }
 
+    /// Closes every task now (Kafka's `TopologyTestDriver#close`):
+    /// Processor API nodes get [`Processor::close`](crate::Processor::close)
+    /// and stores are flushed to disk. Dropping the driver and its topics
+    /// does the same.
+    pub fn close(self) {
+        let tasks: Vec<StreamTask> = self.state.borrow_mut().tasks.drain(..).collect();
+        for task in tasks {
+            let _ = task.close();
+        }
+    }
+
     /// The driver's wall-clock time in milliseconds; it starts at 0.
     pub fn wall_clock_time(&self) -> i64 {
         self.state.borrow().wall_clock_ms
     }
 
-    /// Moves the driver's wall clock forward. Nothing in this crate is
-    /// scheduled on wall-clock time yet, so this only moves the clock; once
-    /// punctuations exist, this is where due wall-clock punctuators run.
-    pub fn advance_wall_clock_time(&self, by: Duration) {
+    /// Moves the driver's wall clock forward and runs the wall-clock
+    /// punctuations that became due (each at most once), then commits as
+    /// after a record: what they forwarded reaches output topics and the
+    /// tasks reading them.
+    ///
+    /// # Errors
+    ///
+    /// A punctuator's error, or one of the processing it caused.
+    pub fn advance_wall_clock_time(&self, by: Duration) -> Result<(), StreamsError> {
         let mut state = self.state.borrow_mut();
         let millis = i64::try_from(by.as_millis()).unwrap_or(i64::MAX);
         state.wall_clock_ms = state.wall_clock_ms.saturating_add(millis);
+        state.punctuate_wall_clock()
     }
 }
 

@@ -98,6 +98,35 @@ impl fmt::Debug for Topology {
 }
 
 impl Topology {
+    /// A topology with no nodes (it cannot run until sources are added).
+    pub(crate) fn empty() -> Topology {
+        Topology {
+            nodes: Vec::new(),
+            children: Vec::new(),
+            subtopologies: Vec::new(),
+            repartitions: Vec::new(),
+            stores: Vec::new(),
+            globals: Vec::new(),
+            copartitions: Vec::new(),
+        }
+    }
+
+    /// The graph this topology was built from, to add nodes to.
+    pub(crate) fn to_graph(&self) -> Graph {
+        Graph::from_parts(
+            self.nodes.clone(),
+            self.repartitions.clone(),
+            self.stores.clone(),
+            self.globals.clone(),
+            self.copartitions.clone(),
+        )
+    }
+
+    /// Checks the topology can run (it has sources, names are unique).
+    pub(crate) fn check(&self) -> Result<(), StreamsError> {
+        validate(&self.nodes)
+    }
+
     pub(crate) fn from_graph(graph: Graph) -> Result<Self, StreamsError> {
         let Graph { nodes, repartitions, stores, globals, errors, copartitions, .. } = graph;
         if let Some(error) = errors.into_iter().next() {
@@ -327,7 +356,13 @@ impl Topology {
         let store_names = self.subtopology_stores(subtopology);
         let named: Vec<(String, String)> =
             store_names.iter().map(|n| (n.clone(), changelog_topic(application_id, n))).collect();
-        let mut ctx = BuildContext { application_id, globals, stores: &named, listeners: Vec::new() };
+        let mut ctx = BuildContext {
+            application_id,
+            globals,
+            stores: &named,
+            listeners: Vec::new(),
+            managed: Vec::new(),
+        };
         ctx.listeners.resize_with(named.len(), || None);
         let mut stores = TaskStores::default();
         let task_dir = config.state_dir().join(application_id).join(id.to_string());
@@ -353,6 +388,7 @@ impl Topology {
                     changelog: changelog.clone(),
                     value_offset,
                     last_miss: Default::default(),
+                    typed: def.and_then(|d| d.typed.clone()),
                 });
             }
         }
@@ -390,7 +426,7 @@ impl Topology {
                 }
             }
         }
-        let task = StreamTask::new(id, sources);
+        let task = StreamTask::new(id, sources).with_managed(std::mem::take(&mut ctx.managed));
         if named.is_empty() {
             return Ok(task);
         }

@@ -537,7 +537,7 @@ fn input_topic_time_starts_at_zero_and_advances_on_request() {
     input.pipe_input(s("a"), s("1")).unwrap();
     input.advance_time(Duration::from_secs(2));
     input.pipe_input(s("b"), s("2")).unwrap();
-    d.advance_wall_clock_time(Duration::from_millis(1_500));
+    d.advance_wall_clock_time(Duration::from_millis(1_500)).unwrap();
     assert_eq!(d.wall_clock_time(), 1_500);
     input.pipe_input(s("c"), s("3")).unwrap();
     let timestamps: Vec<i64> =

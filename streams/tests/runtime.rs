@@ -844,8 +844,16 @@ async fn a_task_waits_for_fetchable_records_of_an_empty_input_so_a_stream_table_
         (0..n).map(|i| (format!("u{i}"), format!("r{}", i % 3))),
     )
     .await;
-    produce_at(&cluster.client, "clicks", Some(2_000), (0..n).map(|i| (format!("u{i}"), format!("/p{i}"))))
-        .await;
+    // The clicks come in the reverse order of their users, so reading the
+    // two partitions side by side would join most clicks before their
+    // user is read.
+    produce_at(
+        &cluster.client,
+        "clicks",
+        Some(2_000),
+        (0..n).rev().map(|i| (format!("u{i}"), format!("/p{i}"))),
+    )
+    .await;
     let mut b = StreamsBuilder::new();
     let c = || Consumed::with(Serdes::string(), Serdes::string());
     let users = b.table::<String, String>("users", c(), runnel_streams::Materialized::new());
@@ -1124,5 +1132,65 @@ async fn a_suppression_buffer_survives_a_restart_and_each_window_emits_once() {
     // Read again after the close: nothing more came.
     let out = all_records(&cluster.client, "final-counts", 2).await;
     assert_eq!(out, expected, "one final count per window, each once");
+    cluster.close().await;
+}
+
+// ------------------------------------------ Processor API on the runtime
+
+/// Emits a heartbeat every 100 ms of wall-clock time, records or not.
+struct Heartbeat {
+    out: runnel_streams::Forwarder<String, String>,
+    beats: u64,
+}
+
+impl runnel_streams::Processor<String, String> for Heartbeat {
+    fn init(&mut self, ctx: &mut runnel_streams::ProcessorContext<'_>) -> Result<(), StreamsError> {
+        ctx.schedule(Duration::from_millis(100), runnel_streams::PunctuationType::WallClockTime).map(|_| ())
+    }
+    fn process(
+        &mut self,
+        _: &mut runnel_streams::ProcessorContext<'_>,
+        _: runnel_streams::Record<String, String>,
+    ) -> Result<(), StreamsError> {
+        Ok(())
+    }
+    fn punctuate(
+        &mut self,
+        ctx: &mut runnel_streams::ProcessorContext<'_>,
+        p: runnel_streams::Punctuation,
+    ) -> Result<(), StreamsError> {
+        self.beats += 1;
+        let record = runnel_streams::Record::new(
+            format!("task-{}", ctx.task_id()),
+            format!("beat{}", self.beats),
+            p.timestamp,
+        );
+        self.out.forward(ctx, record)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wall_clock_punctuations_run_on_the_stream_thread_without_records() {
+    let cluster = TestCluster::open(false).await;
+    create(&cluster.client, "ticks", 2).await;
+    create(&cluster.client, "beats", 1).await;
+    let mut topology = runnel_streams::Topology::new();
+    topology
+        .add_source("Ticks", "ticks", Serdes::string(), Serdes::string())
+        .unwrap()
+        .add_processor("Beat", |out| Heartbeat { out, beats: 0 }, &["Ticks"])
+        .unwrap()
+        .add_sink("Beats", "beats", Serdes::string(), Serdes::string(), &["Beat"])
+        .unwrap();
+    let streams = Streams::new(topology, config("beats", &cluster), cluster.client.clone()).unwrap();
+    streams.start().await.unwrap();
+    // Two tasks (one per partition), each beating about ten times a second.
+    let out = read(&cluster.client, "beats", 1, 8).await;
+    streams.close().await.unwrap();
+    assert_eq!(out.len(), 2, "{out:?}");
+    for (task, beats) in &out {
+        assert!(beats.len() >= 3, "{task}: {beats:?}");
+        assert_eq!(beats[..3], ["beat1", "beat2", "beat3"], "{task}");
+    }
     cluster.close().await;
 }

@@ -192,3 +192,112 @@ fn suppress_that_cannot_be_final_or_lacks_serdes_fails_to_build() {
     let err = b.build().unwrap_err();
     assert!(err.to_string().contains("serdes are not known"), "{err}");
 }
+
+/// Windows of each kind a windowed count can have.
+#[derive(Clone, Copy, Debug)]
+enum Kind {
+    Tumbling,
+    Sliding,
+    Session,
+}
+
+/// A deterministic click sequence: three keys, time mostly moving
+/// forward with some records up to 3 s late, and long pauses so sessions
+/// end.
+fn clicks_sequence() -> Vec<(String, i64)> {
+    let mut out = Vec::new();
+    let mut t = 0i64;
+    let mut x: u64 = 7;
+    for i in 0..300 {
+        x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+        t += ((x >> 33) % 2_000) as i64;
+        if i % 50 == 49 {
+            t += 30_000;
+        }
+        let late = if (x >> 20) % 5 == 0 { ((x >> 40) % 3_000) as i64 } else { 0 };
+        out.push((format!("k{}", (x >> 50) % 3), (t - late).max(0)));
+    }
+    out
+}
+
+/// Runs a count in `kind` windows (10 s, 5 s of grace) over the
+/// sequence, suppressed to final results or not, then one record far
+/// ahead to close every window; returns each output as
+/// (key, window start, window end, count).
+fn windowed_run(kind: Kind, finals: bool) -> Vec<(String, i64, i64, Option<i64>)> {
+    use runnel_streams::{SessionWindows, SlidingWindows};
+    let (ten, grace) = (Duration::from_secs(10), Duration::from_secs(5));
+    let mut b = StreamsBuilder::new();
+    let grouped = b
+        .stream::<String, String>("clicks", Consumed::with(Serdes::string(), Serdes::string()))
+        .group_by_key(Grouped::with(Serdes::string(), Serdes::string()));
+    let emit = if finals { EmitStrategy::on_window_close() } else { EmitStrategy::on_window_update() };
+    let counts = match kind {
+        Kind::Tumbling => grouped
+            .windowed_by(TimeWindows::of_size_and_grace(ten, grace))
+            .emit_strategy(emit)
+            .count(Materialized::as_("c")),
+        Kind::Sliding => grouped
+            .windowed_by_sliding(SlidingWindows::of_time_difference_and_grace(ten, grace))
+            .emit_strategy(emit)
+            .count(Materialized::as_("c")),
+        Kind::Session => {
+            let counts = grouped
+                .windowed_by_sessions(SessionWindows::of_inactivity_gap_and_grace(ten, grace))
+                .count(Materialized::as_("c"));
+            if finals {
+                counts.suppress(Suppressed::until_window_closes(BufferConfig::unbounded()))
+            } else {
+                counts
+            }
+        }
+    };
+    counts
+        .to_stream()
+        .map(|w, n| (format!("{}|{}|{}", w.key, w.window.start, w.window.end), n.map_or(-1, |n| n)))
+        .to("out", Produced::with(Serdes::string(), Serdes::i64()));
+    let driver = TopologyTestDriver::new(b.build().unwrap(), StreamsConfig::new("kinds")).unwrap();
+    let input = driver.create_input_topic("clicks", Serdes::string(), Serdes::string());
+    let out = driver.create_output_topic("out", Serdes::string(), Serdes::i64());
+    for (key, t) in clicks_sequence() {
+        input.pipe_input_with_timestamp(key, s("c"), t).unwrap();
+    }
+    input.pipe_input_with_timestamp(s("end"), s("c"), 10_000_000).unwrap();
+    out.read_key_values_to_list()
+        .unwrap()
+        .into_iter()
+        .map(|(k, n)| {
+            let mut parts = k.split('|');
+            let key = parts.next().unwrap().to_string();
+            let start: i64 = parts.next().unwrap().parse().unwrap();
+            let end: i64 = parts.next().unwrap().parse().unwrap();
+            (key, start, end, (n >= 0).then_some(n))
+        })
+        .filter(|(key, ..)| key != "end")
+        .collect()
+}
+
+/// For every kind of window: emit-final (or suppress until the window
+/// closes) emits each window once, with the value its last update had,
+/// and nothing for a session merged away; no window emitted as final
+/// changes afterwards.
+#[test]
+fn final_results_equal_the_last_update_of_each_window_for_every_window_kind() {
+    for kind in [Kind::Tumbling, Kind::Sliding, Kind::Session] {
+        let updates = windowed_run(kind, false);
+        let finals = windowed_run(kind, true);
+        let mut last = std::collections::BTreeMap::new();
+        for (key, start, end, n) in &updates {
+            last.insert((key.clone(), *start, *end), *n);
+        }
+        let expected: std::collections::BTreeMap<_, _> =
+            last.into_iter().filter_map(|(w, n)| n.map(|n| (w, n))).collect();
+        let mut got = std::collections::BTreeMap::new();
+        for (key, start, end, n) in finals {
+            let previous = got.insert((key, start, end), n.expect("a final result is a count"));
+            assert!(previous.is_none(), "{kind:?}: a window emitted twice");
+        }
+        assert!(expected.len() > 20, "{kind:?}: {} windows", expected.len());
+        assert_eq!(got, expected, "{kind:?}");
+    }
+}

@@ -138,6 +138,7 @@ impl Streams {
     /// [`StreamsError::InvalidConfig`] naming a bad setting.
     pub fn new(topology: Topology, config: StreamsConfig, cluster: Cluster) -> Result<Streams, StreamsError> {
         config.validate()?;
+        topology.check()?;
         Ok(Streams {
             topology: Arc::new(topology),
             config,

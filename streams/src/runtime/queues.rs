@@ -48,7 +48,7 @@ impl TaskQueues {
 
     /// The buffered record with the lowest timestamp among partition heads
     /// (the first partition wins a tie).
-    pub(crate) fn pop(&mut self) -> Option<ConsumerRecord> {
+    pub(crate) fn pop(&mut self) -> Option<(ConsumerRecord, bool)> {
         let mut best: Option<(usize, i64)> = None;
         for (i, q) in self.queues.iter().enumerate() {
             if let Some(head) = q.records.front() {
@@ -57,7 +57,9 @@ impl TaskQueues {
                 }
             }
         }
-        best.and_then(|(i, _)| self.queues[i].records.pop_front())
+        let queue = &mut self.queues[best?.0].records;
+        let record = queue.pop_front()?;
+        Some((record, queue.is_empty()))
     }
 
     /// Records buffered for `topic`-`partition`.
@@ -115,7 +117,7 @@ mod tests {
         assert_eq!(q.len_of("a", 3), 3);
         assert_eq!(q.len_of("b", 3), 2);
         let order: Vec<(String, i64)> =
-            std::iter::from_fn(|| q.pop()).map(|r| (r.topic.to_string(), r.timestamp)).collect();
+            std::iter::from_fn(|| q.pop()).map(|(r, _)| (r.topic.to_string(), r.timestamp)).collect();
         let expected = [("a", 10), ("b", 20), ("a", 30), ("a", 35), ("b", 40)];
         assert_eq!(order, expected.map(|(t, ts)| (t.to_string(), ts)));
         assert!(q.is_empty());
@@ -127,8 +129,8 @@ mod tests {
         let mut q = TaskQueues::default();
         q.push(record(&a, 0, 0, 50));
         q.push(record(&a, 0, 1, 5));
-        assert_eq!(q.pop().map(|r| r.offset), Some(0));
-        assert_eq!(q.pop().map(|r| r.offset), Some(1));
+        assert_eq!(q.pop().map(|(r, emptied)| (r.offset, emptied)), Some((0, false)));
+        assert_eq!(q.pop().map(|(r, emptied)| (r.offset, emptied)), Some((1, true)));
         assert!(q.pop().is_none());
     }
 }

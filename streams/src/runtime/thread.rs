@@ -107,9 +107,9 @@ struct ActiveTask {
     queues: TaskQueues,
     /// Next offset to commit per input partition (a task has a handful).
     consumed: Vec<(Arc<str>, i32, i64)>,
-    /// Since when the task has been waiting for an empty input partition
-    /// (see [`may_process`]).
-    waiting_since: Option<Instant>,
+    /// Input topics (of the task's partition) found empty while others
+    /// had records, and since when (see [`may_process`]).
+    waiting: HashMap<String, Instant>,
 }
 
 /// Runs the thread until `spec.shutdown` is set or an error stops it.
@@ -187,10 +187,14 @@ pub(crate) async fn run(spec: &ThreadSpec) -> Result<(), StreamsError> {
             // assignment is about to change: records wait in the buffers
             // (paused at the limit), so none is processed twice.
             if spec.startup.ready(spec.index, &assignment) {
+                let now = crate::task::wall_clock_ms();
                 for (id, active) in tasks.iter_mut() {
                     if may_process(active, *id, &consumer, task_idle) {
-                        process_turn(active, &mut pending, &mut sender).await?;
+                        process_turn(active, task_idle.is_some(), &mut pending, &mut sender).await?;
                     }
+                    // Wall-clock punctuations, whether records came or not.
+                    active.task.punctuate_wall_clock(now, &mut pending)?;
+                    sender.send_pending(&mut pending).await?;
                 }
             }
             apply_backpressure(&mut consumer, &tasks, &assignment, &mut paused, buffer_limit)?;
@@ -202,7 +206,7 @@ pub(crate) async fn run(spec: &ThreadSpec) -> Result<(), StreamsError> {
         // Clean shutdown: finish what is buffered, then commit it.
         for active in tasks.values_mut() {
             while !active.queues.is_empty() {
-                process_turn(active, &mut pending, &mut sender).await?;
+                process_turn(active, false, &mut pending, &mut sender).await?;
             }
         }
         commit(&mut tasks, &mut sender, &mut consumer).await?;
@@ -292,43 +296,54 @@ fn may_process(
 ) -> bool {
     let Some(idle) = idle else { return true };
     if active.queues.is_empty() {
+        active.waiting.clear();
         return true;
     }
-    let mut wait_limit: Option<Duration> = None;
+    // Each empty partition waits on its own deadline, from when it was
+    // first found empty until it has records again (Kafka's
+    // `PartitionGroup`); past it, the task processes the others.
+    let mut ready = true;
     for topic in active.task.topics() {
         if active.queues.len_of(topic, id.partition) > 0 {
+            active.waiting.remove(topic);
             continue;
         }
-        let lag = consumer.fetch_lag(&TopicPartition::new(topic, id.partition));
-        let limit = match lag {
-            Some(0) if idle.is_zero() => continue,
+        let limit = match consumer.fetch_lag(&TopicPartition::new(topic, id.partition)) {
+            Some(0) if idle.is_zero() => {
+                active.waiting.remove(topic);
+                continue;
+            }
             Some(0) => idle,
             // Records to fetch, or a position not known yet.
             _ => FETCH_WAIT_LIMIT.max(idle),
         };
-        wait_limit = Some(wait_limit.map_or(limit, |l| l.min(limit)));
+        let since = *active.waiting.entry(topic.to_string()).or_insert_with(Instant::now);
+        if since.elapsed() < limit {
+            ready = false;
+        } else {
+            debug!(task = %id, topic, waited = ?since.elapsed(), "an input partition stayed empty; processing the others");
+        }
     }
-    let Some(limit) = wait_limit else {
-        active.waiting_since = None;
-        return true;
-    };
-    let since = *active.waiting_since.get_or_insert_with(Instant::now);
-    if since.elapsed() < limit {
-        return false;
-    }
-    debug!(task = %id, waited = ?since.elapsed(), "an input partition stayed empty; processing the others");
-    true
+    ready
 }
 
 /// Processes up to [`RECORDS_PER_TURN`] buffered records of one task.
+///
+/// With `sync_inputs` (`max.task.idle.ms` >= 0), the turn ends after a
+/// record that empties its partition's buffer while the task reads other
+/// partitions: whether to go on is [`may_process`]'s call, before the
+/// next record.
 async fn process_turn(
     active: &mut ActiveTask,
+    sync_inputs: bool,
     pending: &mut PendingOutput,
     sender: &mut OutputSender,
 ) -> Result<(), StreamsError> {
     let mut headers: Vec<(String, Vec<u8>)> = Vec::new();
+    let several_inputs = sync_inputs && active.task.topics().nth(1).is_some();
     for _ in 0..RECORDS_PER_TURN {
-        let Some(record) = active.queues.pop() else { break };
+        let Some((record, emptied)) = active.queues.pop() else { break };
+        let last_of_partition = several_inputs && emptied;
         headers.clear();
         headers.extend(
             record.headers.iter().map(|h| (h.key.clone(), h.value.as_deref().unwrap_or_default().to_vec())),
@@ -354,6 +369,9 @@ async fn process_turn(
         match active.consumed.iter_mut().find(same) {
             Some((_, _, offset)) => *offset = next,
             None => active.consumed.push((record.topic, record.partition, next)),
+        }
+        if last_of_partition {
+            break;
         }
     }
     // The turn's output goes to the producer in one hand-off; it is
@@ -410,7 +428,7 @@ async fn adopt_assignment(
                 checkpoint,
                 queues: TaskQueues::default(),
                 consumed: Vec::new(),
-                waiting_since: None,
+                waiting: HashMap::new(),
             },
         );
     }

@@ -30,6 +30,8 @@ pub(crate) struct StoreSlot {
     /// Bytes before the value in stored values: 8 when a timestamp comes
     /// first (sliding-window stores), else 0. Interactive reads skip them.
     pub(crate) value_offset: usize,
+    /// A Processor API store's serdes, for typed handles.
+    pub(crate) typed: Option<crate::graph::TypedSerdes>,
 }
 
 /// The stores of one task, in topological order of the nodes using them

@@ -486,8 +486,20 @@ impl KafkaConsumer {
             return None;
         }
         let positions = c.position().ok()?;
-        match positions.find_partition(&tp.topic, tp.partition)?.offset() {
-            Offset::Offset(position) => Some((high - position).max(0)),
+        if let Some(Offset::Offset(position)) =
+            positions.find_partition(&tp.topic, tp.partition).map(|e| e.offset())
+        {
+            return Some((high - position).max(0));
+        }
+        // No record returned since the assignment: an empty partition has
+        // nothing to fetch; else where assign or a seek started it.
+        if low >= high {
+            return Some(0);
+        }
+        match self.starts.get(tp) {
+            Some(Offset::Offset(start)) => Some((high - start).max(0)),
+            Some(Offset::Beginning) => Some(high - low),
+            Some(Offset::End) => Some(0),
             _ => None,
         }
     }
