@@ -94,6 +94,7 @@ mod change;
 mod config;
 mod describe;
 mod error;
+mod fk_join;
 mod global;
 mod graph;
 mod kgrouped;

@@ -417,10 +417,12 @@ pub(crate) fn wall_clock_ms() -> i64 {
 impl StreamTask {
     /// Splits `bytes` of record cache evenly among the task's stores (the
     /// runtime gives each task its share of `statestore.cache.max.bytes`).
+    /// Stores with caching off keep a budget of 0 (every update flushed
+    /// after its record).
     pub(crate) fn set_cache_max_bytes(&mut self, bytes: usize) {
-        let n = self.stores.slots.len().max(1);
+        let n = self.stores.slots.iter().filter(|s| s.caching).count().max(1);
         for slot in &mut self.stores.slots {
-            slot.cache.set_max_bytes(bytes / n);
+            slot.cache.set_max_bytes(if slot.caching { bytes / n } else { 0 });
         }
     }
 

@@ -368,7 +368,12 @@ impl Topology {
         let task_dir = config.state_dir().join(application_id).join(id.to_string());
         if !named.is_empty() {
             let memory = SharedMemory::shared(config.memory_max_bytes());
-            let share = usize::try_from(config.cache_max_bytes()).unwrap_or(usize::MAX) / named.len();
+            let cached = named
+                .iter()
+                .filter(|(name, _)| self.stores.iter().find(|s| &s.name == name).is_none_or(|s| s.caching))
+                .count()
+                .max(1);
+            let share = usize::try_from(config.cache_max_bytes()).unwrap_or(usize::MAX) / cached;
             for (name, changelog) in &named {
                 let def = self.stores.iter().find(|s| &s.name == name);
                 let caching = def.is_none_or(|s| s.caching);
@@ -389,6 +394,7 @@ impl Topology {
                     value_offset,
                     last_miss: Default::default(),
                     typed: def.and_then(|d| d.typed.clone()),
+                    caching,
                 });
             }
         }

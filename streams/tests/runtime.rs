@@ -1194,3 +1194,138 @@ async fn wall_clock_punctuations_run_on_the_stream_thread_without_records() {
     }
     cluster.close().await;
 }
+
+// ------------------------------------------------- foreign-key join
+
+/// Every record of `topic` in offset order per partition: (key, value).
+async fn records_in_order(cluster: &Cluster, topic: &str, partitions: i32) -> Vec<(String, Option<String>)> {
+    let mut consumer = cluster.consumer(ConsumerConfig::default()).unwrap();
+    let tps: Vec<TopicPartition> = (0..partitions).map(|p| TopicPartition::new(topic, p)).collect();
+    let ends = consumer.end_offsets(&tps).unwrap();
+    consumer.assign(tps.clone()).unwrap();
+    consumer.seek_to_beginning(&tps).unwrap();
+    let mut positions: BTreeMap<TopicPartition, i64> = tps.iter().map(|tp| (tp.clone(), 0)).collect();
+    let mut out = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while positions.iter().any(|(tp, p)| *p < ends[tp]) && Instant::now() < deadline {
+        for r in consumer.poll(Duration::from_millis(100)).await.unwrap() {
+            positions.insert(r.topic_partition(), r.offset + 1);
+            let key = String::from_utf8(r.key.unwrap().to_vec()).unwrap();
+            out.push((key, r.value.map(|v| String::from_utf8(v.to_vec()).unwrap())));
+        }
+    }
+    out
+}
+
+/// Issue 16, point 4 on the runtime: the two tables have different
+/// partition counts (orders 4, customers 2), so subscriptions and
+/// responses cross tasks through their internal topics. Orders switch
+/// customers five times in a row: responses to an older order value
+/// arrive after newer ones and must be dropped, so no result ever pairs an
+/// order with the name of a customer it does not name, and each order
+/// ends joined with its last customer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_foreign_key_join_across_different_partition_counts_drops_stale_responses() {
+    let cluster = TestCluster::open(false).await;
+    create(&cluster.client, "orders", 4).await;
+    create(&cluster.client, "customers", 2).await;
+    create(&cluster.client, "named-orders", 4).await;
+    let mut b = StreamsBuilder::new();
+    let c = || Consumed::with(Serdes::string(), Serdes::string());
+    // No record cache on the orders: each of the five updates of an order
+    // subscribes, so older responses are in flight when newer ones land.
+    let orders =
+        b.table::<String, String>("orders", c(), runnel_streams::Materialized::new().with_caching_disabled());
+    let customers = b.table::<String, String>("customers", c(), runnel_streams::Materialized::new());
+    orders
+        .join_foreign_key(
+            &customers,
+            |o: &String| o.split(',').next().map(str::to_string),
+            |o, name| format!("{o}|{name}"),
+            // Every result goes out (none merged away in a cache).
+            runnel_streams::Materialized::with(Serdes::string(), Serdes::string()).with_caching_disabled(),
+        )
+        .to_stream()
+        .to("named-orders", Produced::with(Serdes::string(), Serdes::nullable(Serdes::string())));
+    let topology = b.build().unwrap();
+    let streams =
+        Streams::new(topology, config("fk", &cluster).with_num_stream_threads(2), cluster.client.clone())
+            .unwrap();
+    // Everything is written before the app starts: each task reads all five
+    // updates of its orders before the first responses come back.
+    produce(&cluster.client, "customers", (0..10).map(|i| (format!("c{i}"), format!("name-c{i}")))).await;
+    for round in 0..5 {
+        produce(
+            &cluster.client,
+            "orders",
+            (0..100).map(|i| (format!("o{i}"), format!("c{},r{round}", (i + round) % 10))),
+        )
+        .await;
+    }
+    streams.start().await.unwrap();
+    let expected: BTreeMap<String, String> =
+        (0..100).map(|i| (format!("o{i}"), format!("c{},r4|name-c{}", (i + 4) % 10, (i + 4) % 10))).collect();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let out = loop {
+        let out = records_in_order(&cluster.client, "named-orders", 4).await;
+        let mut latest = BTreeMap::new();
+        for (k, v) in &out {
+            match v {
+                Some(v) => latest.insert(k.clone(), v.clone()),
+                None => latest.remove(k),
+            };
+        }
+        if latest == expected {
+            break out;
+        }
+        assert!(Instant::now() < deadline, "latest results: {latest:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    streams.close().await.unwrap();
+    for (order, value) in &out {
+        let value = value.as_deref().unwrap_or_default();
+        let (left, name) = value.split_once('|').unwrap_or_else(|| panic!("{order}: {value}"));
+        let customer = left.split(',').next().unwrap();
+        assert_eq!(name, format!("name-{customer}"), "{order} was joined with a stale response: {value}");
+    }
+    cluster.close().await;
+}
+
+/// `Materialized::with_caching_disabled` holds on the runtime too (the
+/// runtime's cache budget used to override it): every update of the
+/// table is written to its changelog and forwarded, none merged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_table_without_caching_logs_every_update_on_the_runtime() {
+    let cluster = TestCluster::open(false).await;
+    create(&cluster.client, "prices", 2).await;
+    create(&cluster.client, "price-updates", 2).await;
+    let mut b = StreamsBuilder::new();
+    b.table::<String, String>(
+        "prices",
+        Consumed::with(Serdes::string(), Serdes::string()),
+        runnel_streams::Materialized::as_("prices-store").with_caching_disabled(),
+    )
+    .to_stream()
+    .to("price-updates", Produced::with(Serdes::string(), Serdes::nullable(Serdes::string())));
+    produce(&cluster.client, "prices", (0..50).map(|i| (format!("p{}", i % 5), format!("v{i}")))).await;
+    let streams =
+        Streams::new(b.build().unwrap(), config("uncached", &cluster), cluster.client.clone()).unwrap();
+    streams.start().await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while streams.metrics().process_total < 50 {
+        assert!(Instant::now() < deadline, "processed {}", streams.metrics().process_total);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    streams.close().await.unwrap();
+    let total = |topic: &'static str| {
+        let client = cluster.client.clone();
+        async move {
+            let consumer = client.consumer(ConsumerConfig::default()).unwrap();
+            let tps: Vec<TopicPartition> = (0..2).map(|p| TopicPartition::new(topic, p)).collect();
+            consumer.end_offsets(&tps).unwrap().values().sum::<i64>()
+        }
+    };
+    assert_eq!(total("uncached-prices-store-changelog").await, 50);
+    assert_eq!(total("price-updates").await, 50);
+    cluster.close().await;
+}

@@ -32,6 +32,9 @@ pub(crate) struct StoreSlot {
     pub(crate) value_offset: usize,
     /// A Processor API store's serdes, for typed handles.
     pub(crate) typed: Option<crate::graph::TypedSerdes>,
+    /// Whether the record cache is on (`Materialized`); off, the cache's
+    /// budget stays 0.
+    pub(crate) caching: bool,
 }
 
 /// The stores of one task, in topological order of the nodes using them
