@@ -244,6 +244,14 @@ pub enum StreamsError {
         /// The join node.
         node: String,
     },
+    /// A feature was asked for where it is not supported (see the reason).
+    #[error("invalid topology: {node}: {reason}")]
+    Unsupported {
+        /// The node or store concerned.
+        node: String,
+        /// What is not supported.
+        reason: String,
+    },
     /// `suppress` was used where it cannot work (see the reason).
     #[error("invalid topology: {node}: {reason}")]
     InvalidSuppression {

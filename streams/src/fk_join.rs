@@ -45,6 +45,7 @@ use crate::stateful::ChangeForwarder;
 use crate::store::cache::EntryContext;
 use crate::store::state::StoreHandle;
 use crate::store::typed::{serde_error, TypedStore};
+use crate::versioned::TableReader;
 use crate::StreamsError;
 
 /// FNV-1a, 64 bits: the hash of a serialized left value that travels with
@@ -262,7 +263,7 @@ fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
 struct SubscriptionReceiver<K, KO, VO> {
     subscriptions: StoreHandle,
     subscriptions_name: Arc<str>,
-    right: TypedStore<KO, VO>,
+    right: TableReader<KO, VO>,
     fk_serde: Arc<dyn Serde<KO>>,
     key_serde: Arc<dyn Serde<K>>,
     /// The subscription topic, which the key serde is called with.
@@ -362,7 +363,7 @@ where
 /// Left side, on each response: joins it with the left row if the row
 /// still has the value the response answers.
 struct ResponseJoiner<K, V, VO, VR> {
-    left: TypedStore<K, V>,
+    left: TableReader<K, V>,
     value_serde: Arc<dyn Serde<V>>,
     joiner: FkJoiner<V, VO, VR>,
     result: TypedStore<K, VR>,
@@ -503,6 +504,7 @@ where
             return KTable::new(Rc::clone(&self.graph), self.node, None);
         };
         let result_store = define_store(&mut graph, &materialized, &format!("{name}-RESULT"));
+        let (left_versions, right_versions) = (self.versioned, other.versioned);
         let default_key = Some(Arc::clone(&ks));
         let rks =
             serde_or_missing(&mut graph, materialized.key_serde, default_key, (&name, &result_store, "key"));
@@ -571,8 +573,13 @@ where
                 let (handle, topic) = ctx.store(&factory_name, &subs)?;
                 let topic: Arc<str> = Arc::from(topic);
                 let (right, right_topic) = ctx.store(&factory_name, &right_name)?;
-                let right =
-                    TypedStore::new(right, &right_name, right_topic, Arc::clone(&fks), Arc::clone(&vos));
+                let right = TableReader::new(
+                    right,
+                    &right_name,
+                    right_topic,
+                    (Arc::clone(&fks), Arc::clone(&vos)),
+                    right_versions,
+                );
                 let processor: Box<dyn Processor<KO, Subscription>> = Box::new(SubscriptionReceiver {
                     subscriptions: handle,
                     subscriptions_name: Arc::from(subs.as_str()),
@@ -642,7 +649,13 @@ where
                 let (result, result_topic) = ctx.store(&factory_name, &result_name)?;
                 let result_topic = result_topic.to_string();
                 let (left, left_topic) = ctx.store(&factory_name, &left_name)?;
-                let left = TypedStore::new(left, &left_name, left_topic, Arc::clone(&ks), Arc::clone(&vs));
+                let left = TableReader::new(
+                    left,
+                    &left_name,
+                    left_topic,
+                    (Arc::clone(&ks), Arc::clone(&vs)),
+                    left_versions,
+                );
                 let listener = ChangeForwarder {
                     store: Arc::from(result_name.as_str()),
                     topic: Arc::from(result_topic.as_str()),

@@ -41,6 +41,13 @@ pub(crate) fn define_store<K, V>(
     prefix: &str,
 ) -> String {
     let store = materialized.name.clone().unwrap_or_else(|| graph.new_name(&format!("{prefix}-STATE-STORE")));
+    if materialized.versioning.is_some() {
+        graph.errors.push(StreamsError::Unsupported {
+            node: store.clone(),
+            reason: "a versioned store can only materialize a source table (StreamsBuilder::table)"
+                .to_string(),
+        });
+    }
     graph.add_store(&store, materialized.caching);
     store
 }
@@ -217,6 +224,17 @@ where
             out,
         },
     );
+    if let Some(history) = materialized.versioning {
+        drop(graph);
+        return crate::versioned::versioned_table(
+            graph_rc,
+            source,
+            &topic,
+            materialized,
+            (key_serde, value_serde),
+            history,
+        );
+    }
     let store = define_store(&mut graph, &materialized, &topic);
     let name = graph.new_name("KTABLE-SOURCE");
     let ks = materialized.key_serde.unwrap_or(key_serde);

@@ -43,7 +43,7 @@ use crate::serdes::Serde;
 use crate::store::cache::EntryContext;
 use crate::store::rocks::Segmenting;
 use crate::store::state::StoreHandle;
-use crate::store::typed::{serde_error, TypedStore};
+use crate::store::typed::serde_error;
 use crate::window::KeyTime;
 use crate::StreamsError;
 
@@ -763,7 +763,7 @@ type TableJoiner<V, VT, VR> = Arc<dyn Fn(&V, Option<&VT>) -> Option<VR> + Send +
 
 /// Looks each stream record's key up in the table's store.
 struct StreamTableJoin<K, V, VT, VR> {
-    store: TypedStore<K, VT>,
+    store: crate::versioned::TableReader<K, VT>,
     joiner: TableJoiner<V, VT, VR>,
     out: Forwarder<K, VR>,
 }
@@ -778,7 +778,9 @@ where
     fn process(&mut self, ctx: &mut ProcessorContext<'_>, record: Record<K, V>) -> Result<(), StreamsError> {
         let Record { key, value, timestamp, headers } = record;
         self.store.set_key(&key)?;
-        let current = self.store.get(ctx)?;
+        // A versioned table answers as of the record's time; a plain one
+        // with its latest value.
+        let current = self.store.get_as_of(ctx, timestamp)?;
         match (self.joiner)(&value, current.as_ref()) {
             Some(result) => self.out.forward(ctx, Record { key, value: result, timestamp, headers }),
             None => Ok(()),
@@ -883,17 +885,13 @@ where
         graph.copartitions.push(vec![parent, table.node]);
         let node_name = name.clone();
         let store_name = store.clone();
+        let versioned = table.versioned;
         let Joined { key_serde, table_value_serde, .. } = joined;
         let factory: Factory = Arc::new(move |ctx: &mut BuildContext<'_>, children: Vec<Erased>| {
             let out = downcast_children::<K, VR>(&node_name, children)?;
             let (handle, changelog) = ctx.store(&node_name, &store_name)?;
-            let store = TypedStore::new(
-                handle,
-                &store_name,
-                changelog,
-                Arc::clone(&key_serde),
-                Arc::clone(&table_value_serde),
-            );
+            let serdes = (Arc::clone(&key_serde), Arc::clone(&table_value_serde));
+            let store = crate::versioned::TableReader::new(handle, &store_name, changelog, serdes, versioned);
             let processor: Box<dyn Processor<K, V>> =
                 Box::new(StreamTableJoin { store, joiner: Arc::clone(&joiner), out: Forwarder::new(out) });
             Ok(Box::new(processor) as Erased)

@@ -77,6 +77,9 @@ pub struct KTable<K, V> {
     /// The grace period of the windowed aggregation this table is the
     /// result of, in ms.
     pub(crate) grace: Option<i64>,
+    /// For a versioned table: its history retention in ms (its store holds
+    /// versions, read through a `TableReader`).
+    pub(crate) versioned: Option<i64>,
     pub(crate) _types: PhantomData<fn() -> (K, V)>,
 }
 
@@ -89,6 +92,7 @@ impl<K, V> Clone for KTable<K, V> {
             lookup: self.lookup.clone(),
             serdes: self.serdes.clone(),
             grace: self.grace,
+            versioned: self.versioned,
             _types: PhantomData,
         }
     }
@@ -108,7 +112,16 @@ where
     V: Clone + Send + 'static,
 {
     pub(crate) fn new(graph: Rc<RefCell<Graph>>, node: NodeId, store: Option<String>) -> Self {
-        KTable { graph, node, store, lookup: None, serdes: None, grace: None, _types: PhantomData }
+        KTable {
+            graph,
+            node,
+            store,
+            lookup: None,
+            serdes: None,
+            grace: None,
+            versioned: None,
+            _types: PhantomData,
+        }
     }
 
     /// This table, its store readable by key with these serdes.

@@ -31,6 +31,7 @@ use crate::options::Materialized;
 use crate::processor::{Forwarder, Processor, ProcessorContext};
 use crate::record::Record;
 use crate::store::typed::TypedStore;
+use crate::versioned::TableReader;
 use crate::StreamsError;
 
 type TableJoiner<V1, V2, VR> = Arc<dyn Fn(Option<&V1>, Option<&V2>) -> VR + Send + Sync>;
@@ -38,8 +39,8 @@ type TableJoiner<V1, V2, VR> = Arc<dyn Fn(Option<&V1>, Option<&V2>) -> VR + Send
 /// The join node of one task: reads the other side's store on each update.
 struct TableTableJoin<K, V1, V2, VR> {
     kind: JoinKind,
-    left: TypedStore<K, V1>,
-    right: TypedStore<K, V2>,
+    left: TableReader<K, V1>,
+    right: TableReader<K, V2>,
     joiner: TableJoiner<V1, V2, VR>,
     out: Forwarder<K, Change<VR>>,
 }
@@ -231,13 +232,25 @@ where
         );
         let node_name = name.clone();
         let stores = vec![left_store.clone(), right_store.clone()];
+        let (left_versions, right_versions) = (self.versioned, other.versioned);
         let factory: Factory = Arc::new(move |ctx: &mut BuildContext<'_>, children: Vec<Erased>| {
             let out = downcast_children::<K, Change<VR>>(&node_name, children)?;
             let (l, l_topic) = ctx.store(&node_name, &left_store)?;
-            let left = TypedStore::new(l, &left_store, l_topic, Arc::clone(&left_ks), Arc::clone(&left_vs));
+            let left = TableReader::new(
+                l,
+                &left_store,
+                l_topic,
+                (Arc::clone(&left_ks), Arc::clone(&left_vs)),
+                left_versions,
+            );
             let (r, r_topic) = ctx.store(&node_name, &right_store)?;
-            let right =
-                TypedStore::new(r, &right_store, r_topic, Arc::clone(&right_ks), Arc::clone(&right_vs));
+            let right = TableReader::new(
+                r,
+                &right_store,
+                r_topic,
+                (Arc::clone(&right_ks), Arc::clone(&right_vs)),
+                right_versions,
+            );
             let processor: Box<dyn Processor<K, Side<Change<V>, Change<V2>>>> = Box::new(TableTableJoin {
                 kind,
                 left,

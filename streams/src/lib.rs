@@ -119,6 +119,7 @@ mod suppress;
 mod task;
 mod test_driver;
 mod topology;
+mod versioned;
 mod window;
 
 pub use builder::{StreamsBuilder, Topics};

@@ -184,11 +184,20 @@ pub struct Materialized<K, V> {
     pub(crate) value_serde: Option<Arc<dyn Serde<V>>>,
     pub(crate) caching: bool,
     pub(crate) retention: Option<std::time::Duration>,
+    /// History retention of a versioned store.
+    pub(crate) versioning: Option<std::time::Duration>,
 }
 
 impl<K, V> Default for Materialized<K, V> {
     fn default() -> Self {
-        Materialized { name: None, key_serde: None, value_serde: None, caching: true, retention: None }
+        Materialized {
+            name: None,
+            key_serde: None,
+            value_serde: None,
+            caching: true,
+            retention: None,
+            versioning: None,
+        }
     }
 }
 
@@ -218,6 +227,18 @@ impl<K, V> Materialized<K, V> {
     /// Sets the value serde.
     pub fn with_value_serde(mut self, serde: impl Serde<V>) -> Self {
         self.value_serde = Some(Arc::new(serde));
+        self
+    }
+
+    /// Makes the store versioned (Kafka's
+    /// `Stores.persistentVersionedKeyValueStore(name, historyRetention)`,
+    /// KIP-889): every value of a key is kept with the time it became
+    /// valid, for `history` behind stream time, so a stream-table join
+    /// reads the table as of each stream record's timestamp. For
+    /// [`StreamsBuilder::table`](crate::StreamsBuilder::table) only; see
+    /// the semantics in [`KStream::join_table`](crate::KStream::join_table).
+    pub fn with_versioning(mut self, history: std::time::Duration) -> Self {
+        self.versioning = Some(history);
         self
     }
 

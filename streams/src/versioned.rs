@@ -1,0 +1,362 @@
+//! Versioned tables (KIP-889, KIP-914): a source table materialized with
+//! [`Materialized::with_versioning`](crate::Materialized::with_versioning)
+//! keeps every value of a key with the time it became valid, for a
+//! history retention period, so a stream-table join reads the table *as
+//! of the stream record's timestamp* ([`KStream::join_table`](crate::KStream::join_table)),
+//! not as of whenever the record happens to be processed.
+//!
+//! # Semantics
+//!
+//! - A table record with timestamp `t` makes its value valid from `t`
+//!   until the next version of the key. A record older than the key's
+//!   latest version (out of order) is stored in the history but changes
+//!   nothing downstream: the table's current value stays the latest
+//!   (Kafka's versioned `KTable` source).
+//! - A lookup as of `t` finds the version valid at `t`; a delete
+//!   (tombstone) is a version with no value. Lookups older than the history
+//!   retention behind the table's stream time find nothing.
+//! - Joins that read the table's current value (table-table and
+//!   foreign-key joins) read the latest version.
+//!
+//! # Store layout
+//!
+//! ```text
+//! len(key) (u32) ‖ key ‖ valid-from time (ordered)  →  1 ‖ value   (or 0: deleted)
+//! ```
+//!
+//! A key's versions are one key range in time order. The store has a
+//! changelog like any other; it has no record cache (Kafka's versioned
+//! stores have none either).
+
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::sync::Arc;
+
+use crate::change::Change;
+use crate::graph::{
+    downcast_children, share, BuildContext, Erased, Factory, Graph, NodeDef, NodeId, NodeKind, StoreDef,
+};
+use crate::ktable::KTable;
+use crate::options::Materialized;
+use crate::processor::{Forwarder, Processor, ProcessorContext};
+use crate::record::Record;
+use crate::serdes::Serde;
+use crate::store::cache::EntryContext;
+use crate::store::state::StoreHandle;
+use crate::store::typed::{serde_error, TypedStore};
+use crate::StreamsError;
+
+/// Times in key bytes, ordered as numbers.
+fn time_bytes(time: i64) -> [u8; 8] {
+    ((time as u64) ^ (1 << 63)).to_be_bytes()
+}
+
+fn time_of(bytes: &[u8]) -> Option<i64> {
+    let raw = u64::from_be_bytes(bytes.try_into().ok()?);
+    Some((raw ^ (1 << 63)) as i64)
+}
+
+/// `len(key) ‖ key`: every version of the key starts with it.
+fn key_prefix(key: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(4 + key.len() + 8);
+    out.extend_from_slice(&u32::try_from(key.len()).unwrap_or(u32::MAX).to_be_bytes());
+    out.extend_from_slice(key);
+    out
+}
+
+fn version_key(prefix: &[u8], time: i64) -> Vec<u8> {
+    let mut out = Vec::with_capacity(prefix.len() + 8);
+    out.extend_from_slice(prefix);
+    out.extend_from_slice(&time_bytes(time));
+    out
+}
+
+/// A versioned store as a processor reads and writes it.
+pub(crate) struct VersionedStore<K, V> {
+    handle: StoreHandle,
+    name: Arc<str>,
+    topic: Arc<str>,
+    key_serde: Arc<dyn Serde<K>>,
+    value_serde: Arc<dyn Serde<V>>,
+    /// How far behind stream time versions are kept, in ms.
+    history: i64,
+    prefix: Vec<u8>,
+}
+
+/// One version: valid from `time`, `None` when the key was deleted.
+type Version = (i64, Option<Vec<u8>>);
+
+impl<K: 'static, V: 'static> VersionedStore<K, V> {
+    pub(crate) fn new(
+        handle: StoreHandle,
+        name: &str,
+        changelog: &str,
+        key_serde: Arc<dyn Serde<K>>,
+        value_serde: Arc<dyn Serde<V>>,
+        history: i64,
+    ) -> Self {
+        VersionedStore {
+            handle,
+            name: Arc::from(name),
+            topic: Arc::from(changelog),
+            key_serde,
+            value_serde,
+            history,
+            prefix: Vec::new(),
+        }
+    }
+
+    /// Sets the key of the next calls.
+    pub(crate) fn set_key(&mut self, key: &K) -> Result<(), StreamsError> {
+        let mut bytes = Vec::new();
+        self.key_serde
+            .serialize_into(&self.topic, key, &mut bytes)
+            .map_err(|e| serde_error(&self.name, "serialize", "key", e))?;
+        self.prefix = key_prefix(&bytes);
+        Ok(())
+    }
+
+    /// The current key's versions, oldest first.
+    fn versions(&self, ctx: &ProcessorContext<'_>) -> Result<Vec<Version>, StreamsError> {
+        let end = version_key(&self.prefix, i64::MAX);
+        let mut versions = Vec::new();
+        for (key, value) in ctx.stores.range(self.handle, &self.prefix, Some(&end))? {
+            let Some(time) = key.get(self.prefix.len()..).and_then(time_of) else { continue };
+            let value = match value.split_first() {
+                Some((1, rest)) => Some(rest.to_vec()),
+                _ => None,
+            };
+            versions.push((time, value));
+        }
+        // The range ends before `i64::MAX` itself.
+        if let Some(bytes) = ctx.stores.get(self.handle, &end)? {
+            versions.push((
+                i64::MAX,
+                bytes.split_first().filter(|(f, _)| **f == 1).map(|(_, rest)| rest.to_vec()),
+            ));
+        }
+        Ok(versions)
+    }
+
+    fn decode(&self, bytes: &[u8]) -> Result<V, StreamsError> {
+        self.value_serde
+            .deserialize(&self.topic, bytes)
+            .map_err(|e| serde_error(&self.name, "deserialize", "value", e))
+    }
+
+    /// The current key's value as of `time`: the version valid then;
+    /// nothing when `time` is older than the history kept.
+    pub(crate) fn get_as_of(&self, ctx: &ProcessorContext<'_>, time: i64) -> Result<Option<V>, StreamsError> {
+        if time < ctx.stream_time.saturating_sub(self.history) {
+            return Ok(None);
+        }
+        let versions = self.versions(ctx)?;
+        match versions.iter().rev().find(|(t, _)| *t <= time) {
+            Some((_, Some(bytes))) => self.decode(bytes).map(Some),
+            _ => Ok(None),
+        }
+    }
+
+    /// The current key's latest value.
+    pub(crate) fn get(&self, ctx: &ProcessorContext<'_>) -> Result<Option<V>, StreamsError> {
+        match self.versions(ctx)?.pop() {
+            Some((_, Some(bytes))) => self.decode(&bytes).map(Some),
+            _ => Ok(None),
+        }
+    }
+
+    /// Stores `value` as the current key's version from `time`; returns
+    /// the previous latest value when this version is the new latest
+    /// (`None` when it arrived out of order). Versions that fell out of
+    /// the history are removed, keeping the one still valid at its start.
+    fn put(
+        &mut self,
+        ctx: &mut ProcessorContext<'_>,
+        value: Option<&V>,
+        time: i64,
+    ) -> Result<Option<Option<V>>, StreamsError> {
+        let versions = self.versions(ctx)?;
+        let latest = versions.last();
+        let in_order = latest.is_none_or(|(t, _)| time >= *t);
+        let previous = match (in_order, latest) {
+            (true, Some((_, Some(bytes)))) => Some(Some(self.decode(bytes)?)),
+            (true, _) => Some(None),
+            (false, _) => None,
+        };
+        let mut stored = vec![u8::from(value.is_some())];
+        if let Some(v) = value {
+            self.value_serde
+                .serialize_into(&self.topic, v, &mut stored)
+                .map_err(|e| serde_error(&self.name, "serialize", "value", e))?;
+        }
+        let context =
+            EntryContext { timestamp: time, topic: ctx.topic_index, offset: ctx.offset, headers: Vec::new() };
+        ctx.stores.put(self.handle, &version_key(&self.prefix, time), Some(stored), context.clone());
+        // History: versions that ended before the bound are dropped.
+        let bound = ctx.stream_time.saturating_sub(self.history);
+        let mut times: Vec<i64> = versions.iter().map(|(t, _)| *t).collect();
+        times.push(time);
+        times.sort_unstable();
+        times.dedup();
+        for pair in times.windows(2) {
+            let (start, next) = (pair[0], pair[1]);
+            if next <= bound {
+                ctx.stores.put(self.handle, &version_key(&self.prefix, start), None, context.clone());
+            }
+        }
+        Ok(previous)
+    }
+}
+
+/// A table's store as the nodes joining it read it: a plain key-value
+/// store or a versioned one.
+pub(crate) enum TableReader<K, V> {
+    Plain(TypedStore<K, V>),
+    Versioned(VersionedStore<K, V>),
+}
+
+impl<K: 'static, V: 'static> TableReader<K, V> {
+    /// A reader of the table store `handle`, versioned when `history` is
+    /// set.
+    pub(crate) fn new(
+        handle: StoreHandle,
+        name: &str,
+        changelog: &str,
+        serdes: (Arc<dyn Serde<K>>, Arc<dyn Serde<V>>),
+        history: Option<i64>,
+    ) -> Self {
+        let (ks, vs) = serdes;
+        match history {
+            Some(history) => {
+                TableReader::Versioned(VersionedStore::new(handle, name, changelog, ks, vs, history))
+            }
+            None => TableReader::Plain(TypedStore::new(handle, name, changelog, ks, vs)),
+        }
+    }
+
+    pub(crate) fn set_key(&mut self, key: &K) -> Result<(), StreamsError> {
+        match self {
+            TableReader::Plain(s) => s.set_key(key),
+            TableReader::Versioned(s) => s.set_key(key),
+        }
+    }
+
+    /// The current key's latest value.
+    pub(crate) fn get(&self, ctx: &ProcessorContext<'_>) -> Result<Option<V>, StreamsError> {
+        match self {
+            TableReader::Plain(s) => s.get(ctx),
+            TableReader::Versioned(s) => s.get(ctx),
+        }
+    }
+
+    /// The current key's value as of `time` (a plain store only knows the
+    /// latest).
+    pub(crate) fn get_as_of(&self, ctx: &ProcessorContext<'_>, time: i64) -> Result<Option<V>, StreamsError> {
+        match self {
+            TableReader::Plain(s) => s.get(ctx),
+            TableReader::Versioned(s) => s.get_as_of(ctx, time),
+        }
+    }
+
+    /// The changelog topic, which the store's serdes are called with.
+    pub(crate) fn topic(&self) -> &str {
+        match self {
+            TableReader::Plain(s) => s.topic(),
+            TableReader::Versioned(s) => &s.topic,
+        }
+    }
+
+    /// The store's name.
+    pub(crate) fn name(&self) -> &str {
+        match self {
+            TableReader::Plain(s) => s.name(),
+            TableReader::Versioned(s) => &s.name,
+        }
+    }
+}
+
+/// The source node of a versioned table: stores each record as a version
+/// and forwards it only when it is the key's new latest version.
+pub(crate) struct VersionedTableSource<K, V> {
+    pub(crate) store: VersionedStore<K, V>,
+    pub(crate) out: Forwarder<K, Change<V>>,
+}
+
+impl<K: Clone + Send + 'static, V: Clone + Send + 'static> Processor<K, Option<V>>
+    for VersionedTableSource<K, V>
+{
+    fn process(
+        &mut self,
+        ctx: &mut ProcessorContext<'_>,
+        record: Record<K, Option<V>>,
+    ) -> Result<(), StreamsError> {
+        let Record { key, value, timestamp, headers } = record;
+        self.store.set_key(&key)?;
+        let Some(old) = self.store.put(ctx, value.as_ref(), timestamp)? else {
+            tracing::debug!(timestamp, "versioned table: an out-of-order record is kept in the history only");
+            return Ok(());
+        };
+        if old.is_none() && value.is_none() {
+            return Ok(());
+        }
+        self.out.forward(ctx, Record { key, value: Change { new: value, old }, timestamp, headers })
+    }
+}
+
+/// Adds the versioned store and source node of `StreamsBuilder::table`
+/// under `source` (which reads `topic`).
+pub(crate) fn versioned_table<K, V>(
+    graph_rc: &Rc<RefCell<Graph>>,
+    source: NodeId,
+    topic: &str,
+    materialized: Materialized<K, V>,
+    serdes: (Arc<dyn Serde<K>>, Arc<dyn Serde<V>>),
+    history: std::time::Duration,
+) -> KTable<K, V>
+where
+    K: Clone + Send + 'static,
+    V: Clone + Send + 'static,
+{
+    let mut graph = graph_rc.borrow_mut();
+    let store = materialized.name.clone().unwrap_or_else(|| graph.new_name(&format!("{topic}-STATE-STORE")));
+    graph.add_store_def(StoreDef {
+        name: store.clone(),
+        caching: false,
+        segmenting: None,
+        ranged: true,
+        timestamped: false,
+        typed: None,
+    });
+    let history = i64::try_from(history.as_millis()).unwrap_or(i64::MAX);
+    let ks = materialized.key_serde.unwrap_or(serdes.0);
+    let vs = materialized.value_serde.unwrap_or(serdes.1);
+    let name = graph.new_name("KTABLE-SOURCE");
+    let (node_name, store_name, factory_ks, factory_vs) =
+        (name.clone(), store.clone(), Arc::clone(&ks), Arc::clone(&vs));
+    let factory: Factory = Arc::new(move |ctx: &mut BuildContext<'_>, children: Vec<Erased>| {
+        let out = downcast_children::<K, Change<V>>(&node_name, children)?;
+        let (handle, changelog) = ctx.store(&node_name, &store_name)?;
+        let store = VersionedStore::new(
+            handle,
+            &store_name,
+            changelog,
+            Arc::clone(&factory_ks),
+            Arc::clone(&factory_vs),
+            history,
+        );
+        let processor: Box<dyn Processor<K, Option<V>>> =
+            Box::new(VersionedTableSource { store, out: Forwarder::new(out) });
+        Ok(Box::new(processor) as Erased)
+    });
+    let node = graph.push(NodeDef {
+        name,
+        kind: NodeKind::Processor { stores: vec![store.clone()] },
+        parents: vec![source],
+        factory,
+        share: share::<K, Option<V>>,
+    });
+    drop(graph);
+    let mut table = KTable::new(Rc::clone(graph_rc), node, Some(store)).with_lookup(ks, vs);
+    table.versioned = Some(history);
+    table
+}
