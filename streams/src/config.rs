@@ -18,6 +18,7 @@ use crate::StreamsError;
 /// | `max.poll.records` | 1000 | most records one poll of a stream thread returns |
 /// | `buffered.records.per.partition` | 1000 | a partition with this many records buffered is paused until they are processed |
 /// | `session.timeout.ms`, `heartbeat.interval.ms`, `max.poll.interval.ms`, or any consumer key as `consumer.<key>` | the consumer's | passed to the stream threads' consumers (group id, offset reset and auto-commit stay the runtime's) |
+/// | `application.server` | none | this instance's `host:port` for interactive queries, published to the other instances ([`Streams::query_metadata_for_key`](crate::Streams::query_metadata_for_key)) |
 /// | `max.task.idle.ms` | 0 | how a task with several inputs waits for an empty one, to process in timestamp order (KIP-695): `0` waits while the cluster holds records of it not yet fetched; `N` > 0 also waits up to N ms for new records; `-1` never waits |
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StreamsConfig {
@@ -30,6 +31,7 @@ pub struct StreamsConfig {
     max_poll_records: usize,
     buffered_records_per_partition: usize,
     max_task_idle_ms: i64,
+    application_server: Option<String>,
     /// Consumer settings passed through, in the order given.
     consumer_overrides: Vec<(String, String)>,
 }
@@ -57,6 +59,8 @@ impl StreamsConfig {
     pub const MAX_POLL_RECORDS: &'static str = "max.poll.records";
     /// Kafka's key for [`StreamsConfig::buffered_records_per_partition`].
     pub const BUFFERED_RECORDS_PER_PARTITION: &'static str = "buffered.records.per.partition";
+    /// Kafka's key for [`StreamsConfig::application_server`].
+    pub const APPLICATION_SERVER: &'static str = "application.server";
     /// Kafka's key for [`StreamsConfig::max_task_idle`].
     pub const MAX_TASK_IDLE_MS: &'static str = "max.task.idle.ms";
 
@@ -73,6 +77,7 @@ impl StreamsConfig {
             max_poll_records: 1000,
             buffered_records_per_partition: 1000,
             max_task_idle_ms: 0,
+            application_server: None,
             consumer_overrides: Vec::new(),
         }
     }
@@ -108,6 +113,18 @@ impl StreamsConfig {
     pub fn with_max_task_idle(mut self, idle: Option<std::time::Duration>) -> Self {
         self.max_task_idle_ms = idle.map_or(-1, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
         self
+    }
+
+    /// Sets `application.server` (`host:port`).
+    pub fn with_application_server(mut self, server: impl Into<String>) -> Self {
+        self.application_server = Some(server.into());
+        self
+    }
+
+    /// `application.server`: where this instance answers interactive
+    /// queries, as `host:port`.
+    pub fn application_server(&self) -> Option<&str> {
+        self.application_server.as_deref()
     }
 
     /// `max.task.idle.ms`; `None` for `-1` (never wait).
@@ -204,6 +221,7 @@ impl StreamsConfig {
         let mut runtime: (Option<u64>, Option<u64>, Option<u64>, Option<u64>) = (None, None, None, None);
         let mut idle = Some(std::time::Duration::ZERO);
         let mut consumer: Vec<(String, String)> = Vec::new();
+        let mut application_server: Option<String> = None;
         for (key, value) in props {
             match key.as_ref() {
                 Self::APPLICATION_ID => application_id = Some(value.into()),
@@ -222,6 +240,7 @@ impl StreamsConfig {
                 Self::BUFFERED_RECORDS_PER_PARTITION => {
                     runtime.3 = Some(parse_count(Self::BUFFERED_RECORDS_PER_PARTITION, value.into())?)
                 }
+                Self::APPLICATION_SERVER => application_server = Some(value.into()),
                 Self::MAX_TASK_IDLE_MS => {
                     let value: String = value.into();
                     idle = match value.trim().parse::<i64>() {
@@ -263,6 +282,7 @@ impl StreamsConfig {
         .with_memory_max_bytes(memory)
         .with_max_task_idle(idle);
         config.state_dir = state_dir;
+        config.application_server = application_server;
         for (key, value) in consumer {
             config = config.with_consumer_setting(&key, &value)?;
         }
@@ -317,6 +337,14 @@ impl StreamsConfig {
                 return Err(StreamsError::InvalidConfig {
                     key: key.to_string(),
                     reason: "must be at least 1".to_string(),
+                });
+            }
+        }
+        if let Some(server) = &self.application_server {
+            if crate::runtime::HostInfo::parse(server).is_none() {
+                return Err(StreamsError::InvalidConfig {
+                    key: Self::APPLICATION_SERVER.to_string(),
+                    reason: format!("{server:?} is not host:port"),
                 });
             }
         }

@@ -143,7 +143,7 @@ pub use processor::{
 };
 pub use processor_api::{KeyValueStoreRef, StoreBuilder};
 pub use record::{Headers, Record, RecordCollector, SinkRecord};
-pub use runtime::{ErrorResponse, Streams, StreamsState};
+pub use runtime::{ErrorResponse, HostInfo, KeyQueryMetadata, StoreQueryParameters, Streams, StreamsState};
 pub use serdes::{
     ByteArraySerde, BytesSerde, F64Serde, I32Serde, I64Serde, JsonSerde, Nullable, Serde, SerdeError, Serdes,
     StringSerde, U32Serde, U64Serde, UnitSerde,

@@ -475,6 +475,11 @@ struct DriverStore {
 /// Reads a global store.
 struct GlobalReader(Arc<GlobalStore>);
 
+/// A byte reader of a global store (for the runtime's interactive reads).
+pub(crate) fn global_reader(store: Arc<GlobalStore>) -> Box<dyn StoreReader> {
+    Box::new(GlobalReader(store))
+}
+
 impl StoreReader for GlobalReader {
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StreamsError> {
         self.0.get(key)

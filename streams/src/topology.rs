@@ -266,6 +266,20 @@ impl Topology {
             .collect()
     }
 
+    /// The sub-topology whose tasks hold store `name`.
+    pub(crate) fn subtopology_of_store(&self, name: &str) -> Option<usize> {
+        (0..self.subtopologies.len()).find(|&s| self.subtopology_stores(s).iter().any(|n| n == name))
+    }
+
+    /// Names of every store of the topology (global stores included).
+    pub(crate) fn store_names(&self) -> Vec<String> {
+        self.stores
+            .iter()
+            .map(|s| s.name.clone())
+            .chain(self.globals.iter().map(|g| g.store.clone()))
+            .collect()
+    }
+
     /// Names of the state stores of sub-topology `subtopology`, in
     /// topological order.
     pub(crate) fn subtopology_stores(&self, subtopology: usize) -> Vec<String> {

@@ -1329,3 +1329,84 @@ async fn a_table_without_caching_logs_every_update_on_the_runtime() {
     assert_eq!(total("price-updates").await, 50);
     cluster.close().await;
 }
+
+// ------------------------------------------------- interactive queries
+
+fn word_count_topology() -> runnel_streams::Topology {
+    use runnel_streams::{Grouped, Materialized};
+    let mut b = StreamsBuilder::new();
+    b.stream::<String, String>("words", Consumed::with(Serdes::string(), Serdes::string()))
+        .group_by_key(Grouped::with(Serdes::string(), Serdes::string()))
+        .count(Materialized::as_("word-counts"));
+    b.build().unwrap()
+}
+
+/// Issue 16, point 8: two instances share a 4-partition topic; for every
+/// key, the metadata names the instance whose store holds it (read there,
+/// absent from the other), and the two instances' stores together hold
+/// every key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn query_metadata_names_the_instance_whose_store_holds_each_key() {
+    use runnel_streams::StoreQueryParameters;
+    let cluster = TestCluster::open(false).await;
+    create(&cluster.client, "words", 4).await;
+    let instance = |server: &str, dir: &str| {
+        let config = config("iq", &cluster)
+            .with_state_dir(cluster.state_dir().join(dir))
+            .with_application_server(server);
+        Streams::new(word_count_topology(), config, cluster.client.clone()).unwrap()
+    };
+    let (a, b) = (instance("127.0.0.1:7001", "a"), instance("127.0.0.1:7002", "b"));
+    a.start().await.unwrap();
+    b.start().await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let group = cluster.client.admin().describe_group("iq").await;
+        if group
+            .as_ref()
+            .is_ok_and(|g| g.members.len() == 2 && g.members.iter().all(|m| !m.assignment.is_empty()))
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the instances never shared the partitions: {group:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Word k<i> appears i % 5 + 1 times.
+    produce(
+        &cluster.client,
+        "words",
+        (0..40).flat_map(|i| (0..=i % 5).map(move |n| (format!("k{i}"), format!("{n}")))),
+    )
+    .await;
+    let expected_total: u64 = (0..40).map(|i| i % 5 + 1).sum();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while a.metrics().process_total + b.metrics().process_total < expected_total {
+        assert!(
+            Instant::now() < deadline,
+            "processed {}",
+            a.metrics().process_total + b.metrics().process_total
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let params = || StoreQueryParameters::from_name("word-counts", Serdes::string(), Serdes::i64());
+    let (store_a, store_b) = (a.store(params()).unwrap(), b.store(params()).unwrap());
+    let mut hosts = std::collections::BTreeSet::new();
+    for i in 0..40 {
+        let key = format!("k{i}");
+        let meta = a.query_metadata_for_key("word-counts", &key, &Serdes::string()).await.unwrap();
+        let host = meta.active_host.clone().expect("an owner");
+        hosts.insert(host.port);
+        let (owner, other) = if host.port == 7001 { (&store_a, &store_b) } else { (&store_b, &store_a) };
+        assert_eq!(owner.get(&key).unwrap(), Some(i as i64 % 5 + 1), "{key} on {host} ({meta:?})");
+        assert_eq!(other.get(&key).unwrap(), None, "{key} is not on the other instance");
+        assert_eq!(b.query_metadata_for_key("word-counts", &key, &Serdes::string()).await.unwrap(), meta);
+    }
+    assert_eq!(hosts.len(), 2, "both instances hold keys");
+    let (all_a, all_b) = (store_a.all().unwrap(), store_b.all().unwrap());
+    assert_eq!(all_a.len() + all_b.len(), 40);
+    let err = a.store(StoreQueryParameters::from_name("nope", Serdes::string(), Serdes::i64())).unwrap_err();
+    assert!(matches!(err, StreamsError::UnknownStore { .. }), "{err}");
+    a.close().await.unwrap();
+    b.close().await.unwrap();
+    cluster.close().await;
+}

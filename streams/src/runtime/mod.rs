@@ -12,8 +12,11 @@ mod collector;
 mod control;
 mod global;
 mod internal_topics;
+mod queries;
 mod queues;
 mod thread;
+
+pub use queries::{HostInfo, KeyQueryMetadata, StoreQueryParameters};
 
 use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -119,6 +122,10 @@ pub struct Streams {
     cluster: Cluster,
     shared: Arc<Shared>,
     threads: Mutex<Vec<JoinHandle<()>>>,
+    /// One per stream thread, for interactive reads.
+    inboxes: Mutex<Vec<Arc<queries::QueryInbox>>>,
+    /// The global tables' stores, once started.
+    globals: Mutex<Option<Arc<GlobalStores>>>,
 }
 
 impl fmt::Debug for Streams {
@@ -151,6 +158,8 @@ impl Streams {
                 metrics: Arc::default(),
             }),
             threads: Mutex::new(Vec::new()),
+            inboxes: Mutex::new(Vec::new()),
+            globals: Mutex::new(None),
         })
     }
 
@@ -163,6 +172,126 @@ impl Streams {
         handler: impl Fn(&StreamsError) -> ErrorResponse + Send + Sync + 'static,
     ) {
         *self.shared.handler.lock().unwrap_or_else(PoisonError::into_inner) = Some(Arc::new(handler));
+    }
+
+    /// The instance's configuration.
+    pub fn config(&self) -> &StreamsConfig {
+        &self.config
+    }
+
+    /// The reader of store `name` across this instance's stream threads (or
+    /// its global store), with the topic its serdes are called with.
+    fn store_reader(
+        &self,
+        name: &str,
+    ) -> Result<(String, Box<dyn crate::store::kv::StoreReader>), StreamsError> {
+        if self.state() != StreamsState::Running {
+            return Err(StreamsError::Runtime {
+                reason: format!(
+                    "store {name:?} cannot be read: the instance is {:?}, not Running",
+                    self.state()
+                ),
+            });
+        }
+        let globals = self.globals.lock().unwrap_or_else(PoisonError::into_inner).clone();
+        if let Some(global) = globals.as_ref().and_then(|g| g.find(name)) {
+            let reader = crate::test_driver::global_reader(Arc::clone(global));
+            return Ok((global.topic().to_string(), reader));
+        }
+        if self.topology.subtopology_of_store(name).is_none() {
+            return Err(StreamsError::UnknownStore {
+                name: name.to_string(),
+                known: self.topology.store_names(),
+            });
+        }
+        let inboxes = self.inboxes.lock().unwrap_or_else(PoisonError::into_inner).clone();
+        let reader = queries::RuntimeStoreReader { store: name.to_string(), inboxes };
+        Ok((crate::store::changelog_topic(self.config.application_id(), name), Box::new(reader)))
+    }
+
+    /// A read-only view of the key-value store of `params` over every task
+    /// of this instance (Kafka's `KafkaStreams#store` with
+    /// `QueryableStoreTypes.keyValueStore()`): only the keys of the
+    /// partitions this instance runs; find the others with
+    /// [`query_metadata_for_key`](Self::query_metadata_for_key). Each read
+    /// blocks until every stream thread answered (within about 100 ms).
+    ///
+    /// # Errors
+    /// [`StreamsError::UnknownStore`]; [`StreamsError::Runtime`] when the
+    /// instance is not running.
+    pub fn store<K: 'static, V: 'static>(
+        &self,
+        params: StoreQueryParameters<K, V>,
+    ) -> Result<crate::KeyValueStore<K, V>, StreamsError> {
+        let (topic, reader) = self.store_reader(&params.name)?;
+        Ok(queries::key_value_view(topic, reader, params))
+    }
+
+    /// As [`store`](Self::store), for a window store (a windowed
+    /// aggregation's).
+    ///
+    /// # Errors
+    /// As [`store`](Self::store).
+    pub fn window_store<K: 'static, V: 'static>(
+        &self,
+        params: StoreQueryParameters<K, V>,
+    ) -> Result<crate::WindowStore<K, V>, StreamsError> {
+        let (topic, reader) = self.store_reader(&params.name)?;
+        Ok(queries::window_view(topic, reader, params))
+    }
+
+    /// As [`store`](Self::store), for a session store.
+    ///
+    /// # Errors
+    /// As [`store`](Self::store).
+    pub fn session_store<K: 'static, V: 'static>(
+        &self,
+        params: StoreQueryParameters<K, V>,
+    ) -> Result<crate::SessionStore<K, V>, StreamsError> {
+        let (topic, reader) = self.store_reader(&params.name)?;
+        Ok(queries::session_view(topic, reader, params))
+    }
+
+    /// Which instance holds `key` of store `store` (Kafka's
+    /// `KafkaStreams#queryMetadataForKey`): the key's partition by the
+    /// default partitioner over the store's input topic, and the
+    /// `application.server` of the group member that owns it.
+    ///
+    /// # Errors
+    /// [`StreamsError::UnknownStore`]; client errors describing the topic
+    /// or the group.
+    pub async fn query_metadata_for_key<K: 'static>(
+        &self,
+        store: &str,
+        key: &K,
+        key_serde: &dyn crate::Serde<K>,
+    ) -> Result<KeyQueryMetadata, StreamsError> {
+        let app = self.config.application_id();
+        let Some(subtopology) = self.topology.subtopology_of_store(store) else {
+            return Err(StreamsError::UnknownStore {
+                name: store.to_string(),
+                known: self.topology.store_names(),
+            });
+        };
+        let topics = self.topology.subtopology_source_topics(subtopology, app);
+        let topic = topics.first().cloned().ok_or_else(|| StreamsError::Runtime {
+            reason: format!("store {store:?}: its sub-topology reads no topic"),
+        })?;
+        let admin = self.cluster.admin();
+        let described = admin.describe_topic(&topic).await.map_err(client_error("describe topic"))?;
+        let changelog = crate::store::changelog_topic(app, store);
+        let key = key_serde
+            .serialize(&changelog, key)
+            .map_err(|e| crate::store::typed::serde_error(store, "serialize", "key", e))?
+            .unwrap_or_default();
+        let partition = runnel_core::client::partition_for_key(&key, described.partitions.len() as i32);
+        let group = admin.describe_group(app).await.map_err(client_error("describe group"))?;
+        let active_host = group
+            .members
+            .iter()
+            .find(|m| m.assignment.iter().any(|tp| tp.partition == partition && topics.contains(&tp.topic)))
+            .and_then(|m| queries::server_of_client_id(&m.client_id));
+        Ok(KeyQueryMetadata { active_host, partition })
     }
 
     /// Creates the internal topics (repartition, changelog) and starts the
@@ -185,6 +314,9 @@ impl Streams {
             if globals.is_empty() { None } else { Some(self.start_global_thread(&globals).await?) };
         let watcher = self.start_control_watcher()?;
         let startup = Arc::new(thread::StartupBarrier::new(self.config.num_stream_threads()));
+        *self.globals.lock().unwrap_or_else(PoisonError::into_inner) = Some(Arc::clone(&globals));
+        let mut inboxes = self.inboxes.lock().unwrap_or_else(PoisonError::into_inner);
+        inboxes.clear();
         let mut threads = self.threads.lock().unwrap_or_else(PoisonError::into_inner);
         threads.extend(global_thread);
         threads.push(watcher);
@@ -200,7 +332,9 @@ impl Streams {
                 globals: Arc::clone(&globals),
                 startup: Arc::clone(&startup),
                 index: i - 1,
+                queries: Arc::new(queries::QueryInbox::default()),
             };
+            inboxes.push(Arc::clone(&spec.queries));
             let shared = Arc::clone(&self.shared);
             let handle = std::thread::Builder::new()
                 .name(spec.name.clone())

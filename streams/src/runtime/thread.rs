@@ -49,6 +49,8 @@ pub(crate) struct ThreadSpec {
     pub(crate) startup: Arc<StartupBarrier>,
     /// The thread's index in the instance, from 0.
     pub(crate) index: usize,
+    /// Interactive reads waiting for this thread's stores.
+    pub(crate) queries: Arc<super::queries::QueryInbox>,
 }
 
 /// How long threads wait for their siblings before processing anyway (a
@@ -123,7 +125,8 @@ pub(crate) async fn run(spec: &ThreadSpec) -> Result<(), StreamsError> {
         .auto_commit(false)
         .offset_reset(OffsetReset::Earliest)
         .strategy(AssignmentStrategy::Range);
-    consumer_config.client_id = format!("{}-consumer", spec.name);
+    consumer_config.client_id =
+        super::queries::consumer_client_id(&spec.name, spec.config.application_server());
     consumer_config.max_poll_records = spec.config.max_poll_records();
     for (key, value) in spec.config.consumer_overrides() {
         consumer_config = consumer_config.set(key, value).map_err(client_error("consumer setting"))?;
@@ -197,6 +200,7 @@ pub(crate) async fn run(spec: &ThreadSpec) -> Result<(), StreamsError> {
                     sender.send_pending(&mut pending).await?;
                 }
             }
+            spec.queries.serve(tasks.values().map(|active| &active.task));
             apply_backpressure(&mut consumer, &tasks, &assignment, &mut paused, buffer_limit)?;
             if last_commit.elapsed() >= commit_interval {
                 commit(&mut tasks, &mut sender, &mut consumer).await?;
