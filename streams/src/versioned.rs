@@ -244,7 +244,7 @@ impl<K: 'static, V: 'static> TableReader<K, V> {
     /// The current key's latest value.
     pub(crate) fn get(&self, ctx: &ProcessorContext<'_>) -> Result<Option<V>, StreamsError> {
         match self {
-            TableReader::Plain(s) => s.get(ctx),
+            TableReader::Plain(s) => s.lookup(ctx),
             TableReader::Versioned(s) => s.get(ctx),
         }
     }
@@ -253,7 +253,7 @@ impl<K: 'static, V: 'static> TableReader<K, V> {
     /// latest).
     pub(crate) fn get_as_of(&self, ctx: &ProcessorContext<'_>, time: i64) -> Result<Option<V>, StreamsError> {
         match self {
-            TableReader::Plain(s) => s.get(ctx),
+            TableReader::Plain(s) => s.lookup(ctx),
             TableReader::Versioned(s) => s.get_as_of(ctx, time),
         }
     }

@@ -178,6 +178,21 @@ impl RocksStore {
     }
 
     /// The value of `key`, if any.
+    /// Calls `read` with the stored value of `key` (`None` when absent)
+    /// without copying it out of RocksDB (key-value stores; a segmented
+    /// store copies).
+    pub(crate) fn read<T>(
+        &self,
+        key: &[u8],
+        read: impl FnOnce(Option<&[u8]>) -> Result<T, StreamsError>,
+    ) -> Result<T, StreamsError> {
+        if self.segments.is_some() {
+            return read(self.get(key)?.as_deref());
+        }
+        let pinned = self.db.get_pinned(key).map_err(|e| self.error("read", e))?;
+        read(pinned.as_deref())
+    }
+
     pub(crate) fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StreamsError> {
         let Some(segments) = &self.segments else {
             return self.db.get(key).map_err(|e| self.error("read", e));

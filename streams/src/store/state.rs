@@ -63,6 +63,23 @@ impl TaskStores {
         }
     }
 
+    /// Calls `read` with the latest value of `key` (the cache's, else
+    /// RocksDB's, uncopied): for lookups that do not write the key back
+    /// (joins), so no old value is remembered for a flush.
+    #[inline]
+    pub(crate) fn read<T>(
+        &self,
+        store: StoreHandle,
+        key: &[u8],
+        read: impl FnOnce(Option<&[u8]>) -> Result<T, StreamsError>,
+    ) -> Result<T, StreamsError> {
+        let slot = &self.slots[store.0];
+        match slot.cache.get(key) {
+            Some(value) => read(value),
+            None => slot.rocks.read(key, read),
+        }
+    }
+
     /// Caches the latest value of `key` (`None` deletes it at the next flush).
     #[inline]
     pub(crate) fn put(

@@ -105,6 +105,20 @@ impl<K: 'static, V: 'static> TypedStore<K, V> {
         }
     }
 
+    /// The current key's value, for a lookup that does not write it back
+    /// (no copy of the stored bytes, nothing remembered for a flush).
+    #[inline]
+    pub(crate) fn lookup(&self, ctx: &ProcessorContext<'_>) -> Result<Option<V>, StreamsError> {
+        ctx.stores.read(self.handle, &self.key, |bytes| match bytes {
+            None => Ok(None),
+            Some(bytes) => self
+                .value_serde
+                .deserialize(&self.topic, bytes)
+                .map(Some)
+                .map_err(|e| serde_error(&self.name, "deserialize", "value", e)),
+        })
+    }
+
     /// Caches the current key's new value (`None` deletes), remembering the
     /// record it came from.
     #[inline]
