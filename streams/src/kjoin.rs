@@ -733,6 +733,7 @@ pub struct Joined<K, V, VT> {
     pub(crate) value_serde: Arc<dyn Serde<V>>,
     pub(crate) table_value_serde: Arc<dyn Serde<VT>>,
     pub(crate) name: Option<String>,
+    pub(crate) grace: Option<Duration>,
 }
 
 impl<K, V, VT> Joined<K, V, VT> {
@@ -747,7 +748,24 @@ impl<K, V, VT> Joined<K, V, VT> {
             value_serde: Arc::new(value_serde),
             table_value_serde: Arc::new(table_value_serde),
             name: None,
+            grace: None,
         }
+    }
+
+    /// Holds each stream record back until stream time passes its
+    /// timestamp plus `grace`, then joins it with the table as of its
+    /// timestamp (Kafka's `Joined#withGracePeriod`, KIP-923), so table
+    /// updates that arrive late, but within `grace`, still count. The
+    /// table must be versioned
+    /// ([`Materialized::with_versioning`](crate::Materialized::with_versioning));
+    /// records are buffered in a store with a changelog
+    /// (`<name>-grace-buffer-store`) and joined in timestamp order. A
+    /// record already older than stream time minus `grace` is joined at
+    /// once.
+    #[must_use]
+    pub fn with_grace_period(mut self, grace: Duration) -> Self {
+        self.grace = Some(grace);
+        self
     }
 
     /// Names the join node (and its repartition topic
@@ -766,6 +784,95 @@ struct StreamTableJoin<K, V, VT, VR> {
     store: crate::versioned::TableReader<K, VT>,
     joiner: TableJoiner<V, VT, VR>,
     out: Forwarder<K, VR>,
+    /// With a grace period: where records wait.
+    buffer: Option<GraceBuffer<K, V>>,
+}
+
+/// Stream records waiting for their grace period to pass: `time ‖ seq`
+/// → `len(key) ‖ key ‖ value`, in time order.
+struct GraceBuffer<K, V> {
+    handle: StoreHandle,
+    name: Arc<str>,
+    topic: Arc<str>,
+    grace: i64,
+    key_serde: Arc<dyn Serde<K>>,
+    value_serde: Arc<dyn Serde<V>>,
+    seq: u32,
+    /// Nothing waits from before this: `None` when unknown (after a
+    /// restart), `Some(None)` when nothing waits.
+    earliest: Option<Option<i64>>,
+}
+
+fn ordered_time(time: i64) -> [u8; 8] {
+    ((time as u64) ^ (1 << 63)).to_be_bytes()
+}
+
+impl<K, V> GraceBuffer<K, V>
+where
+    K: 'static,
+    V: 'static,
+{
+    fn push(&mut self, ctx: &mut ProcessorContext<'_>, record: &Record<K, V>) -> Result<(), StreamsError> {
+        let fail = |part, e| serde_error(&self.name, "serialize", part, e);
+        let mut key = Vec::new();
+        self.key_serde.serialize_into(&self.topic, &record.key, &mut key).map_err(|e| fail("key", e))?;
+        let mut value = Vec::with_capacity(4 + key.len() + 16);
+        value.extend_from_slice(&u32::try_from(key.len()).unwrap_or(u32::MAX).to_be_bytes());
+        value.extend_from_slice(&key);
+        self.value_serde
+            .serialize_into(&self.topic, &record.value, &mut value)
+            .map_err(|e| fail("value", e))?;
+        self.seq = self.seq.wrapping_add(1);
+        let mut stored_key = ordered_time(record.timestamp).to_vec();
+        stored_key.extend_from_slice(&self.seq.to_be_bytes());
+        let context = EntryContext {
+            timestamp: record.timestamp,
+            topic: ctx.topic_index,
+            offset: ctx.offset,
+            headers: Vec::new(),
+        };
+        ctx.stores.put(self.handle, &stored_key, Some(value), context);
+        if let Some(known) = self.earliest.as_mut() {
+            *known = Some(known.map_or(record.timestamp, |e| e.min(record.timestamp)));
+        }
+        Ok(())
+    }
+
+    /// Takes the records whose grace period has passed out, oldest first.
+    fn due(&mut self, ctx: &mut ProcessorContext<'_>) -> Result<Vec<Record<K, V>>, StreamsError> {
+        let bound = ctx.stream_time.saturating_sub(self.grace);
+        if self.earliest.is_some_and(|e| e.is_none_or(|e| e > bound)) {
+            return Ok(Vec::new());
+        }
+        let upper = ordered_time(bound.saturating_add(1));
+        let mut due = Vec::new();
+        for (stored_key, value) in ctx.stores.range(self.handle, &[], Some(&upper))? {
+            let context = EntryContext {
+                timestamp: bound,
+                topic: ctx.topic_index,
+                offset: ctx.offset,
+                headers: Vec::new(),
+            };
+            ctx.stores.put(self.handle, &stored_key, None, context);
+            let corrupt = || StreamsError::Internal {
+                node: self.name.to_string(),
+                reason: format!("malformed grace-buffer entry {stored_key:?}"),
+            };
+            let time = stored_key.get(..8).and_then(|b| <[u8; 8]>::try_from(b).ok()).ok_or_else(corrupt)?;
+            let timestamp = (u64::from_be_bytes(time) ^ (1 << 63)) as i64;
+            let len = value.get(..4).and_then(|b| <[u8; 4]>::try_from(b).ok()).ok_or_else(corrupt)?;
+            let len = u32::from_be_bytes(len) as usize;
+            let (key, value) =
+                (value.get(4..4 + len).ok_or_else(corrupt)?, value.get(4 + len..).ok_or_else(corrupt)?);
+            let fail = |part, e| serde_error(&self.name, "deserialize", part, e);
+            let key = self.key_serde.deserialize(&self.topic, key).map_err(|e| fail("key", e))?;
+            let value = self.value_serde.deserialize(&self.topic, value).map_err(|e| fail("value", e))?;
+            due.push(Record { key, value, timestamp, headers: Headers::default() });
+        }
+        // What still waits is past the bound.
+        self.earliest = Some(Some(bound.saturating_add(1)));
+        Ok(due)
+    }
 }
 
 impl<K, V, VT, VR> Processor<K, V> for StreamTableJoin<K, V, VT, VR>
@@ -776,6 +883,30 @@ where
     VR: Clone + Send + 'static,
 {
     fn process(&mut self, ctx: &mut ProcessorContext<'_>, record: Record<K, V>) -> Result<(), StreamsError> {
+        let Some(buffer) = self.buffer.as_mut() else { return self.join(ctx, record) };
+        if record.timestamp.saturating_add(buffer.grace) > ctx.stream_time {
+            buffer.push(ctx, &record)?;
+        } else {
+            self.join(ctx, record)?;
+        }
+        let due = self.buffer.as_mut().map(|b| b.due(ctx)).transpose()?.unwrap_or_default();
+        for record in due {
+            self.join(ctx, record)?;
+        }
+        Ok(())
+    }
+}
+
+impl<K, V, VT, VR> StreamTableJoin<K, V, VT, VR>
+where
+    K: Clone + Send + 'static,
+    V: Send + 'static,
+    VT: Send + 'static,
+    VR: Clone + Send + 'static,
+{
+    /// Joins `record` with the table as of its timestamp (a plain table:
+    /// its latest value).
+    fn join(&mut self, ctx: &mut ProcessorContext<'_>, record: Record<K, V>) -> Result<(), StreamsError> {
         let Record { key, value, timestamp, headers } = record;
         self.store.set_key(&key)?;
         // A versioned table answers as of the record's time; a plain one
@@ -886,19 +1017,56 @@ where
         let node_name = name.clone();
         let store_name = store.clone();
         let versioned = table.versioned;
-        let Joined { key_serde, table_value_serde, .. } = joined;
+        let grace = joined.grace.map(millis);
+        if grace.is_some() && versioned.is_none() {
+            graph.errors.push(StreamsError::Unsupported {
+                node: name.clone(),
+                reason: "a stream-table join with a grace period needs a versioned table (Materialized::with_versioning)"
+                    .to_string(),
+            });
+        }
+        let buffer_store = grace.map(|_| format!("{name}-grace-buffer-store"));
+        if let Some(buffer) = &buffer_store {
+            graph.add_store(buffer, true);
+            if let Some(def) = graph.stores.iter_mut().find(|s| &s.name == buffer) {
+                def.ranged = true;
+            }
+        }
+        let mut stores = vec![store];
+        stores.extend(buffer_store.clone());
+        let Joined { key_serde, value_serde, table_value_serde, .. } = joined;
         let factory: Factory = Arc::new(move |ctx: &mut BuildContext<'_>, children: Vec<Erased>| {
             let out = downcast_children::<K, VR>(&node_name, children)?;
             let (handle, changelog) = ctx.store(&node_name, &store_name)?;
             let serdes = (Arc::clone(&key_serde), Arc::clone(&table_value_serde));
             let store = crate::versioned::TableReader::new(handle, &store_name, changelog, serdes, versioned);
-            let processor: Box<dyn Processor<K, V>> =
-                Box::new(StreamTableJoin { store, joiner: Arc::clone(&joiner), out: Forwarder::new(out) });
+            let buffer = match (&buffer_store, grace) {
+                (Some(buffer_name), Some(grace)) => {
+                    let (handle, topic) = ctx.store(&node_name, buffer_name)?;
+                    Some(GraceBuffer {
+                        handle,
+                        name: Arc::from(buffer_name.as_str()),
+                        topic: Arc::from(topic),
+                        grace,
+                        key_serde: Arc::clone(&key_serde),
+                        value_serde: Arc::clone(&value_serde),
+                        seq: initial_seq(),
+                        earliest: None,
+                    })
+                }
+                _ => None,
+            };
+            let processor: Box<dyn Processor<K, V>> = Box::new(StreamTableJoin {
+                store,
+                joiner: Arc::clone(&joiner),
+                out: Forwarder::new(out),
+                buffer,
+            });
             Ok(Box::new(processor) as Erased)
         });
         let node = graph.push(NodeDef {
             name,
-            kind: NodeKind::Processor { stores: vec![store] },
+            kind: NodeKind::Processor { stores },
             parents: vec![parent],
             factory,
             share: share::<K, V>,

@@ -130,3 +130,88 @@ fn only_a_source_table_can_be_versioned() {
     assert!(matches!(err, StreamsError::Unsupported { .. }), "{err}");
     assert!(err.to_string().contains("versioned store can only materialize a source table"), "{err}");
 }
+
+/// KIP-923: with a grace period, a stream record waits until stream time
+/// passes its timestamp plus grace, so a table update that arrives late
+/// (but within grace) still counts; a record later than grace is joined
+/// at once.
+#[test]
+fn a_grace_period_lets_late_table_updates_count_for_earlier_stream_records() {
+    let run = |grace: Option<Duration>| {
+        let mut b = StreamsBuilder::new();
+        let m = Materialized::as_("prices").with_versioning(Duration::from_secs(300));
+        let prices =
+            b.table::<String, String>("prices", Consumed::with(Serdes::string(), Serdes::string()), m);
+        let mut joined = Joined::with(Serdes::string(), Serdes::string(), Serdes::string());
+        if let Some(grace) = grace {
+            joined = joined.with_grace_period(grace);
+        }
+        b.stream::<String, String>("orders", Consumed::with(Serdes::string(), Serdes::string()))
+            .left_join_table(
+                &prices,
+                |order, price: Option<&String>| format!("{order}@{}", price.map_or("none", String::as_str)),
+                joined,
+            )
+            .to("priced", Produced::with(Serdes::string(), Serdes::string()));
+        let driver = TopologyTestDriver::new(b.build().unwrap(), StreamsConfig::new("grace")).unwrap();
+        let table = driver.create_input_topic("prices", Serdes::string(), Serdes::string());
+        let stream = driver.create_input_topic("orders", Serdes::string(), Serdes::string());
+        let priced = driver.create_output_topic("priced", Serdes::string(), Serdes::string());
+        let mut after = Vec::new();
+        for &(topic, value, time) in &[
+            ("T", "100", 10_000),
+            ("S", "o1", 15_000),
+            ("T", "120", 12_000), // late for o1, within its grace
+            ("S", "o2", 26_000),  // stream time 26 s: o1's grace (10 s) has passed
+            ("S", "o3", 1_000),   // later than grace already: joined at once
+            ("T", "150", 30_000),
+            ("S", "o4", 40_000), // o2's grace has passed
+        ] {
+            if topic == "T" {
+                table.pipe_input_with_timestamp(s("tv"), s(value), time).unwrap();
+            } else {
+                stream.pipe_input_with_timestamp(s("tv"), s(value), time).unwrap();
+            }
+            after.push(
+                priced
+                    .read_records_to_list()
+                    .unwrap()
+                    .into_iter()
+                    .map(|r| (r.value, r.timestamp))
+                    .collect::<Vec<_>>(),
+            );
+        }
+        after
+    };
+    let with_grace = run(Some(Duration::from_secs(10)));
+    let expect = |v: &[(&str, i64)]| v.iter().map(|(s, t)| (s.to_string(), *t)).collect::<Vec<_>>();
+    assert_eq!(
+        with_grace,
+        vec![
+            vec![],
+            vec![],
+            vec![],
+            expect(&[("o1@120", 15_000)]),
+            expect(&[("o3@none", 1_000)]),
+            vec![],
+            expect(&[("o2@120", 26_000)]),
+        ]
+    );
+    let without: Vec<_> = run(None).into_iter().flatten().map(|(v, _)| v).collect();
+    assert_eq!(without, ["o1@100", "o2@120", "o3@none", "o4@150"]);
+
+    let mut b = StreamsBuilder::new();
+    let plain = b.table::<String, String>(
+        "prices",
+        Consumed::with(Serdes::string(), Serdes::string()),
+        Materialized::new(),
+    );
+    b.stream::<String, String>("orders", Consumed::with(Serdes::string(), Serdes::string())).join_table(
+        &plain,
+        |o, p| format!("{o}{p}"),
+        Joined::with(Serdes::string(), Serdes::string(), Serdes::string())
+            .with_grace_period(Duration::from_secs(1)),
+    );
+    let err = b.build().unwrap_err();
+    assert!(err.to_string().contains("needs a versioned table"), "{err}");
+}
