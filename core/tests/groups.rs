@@ -451,3 +451,36 @@ async fn members_without_a_common_assignor_are_refused() {
     assert!(err.to_string().contains("offered: range"), "{err}");
     coop.close().await.unwrap();
 }
+
+/// The heartbeat runs on a thread of its own (as Kafka's consumer's does):
+/// a member whose task keeps its single-threaded runtime busy for longer
+/// than the session timeout, but less than `max.poll.interval.ms`, stays
+/// in the group (a stream thread in a long flush or a RocksDB write stall
+/// used to lose its partitions this way).
+#[tokio::test(flavor = "current_thread")]
+async fn a_member_busy_longer_than_its_session_timeout_keeps_its_membership() {
+    if common::skip_on_kafka("librdkafka heartbeats from its own thread already") {
+        return;
+    }
+    let _serial = SERIAL.lock().await;
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = open(dir.path()).await;
+    cluster.broker().unwrap().create_topic(NewTopic::new("t", 2)).unwrap();
+    let mut config = config("busy", AssignmentStrategy::Range);
+    config.session_timeout_ms = 1_000;
+    config.heartbeat_interval_ms = 100;
+    config.max_poll_interval_ms = 30_000;
+    let mut consumer = cluster.client.consumer(config).unwrap();
+    consumer.subscribe(["t"]).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while consumer.assignment().len() != 2 {
+        assert!(Instant::now() < deadline, "never assigned");
+        consumer.poll(Duration::from_millis(50)).await.unwrap();
+    }
+    // Busy without yielding: the runtime cannot run anything else.
+    std::thread::sleep(Duration::from_millis(2_500));
+    consumer.commit_sync().await.expect("still a member after 2.5 s busy with a 1 s session timeout");
+    consumer.poll(Duration::from_millis(50)).await.unwrap();
+    assert_eq!(consumer.assignment().len(), 2);
+    consumer.close().await.unwrap();
+}

@@ -7,7 +7,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tokio::sync::Notify;
-use tokio::task::JoinHandle;
 use tracing::{debug, warn};
 
 use super::super::embedded::EmbeddedCluster;
@@ -53,7 +52,8 @@ pub(crate) struct Membership {
     pub(crate) shared: Arc<Shared>,
     /// Changes with every membership or assignment change of the group.
     pub(crate) changes: Option<tokio::sync::watch::Receiver<u64>>,
-    heartbeat: Option<JoinHandle<()>>,
+    /// Stops the heartbeat thread when dropped or sent to.
+    heartbeat: Option<std::sync::mpsc::Sender<()>>,
 }
 
 impl Membership {
@@ -83,7 +83,11 @@ impl Membership {
         *self.shared.member.lock().expect("member lock") = member_id.map(|m| (m, generation));
     }
 
-    /// Starts the heartbeat task (once, inside the caller's runtime).
+    /// Starts the heartbeat (once), on a thread of its own, as Kafka's
+    /// consumer does: a caller that is busy between polls, or runs on a
+    /// single-threaded runtime it keeps busy (a stream thread in a long
+    /// flush or a RocksDB write stall), keeps its membership until
+    /// `max.poll.interval.ms`.
     pub(crate) fn ensure_heartbeat(
         &mut self,
         cluster: &Arc<EmbeddedCluster>,
@@ -97,11 +101,10 @@ impl Membership {
         let cluster = cluster.clone();
         let shared = self.shared.clone();
         let group = self.group_id.clone();
-        self.heartbeat = Some(tokio::spawn(async move {
-            let mut ticker = tokio::time::interval(interval);
-            ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                ticker.tick().await;
+        let (stop, stopped) = std::sync::mpsc::channel::<()>();
+        let spawned = std::thread::Builder::new().name(format!("heartbeat-{group}")).spawn(move || {
+            // Ends when the sender is dropped or sends.
+            while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(interval) {
                 let Some((member, generation)) = shared.member.lock().expect("member lock").clone() else {
                     continue;
                 };
@@ -128,7 +131,11 @@ impl Membership {
                     }
                 }
             }
-        }));
+        });
+        match spawned {
+            Ok(_) => self.heartbeat = Some(stop),
+            Err(e) => warn!(group = %self.group_id, error = %e, "cannot start the heartbeat thread"),
+        }
     }
 
     /// Makes sure the group-change receiver is current: marks what it has
@@ -145,8 +152,8 @@ impl Membership {
 
     /// Stops heartbeating (close, or a simulated crash).
     pub(crate) fn stop_heartbeat(&mut self) {
-        if let Some(task) = self.heartbeat.take() {
-            task.abort();
+        if let Some(stop) = self.heartbeat.take() {
+            let _ = stop.send(());
         }
     }
 }
