@@ -518,6 +518,7 @@ where
             ranged: true,
             timestamped: false,
             typed: None,
+            internal: true,
         });
 
         // 1. Left updates to subscriptions (and local results).

@@ -161,6 +161,10 @@ pub(crate) struct StoreDef {
     /// The key and value serdes of a Processor API store, for typed
     /// handles (`(Arc<dyn Serde<K>>, Arc<dyn Serde<V>>)`).
     pub(crate) typed: Option<TypedSerdes>,
+    /// Whether the store's keys or values have an internal layout (join
+    /// windows, buffers, versions) that the interactive-query views cannot
+    /// read.
+    pub(crate) internal: bool,
 }
 
 /// A store's serdes with their types erased; a typed handle downcasts
@@ -224,7 +228,16 @@ impl Graph {
             ranged: false,
             timestamped: false,
             typed: None,
+            internal: false,
         });
+    }
+
+    /// Marks store `name` as having an internal layout (not readable by
+    /// interactive queries).
+    pub(crate) fn set_store_internal(&mut self, name: &str) {
+        if let Some(def) = self.stores.iter_mut().find(|s| s.name == name) {
+            def.internal = true;
+        }
     }
 
     /// Makes the store `name` a window or session store: split into time

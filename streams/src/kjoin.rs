@@ -604,10 +604,12 @@ where
         let retention = windows.before.saturating_add(windows.after).saturating_add(windows.grace).max(1);
         for store in [&this_store, &other_store] {
             graph.add_store(store, true);
+            graph.set_store_internal(store);
             graph.set_store_layout(store, Segmenting::new(retention, KeyTime::WindowStart), true, false);
         }
         if let Some(shared) = &shared_store {
             graph.add_store(shared, true);
+            graph.set_store_internal(shared);
             if let Some(def) = graph.stores.iter_mut().find(|s| &s.name == shared) {
                 def.ranged = true;
             }
@@ -1018,6 +1020,17 @@ where
         let store_name = store.clone();
         let versioned = table.versioned;
         let grace = joined.grace.map(millis);
+        if let (Some(grace), Some(history)) = (grace, versioned) {
+            if grace > history {
+                graph.errors.push(StreamsError::Unsupported {
+                    node: name.clone(),
+                    reason: format!(
+                        "the grace period ({grace} ms) is longer than the table's history retention ({history} ms): \
+                         records released after it would find no version"
+                    ),
+                });
+            }
+        }
         if grace.is_some() && versioned.is_none() {
             graph.errors.push(StreamsError::Unsupported {
                 node: name.clone(),
@@ -1028,6 +1041,7 @@ where
         let buffer_store = grace.map(|_| format!("{name}-grace-buffer-store"));
         if let Some(buffer) = &buffer_store {
             graph.add_store(buffer, true);
+            graph.set_store_internal(buffer);
             if let Some(def) = graph.stores.iter_mut().find(|s| &s.name == buffer) {
                 def.ranged = true;
             }

@@ -161,6 +161,7 @@ impl<K: 'static, V: 'static> StoreBuilder<K, V> {
             ranged: true,
             timestamped: false,
             typed: Some(TypedSerdes(Arc::new(serdes))),
+            internal: false,
         }
     }
 }

@@ -595,6 +595,7 @@ where
         };
         let store = format!("{name}-store");
         graph.add_store(&store, true);
+        graph.set_store_internal(&store);
         if let Some(def) = graph.stores.iter_mut().find(|s| s.name == store) {
             def.ranged = true;
         }

@@ -271,6 +271,11 @@ impl Topology {
         (0..self.subtopologies.len()).find(|&s| self.subtopology_stores(s).iter().any(|n| n == name))
     }
 
+    /// Whether store `name` has an internal layout (see `StoreDef`).
+    pub(crate) fn store_is_internal(&self, name: &str) -> bool {
+        self.stores.iter().any(|s| s.name == name && s.internal)
+    }
+
     /// Names of every store of the topology (global stores included).
     pub(crate) fn store_names(&self) -> Vec<String> {
         self.stores

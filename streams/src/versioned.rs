@@ -175,6 +175,12 @@ impl<K: 'static, V: 'static> VersionedStore<K, V> {
         value: Option<&V>,
         time: i64,
     ) -> Result<Option<Option<V>>, StreamsError> {
+        // Older than the history kept: nothing would ever read it (Kafka's
+        // versioned store skips such puts too).
+        let bound = ctx.stream_time.saturating_sub(self.history);
+        if time < bound {
+            return Ok(None);
+        }
         let versions = self.versions(ctx)?;
         let latest = versions.last();
         let in_order = latest.is_none_or(|(t, _)| time >= *t);
@@ -193,7 +199,6 @@ impl<K: 'static, V: 'static> VersionedStore<K, V> {
             EntryContext { timestamp: time, topic: ctx.topic_index, offset: ctx.offset, headers: Vec::new() };
         ctx.stores.put(self.handle, &version_key(&self.prefix, time), Some(stored), context.clone());
         // History: versions that ended before the bound are dropped.
-        let bound = ctx.stream_time.saturating_sub(self.history);
         let mut times: Vec<i64> = versions.iter().map(|(t, _)| *t).collect();
         times.push(time);
         times.sort_unstable();
@@ -326,6 +331,7 @@ where
         ranged: true,
         timestamped: false,
         typed: None,
+        internal: true,
     });
     let history = i64::try_from(history.as_millis()).unwrap_or(i64::MAX);
     let ks = materialized.key_serde.unwrap_or(serdes.0);

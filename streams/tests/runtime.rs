@@ -1407,6 +1407,11 @@ async fn query_metadata_names_the_instance_whose_store_holds_each_key() {
     let err = a.store(StoreQueryParameters::from_name("nope", Serdes::string(), Serdes::i64())).unwrap_err();
     assert!(matches!(err, StreamsError::UnknownStore { .. }), "{err}");
     a.close().await.unwrap();
+    // A view taken while running fails at once once its instance closed.
+    let started = Instant::now();
+    let err = store_a.get(&"k0".to_string()).unwrap_err();
+    assert!(started.elapsed() < Duration::from_secs(1), "{err}");
+    assert!(err.to_string().contains("cannot be read"), "{err}");
     b.close().await.unwrap();
     cluster.close().await;
 }

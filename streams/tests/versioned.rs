@@ -109,8 +109,9 @@ fn versions_older_than_the_history_retention_are_forgotten() {
         ("T", "tv", Some("100"), 10_000),
         ("T", "tv", Some("120"), 20_000),
         ("T", "tv", Some("130"), 200_000), // stream time 200 s: history reaches back to 140 s
+        ("T", "tv", Some("99"), 100_000),  // older than the history: not stored
         ("S", "tv", Some("late"), 15_000),
-        ("S", "tv", Some("edge"), 140_000), // still answered: 120 was valid then
+        ("S", "tv", Some("edge"), 140_000), // still answered: 120 was valid then (not the expired 99)
         ("S", "tv", Some("now"), 200_000),
     ];
     let (priced, _) = run(true, steps);
@@ -214,4 +215,17 @@ fn a_grace_period_lets_late_table_updates_count_for_earlier_stream_records() {
     );
     let err = b.build().unwrap_err();
     assert!(err.to_string().contains("needs a versioned table"), "{err}");
+
+    // A grace period longer than the history could never find a version.
+    let mut b = StreamsBuilder::new();
+    let m = Materialized::as_("p").with_versioning(Duration::from_secs(5));
+    let short = b.table::<String, String>("prices", Consumed::with(Serdes::string(), Serdes::string()), m);
+    b.stream::<String, String>("orders", Consumed::with(Serdes::string(), Serdes::string())).join_table(
+        &short,
+        |o, p| format!("{o}{p}"),
+        Joined::with(Serdes::string(), Serdes::string(), Serdes::string())
+            .with_grace_period(Duration::from_secs(10)),
+    );
+    let err = b.build().unwrap_err();
+    assert!(err.to_string().contains("longer than the table's history retention"), "{err}");
 }

@@ -204,8 +204,20 @@ impl Streams {
                 known: self.topology.store_names(),
             });
         }
+        if self.topology.store_is_internal(name) {
+            return Err(StreamsError::Unsupported {
+                node: name.to_string(),
+                reason: "the store's layout is internal (a join window, a buffer or a versioned table): \
+                         interactive queries cannot read it"
+                    .to_string(),
+            });
+        }
         let inboxes = self.inboxes.lock().unwrap_or_else(PoisonError::into_inner).clone();
-        let reader = queries::RuntimeStoreReader { store: name.to_string(), inboxes };
+        let reader = queries::RuntimeStoreReader {
+            store: name.to_string(),
+            inboxes,
+            shutdown: Arc::clone(&self.shared.shutdown),
+        };
         Ok((crate::store::changelog_topic(self.config.application_id(), name), Box::new(reader)))
     }
 
@@ -274,17 +286,24 @@ impl Streams {
             });
         };
         let topics = self.topology.subtopology_source_topics(subtopology, app);
-        let topic = topics.first().cloned().ok_or_else(|| StreamsError::Runtime {
+        // As Kafka: the source topic with the most partitions, whose name
+        // the key serde is called with.
+        let admin = self.cluster.admin();
+        let mut source: Option<(String, usize)> = None;
+        for topic in &topics {
+            let described = admin.describe_topic(topic).await.map_err(client_error("describe topic"))?;
+            if source.as_ref().is_none_or(|(_, n)| described.partitions.len() > *n) {
+                source = Some((topic.clone(), described.partitions.len()));
+            }
+        }
+        let (topic, partitions) = source.ok_or_else(|| StreamsError::Runtime {
             reason: format!("store {store:?}: its sub-topology reads no topic"),
         })?;
-        let admin = self.cluster.admin();
-        let described = admin.describe_topic(&topic).await.map_err(client_error("describe topic"))?;
-        let changelog = crate::store::changelog_topic(app, store);
         let key = key_serde
-            .serialize(&changelog, key)
+            .serialize(&topic, key)
             .map_err(|e| crate::store::typed::serde_error(store, "serialize", "key", e))?
             .unwrap_or_default();
-        let partition = runnel_core::client::partition_for_key(&key, described.partitions.len() as i32);
+        let partition = runnel_core::client::partition_for_key(&key, partitions as i32);
         let group = admin.describe_group(app).await.map_err(client_error("describe group"))?;
         let active_host = group
             .members
@@ -487,7 +506,10 @@ fn supervise(spec: ThreadSpec, shared: Arc<Shared>) {
         }
     };
     loop {
-        let Err(e) = runtime.block_on(thread::run(&spec)) else { break };
+        spec.queries.set_stopped(false);
+        let result = runtime.block_on(thread::run(&spec));
+        spec.queries.set_stopped(true);
+        let Err(e) = result else { break };
         error!(thread = %spec.name, error = %e, "stream thread failed");
         shared.errors.lock().unwrap_or_else(PoisonError::into_inner).push(format!("{}: {e}", spec.name));
         let handler = shared.handler.lock().unwrap_or_else(PoisonError::into_inner).clone();

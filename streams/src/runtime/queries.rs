@@ -9,7 +9,9 @@
 //! every thread's inbox; each thread answers between two poll loops (so
 //! within about the poll timeout, 100 ms) from the stores of the tasks it
 //! runs, record cache included; the answers are merged in key order. A
-//! read blocks the calling thread until every stream thread answered.
+//! read blocks the calling thread until every stream thread answered: from
+//! async code, call it in `tokio::task::spawn_blocking`. A read fails at
+//! once when the instance is shutting down or a thread has stopped.
 //!
 //! # Where a key lives
 //!
@@ -52,11 +54,32 @@ pub(crate) struct Query {
 #[derive(Default)]
 pub(crate) struct QueryInbox {
     queue: Mutex<Vec<Query>>,
+    /// The thread stopped (for good or until it is replaced): reads fail
+    /// at once instead of waiting for an answer.
+    stopped: std::sync::atomic::AtomicBool,
 }
 
 impl QueryInbox {
     fn push(&self, query: Query) {
+        if self.stopped.load(std::sync::atomic::Ordering::Acquire) {
+            let _ = query.reply.send(Err(StreamsError::Runtime {
+                reason: format!("store {:?} cannot be read: a stream thread is not running", query.store),
+            }));
+            return;
+        }
         self.queue.lock().unwrap_or_else(PoisonError::into_inner).push(query);
+    }
+
+    /// Marks the thread running or stopped; stopping fails what waits.
+    pub(crate) fn set_stopped(&self, stopped: bool) {
+        self.stopped.store(stopped, std::sync::atomic::Ordering::Release);
+        if stopped {
+            for query in std::mem::take(&mut *self.queue.lock().unwrap_or_else(PoisonError::into_inner)) {
+                let _ = query.reply.send(Err(StreamsError::Runtime {
+                    reason: format!("store {:?} cannot be read: a stream thread stopped", query.store),
+                }));
+            }
+        }
     }
 
     /// Answers every waiting read from `tasks`' stores.
@@ -103,10 +126,17 @@ fn answer<'a>(query: &Query, tasks: impl Iterator<Item = &'a StreamTask>) -> Res
 pub(crate) struct RuntimeStoreReader {
     pub(crate) store: String,
     pub(crate) inboxes: Vec<Arc<QueryInbox>>,
+    /// The instance's shutdown flag: reads fail once it is set.
+    pub(crate) shutdown: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl RuntimeStoreReader {
     fn ask(&self, op: QueryOp) -> Result<Entries, StreamsError> {
+        if self.shutdown.load(std::sync::atomic::Ordering::Acquire) {
+            return Err(StreamsError::Runtime {
+                reason: format!("store {:?} cannot be read: the instance is shutting down", self.store),
+            });
+        }
         let (reply, answers) = mpsc::channel();
         for inbox in &self.inboxes {
             inbox.push(Query { store: self.store.clone(), op: op.clone(), reply: reply.clone() });

@@ -131,6 +131,12 @@ pub(crate) async fn run(spec: &ThreadSpec) -> Result<(), StreamsError> {
     for (key, value) in spec.config.consumer_overrides() {
         consumer_config = consumer_config.set(key, value).map_err(client_error("consumer setting"))?;
     }
+    // `application.server` rides in the client id, whatever it was set to.
+    if let Some(server) = spec.config.application_server() {
+        if !consumer_config.client_id.ends_with(&format!("@{server}")) {
+            consumer_config.client_id = format!("{}@{server}", consumer_config.client_id);
+        }
+    }
     let mut consumer = spec.cluster.consumer(consumer_config).map_err(client_error("create consumer"))?;
     let topics = spec.topology.source_topics(&app);
     consumer.subscribe(topics.clone()).map_err(client_error("subscribe"))?;
