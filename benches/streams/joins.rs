@@ -41,13 +41,13 @@ fn join_ts(i: u64) -> i64 {
 }
 
 /// Reads `n` records of `topics` from the beginning with a plain consumer,
-/// handing each to `work(topic index, key, value, timestamp)`; returns
-/// the seconds taken.
+/// handing each to `work(topic index, partition, key, value, timestamp)`;
+/// returns the seconds taken.
 async fn read_all(
     cluster: &Cluster,
     topics: &[&str],
     n: u64,
-    mut work: impl FnMut(usize, &[u8], &[u8], i64),
+    mut work: impl FnMut(usize, usize, &[u8], &[u8], i64),
 ) -> f64 {
     let mut consumer = cluster.consumer(ConsumerConfig::default()).unwrap();
     let tps: Vec<TopicPartition> =
@@ -60,7 +60,8 @@ async fn read_all(
         for r in consumer.poll(Duration::from_millis(100)).await.unwrap() {
             seen += 1;
             let side = topics.iter().position(|t| **t == *r.topic).unwrap();
-            work(side, r.key.as_deref().unwrap(), r.value.as_deref().unwrap(), r.timestamp);
+            let partition = usize::try_from(r.partition).unwrap();
+            work(side, partition, r.key.as_deref().unwrap(), r.value.as_deref().unwrap(), r.timestamp);
         }
     }
     start.elapsed().as_secs_f64()
@@ -173,37 +174,41 @@ pub async fn stream_stream(cluster: &Cluster, dir: &std::path::Path, n: u64) {
         // Ceiling: both sides in maps, each record joined with the other
         // side's records of its key within a minute; records older than
         // the window behind both sides' times are evicted.
-        let (mut maps, mut times): ([SideMap; 2], [i64; 2]) =
-            ([HashMap::new(), HashMap::new()], [i64::MIN; 2]);
+        // Times are kept per partition (a key has the same partition on
+        // both sides), as a task's stream time is: one side's partitions
+        // move at different speeds.
+        let mut maps: [SideMap; 2] = [HashMap::new(), HashMap::new()];
+        let mut times = [[i64::MIN; PARTITIONS as usize]; 2];
         let (mut pairs, mut out_bytes) = (0i64, 0usize);
-        let secs = read_all(cluster, &["join-left", "join-right"], 2 * per_side, |side, key, value, ts| {
-            times[side] = times[side].max(ts);
-            let horizon = times[0].min(times[1]).saturating_sub(2 * MINUTE);
-            let other = &mut maps[1 - side];
-            if let Some(records) = other.get_mut(key) {
-                while records.front().is_some_and(|(t, _)| *t < horizon) {
-                    records.pop_front();
-                }
-                for (t, v) in records.iter() {
-                    if (ts - t).abs() <= MINUTE {
-                        let (l, r) = if side == 0 { (value, &v[..]) } else { (&v[..], value) };
-                        let joined = format!(
-                            "{}+{}",
-                            std::str::from_utf8(l).unwrap(),
-                            std::str::from_utf8(r).unwrap()
-                        );
-                        out_bytes += joined.len();
-                        pairs += 1;
+        let secs =
+            read_all(cluster, &["join-left", "join-right"], 2 * per_side, |side, p, key, value, ts| {
+                times[side][p] = times[side][p].max(ts);
+                let horizon = times[0][p].min(times[1][p]).saturating_sub(2 * MINUTE);
+                let other = &mut maps[1 - side];
+                if let Some(records) = other.get_mut(key) {
+                    while records.front().is_some_and(|(t, _)| *t < horizon) {
+                        records.pop_front();
+                    }
+                    for (t, v) in records.iter() {
+                        if (ts - t).abs() <= MINUTE {
+                            let (l, r) = if side == 0 { (value, &v[..]) } else { (&v[..], value) };
+                            let joined = format!(
+                                "{}+{}",
+                                std::str::from_utf8(l).unwrap(),
+                                std::str::from_utf8(r).unwrap()
+                            );
+                            out_bytes += joined.len();
+                            pairs += 1;
+                        }
                     }
                 }
-            }
-            let mine = maps[side].entry(key.to_vec()).or_default();
-            while mine.front().is_some_and(|(t, _)| *t < horizon) {
-                mine.pop_front();
-            }
-            mine.push_back((ts, value.to_vec()));
-        })
-        .await;
+                let mine = maps[side].entry(key.to_vec()).or_default();
+                while mine.front().is_some_and(|(t, _)| *t < horizon) {
+                    mine.pop_front();
+                }
+                mine.push_back((ts, value.to_vec()));
+            })
+            .await;
         std::hint::black_box(out_bytes);
         drop(maps);
         expected = pairs;
@@ -272,12 +277,12 @@ pub async fn stream_table(cluster: &Cluster, dir: &std::path::Path, n: u64) {
         // joined; reading the table counts in the time, as in the app.
         let mut table: HashMap<Vec<u8>, Vec<u8>> = HashMap::with_capacity(keys as usize);
         let (mut joined, mut out_bytes) = (0u64, 0usize);
-        let table_secs = read_all(cluster, &["users"], keys, |_, key, value, _| {
+        let table_secs = read_all(cluster, &["users"], keys, |_, _, key, value, _| {
             table.insert(key.to_vec(), value.to_vec());
         })
         .await;
         let secs = table_secs
-            + read_all(cluster, &["visits"], n, |_, key, value, _| {
+            + read_all(cluster, &["visits"], n, |_, _, key, value, _| {
                 if let Some(region) = table.get(key) {
                     let out = format!(
                         "{}@{}",
