@@ -1415,3 +1415,62 @@ async fn query_metadata_names_the_instance_whose_store_holds_each_key() {
     b.close().await.unwrap();
     cluster.close().await;
 }
+
+/// A versioned table's history comes back from its changelog: a new
+/// instance on an empty state directory joins late stream records with
+/// the version valid at their time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_versioned_table_is_restored_with_its_history() {
+    let cluster = TestCluster::open(false).await;
+    for topic in ["prices", "orders", "priced"] {
+        create(&cluster.client, topic, 2).await;
+    }
+    let topology = || {
+        let mut b = StreamsBuilder::new();
+        let m = runnel_streams::Materialized::as_("price-history").with_versioning(Duration::from_secs(3600));
+        let prices =
+            b.table::<String, String>("prices", Consumed::with(Serdes::string(), Serdes::string()), m);
+        b.stream::<String, String>("orders", Consumed::with(Serdes::string(), Serdes::string()))
+            .join_table(
+                &prices,
+                |order, price| format!("{order}@{price}"),
+                runnel_streams::Joined::with(Serdes::string(), Serdes::string(), Serdes::string()),
+            )
+            .to("priced", Produced::with(Serdes::string(), Serdes::string()));
+        b.build().unwrap()
+    };
+    for (price, ts) in [("100", 10_000), ("120", 20_000), ("150", 30_000)] {
+        produce_at(
+            &cluster.client,
+            "prices",
+            Some(ts),
+            (0..10).map(|i| (format!("item{i}"), price.to_string())),
+        )
+        .await;
+    }
+    let first = Streams::new(topology(), config("history", &cluster), cluster.client.clone()).unwrap();
+    first.start().await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while first.metrics().process_total < 30 {
+        assert!(Instant::now() < deadline, "processed {}", first.metrics().process_total);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    first.close().await.unwrap();
+
+    let fresh = config("history", &cluster).with_state_dir(cluster.state_dir().join("second"));
+    let second = Streams::new(topology(), fresh, cluster.client.clone()).unwrap();
+    second.start().await.unwrap();
+    produce_at(
+        &cluster.client,
+        "orders",
+        Some(25_000),
+        (0..10).map(|i| (format!("item{i}"), format!("o{i}"))),
+    )
+    .await;
+    let out = read(&cluster.client, "priced", 2, 10).await;
+    second.close().await.unwrap();
+    for i in 0..10 {
+        assert_eq!(out.get(&format!("item{i}")), Some(&vec![format!("o{i}@120")]), "{out:?}");
+    }
+    cluster.close().await;
+}
