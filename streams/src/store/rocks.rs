@@ -44,6 +44,25 @@ impl Segmenting {
     fn segment_id(&self, time: i64) -> i64 {
         time.div_euclid(self.interval)
     }
+
+    /// The times a range from `from` to `to` can hold, when both bounds
+    /// are keys of one record key (the same bytes before the time part):
+    /// a key's entries are in time order, so the range holds only times
+    /// between the two bounds'. `None` when the bounds span several keys.
+    fn time_span(&self, from: &[u8], to: Option<&[u8]>) -> Option<(i64, i64)> {
+        let to = to?;
+        let suffix = match self.time {
+            KeyTime::WindowStart => 12,
+            KeyTime::SessionEnd => 16,
+        };
+        if from.len() != to.len()
+            || from.len() < suffix
+            || from[..from.len() - suffix] != to[..to.len() - suffix]
+        {
+            return None;
+        }
+        Some((self.time.of(from)?, self.time.of(to)?))
+    }
 }
 
 /// The live segments of a segmented store.
@@ -315,8 +334,12 @@ impl RocksStore {
         match &self.segments {
             None => read(None),
             Some(segments) => {
+                // Bounds on one key (`key ‖ time ‖ ...`, equal key parts)
+                // hold times: only the segments of those times can match.
+                let (low, high) = segments.spec.time_span(from, to).unwrap_or((i64::MIN, i64::MAX));
+                let ids = segments.spec.segment_id(low)..=segments.spec.segment_id(high);
                 let mut all = Vec::new();
-                for name in segments.live.values() {
+                for (_, name) in segments.live.range(ids) {
                     all.extend(read(Some(self.cf(name)?))?);
                 }
                 Ok(all)
@@ -434,5 +457,35 @@ mod tests {
         assert_eq!(store.all().unwrap(), vec![(a1, b"2".to_vec()), (late, b"3".to_vec())]);
         let err = store.write([(&b"short"[..], None)]).unwrap_err().to_string();
         assert!(err.ends_with("cannot write: key of 5 bytes holds no window time"), "{err}");
+    }
+
+    /// A range over one key's times reads only the segments of those
+    /// times, and finds the same entries as a scan of every segment.
+    #[test]
+    fn a_range_over_one_keys_times_reads_the_segments_of_those_times() {
+        let spec = Segmenting::new(1_200_000, KeyTime::WindowStart);
+        let span = |from: &[u8], to: &[u8]| spec.time_span(from, Some(to));
+        assert_eq!(span(&window_key(b"k", 5), &window_key(b"k", 70_000)), Some((5, 70_000)));
+        assert_eq!(span(&window_key(b"k", 5), &window_key(b"j", 70_000)), None, "two keys");
+        assert_eq!(span(b"k", &window_key(b"k", 70_000)), None, "a prefix bound");
+        assert_eq!(spec.time_span(&window_key(b"k", 5), None), None);
+
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = RocksStore::open_segmented(
+            "w",
+            &dir.path().join("w"),
+            SharedMemory::shared(64 << 20),
+            Some(spec),
+        )
+        .unwrap();
+        // Segments of 600 s: times 0 .. 1200 s fill three.
+        let keys: Vec<Vec<u8>> =
+            (0..5).flat_map(|t| [window_key(b"a", t * 300_000), window_key(b"b", t * 300_000)]).collect();
+        store.write(keys.iter().map(|k| (&k[..], Some(&b"v"[..])))).unwrap();
+        assert_eq!(store.segment_names().len(), 3);
+        let got = store.range(&window_key(b"a", 300_000), Some(&window_key(b"a", 900_001))).unwrap();
+        let times: Vec<i64> = got.iter().map(|(k, _)| KeyTime::WindowStart.of(k).unwrap()).collect();
+        assert_eq!(times, [300_000, 600_000, 900_000]);
+        assert!(got.iter().all(|(k, _)| k.starts_with(b"a")));
     }
 }
