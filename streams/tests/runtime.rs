@@ -960,21 +960,9 @@ fn spawn_join_child(bootstrap: &str, state_dir: &std::path::Path) -> ChildApp {
 
 /// Every record of `topic` up to its end offsets: (key, value) → how many.
 async fn all_records(cluster: &Cluster, topic: &str, partitions: i32) -> BTreeMap<(String, String), usize> {
-    let mut consumer = cluster.consumer(ConsumerConfig::default()).unwrap();
-    let tps: Vec<TopicPartition> = (0..partitions).map(|p| TopicPartition::new(topic, p)).collect();
-    let ends = consumer.end_offsets(&tps).unwrap();
-    consumer.assign(tps.clone()).unwrap();
-    consumer.seek_to_beginning(&tps).unwrap();
-    let mut positions: BTreeMap<TopicPartition, i64> = tps.iter().map(|tp| (tp.clone(), 0)).collect();
     let mut seen = BTreeMap::new();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while positions.iter().any(|(tp, p)| *p < ends[tp]) && Instant::now() < deadline {
-        for r in consumer.poll(Duration::from_millis(100)).await.unwrap() {
-            positions.insert(r.topic_partition(), r.offset + 1);
-            let key = String::from_utf8(r.key.unwrap().to_vec()).unwrap();
-            let value = String::from_utf8(r.value.unwrap().to_vec()).unwrap();
-            *seen.entry((key, value)).or_default() += 1;
-        }
+    for (key, value) in records_in_order(cluster, topic, partitions).await {
+        *seen.entry((key, value.expect("a record with a value"))).or_default() += 1;
     }
     seen
 }
