@@ -107,6 +107,17 @@ impl StreamTask {
         }
     }
 
+    /// The task's stream time (`i64::MIN` before any record).
+    pub(crate) fn stream_time(&self) -> i64 {
+        self.stream_time
+    }
+
+    /// Starts the task from a stream time committed before (records older
+    /// than its windows' grace are then late, as before the restart).
+    pub(crate) fn resume_stream_time(&mut self, stream_time: i64) {
+        self.stream_time = self.stream_time.max(stream_time);
+    }
+
     /// Gives the task its Processor API nodes.
     pub(crate) fn with_managed(mut self, managed: Vec<ManagedNode>) -> Self {
         self.managed = managed;

@@ -430,6 +430,7 @@ async fn adopt_assignment(
         }
         let mut task = open_task(spec, *id).await?.with_metrics(Arc::clone(&spec.metrics));
         let checkpoint = restore(spec, &mut task).await?;
+        resume_stream_time(consumer, &mut task, *id);
         debug!(thread = %spec.name, task = %id, "created task");
         tasks.insert(
             *id,
@@ -450,6 +451,39 @@ async fn adopt_assignment(
         active.task.set_cache_max_bytes(share);
     }
     Ok(())
+}
+
+/// The commit metadata that records a task's stream time.
+fn stream_time_metadata(stream_time: i64) -> String {
+    if stream_time == i64::MIN {
+        String::new()
+    } else {
+        format!("{STREAM_TIME_PREFIX}{stream_time}")
+    }
+}
+
+const STREAM_TIME_PREFIX: &str = "runnel.stream.time=";
+
+/// Gives a new task the stream time committed with its input partitions
+/// (the largest); a task never committed starts from none.
+fn resume_stream_time(consumer: &runnel_core::client::Consumer, task: &mut StreamTask, id: TaskId) {
+    let tps: Vec<TopicPartition> = task.topics().map(|t| TopicPartition::new(t, id.partition)).collect();
+    let committed = match consumer.committed(&tps) {
+        Ok(committed) => committed,
+        Err(e) => {
+            debug!(task = %id, error = %e, "no committed stream time");
+            return;
+        }
+    };
+    let resumed = committed
+        .values()
+        .flatten()
+        .filter_map(|c| c.metadata.strip_prefix(STREAM_TIME_PREFIX).and_then(|t| t.parse::<i64>().ok()))
+        .max();
+    if let Some(time) = resumed {
+        task.resume_stream_time(time);
+        debug!(task = %id, stream_time = time, "resumed the committed stream time");
+    }
 }
 
 /// How long a thread waits for another thread of the instance to release a
@@ -600,14 +634,22 @@ async fn commit(
             active.task.write_checkpoint(&active.checkpoint)?;
         }
     }
-    let offsets: BTreeMap<TopicPartition, i64> = tasks
+    // Each input partition's commit carries its task's stream time, so a
+    // task that restarts (here or on another instance) resumes it (Kafka
+    // keeps it in the commit metadata too).
+    let offsets: BTreeMap<TopicPartition, (i64, String)> = tasks
         .values()
-        .flat_map(|t| t.consumed.iter().map(|(t, p, o)| (TopicPartition::new(&**t, *p), *o)))
+        .flat_map(|t| {
+            let metadata = stream_time_metadata(t.task.stream_time());
+            t.consumed
+                .iter()
+                .map(move |(topic, p, o)| (TopicPartition::new(&**topic, *p), (*o, metadata.clone())))
+        })
         .collect();
     if offsets.is_empty() {
         return Ok(());
     }
-    consumer.commit_offsets(&offsets).await.map_err(client_error("commit offsets"))?;
+    consumer.commit_offsets_with_metadata(&offsets).await.map_err(client_error("commit offsets"))?;
     debug!(partitions = offsets.len(), "committed");
     Ok(())
 }

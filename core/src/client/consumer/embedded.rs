@@ -677,6 +677,12 @@ impl EmbeddedConsumer {
     }
 
     fn commit_map(&self, offsets: &BTreeMap<TopicPartition, i64>) -> Result<()> {
+        let with: BTreeMap<TopicPartition, (i64, String)> =
+            offsets.iter().map(|(tp, &o)| (tp.clone(), (o, String::new()))).collect();
+        self.commit_map_with(&with)
+    }
+
+    fn commit_map_with(&self, offsets: &BTreeMap<TopicPartition, (i64, String)>) -> Result<()> {
         let group = self.config.group_id.as_deref().ok_or(Error::NoGroup("commit"))?;
         if offsets.is_empty() {
             return Ok(());
@@ -694,8 +700,14 @@ impl EmbeddedConsumer {
             )),
             _ => None,
         };
-        let offsets: BTreeMap<TopicPartition, OffsetAndMetadata> =
-            offsets.iter().map(|(tp, &o)| (tp.clone(), OffsetAndMetadata::new(o, now))).collect();
+        let offsets: BTreeMap<TopicPartition, OffsetAndMetadata> = offsets
+            .iter()
+            .map(|(tp, (o, metadata))| {
+                let mut committed = OffsetAndMetadata::new(*o, now);
+                committed.metadata = metadata.clone();
+                (tp.clone(), committed)
+            })
+            .collect();
         let member = member.as_ref().map(|(m, g)| (m.as_str(), *g));
         broker.groups().commit(group, member, now, || broker.commit_offsets(group, &offsets))
     }
@@ -716,6 +728,14 @@ impl EmbeddedConsumer {
     /// As [`EmbeddedConsumer::commit_sync`].
     pub(crate) async fn commit_offsets(&mut self, offsets: &BTreeMap<TopicPartition, i64>) -> Result<()> {
         self.commit_map(offsets)
+    }
+
+    /// Commits these offsets, each with its metadata string.
+    pub(crate) async fn commit_offsets_with_metadata(
+        &mut self,
+        offsets: &BTreeMap<TopicPartition, (i64, String)>,
+    ) -> Result<()> {
+        self.commit_map_with(offsets)
     }
 
     /// Starts a commit of the current positions and returns at once; the

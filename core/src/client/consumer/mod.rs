@@ -327,6 +327,19 @@ impl Consumer {
         dispatch!(async mut self, commit_offsets(offsets))
     }
 
+    /// Commits these offsets, each with a metadata string stored with it
+    /// (Kafka's `OffsetAndMetadata.metadata`, read back by
+    /// [`committed`](Self::committed)).
+    ///
+    /// # Errors
+    /// As [`commit_offsets`](Self::commit_offsets).
+    pub async fn commit_offsets_with_metadata(
+        &mut self,
+        offsets: &BTreeMap<TopicPartition, (i64, String)>,
+    ) -> Result<()> {
+        dispatch!(async mut self, commit_offsets_with_metadata(offsets))
+    }
+
     /// Starts a commit of the current positions and returns at once; the
     /// callback receives the result.
     pub fn commit_async(&mut self, callback: impl FnOnce(Result<()>) + Send + 'static) {

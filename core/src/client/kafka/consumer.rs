@@ -665,6 +665,21 @@ impl KafkaConsumer {
         blocking(move || c.commit(&tpl, CommitMode::Sync).map_err(|e| commit_error(&group, e))).await
     }
 
+    pub(crate) async fn commit_offsets_with_metadata(
+        &mut self,
+        offsets: &BTreeMap<TopicPartition, (i64, String)>,
+    ) -> Result<()> {
+        let group = self.group("commit")?.to_string();
+        let c = self.c()?.clone();
+        let mut tpl = TopicPartitionList::new();
+        for (tp, (o, metadata)) in offsets {
+            let mut elem = tpl.add_partition(&tp.topic, tp.partition);
+            elem.set_offset(Offset::Offset(*o)).map_err(|e| kafka_error("commit", e))?;
+            elem.set_metadata(metadata.clone());
+        }
+        blocking(move || c.commit(&tpl, CommitMode::Sync).map_err(|e| commit_error(&group, e))).await
+    }
+
     pub(crate) fn commit_async(&mut self, callback: impl FnOnce(Result<()>) + Send + 'static) {
         let prepared = self.group("commit").map(str::to_string).and_then(|g| Ok((g, self.c()?.clone())));
         tokio::spawn(async move {
