@@ -761,9 +761,9 @@ impl<K, V, VT> Joined<K, V, VT> {
     /// table must be versioned
     /// ([`Materialized::with_versioning`](crate::Materialized::with_versioning));
     /// records are buffered in a store with a changelog
-    /// (`<name>-grace-buffer-store`) and joined in timestamp order. A
-    /// record already older than stream time minus `grace` is joined at
-    /// once.
+    /// (`<name>-grace-buffer-store`, headers kept) and joined in timestamp
+    /// order, checked each time a stream record arrives. A record already
+    /// older than stream time minus `grace` is joined at once.
     #[must_use]
     pub fn with_grace_period(mut self, grace: Duration) -> Self {
         self.grace = Some(grace);
@@ -791,7 +791,8 @@ struct StreamTableJoin<K, V, VT, VR> {
 }
 
 /// Stream records waiting for their grace period to pass: `time ‖ seq`
-/// → `len(key) ‖ key ‖ value`, in time order.
+/// → `len(key) ‖ key ‖ headers ‖ value`, in time order, where headers
+/// are `count ‖ (len(name) ‖ name ‖ len(value) ‖ value)*` (u32 lengths).
 struct GraceBuffer<K, V> {
     handle: StoreHandle,
     name: Arc<str>,
@@ -803,6 +804,21 @@ struct GraceBuffer<K, V> {
     /// Nothing waits from before this: `None` when unknown (after a
     /// restart), `Some(None)` when nothing waits.
     earliest: Option<Option<i64>>,
+}
+
+/// The first `n` bytes of `rest`, which moves past them.
+fn take<'a>(rest: &mut &'a [u8], n: usize) -> Option<&'a [u8]> {
+    if rest.len() < n {
+        return None;
+    }
+    let (head, tail) = rest.split_at(n);
+    *rest = tail;
+    Some(head)
+}
+
+/// A u32 length from the front of `rest`.
+fn take_len(rest: &mut &[u8]) -> Option<usize> {
+    take(rest, 4).map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]) as usize)
 }
 
 fn ordered_time(time: i64) -> [u8; 8] {
@@ -819,8 +835,18 @@ where
         let mut key = Vec::new();
         self.key_serde.serialize_into(&self.topic, &record.key, &mut key).map_err(|e| fail("key", e))?;
         let mut value = Vec::with_capacity(4 + key.len() + 16);
-        value.extend_from_slice(&u32::try_from(key.len()).unwrap_or(u32::MAX).to_be_bytes());
+        let put_len = |out: &mut Vec<u8>, n: usize| {
+            out.extend_from_slice(&u32::try_from(n).unwrap_or(u32::MAX).to_be_bytes())
+        };
+        put_len(&mut value, key.len());
         value.extend_from_slice(&key);
+        put_len(&mut value, record.headers.len());
+        for (name, bytes) in &record.headers {
+            put_len(&mut value, name.len());
+            value.extend_from_slice(name.as_bytes());
+            put_len(&mut value, bytes.len());
+            value.extend_from_slice(bytes);
+        }
         self.value_serde
             .serialize_into(&self.topic, &record.value, &mut value)
             .map_err(|e| fail("value", e))?;
@@ -862,14 +888,20 @@ where
             };
             let time = stored_key.get(..8).and_then(|b| <[u8; 8]>::try_from(b).ok()).ok_or_else(corrupt)?;
             let timestamp = (u64::from_be_bytes(time) ^ (1 << 63)) as i64;
-            let len = value.get(..4).and_then(|b| <[u8; 4]>::try_from(b).ok()).ok_or_else(corrupt)?;
-            let len = u32::from_be_bytes(len) as usize;
-            let (key, value) =
-                (value.get(4..4 + len).ok_or_else(corrupt)?, value.get(4 + len..).ok_or_else(corrupt)?);
+            let mut rest = value.as_slice();
+            let key = take_len(&mut rest).and_then(|n| take(&mut rest, n)).ok_or_else(corrupt)?.to_vec();
+            let count = take_len(&mut rest).ok_or_else(corrupt)?;
+            let mut headers = Headers::default();
+            for _ in 0..count {
+                let name = take_len(&mut rest).and_then(|n| take(&mut rest, n)).ok_or_else(corrupt)?;
+                let name = String::from_utf8_lossy(name).into_owned();
+                let bytes = take_len(&mut rest).and_then(|n| take(&mut rest, n)).ok_or_else(corrupt)?;
+                headers.push((name, bytes.to_vec()));
+            }
             let fail = |part, e| serde_error(&self.name, "deserialize", part, e);
-            let key = self.key_serde.deserialize(&self.topic, key).map_err(|e| fail("key", e))?;
-            let value = self.value_serde.deserialize(&self.topic, value).map_err(|e| fail("value", e))?;
-            due.push(Record { key, value, timestamp, headers: Headers::default() });
+            let key = self.key_serde.deserialize(&self.topic, &key).map_err(|e| fail("key", e))?;
+            let value = self.value_serde.deserialize(&self.topic, rest).map_err(|e| fail("value", e))?;
+            due.push(Record { key, value, timestamp, headers });
         }
         // What still waits is past the bound.
         self.earliest = Some(Some(bound.saturating_add(1)));

@@ -229,3 +229,36 @@ fn a_grace_period_lets_late_table_updates_count_for_earlier_stream_records() {
     let err = b.build().unwrap_err();
     assert!(err.to_string().contains("longer than the table's history retention"), "{err}");
 }
+
+/// A record held back by the grace period keeps its headers.
+#[test]
+fn a_record_held_for_its_grace_period_keeps_its_headers() {
+    let mut b = StreamsBuilder::new();
+    let m = Materialized::as_("prices").with_versioning(Duration::from_secs(300));
+    let prices = b.table::<String, String>("prices", Consumed::with(Serdes::string(), Serdes::string()), m);
+    b.stream::<String, String>("orders", Consumed::with(Serdes::string(), Serdes::string()))
+        .join_table(
+            &prices,
+            |order, price| format!("{order}@{price}"),
+            Joined::with(Serdes::string(), Serdes::string(), Serdes::string())
+                .with_grace_period(Duration::from_secs(5)),
+        )
+        .to("priced", Produced::with(Serdes::string(), Serdes::string()));
+    let driver = TopologyTestDriver::new(b.build().unwrap(), StreamsConfig::new("headers")).unwrap();
+    let table = driver.create_input_topic("prices", Serdes::string(), Serdes::string());
+    let stream = driver.create_input_topic("orders", Serdes::string(), Serdes::string());
+    let priced = driver.create_output_topic("priced", Serdes::string(), Serdes::string());
+    table.pipe_input_with_timestamp(s("tv"), s("100"), 1_000).unwrap();
+    let mut order = runnel_streams::Record::new(s("tv"), s("o1"), 2_000);
+    order.headers.push((s("trace"), b"t-42".to_vec()));
+    order.headers.push((s("empty"), Vec::new()));
+    stream.pipe_record(order).unwrap();
+    assert!(priced.is_empty(), "held for its grace period");
+    // The buffer is checked when stream records arrive: one at 8 s
+    // releases o1 (it waits itself).
+    stream.pipe_input_with_timestamp(s("tv"), s("o2"), 8_000).unwrap();
+    let out = priced.read_records_to_list().unwrap();
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].value, "o1@100");
+    assert_eq!(out[0].headers, vec![(s("trace"), b"t-42".to_vec()), (s("empty"), Vec::new())]);
+}
