@@ -466,9 +466,37 @@ where
                 });
             }
             // Every pass removes one index entry, so this ends.
-            let oldest = ctx.stores.range(self.store, &[TIME], Some(&[TIME + 1]))?.into_iter().next();
-            let Some((index, _)) = oldest else { return Ok(()) };
+            let Some(index) = self.oldest(ctx)? else { return Ok(()) };
             self.emit(ctx, &index)?;
+        }
+    }
+
+    /// The time-index key of the entry due first. The search starts at
+    /// the known lower bound of buffer times and widens a window that
+    /// doubles each time it finds nothing, so it reads a few index entries,
+    /// not the whole index.
+    fn oldest(&mut self, ctx: &ProcessorContext<'_>) -> Result<Option<Vec<u8>>, StreamsError> {
+        let Some(low) = self.state.as_ref().and_then(|s| s.earliest) else {
+            let all = ctx.stores.range(self.store, &[TIME], Some(&[TIME + 1]))?;
+            return Ok(all.into_iter().next().map(|(k, _)| k));
+        };
+        let from = time_key(low, &[]);
+        let mut width: i64 = 1_000;
+        loop {
+            let high = low.saturating_add(width);
+            let to = if high == i64::MAX { vec![TIME + 1] } else { time_key(high, &[]) };
+            if let Some((index, _)) = ctx.stores.range(self.store, &from, Some(&to))?.into_iter().next() {
+                if let (Some(state), Some(time)) = (self.state.as_mut(), index.get(1..9)) {
+                    // What is left starts no earlier than this entry.
+                    let time = (u64::from_be_bytes(time.try_into().expect("8 bytes")) ^ (1 << 63)) as i64;
+                    state.earliest = Some(time);
+                }
+                return Ok(Some(index));
+            }
+            if high == i64::MAX {
+                return Ok(None);
+            }
+            width = width.saturating_mul(2);
         }
     }
 }

@@ -301,3 +301,29 @@ fn final_results_equal_the_last_update_of_each_window_for_every_window_kind() {
         assert_eq!(got, expected, "{kind:?}");
     }
 }
+
+/// A bounded buffer under a stream of new keys emits its oldest entries
+/// early, in the order they were buffered, however far apart their times.
+#[test]
+fn a_full_buffer_emits_early_in_buffer_time_order() {
+    let mut b = StreamsBuilder::new();
+    b.table::<String, i64>("t", Consumed::with(Serdes::string(), Serdes::i64()), Materialized::new())
+        .suppress(Suppressed::until_time_limit(
+            Duration::from_secs(3600 * 24 * 365),
+            BufferConfig::max_records(50),
+        ))
+        .to_stream()
+        .to("out", Produced::with(Serdes::string(), Serdes::nullable(Serdes::i64())));
+    let driver = TopologyTestDriver::new(b.build().unwrap(), StreamsConfig::new("order")).unwrap();
+    let input = driver.create_input_topic("t", Serdes::string(), Serdes::i64());
+    let out = driver.create_output_topic("out", Serdes::string(), Serdes::nullable(Serdes::i64()));
+    // Times grow unevenly (1 ms to ~17 minutes apart).
+    let mut t = 0i64;
+    for i in 0..200i64 {
+        t += 1 + (i * i * 2_503) % 1_000_000;
+        input.pipe_input_with_timestamp(format!("k{i:03}"), i, t).unwrap();
+    }
+    let keys: Vec<String> = out.read_key_values_to_list().unwrap().into_iter().map(|(k, _)| k).collect();
+    let expected: Vec<String> = (0..150).map(|i| format!("k{i:03}")).collect();
+    assert_eq!(keys, expected);
+}
