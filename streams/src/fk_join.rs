@@ -496,8 +496,7 @@ where
         if !Rc::ptr_eq(&self.graph, &other.graph) {
             graph.errors.push(StreamsError::ForeignStream { node: name.clone() });
         }
-        let (Some(left_store), Some((ks, vs)), Some(right_store), Some((fks, vos))) =
-            (self.store.clone(), self.lookup.clone(), other.store.clone(), other.lookup.clone())
+        let (Some((left_store, (ks, vs))), Some((right_store, (fks, vos)))) = (self.lookup(), other.lookup())
         else {
             graph.errors.push(StreamsError::TableNotMaterialized { node: name });
             drop(graph);
@@ -688,6 +687,6 @@ where
             })
         };
         drop(graph);
-        KTable::new(Rc::clone(&self.graph), node, Some(result_store)).with_lookup(rks, rvs)
+        KTable::new(Rc::clone(&self.graph), node, Some(result_store)).with_serdes(rks, rvs)
     }
 }

@@ -195,7 +195,7 @@ where
                 TableSource { store }
             });
         drop(graph);
-        KTable::new(Rc::clone(self.graph()), node, Some(store)).with_lookup(lookup.0, lookup.1)
+        KTable::new(Rc::clone(self.graph()), node, Some(store)).with_serdes(lookup.0, lookup.1)
     }
 }
 
@@ -249,7 +249,7 @@ where
         |store| TableSource { store },
     );
     drop(graph);
-    KTable::new(Rc::clone(graph_rc), node, Some(store)).with_lookup(lookup.0, lookup.1)
+    KTable::new(Rc::clone(graph_rc), node, Some(store)).with_serdes(lookup.0, lookup.1)
 }
 
 /// A stream grouped by key, ready to aggregate (Kafka's `KGroupedStream`).
@@ -360,7 +360,7 @@ where
             move |store| StreamAggregate { store, f: Arc::clone(&f) },
         );
         drop(graph);
-        KTable::new(Rc::clone(&self.graph), node, Some(store)).with_lookup(lookup.0, lookup.1)
+        KTable::new(Rc::clone(&self.graph), node, Some(store)).with_serdes(lookup.0, lookup.1)
     }
 }
 
@@ -543,6 +543,6 @@ where
             move |store| TableAggregate { store, f: Arc::clone(&f) },
         );
         drop(graph);
-        KTable::new(Rc::clone(&self.graph), node, Some(store)).with_lookup(lookup.0, lookup.1)
+        KTable::new(Rc::clone(&self.graph), node, Some(store)).with_serdes(lookup.0, lookup.1)
     }
 }

@@ -44,6 +44,7 @@ use crate::store::cache::EntryContext;
 use crate::store::rocks::Segmenting;
 use crate::store::state::StoreHandle;
 use crate::store::typed::serde_error;
+use crate::store::{ordered_time, ordered_time_of};
 use crate::window::KeyTime;
 use crate::StreamsError;
 
@@ -821,10 +822,6 @@ fn take_len(rest: &mut &[u8]) -> Option<usize> {
     take(rest, 4).map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]) as usize)
 }
 
-fn ordered_time(time: i64) -> [u8; 8] {
-    ((time as u64) ^ (1 << 63)).to_be_bytes()
-}
-
 impl<K, V> GraceBuffer<K, V>
 where
     K: 'static,
@@ -886,8 +883,7 @@ where
                 node: self.name.to_string(),
                 reason: format!("malformed grace-buffer entry {stored_key:?}"),
             };
-            let time = stored_key.get(..8).and_then(|b| <[u8; 8]>::try_from(b).ok()).ok_or_else(corrupt)?;
-            let timestamp = (u64::from_be_bytes(time) ^ (1 << 63)) as i64;
+            let timestamp = stored_key.get(..8).and_then(ordered_time_of).ok_or_else(corrupt)?;
             let mut rest = value.as_slice();
             let key = take_len(&mut rest).and_then(|n| take(&mut rest, n)).ok_or_else(corrupt)?.to_vec();
             let count = take_len(&mut rest).ok_or_else(corrupt)?;

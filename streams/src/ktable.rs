@@ -68,9 +68,6 @@ pub struct KTable<K, V> {
     pub(crate) node: NodeId,
     /// The store holding the table, when materialized.
     pub(crate) store: Option<String>,
-    /// The serdes of that store, when it is a key-value store a join may
-    /// read by key (not a windowed table's).
-    pub(crate) lookup: Option<StoreSerdes<K, V>>,
     /// The serdes of the table's keys and values, when known (materialized
     /// tables, windowed ones included): what `suppress` buffers with.
     pub(crate) serdes: Option<StoreSerdes<K, V>>,
@@ -89,7 +86,6 @@ impl<K, V> Clone for KTable<K, V> {
             graph: Rc::clone(&self.graph),
             node: self.node,
             store: self.store.clone(),
-            lookup: self.lookup.clone(),
             serdes: self.serdes.clone(),
             grace: self.grace,
             versioned: self.versioned,
@@ -112,27 +108,27 @@ where
     V: Clone + Send + 'static,
 {
     pub(crate) fn new(graph: Rc<RefCell<Graph>>, node: NodeId, store: Option<String>) -> Self {
-        KTable {
-            graph,
-            node,
-            store,
-            lookup: None,
-            serdes: None,
-            grace: None,
-            versioned: None,
-            _types: PhantomData,
-        }
+        KTable { graph, node, store, serdes: None, grace: None, versioned: None, _types: PhantomData }
     }
 
-    /// This table, its store readable by key with these serdes.
-    pub(crate) fn with_lookup(
+    /// This table, its records (and store) written with these serdes.
+    pub(crate) fn with_serdes(
         mut self,
         key_serde: Arc<dyn Serde<K>>,
         value_serde: Arc<dyn Serde<V>>,
     ) -> Self {
-        self.serdes = Some((Arc::clone(&key_serde), Arc::clone(&value_serde)));
-        self.lookup = Some((key_serde, value_serde));
+        self.serdes = Some((key_serde, value_serde));
         self
+    }
+
+    /// The store to read the table by key from, and its serdes: a
+    /// materialized key-value table's (not a windowed table's, whose store
+    /// keys hold windows).
+    pub(crate) fn lookup(&self) -> Option<(String, StoreSerdes<K, V>)> {
+        match (&self.store, &self.serdes, self.grace) {
+            (Some(store), Some(serdes), None) => Some((store.clone(), serdes.clone())),
+            _ => None,
+        }
     }
 
     /// This table, the result of a windowed aggregation with `grace`, its

@@ -210,8 +210,8 @@ where
         if !Rc::ptr_eq(&self.graph, &other.graph) {
             graph.errors.push(StreamsError::ForeignStream { node: name.clone() });
         }
-        let (Some(left_store), Some((left_ks, left_vs)), Some(right_store), Some((right_ks, right_vs))) =
-            (self.store.clone(), self.lookup.clone(), other.store.clone(), other.lookup.clone())
+        let (Some((left_store, (left_ks, left_vs))), Some((right_store, (right_ks, right_vs)))) =
+            (self.lookup(), other.lookup())
         else {
             graph.errors.push(StreamsError::TableNotMaterialized { node: name });
             drop(graph);
@@ -310,6 +310,6 @@ where
             |store| TableMaterialize { store },
         );
         drop(graph);
-        KTable::new(Rc::clone(&self.graph), node, Some(store)).with_lookup(lookup.0, lookup.1)
+        KTable::new(Rc::clone(&self.graph), node, Some(store)).with_serdes(lookup.0, lookup.1)
     }
 }

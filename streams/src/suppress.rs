@@ -42,6 +42,7 @@ use crate::serdes::Serde;
 use crate::store::cache::EntryContext;
 use crate::store::state::StoreHandle;
 use crate::store::typed::serde_error;
+use crate::store::{ordered_time, ordered_time_of};
 use crate::window::Windowed;
 use crate::StreamsError;
 
@@ -255,15 +256,10 @@ const ENTRY: u8 = b'k';
 const TIME: u8 = b't';
 const STREAM_TIME: &[u8] = b"s";
 
-/// Buffer times in key bytes, ordered as numbers (negative ones first).
-fn time_bytes(time: i64) -> [u8; 8] {
-    ((time as u64) ^ (1 << 63)).to_be_bytes()
-}
-
 fn time_key(time: i64, key: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(9 + key.len());
     out.push(TIME);
-    out.extend_from_slice(&time_bytes(time));
+    out.extend_from_slice(&ordered_time(time));
     out.extend_from_slice(key);
     out
 }
@@ -350,16 +346,17 @@ where
     }
 
     /// The buffer's state, read from the store (after a restore) the first
-    /// time. The time index is rebuilt from the entries: the two are
+    /// time. The time index is checked against the entries: the two are
     /// separate changelog records, and a crash between them may have kept
     /// one without the other.
     fn load(&mut self, ctx: &mut ProcessorContext<'_>) -> Result<(), StreamsError> {
         if self.state.is_some() {
             return Ok(());
         }
-        for (index, _) in ctx.stores.range(self.store, &[TIME], Some(&[TIME + 1]))? {
-            ctx.stores.put(self.store, &index, None, Self::context(0));
-        }
+        // Index keys without their entry go; entries without their index
+        // key get it. A consistent buffer is left untouched.
+        let mut orphans: std::collections::HashSet<Vec<u8>> =
+            ctx.stores.range(self.store, &[TIME], Some(&[TIME + 1]))?.into_iter().map(|(k, _)| k).collect();
         let stream_time = match ctx.stores.get(self.store, STREAM_TIME)? {
             Some(bytes) => {
                 bytes.get(..8).and_then(|b| b.try_into().ok()).map_or(i64::MIN, i64::from_be_bytes)
@@ -369,16 +366,16 @@ where
         let mut state = BufferState { stream_time, earliest: None, records: 0, bytes: 0 };
         for (key, value) in ctx.stores.range(self.store, &[ENTRY], Some(&[ENTRY + 1]))? {
             let entry = Entry::decode(&value).ok_or_else(|| self.corrupt(&key))?;
-            let record_key = key.get(1..).unwrap_or_default();
-            ctx.stores.put(
-                self.store,
-                &time_key(entry.buffer_time, record_key),
-                Some(Vec::new()),
-                Self::context(0),
-            );
+            let index = time_key(entry.buffer_time, key.get(1..).unwrap_or_default());
+            if !orphans.remove(&index) {
+                ctx.stores.put(self.store, &index, Some(Vec::new()), Self::context(0));
+            }
             state.records += 1;
             state.bytes += (key.len() + value.len()) as u64;
             state.earliest = Some(state.earliest.map_or(entry.buffer_time, |e| e.min(entry.buffer_time)));
+        }
+        for index in orphans {
+            ctx.stores.put(self.store, &index, None, Self::context(0));
         }
         self.state = Some(state);
         Ok(())
@@ -486,9 +483,10 @@ where
             let high = low.saturating_add(width);
             let to = if high == i64::MAX { vec![TIME + 1] } else { time_key(high, &[]) };
             if let Some((index, _)) = ctx.stores.range(self.store, &from, Some(&to))?.into_iter().next() {
-                if let (Some(state), Some(time)) = (self.state.as_mut(), index.get(1..9)) {
+                if let (Some(state), Some(time)) =
+                    (self.state.as_mut(), index.get(1..9).and_then(ordered_time_of))
+                {
                     // What is left starts no earlier than this entry.
-                    let time = (u64::from_be_bytes(time.try_into().expect("8 bytes")) ^ (1 << 63)) as i64;
                     state.earliest = Some(time);
                 }
                 return Ok(Some(index));

@@ -13,7 +13,7 @@ use crate::metrics::{Counters, StreamsMetrics};
 use crate::record::{ConsumedRecord, Headers, Record, RecordCollector, SinkRecord};
 use crate::serdes::Serde;
 use crate::store::changelog_topic;
-use crate::store::global::{GlobalStore, GlobalStores};
+use crate::store::global::GlobalStores;
 use crate::store::kv::{KeyValueStore, StoreReader};
 use crate::store::state::StoreHandle;
 use crate::store::window_view::{SessionStore, View, WindowStore};
@@ -404,7 +404,10 @@ impl TopologyTestDriver {
             state.tasks.iter().enumerate().find_map(|(t, task)| task.stores().find(name).map(|s| (t, s)));
         if found.is_none() {
             if let Some(global) = state.globals.find(name) {
-                return Ok((global.topic().to_string(), Box::new(GlobalReader(Arc::clone(global)))));
+                return Ok((
+                    global.topic().to_string(),
+                    crate::store::global::global_reader(Arc::clone(global)),
+                ));
             }
         }
         let Some((task, store)) = found else {
@@ -470,28 +473,6 @@ struct DriverStore {
     state: Rc<RefCell<DriverState>>,
     task: usize,
     store: StoreHandle,
-}
-
-/// Reads a global store.
-struct GlobalReader(Arc<GlobalStore>);
-
-/// A byte reader of a global store (for the runtime's interactive reads).
-pub(crate) fn global_reader(store: Arc<GlobalStore>) -> Box<dyn StoreReader> {
-    Box::new(GlobalReader(store))
-}
-
-impl StoreReader for GlobalReader {
-    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StreamsError> {
-        self.0.get(key)
-    }
-
-    fn all(&self) -> Result<crate::store::Entries, StreamsError> {
-        self.0.all()
-    }
-
-    fn range(&self, from: &[u8], to: Option<&[u8]>) -> Result<crate::store::Entries, StreamsError> {
-        self.0.range(from, to)
-    }
 }
 
 /// Drops the first `skip` bytes (a timestamp) of each value.

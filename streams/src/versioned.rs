@@ -44,17 +44,8 @@ use crate::serdes::Serde;
 use crate::store::cache::EntryContext;
 use crate::store::state::StoreHandle;
 use crate::store::typed::{serde_error, TypedStore};
+use crate::store::{ordered_time, ordered_time_of};
 use crate::StreamsError;
-
-/// Times in key bytes, ordered as numbers.
-fn time_bytes(time: i64) -> [u8; 8] {
-    ((time as u64) ^ (1 << 63)).to_be_bytes()
-}
-
-fn time_of(bytes: &[u8]) -> Option<i64> {
-    let raw = u64::from_be_bytes(bytes.try_into().ok()?);
-    Some((raw ^ (1 << 63)) as i64)
-}
 
 /// `len(key) ‖ key`: every version of the key starts with it.
 fn key_prefix(key: &[u8]) -> Vec<u8> {
@@ -67,7 +58,7 @@ fn key_prefix(key: &[u8]) -> Vec<u8> {
 fn version_key(prefix: &[u8], time: i64) -> Vec<u8> {
     let mut out = Vec::with_capacity(prefix.len() + 8);
     out.extend_from_slice(prefix);
-    out.extend_from_slice(&time_bytes(time));
+    out.extend_from_slice(&ordered_time(time));
     out
 }
 
@@ -121,7 +112,7 @@ impl<K: 'static, V: 'static> VersionedStore<K, V> {
         let end = version_key(&self.prefix, i64::MAX);
         let mut versions = Vec::new();
         for (key, value) in ctx.stores.range(self.handle, &self.prefix, Some(&end))? {
-            let Some(time) = key.get(self.prefix.len()..).and_then(time_of) else { continue };
+            let Some(time) = key.get(self.prefix.len()..).and_then(ordered_time_of) else { continue };
             let value = match value.split_first() {
                 Some((1, rest)) => Some(rest.to_vec()),
                 _ => None,
@@ -362,7 +353,7 @@ where
         share: share::<K, Option<V>>,
     });
     drop(graph);
-    let mut table = KTable::new(Rc::clone(graph_rc), node, Some(store)).with_lookup(ks, vs);
+    let mut table = KTable::new(Rc::clone(graph_rc), node, Some(store)).with_serdes(ks, vs);
     table.versioned = Some(history);
     table
 }

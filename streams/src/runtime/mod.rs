@@ -195,7 +195,7 @@ impl Streams {
         }
         let globals = self.globals.lock().unwrap_or_else(PoisonError::into_inner).clone();
         if let Some(global) = globals.as_ref().and_then(|g| g.find(name)) {
-            let reader = crate::test_driver::global_reader(Arc::clone(global));
+            let reader = crate::store::global::global_reader(Arc::clone(global));
             return Ok((global.topic().to_string(), reader));
         }
         if self.topology.subtopology_of_store(name).is_none() {
@@ -236,7 +236,9 @@ impl Streams {
         params: StoreQueryParameters<K, V>,
     ) -> Result<crate::KeyValueStore<K, V>, StreamsError> {
         let (topic, reader) = self.store_reader(&params.name)?;
-        Ok(queries::key_value_view(topic, reader, params))
+        let crate::store::window_view::View { name, topic, reader, key_serde, value_serde } =
+            queries::view(topic, reader, params);
+        Ok(crate::KeyValueStore { name, topic, reader, key_serde, value_serde })
     }
 
     /// As [`store`](Self::store), for a window store (a windowed
@@ -249,7 +251,7 @@ impl Streams {
         params: StoreQueryParameters<K, V>,
     ) -> Result<crate::WindowStore<K, V>, StreamsError> {
         let (topic, reader) = self.store_reader(&params.name)?;
-        Ok(queries::window_view(topic, reader, params))
+        Ok(crate::WindowStore(queries::view(topic, reader, params)))
     }
 
     /// As [`store`](Self::store), for a session store.
@@ -261,7 +263,7 @@ impl Streams {
         params: StoreQueryParameters<K, V>,
     ) -> Result<crate::SessionStore<K, V>, StreamsError> {
         let (topic, reader) = self.store_reader(&params.name)?;
-        Ok(queries::session_view(topic, reader, params))
+        Ok(crate::SessionStore(queries::view(topic, reader, params)))
     }
 
     /// Which instance holds `key` of store `store` (Kafka's

@@ -26,8 +26,8 @@ use std::sync::{mpsc, Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use crate::serdes::Serde;
-use crate::store::kv::{KeyValueStore, StoreReader};
-use crate::store::window_view::{SessionStore, View, WindowStore};
+use crate::store::kv::StoreReader;
+use crate::store::window_view::View;
 use crate::store::Entries;
 use crate::task::StreamTask;
 use crate::StreamsError;
@@ -247,45 +247,11 @@ pub(crate) fn server_of_client_id(client_id: &str) -> Option<HostInfo> {
     HostInfo::parse(client_id.rsplit_once('@')?.1)
 }
 
-/// The typed views a [`RuntimeStoreReader`] backs.
-pub(crate) fn key_value_view<K, V>(
+/// The typed view over `reader` that the store views wrap.
+pub(crate) fn view<K, V>(
     topic: String,
     reader: Box<dyn StoreReader>,
     params: StoreQueryParameters<K, V>,
-) -> KeyValueStore<K, V> {
-    KeyValueStore {
-        name: params.name,
-        topic,
-        reader,
-        key_serde: params.key_serde,
-        value_serde: params.value_serde,
-    }
-}
-
-pub(crate) fn window_view<K, V>(
-    topic: String,
-    reader: Box<dyn StoreReader>,
-    params: StoreQueryParameters<K, V>,
-) -> WindowStore<K, V> {
-    WindowStore(View {
-        name: params.name,
-        topic,
-        reader,
-        key_serde: params.key_serde,
-        value_serde: params.value_serde,
-    })
-}
-
-pub(crate) fn session_view<K, V>(
-    topic: String,
-    reader: Box<dyn StoreReader>,
-    params: StoreQueryParameters<K, V>,
-) -> SessionStore<K, V> {
-    SessionStore(View {
-        name: params.name,
-        topic,
-        reader,
-        key_serde: params.key_serde,
-        value_serde: params.value_serde,
-    })
+) -> View<K, V> {
+    View { name: params.name, topic, reader, key_serde: params.key_serde, value_serde: params.value_serde }
 }

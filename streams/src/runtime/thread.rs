@@ -424,13 +424,14 @@ async fn adopt_assignment(
         }
         info!(thread = %spec.name, tasks = ?leaving, "closed revoked tasks");
     }
+    let mut created = Vec::new();
     for id in &wanted {
         if tasks.contains_key(id) {
             continue;
         }
+        created.push(*id);
         let mut task = open_task(spec, *id).await?.with_metrics(Arc::clone(&spec.metrics));
         let checkpoint = restore(spec, &mut task).await?;
-        resume_stream_time(consumer, &mut task, *id);
         debug!(thread = %spec.name, task = %id, "created task");
         tasks.insert(
             *id,
@@ -443,6 +444,7 @@ async fn adopt_assignment(
             },
         );
     }
+    resume_stream_times(consumer, tasks, &created);
     // `statestore.cache.max.bytes` bounds the whole instance, as in Kafka:
     // each thread gets an even share, and each of its tasks an even part.
     let per_thread = spec.config.cache_max_bytes() as usize / spec.config.num_stream_threads().max(1);
@@ -464,25 +466,44 @@ fn stream_time_metadata(stream_time: i64) -> String {
 
 const STREAM_TIME_PREFIX: &str = "runnel.stream.time=";
 
-/// Gives a new task the stream time committed with its input partitions
-/// (the largest); a task never committed starts from none.
-fn resume_stream_time(consumer: &runnel_core::client::Consumer, task: &mut StreamTask, id: TaskId) {
-    let tps: Vec<TopicPartition> = task.topics().map(|t| TopicPartition::new(t, id.partition)).collect();
+/// Gives new tasks the stream time committed with their input partitions
+/// (the largest of each task's), asking for all of them at once; a task
+/// never committed starts from none.
+fn resume_stream_times(
+    consumer: &runnel_core::client::Consumer,
+    tasks: &mut BTreeMap<TaskId, ActiveTask>,
+    created: &[TaskId],
+) {
+    let tps: Vec<TopicPartition> = created
+        .iter()
+        .filter_map(|id| tasks.get(id).map(|a| (id, a)))
+        .flat_map(|(id, a)| {
+            a.task.topics().map(move |t| TopicPartition::new(t, id.partition)).collect::<Vec<_>>()
+        })
+        .collect();
+    if tps.is_empty() {
+        return;
+    }
     let committed = match consumer.committed(&tps) {
         Ok(committed) => committed,
         Err(e) => {
-            debug!(task = %id, error = %e, "no committed stream time");
+            debug!(error = %e, "no committed stream time");
             return;
         }
     };
-    let resumed = committed
-        .values()
-        .flatten()
-        .filter_map(|c| c.metadata.strip_prefix(STREAM_TIME_PREFIX).and_then(|t| t.parse::<i64>().ok()))
-        .max();
-    if let Some(time) = resumed {
-        task.resume_stream_time(time);
-        debug!(task = %id, stream_time = time, "resumed the committed stream time");
+    for (tp, offset) in committed {
+        let Some(time) = offset
+            .and_then(|c| c.metadata.strip_prefix(STREAM_TIME_PREFIX).and_then(|t| t.parse::<i64>().ok()))
+        else {
+            continue;
+        };
+        let owner = created.iter().find(|id| {
+            id.partition == tp.partition
+                && tasks.get(id).is_some_and(|a| a.task.topics().any(|t| t == tp.topic))
+        });
+        if let Some(active) = owner.and_then(|id| tasks.get_mut(id)) {
+            active.task.resume_stream_time(time);
+        }
     }
 }
 

@@ -149,3 +149,26 @@ impl GlobalStores {
         checkpoint::write(&path, offsets)
     }
 }
+
+/// Reads a global store's bytes (for the test driver's and the runtime's
+/// store views).
+struct GlobalReader(Arc<GlobalStore>);
+
+/// A byte reader of a global store.
+pub(crate) fn global_reader(store: Arc<GlobalStore>) -> Box<dyn crate::store::kv::StoreReader> {
+    Box::new(GlobalReader(store))
+}
+
+impl crate::store::kv::StoreReader for GlobalReader {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StreamsError> {
+        self.0.get(key)
+    }
+
+    fn all(&self) -> Result<crate::store::Entries, StreamsError> {
+        self.0.all()
+    }
+
+    fn range(&self, from: &[u8], to: Option<&[u8]>) -> Result<crate::store::Entries, StreamsError> {
+        self.0.range(from, to)
+    }
+}

@@ -34,6 +34,19 @@ pub(crate) mod window_view;
 /// A store's keys and values, in key-byte order.
 pub(crate) type Entries = Vec<(Vec<u8>, Vec<u8>)>;
 
+/// A time as 8 key bytes that sort as the times do (negative ones first):
+/// the sign bit flipped, big-endian. Buffers and versioned stores order
+/// their keys by time with it.
+pub(crate) fn ordered_time(time: i64) -> [u8; 8] {
+    ((time as u64) ^ (1 << 63)).to_be_bytes()
+}
+
+/// The time of [`ordered_time`] bytes (`None` unless 8 bytes).
+pub(crate) fn ordered_time_of(bytes: &[u8]) -> Option<i64> {
+    let raw = u64::from_be_bytes(bytes.try_into().ok()?);
+    Some((raw ^ (1 << 63)) as i64)
+}
+
 /// The changelog topic of store `store` in application `application_id`.
 pub(crate) fn changelog_topic(application_id: &str, store: &str) -> String {
     format!("{application_id}-{store}-changelog")
