@@ -110,13 +110,22 @@ async fn run_app(
     let streams = Streams::new(builder.build().unwrap(), config, cluster.clone()).unwrap();
     let start = Instant::now();
     streams.start().await.unwrap();
+    let mut first = None;
     while streams.metrics().process_total < inputs {
         assert!(streams.errors().is_empty(), "{:?}", streams.errors());
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        if first.is_none() && streams.metrics().process_total > 0 {
+            first = Some(start.elapsed().as_secs_f64());
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
     }
+    let processed = start.elapsed().as_secs_f64();
     let dropped = streams.metrics().dropped_records_total;
     streams.close().await.unwrap();
     let secs = start.elapsed().as_secs_f64();
+    println!(
+        "    first record processed {:.2} s after start, all processed at {processed:.2} s, closed at {secs:.2} s",
+        first.unwrap_or(processed)
+    );
     Run {
         rate: rate_of as f64 / secs,
         out: total_end_offsets(cluster, out).await,

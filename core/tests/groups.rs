@@ -139,6 +139,40 @@ async fn members_split_partitions_and_the_survivor_takes_over_when_one_leaves() 
     a.stop().await.close().await.unwrap();
 }
 
+/// A stable member learns of a new member's join from its next poll, not
+/// from its next heartbeat: with a one-minute heartbeat interval the
+/// rebalance still completes within seconds (it waited a full interval
+/// before the embedded consumer watched the group while polling).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stable_member_rejoins_from_its_poll_without_waiting_for_a_heartbeat() {
+    let _serial = SERIAL.lock().await;
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = open(dir.path()).await;
+    cluster.broker().unwrap().create_topic(NewTopic::new("t", 4)).unwrap();
+    let slow_heartbeat = || {
+        ConsumerConfig::group("g")
+            .strategy(AssignmentStrategy::Range)
+            .set("session.timeout.ms", "120000")
+            .unwrap()
+            .set("heartbeat.interval.ms", "60000")
+            .unwrap()
+    };
+    let a = Member::start(&cluster, slow_heartbeat(), &["t"]);
+    eventually("a owns all 4", || a.assignment().len() == 4).await;
+    let b = Member::start(&cluster, slow_heartbeat(), &["t"]);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while sizes(&[&a, &b]) != vec![2, 2] {
+        assert!(
+            Instant::now() < deadline,
+            "no rebalance 10 s after b joined (heartbeats every 60 s): {:?}",
+            sizes(&[&a, &b])
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    b.stop().await.close().await.unwrap();
+    a.stop().await.close().await.unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_crashed_member_is_detected_by_session_timeout() {
     if common::skip_on_kafka(

@@ -137,6 +137,11 @@ impl RecordCache {
     /// `None` when the cache does not know the key.
     #[inline]
     pub(crate) fn get(&self, key: &[u8]) -> Option<Option<&[u8]>> {
+        // After a flush the index is empty but keeps its capacity: a probe
+        // would still touch a random slot of a large table.
+        if self.entries.is_empty() {
+            return None;
+        }
         let i = *self.index.get(key)?;
         self.last_hit.set(Some(i));
         Some(self.entries[i].value.as_deref())

@@ -14,7 +14,7 @@ use super::super::{AssignmentStrategy, ConsumerConfig, ConsumerRecord, OffsetRes
 use super::fetch::PartitionState;
 use super::membership::{self, Membership, Phase};
 use super::{OffsetAndTimestamp, RebalanceListener};
-use crate::broker::group::{JoinRequest, SyncOutcome};
+use crate::broker::group::{HeartbeatOutcome, JoinRequest, SyncOutcome};
 use crate::broker::{is_internal, OffsetAndMetadata};
 use crate::topic::TopicPartition;
 use crate::{Error, Result};
@@ -517,6 +517,22 @@ impl EmbeddedConsumer {
         let counts = |t: &str| broker.partition_count(t).ok();
         let g = self.group.as_mut().expect("subscriptions need a group");
         g.ensure_heartbeat(&cluster, heartbeat, max_poll);
+        // The group changed since this member last looked (another member
+        // joined or left): ask the coordinator now rather than at the next
+        // heartbeat, so a stable member rejoins a new rebalance within a
+        // poll instead of up to `heartbeat.interval.ms` later (the
+        // coordinator is in-process; the call is a lock and a map lookup).
+        let group_moved = g.changes.as_ref().is_some_and(|c| c.has_changed().unwrap_or(false));
+        if group_moved && g.phase == Phase::Stable {
+            if let Some(member) = g.member_id.clone() {
+                match broker.groups().heartbeat(&g.group_id, &member, g.generation, broker.now_ms(), &counts)
+                {
+                    HeartbeatOutcome::Ok => {}
+                    HeartbeatOutcome::Rejoin => g.shared.rejoin.store(true, Ordering::Release),
+                    HeartbeatOutcome::UnknownMember => g.shared.lost.store(true, Ordering::Release),
+                }
+            }
+        }
         g.refresh_changes(&cluster);
 
         if g.shared.lost.swap(false, Ordering::AcqRel) {
