@@ -139,6 +139,12 @@ fn config(app: &str, dir: &std::path::Path, threads: usize) -> StreamsConfig {
     StreamsConfig::new(app).with_state_dir(dir.join("state")).with_num_stream_threads(threads)
 }
 
+/// `statestore.cache.max.bytes` of (c), from `RUNNEL_BENCH_CACHE_MB`
+/// (default 64, as part (b)).
+fn join_cache_bytes() -> u64 {
+    std::env::var("RUNNEL_BENCH_CACHE_MB").ok().and_then(|v| v.parse::<u64>().ok()).unwrap_or(64) << 20
+}
+
 /// Prints the medians against the ceiling and checks the 0.5× target.
 fn summary(part: &str, what: &str, ceiling: f64, one: &[f64], two: &[f64]) {
     let runs = one.len();
@@ -243,7 +249,8 @@ pub async fn stream_stream(cluster: &Cluster, dir: &std::path::Path, n: u64) {
             )
             .to(out.clone(), Produced::with(Serdes::string(), Serdes::string()));
             let app = format!("bench-ssjoin-{threads}-{run}");
-            let r = run_app(cluster, b, config(&app, dir, threads), 2 * per_side, 2 * per_side, &out).await;
+            let config = config(&app, dir, threads).with_cache_max_bytes(join_cache_bytes());
+            let r = run_app(cluster, b, config, 2 * per_side, 2 * per_side, &out).await;
             println!(
                 "(c) run {run}: streams join, {threads} thread(s): {:.2}M records/s in ({:.2}x the ceiling); {} pairs out ({}), {} dropped; peak RSS {:.0} MiB (RSS at start {:.0} MiB)",
                 r.rate / 1e6,

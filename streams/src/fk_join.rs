@@ -518,6 +518,7 @@ where
             timestamped: false,
             typed: None,
             internal: true,
+            window_cache: false,
         });
 
         // 1. Left updates to subscriptions (and local results).

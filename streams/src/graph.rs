@@ -165,6 +165,11 @@ pub(crate) struct StoreDef {
     /// windows, buffers, versions) that the interactive-query views cannot
     /// read.
     pub(crate) internal: bool,
+    /// Whether the store is a stream-stream join's window store, read one
+    /// key's time range per record: its cache is a
+    /// [`WindowCache`](crate::store::window_cache::WindowCache), which
+    /// keeps flushed entries readable.
+    pub(crate) window_cache: bool,
 }
 
 /// A store's serdes with their types erased; a typed handle downcasts
@@ -229,6 +234,7 @@ impl Graph {
             timestamped: false,
             typed: None,
             internal: false,
+            window_cache: false,
         });
     }
 

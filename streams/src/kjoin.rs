@@ -607,6 +607,9 @@ where
             graph.add_store(store, true);
             graph.set_store_internal(store);
             graph.set_store_layout(store, Segmenting::new(retention, KeyTime::WindowStart), true, false);
+            if let Some(def) = graph.stores.iter_mut().find(|s| &s.name == store) {
+                def.window_cache = true;
+            }
         }
         if let Some(shared) = &shared_store {
             graph.add_store(shared, true);

@@ -500,6 +500,7 @@ impl StreamTask {
             self.stores.slots.iter_mut().find(|s| s.changelog == changelog_topic).ok_or_else(|| {
                 StreamsError::UnknownChangelog { task: id.to_string(), topic: changelog_topic.to_string() }
             })?;
+        slot.cache.bypassed(key);
         slot.rocks.write([(key, value)])
     }
 
@@ -712,7 +713,7 @@ mod tests {
             task.restore(topic, key.as_deref().unwrap(), value.as_deref()).unwrap();
         }
         let slot = &task.stores().slots[0];
-        assert_eq!(slot.rocks.segment_names(), vec!["segment-0", "segment-60000"]);
+        assert_eq!(slot.rocks.segment_starts(), vec![0, 60_000]);
         let key0 = [b"k".as_slice(), &0i64.to_be_bytes(), &[0; 4]].concat();
         let store = task.stores().find("w").unwrap();
         let count = task

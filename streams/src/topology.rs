@@ -14,12 +14,13 @@ use crate::graph::{
 };
 use crate::processor::TaskId;
 use crate::source_sink::SourceProcessor;
-use crate::store::cache::RecordCache;
+use crate::store::cache::{RecordCache, StoreCache};
 use crate::store::changelog_topic;
 use crate::store::global::GlobalStores;
 use crate::store::memory::SharedMemory;
 use crate::store::rocks::RocksStore;
 use crate::store::state::{StoreSlot, TaskStores};
+use crate::store::window_cache::WindowCache;
 use crate::task::StreamTask;
 use crate::StreamsError;
 
@@ -400,10 +401,15 @@ impl Topology {
                 let rocks =
                     RocksStore::open_segmented(name, &task_dir.join(name), Arc::clone(&memory), segmenting)?;
                 let budget = if caching { share } else { 0 };
-                let cache = if def.is_some_and(|s| s.ranged) {
-                    RecordCache::new_ordered(budget)
-                } else {
-                    RecordCache::new(budget)
+                let cache = match (def, segmenting) {
+                    (Some(d), Some(segments)) if d.window_cache => {
+                        // Entries written before this start (on disk)
+                        // are RocksDB's alone.
+                        let complete_from = rocks.segments_end().unwrap_or(i64::MIN);
+                        StoreCache::Windows(WindowCache::new(budget, segments.retention, complete_from))
+                    }
+                    (Some(d), _) if d.ranged => StoreCache::Records(RecordCache::new_ordered(budget)),
+                    _ => StoreCache::Records(RecordCache::new(budget)),
                 };
                 let value_offset = if def.is_some_and(|s| s.timestamped) { 8 } else { 0 };
                 stores.slots.push(StoreSlot {

@@ -323,6 +323,7 @@ where
         timestamped: false,
         typed: None,
         internal: true,
+        window_cache: false,
     });
     let history = i64::try_from(history.as_millis()).unwrap_or(i64::MAX);
     let ks = materialized.key_serde.unwrap_or(serdes.0);

@@ -14,6 +14,7 @@
 use std::collections::{BTreeSet, HashMap};
 
 use crate::record::Headers;
+use crate::store::window_cache::WindowCache;
 
 /// Where the latest update of a key came from; flushed records carry it
 /// downstream like Kafka's `LRUCacheEntry` record context.
@@ -223,6 +224,104 @@ impl RecordCache {
         }
         self.bytes = 0;
         std::mem::take(&mut self.entries)
+    }
+}
+
+/// A store's cache: the plain [`RecordCache`], or for a stream-stream
+/// join's window stores the [`WindowCache`], which keeps flushed entries
+/// readable.
+#[derive(Debug)]
+pub(crate) enum StoreCache {
+    Records(RecordCache),
+    Windows(WindowCache),
+}
+
+impl StoreCache {
+    /// See [`RecordCache::get`] and [`WindowCache::get`].
+    #[inline]
+    pub(crate) fn get(&self, key: &[u8]) -> Option<Option<&[u8]>> {
+        match self {
+            StoreCache::Records(c) => c.get(key),
+            StoreCache::Windows(c) => c.get(key),
+        }
+    }
+
+    /// Caches the latest value of `key`; returns whether the task should
+    /// flush. `old` is the key's stored value if the caller just read it.
+    #[inline]
+    pub(crate) fn put(
+        &mut self,
+        key: &[u8],
+        value: Option<Vec<u8>>,
+        context: EntryContext,
+        old: Option<Option<Vec<u8>>>,
+    ) -> bool {
+        match self {
+            StoreCache::Records(c) => c.put(key, value, context, old),
+            StoreCache::Windows(c) => c.put(key, value, context),
+        }
+    }
+
+    /// Whether nothing waits to be flushed.
+    pub(crate) fn is_empty(&self) -> bool {
+        match self {
+            StoreCache::Records(c) => c.is_empty(),
+            StoreCache::Windows(c) => c.is_empty(),
+        }
+    }
+
+    /// Changes the budget.
+    pub(crate) fn set_max_bytes(&mut self, max_bytes: usize) {
+        match self {
+            StoreCache::Records(c) => c.set_max_bytes(max_bytes),
+            StoreCache::Windows(c) => c.set_max_bytes(max_bytes),
+        }
+    }
+
+    /// The unflushed entries, in first-written order.
+    pub(crate) fn drain(&mut self) -> Vec<DirtyEntry> {
+        match self {
+            StoreCache::Records(c) => c.drain(),
+            StoreCache::Windows(c) => c.drain(),
+        }
+    }
+
+    /// The entries from `from` to `to` when the cache alone holds them all.
+    pub(crate) fn complete_range(&self, from: &[u8], to: Option<&[u8]>) -> Option<super::Entries> {
+        match self {
+            StoreCache::Records(_) => None,
+            StoreCache::Windows(c) => c.complete_range(from, to),
+        }
+    }
+
+    /// Lays the cached entries from `from` to `to` (`None`: no bound) over
+    /// `entries` read from RocksDB.
+    pub(crate) fn overlay(
+        &self,
+        from: &[u8],
+        to: Option<&[u8]>,
+        entries: &mut std::collections::BTreeMap<Vec<u8>, Vec<u8>>,
+    ) {
+        let mut apply = |key: &[u8], value: Option<&[u8]>| {
+            match value {
+                Some(value) => entries.insert(key.to_vec(), value.to_vec()),
+                None => entries.remove(key),
+            };
+        };
+        match self {
+            StoreCache::Records(c) if from.is_empty() && to.is_none() => {
+                c.entries().for_each(|(k, v)| apply(k, v));
+            }
+            StoreCache::Records(c) => c.range(from, to).for_each(|(k, v)| apply(k, v)),
+            StoreCache::Windows(c) => c.overlay(from, to, entries),
+        }
+    }
+
+    /// A write that reached RocksDB around the cache (a restore).
+    pub(crate) fn bypassed(&mut self, key: &[u8]) {
+        if let StoreCache::Windows(c) = self {
+            c.bypassed(key);
+        }
     }
 }
 

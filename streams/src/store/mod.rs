@@ -29,6 +29,7 @@ pub(crate) mod memory;
 pub(crate) mod rocks;
 pub(crate) mod state;
 pub(crate) mod typed;
+pub(crate) mod window_cache;
 pub(crate) mod window_view;
 
 /// A store's keys and values, in key-byte order.

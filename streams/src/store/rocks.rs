@@ -3,15 +3,21 @@
 //!
 //! # Segments (window and session stores)
 //!
-//! A segmented store keeps each time range of `interval` milliseconds in
-//! its own column family (`segment-<start>`), placed by the time in each
-//! key ([`KeyTime`]). The store tracks the largest time it was written
-//! (its observed stream time); a segment whose whole range lies before
-//! `observed - retention` is dropped with one `drop_cf`, so expiring old
-//! windows costs no per-key deletes (Kafka's segmented bytes store).
-//! Writes into a dropped range are skipped.
+//! A segmented store splits time into ranges of `interval` milliseconds,
+//! placed by the time in each key ([`KeyTime`]), and stores each key under
+//! its segment's id: `segment id (8 bytes, ordered) ‖ key`, all in one
+//! column family. The store tracks the largest time it was written (its
+//! observed stream time); segments whose whole range lies before
+//! `observed - retention` are removed with one range delete, so expiring
+//! old windows costs no per-key deletes (Kafka's segmented bytes store).
+//! Writes into a removed range are skipped.
+//!
+//! An earlier layout kept each segment in a column family of its own; but
+//! RocksDB rewrites and syncs its OPTIONS file on every column family
+//! created or dropped, which took a third of a stream-stream join's time
+//! when event time moved fast. Stores of that layout are converted when
+//! opened.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -65,24 +71,35 @@ impl Segmenting {
     }
 }
 
-/// The live segments of a segmented store.
+/// The segments of a segmented store.
 struct Segments {
     spec: Segmenting,
-    /// Segment id → column family name.
-    live: BTreeMap<i64, String>,
     /// Largest key time written.
     observed: i64,
+    /// Segments before this id have been removed.
+    removed_below: i64,
+    /// The newest segment written, if any.
+    newest: Option<i64>,
 }
 
 impl Segments {
-    fn cf_name(&self, id: i64) -> String {
-        format!("segment-{}", id * self.spec.interval)
-    }
-
     /// The smallest segment id still live at the observed time.
     fn min_live(&self) -> i64 {
         self.spec.segment_id(self.observed.saturating_sub(self.spec.retention))
     }
+}
+
+/// The stored key of `key` in segment `id`.
+fn segment_key(id: i64, key: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(8 + key.len());
+    out.extend_from_slice(&crate::store::ordered_time(id));
+    out.extend_from_slice(key);
+    out
+}
+
+/// The segment id of a stored key.
+fn segment_of(stored: &[u8]) -> Option<i64> {
+    crate::store::ordered_time_of(stored.get(..8)?)
 }
 
 /// A byte-level key-value store in its own RocksDB directory.
@@ -144,7 +161,7 @@ impl RocksStore {
         } else {
             Vec::new()
         };
-        let db = if existing.is_empty() {
+        let mut db = if existing.is_empty() {
             DB::open(&options, path)
         } else {
             DB::open_cf(&options, path, &existing)
@@ -152,19 +169,28 @@ impl RocksStore {
         .map_err(|e| fail("open", e.to_string()))?;
         let mut write_options = WriteOptions::default();
         write_options.disable_wal(true);
-        let segments = segmenting.map(|spec| {
-            let mut live = BTreeMap::new();
-            let mut observed = i64::MIN;
-            for cf in &existing {
-                if let Some(start) = cf.strip_prefix("segment-").and_then(|s| s.parse::<i64>().ok()) {
-                    live.insert(spec.segment_id(start), cf.clone());
-                    observed = observed.max(start);
-                }
+        let segments = match segmenting {
+            None => None,
+            Some(spec) => {
+                convert_segment_families(&mut db, &existing, spec, &write_options)
+                    .map_err(|e| fail("convert segment column families", e.to_string()))?;
+                // The observed time restarts at the newest segment's start
+                // (a lower bound): expiry is at most one segment late after
+                // a reopen.
+                let mut first = db.iterator(IteratorMode::Start);
+                let oldest = first.next().transpose().map_err(|e| fail("open", e.to_string()))?;
+                let mut last = db.iterator(IteratorMode::End);
+                let newest = last.next().transpose().map_err(|e| fail("open", e.to_string()))?;
+                let newest = newest.and_then(|(k, _)| segment_of(&k));
+                let oldest = oldest.and_then(|(k, _)| segment_of(&k));
+                Some(Segments {
+                    spec,
+                    observed: newest.map_or(i64::MIN, |id| id.saturating_mul(spec.interval)),
+                    removed_below: oldest.unwrap_or(i64::MIN),
+                    newest,
+                })
             }
-            Segments { spec, live, observed }
-        });
-        // The observed time restarts at the newest segment's start (a lower
-        // bound): expiry is at most one segment late after a reopen.
+        };
         Ok(RocksStore {
             name: name.to_string(),
             path: path.to_path_buf(),
@@ -205,31 +231,24 @@ impl RocksStore {
         key: &[u8],
         read: impl FnOnce(Option<&[u8]>) -> Result<T, StreamsError>,
     ) -> Result<T, StreamsError> {
-        if self.segments.is_some() {
-            return read(self.get(key)?.as_deref());
-        }
+        let stored;
+        let key = match &self.segments {
+            None => key,
+            Some(segments) => match stored_key(segments, key) {
+                Some(k) => {
+                    stored = k;
+                    &stored[..]
+                }
+                None => return read(None),
+            },
+        };
         let pinned = self.db.get_pinned(key).map_err(|e| self.error("read", e))?;
         read(pinned.as_deref())
     }
 
+    /// The value of `key`, if any.
     pub(crate) fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StreamsError> {
-        let Some(segments) = &self.segments else {
-            return self.db.get(key).map_err(|e| self.error("read", e));
-        };
-        let Some(time) = segments.spec.time.of(key) else { return Ok(None) };
-        match segments.live.get(&segments.spec.segment_id(time)) {
-            None => Ok(None),
-            Some(cf) => self.db.get_cf(self.cf(cf)?, key).map_err(|e| self.error("read", e)),
-        }
-    }
-
-    fn cf(&self, name: &str) -> Result<&rocksdb::ColumnFamily, StreamsError> {
-        self.db.cf_handle(name).ok_or_else(|| StreamsError::Store {
-            store: self.name.clone(),
-            path: self.path.clone(),
-            op: "find column family",
-            reason: format!("segment {name} is not open"),
-        })
+        self.read(key, |value| Ok(value.map(<[u8]>::to_vec)))
     }
 
     /// Writes puts (`Some`) and deletes (`None`) atomically. In a segmented
@@ -266,6 +285,7 @@ impl RocksStore {
         let times: Vec<Option<i64>> = entries.iter().map(|(k, _)| segments.spec.time.of(k)).collect();
         segments.observed = times.iter().flatten().fold(segments.observed, |a, &t| a.max(t));
         let min_live = segments.min_live();
+        let mut stored = Vec::new();
         for (&(key, value), time) in entries.iter().zip(times) {
             let Some(time) = time else {
                 return Err(StreamsError::Store {
@@ -279,31 +299,46 @@ impl RocksStore {
             if id < min_live {
                 continue;
             }
-            if !segments.live.contains_key(&id) {
-                let name = segments.cf_name(id);
-                self.db.create_cf(&name, &Options::default()).map_err(|e| self.error("create segment", e))?;
-                segments.live.insert(id, name);
-            }
-            let cf = self.cf(&segments.live[&id])?;
+            segments.newest = segments.newest.max(Some(id));
+            stored.clear();
+            stored.extend_from_slice(&crate::store::ordered_time(id));
+            stored.extend_from_slice(key);
             match value {
-                Some(value) => batch.put_cf(cf, key, value),
-                None => batch.delete_cf(cf, key),
+                Some(value) => batch.put(&stored, value),
+                None => batch.delete(&stored),
             }
+        }
+        // Segments that fell out of the retention go in one range delete.
+        if segments.newest.is_some() && segments.removed_below < min_live {
+            let from = crate::store::ordered_time(segments.removed_below);
+            batch.delete_range(from, crate::store::ordered_time(min_live));
+            segments.removed_below = min_live;
         }
         let batch = std::mem::take(batch);
-        self.db.write_opt(batch, &self.write_options).map_err(|e| self.error("write", e))?;
-        let expired: Vec<i64> = segments.live.range(..min_live).map(|(&id, _)| id).collect();
-        for id in expired {
-            let name = segments.live.remove(&id).expect("listed above");
-            self.db.drop_cf(&name).map_err(|e| self.error("drop segment", e))?;
-        }
-        Ok(())
+        self.db.write_opt(batch, &self.write_options).map_err(|e| self.error("write", e))
     }
 
-    /// Names of the live segments, oldest first (empty for a plain store).
+    /// Starts of the segments that hold keys, oldest first (empty for a
+    /// plain store).
     #[cfg_attr(not(test), allow(dead_code, reason = "for tests"))]
-    pub(crate) fn segment_names(&self) -> Vec<String> {
-        self.segments.iter().flat_map(|s| s.live.values().cloned()).collect()
+    pub(crate) fn segment_starts(&self) -> Vec<i64> {
+        let Some(segments) = &self.segments else { return Vec::new() };
+        let mut starts: Vec<i64> = Vec::new();
+        for (key, _) in self.range_of_segments(segments, &[], None).unwrap_or_default() {
+            let Some(time) = segments.spec.time.of(&key) else { continue };
+            let start = segments.spec.segment_id(time) * segments.spec.interval;
+            if !starts.contains(&start) {
+                starts.push(start);
+            }
+        }
+        starts
+    }
+
+    /// The end of the newest segment written: no key time of the store is
+    /// at or after it. `None` for an empty or plain store.
+    pub(crate) fn segments_end(&self) -> Option<i64> {
+        let segments = self.segments.as_ref()?;
+        Some(segments.newest?.saturating_add(1).saturating_mul(segments.spec.interval))
     }
 
     /// Every key and value, in key-byte order (segment by segment for a
@@ -316,50 +351,89 @@ impl RocksStore {
     /// bound), with their values, in key order within each segment, older
     /// segments first.
     pub(crate) fn range(&self, from: &[u8], to: Option<&[u8]>) -> Result<Entries, StreamsError> {
-        let read = |cf: Option<&rocksdb::ColumnFamily>| -> Result<Entries, StreamsError> {
-            let mut options = ReadOptions::default();
-            if let Some(to) = to {
-                options.set_iterate_upper_bound(to.to_vec());
-            }
-            let mode = IteratorMode::From(from, Direction::Forward);
-            let iter = match cf {
-                Some(cf) => self.db.iterator_cf_opt(cf, options, mode),
-                None => self.db.iterator_opt(mode, options),
-            };
-            iter.map(|item| {
-                item.map(|(k, v)| (k.into_vec(), v.into_vec())).map_err(|e| self.error("iterate", e))
-            })
-            .collect()
-        };
         match &self.segments {
-            None => read(None),
-            Some(segments) => {
-                // Bounds on one key (`key ‖ time ‖ ...`, equal key parts)
-                // hold times: only the segments of those times can match.
-                let (low, high) = segments.spec.time_span(from, to).unwrap_or((i64::MIN, i64::MAX));
-                let ids = segments.spec.segment_id(low)..=segments.spec.segment_id(high);
-                let mut all = Vec::new();
-                for (_, name) in segments.live.range(ids) {
-                    all.extend(read(Some(self.cf(name)?))?);
-                }
-                Ok(all)
+            None => self.iterate(from, to),
+            Some(segments) => self.range_of_segments(segments, from, to),
+        }
+    }
+
+    /// Stored keys from `from` to `to` (exclusive; `None` = no bound).
+    fn iterate(&self, from: &[u8], to: Option<&[u8]>) -> Result<Entries, StreamsError> {
+        let mut options = ReadOptions::default();
+        if let Some(to) = to {
+            options.set_iterate_upper_bound(to.to_vec());
+        }
+        self.db
+            .iterator_opt(IteratorMode::From(from, Direction::Forward), options)
+            .map(|item| item.map(|(k, v)| (k.into_vec(), v.into_vec())).map_err(|e| self.error("iterate", e)))
+            .collect()
+    }
+
+    /// A segmented store's keys from `from` to `to`, segment by segment,
+    /// older segments first.
+    fn range_of_segments(
+        &self,
+        segments: &Segments,
+        from: &[u8],
+        to: Option<&[u8]>,
+    ) -> Result<Entries, StreamsError> {
+        let Some(newest) = segments.newest else { return Ok(Vec::new()) };
+        // Bounds on one key (`key ‖ time ‖ ...`, equal key parts) hold
+        // times: only the segments of those times can match.
+        let (low, high) = segments.spec.time_span(from, to).unwrap_or((i64::MIN, i64::MAX));
+        let first = segments.spec.segment_id(low).max(segments.removed_below).max(segments.min_live());
+        let last = segments.spec.segment_id(high).min(newest);
+        let mut all = Vec::new();
+        for id in first..=last {
+            let upper = match to {
+                Some(to) => segment_key(id, to),
+                None => crate::store::ordered_time(id.saturating_add(1)).to_vec(),
+            };
+            for (stored, value) in self.iterate(&segment_key(id, from), Some(&upper))? {
+                all.push((stored[8..].to_vec(), value));
             }
         }
+        Ok(all)
     }
 
     /// Persists memtables to disk (needed before writing a checkpoint, since
     /// the write-ahead log is off).
     pub(crate) fn flush(&self) -> Result<(), StreamsError> {
-        match &self.segments {
-            None => self.db.flush().map_err(|e| self.error("flush", e)),
-            Some(segments) => {
-                for name in segments.live.values() {
-                    self.db.flush_cf(self.cf(name)?).map_err(|e| self.error("flush", e))?;
+        self.db.flush().map_err(|e| self.error("flush", e))
+    }
+}
+
+/// Where a key of a segmented store is stored; `None` when its segment was
+/// removed (or the key holds no time).
+fn stored_key(segments: &Segments, key: &[u8]) -> Option<Vec<u8>> {
+    let id = segments.spec.segment_id(segments.spec.time.of(key)?);
+    (id >= segments.removed_below.max(segments.min_live())).then(|| segment_key(id, key))
+}
+
+/// Moves the keys of an earlier layout's segment column families
+/// (`segment-<start>`) into the default one under their segment ids, and
+/// drops those families.
+fn convert_segment_families(
+    db: &mut DB,
+    existing: &[String],
+    spec: Segmenting,
+    write_options: &WriteOptions,
+) -> Result<(), rocksdb::Error> {
+    for name in existing.iter().filter(|n| n.starts_with("segment-")) {
+        let mut batch = WriteBatch::default();
+        if let Some(cf) = db.cf_handle(name) {
+            for item in db.iterator_cf(cf, IteratorMode::Start) {
+                let (key, value) = item?;
+                if let Some(time) = spec.time.of(&key) {
+                    batch.put(segment_key(spec.segment_id(time), &key), value);
                 }
-                Ok(())
             }
         }
+        db.write_opt(batch, write_options)?;
+        db.flush()?;
+        db.drop_cf(name)?;
     }
+    Ok(())
 }
 
 impl std::fmt::Debug for RocksStore {
@@ -439,7 +513,7 @@ mod tests {
         let mut store = open();
         let (a0, a1) = (window_key(b"a", 0), window_key(b"a", 61_000));
         store.write([(&a0[..], Some(&b"1"[..])), (&a1[..], Some(&b"2"[..]))]).unwrap();
-        assert_eq!(store.segment_names(), vec!["segment-0", "segment-60000"]);
+        assert_eq!(store.segment_starts(), vec![0, 60_000]);
         assert_eq!(store.get(&a0).unwrap(), Some(b"1".to_vec()));
         assert_eq!(store.range(b"a", None).unwrap().len(), 2);
         store.flush().unwrap();
@@ -449,7 +523,7 @@ mod tests {
         // Time 185s: retention reaches back to 65s, so segment 0 (0..60s) goes.
         let late = window_key(b"b", 185_000);
         store.write([(&late[..], Some(&b"3"[..]))]).unwrap();
-        assert_eq!(store.segment_names(), vec!["segment-60000", "segment-180000"]);
+        assert_eq!(store.segment_starts(), vec![60_000, 180_000]);
         assert_eq!(store.get(&a0).unwrap(), None);
         // A write into the dropped range is skipped.
         store.write([(&a0[..], Some(&b"9"[..]))]).unwrap();
@@ -457,6 +531,34 @@ mod tests {
         assert_eq!(store.all().unwrap(), vec![(a1, b"2".to_vec()), (late, b"3".to_vec())]);
         let err = store.write([(&b"short"[..], None)]).unwrap_err().to_string();
         assert!(err.ends_with("cannot write: key of 5 bytes holds no window time"), "{err}");
+    }
+
+    /// A store written by the earlier layout (a column family per segment)
+    /// is converted when opened: its keys are read back, the families gone.
+    #[test]
+    fn a_store_of_segment_column_families_is_converted_on_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("w");
+        let (a, b) = (window_key(b"a", 61_000), window_key(b"b", 125_000));
+        {
+            let mut options = Options::default();
+            options.create_if_missing(true);
+            options.create_missing_column_families(true);
+            let db = DB::open_cf(&options, &path, ["default", "segment-60000", "segment-120000"]).unwrap();
+            db.put_cf(db.cf_handle("segment-60000").unwrap(), &a, b"1").unwrap();
+            db.put_cf(db.cf_handle("segment-120000").unwrap(), &b, b"2").unwrap();
+            db.flush_cf(db.cf_handle("segment-60000").unwrap()).unwrap();
+            db.flush_cf(db.cf_handle("segment-120000").unwrap()).unwrap();
+        }
+        let spec = Segmenting::new(120_000, KeyTime::WindowStart);
+        let store =
+            RocksStore::open_segmented("w", &path, SharedMemory::shared(64 << 20), Some(spec)).unwrap();
+        assert_eq!(store.get(&a).unwrap(), Some(b"1".to_vec()));
+        assert_eq!(store.all().unwrap(), vec![(a, b"1".to_vec()), (b, b"2".to_vec())]);
+        assert_eq!(store.segment_starts(), vec![60_000, 120_000]);
+        assert_eq!(store.segments_end(), Some(180_000));
+        drop(store);
+        assert_eq!(DB::list_cf(&Options::default(), &path).unwrap(), vec!["default"]);
     }
 
     /// A range over one key's times reads only the segments of those
@@ -482,7 +584,7 @@ mod tests {
         let keys: Vec<Vec<u8>> =
             (0..5).flat_map(|t| [window_key(b"a", t * 300_000), window_key(b"b", t * 300_000)]).collect();
         store.write(keys.iter().map(|k| (&k[..], Some(&b"v"[..])))).unwrap();
-        assert_eq!(store.segment_names().len(), 3);
+        assert_eq!(store.segment_starts().len(), 3);
         let got = store.range(&window_key(b"a", 300_000), Some(&window_key(b"a", 900_001))).unwrap();
         let times: Vec<i64> = got.iter().map(|(k, _)| KeyTime::WindowStart.of(k).unwrap()).collect();
         assert_eq!(times, [300_000, 600_000, 900_000]);

@@ -6,7 +6,7 @@ use std::borrow::Cow;
 
 use crate::processor::ProcessorContext;
 use crate::record::Headers;
-use crate::store::cache::{EntryContext, RecordCache};
+use crate::store::cache::{EntryContext, StoreCache};
 use crate::store::rocks::RocksStore;
 use crate::store::Entries;
 use crate::StreamsError;
@@ -21,7 +21,7 @@ pub(crate) struct StoreHandle(pub(crate) usize);
 /// One store of a task: RocksDB, its record cache and its changelog topic.
 pub(crate) struct StoreSlot {
     pub(crate) rocks: RocksStore,
-    pub(crate) cache: RecordCache,
+    pub(crate) cache: StoreCache,
     /// `<application.id>-<store>-changelog`.
     pub(crate) changelog: String,
     /// The last key read from RocksDB on a cache miss, and its value: the
@@ -98,15 +98,7 @@ impl TaskStores {
 
     /// Every key and value of a store, cache included, in key-byte order.
     pub(crate) fn all(&self, store: StoreHandle) -> Result<Entries, StreamsError> {
-        let slot = &self.slots[store.0];
-        let mut all: std::collections::BTreeMap<Vec<u8>, Vec<u8>> = slot.rocks.all()?.into_iter().collect();
-        for (key, value) in slot.cache.entries() {
-            match value {
-                Some(value) => all.insert(key.to_vec(), value.to_vec()),
-                None => all.remove(key),
-            };
-        }
-        Ok(all.into_iter().collect())
+        self.range(store, &[], None)
     }
 
     /// Keys from `from` (inclusive) to `to` (exclusive; `None` = no bound)
@@ -118,14 +110,12 @@ impl TaskStores {
         to: Option<&[u8]>,
     ) -> Result<Entries, StreamsError> {
         let slot = &self.slots[store.0];
+        if let Some(entries) = slot.cache.complete_range(from, to) {
+            return Ok(entries);
+        }
         let mut all: std::collections::BTreeMap<Vec<u8>, Vec<u8>> =
             slot.rocks.range(from, to)?.into_iter().collect();
-        for (key, value) in slot.cache.range(from, to) {
-            match value {
-                Some(value) => all.insert(key.to_vec(), value.to_vec()),
-                None => all.remove(key),
-            };
-        }
+        slot.cache.overlay(from, to, &mut all);
         Ok(all.into_iter().collect())
     }
 

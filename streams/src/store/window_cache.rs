@@ -1,0 +1,423 @@
+//! [`WindowCache`]: the record cache of a stream-stream join's window
+//! stores, which keeps what it flushed readable.
+//!
+//! A join writes every record into its side's window store and reads the
+//! other side's records of the same key within the join window. The plain
+//! [`RecordCache`](super::cache::RecordCache) forgets entries at each flush,
+//! so every read opened RocksDB iterators over the window's segments. This
+//! cache holds each key's recent entries in one hash slot (its times in
+//! order, like the hand-written join it competes with) and keeps them after
+//! a flush, as clean entries, within its byte budget; the oldest times go
+//! first when the budget is exceeded.
+//!
+//! It knows a time, `complete_from`, from which it holds every entry of the
+//! store: a range of one key starting at or after it is answered from
+//! memory alone. Anything older (entries evicted, or written to RocksDB
+//! around the cache by a restore or before a restart) is read from RocksDB
+//! with the cache's entries laid over it.
+//!
+//! Keys are window-store keys, `key ‖ time (8 bytes, big-endian) ‖ seq (4)`.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::Arc;
+
+use super::cache::{BuildFxHasher, DirtyEntry, EntryContext};
+use super::Entries;
+
+/// Bytes counted per entry beyond its value (slot, context, dirty list).
+const SLOT_OVERHEAD: usize = 96;
+/// Bytes counted per record key beyond its bytes (map slot, entry vector).
+const KEY_OVERHEAD: usize = 64;
+
+/// One entry of a record key.
+#[derive(Debug)]
+struct Slot {
+    time: i64,
+    seq: u32,
+    /// `None`: deleted.
+    value: Option<Vec<u8>>,
+    /// The flush epoch of its last update: the entry is unflushed while
+    /// this is the cache's current epoch.
+    epoch: u64,
+}
+
+impl Slot {
+    fn order(&self) -> (i64, u32) {
+        (self.time, self.seq)
+    }
+
+    fn size(&self) -> usize {
+        self.value.as_ref().map_or(0, Vec::len) + SLOT_OVERHEAD
+    }
+}
+
+/// Splits a window-store key into its record key, time and sequence.
+fn split(key: &[u8]) -> Option<(&[u8], i64, u32)> {
+    let n = key.len().checked_sub(12)?;
+    let time = i64::from_be_bytes(key[n..n + 8].try_into().ok()?);
+    let seq = u32::from_be_bytes(key[n + 8..].try_into().ok()?);
+    Some((&key[..n], time, seq))
+}
+
+fn join_key(key: &[u8], time: i64, seq: u32) -> Vec<u8> {
+    let mut out = Vec::with_capacity(key.len() + 12);
+    out.extend_from_slice(key);
+    out.extend_from_slice(&time.to_be_bytes());
+    out.extend_from_slice(&seq.to_be_bytes());
+    out
+}
+
+/// Where a cached entry lives: its record key, time and sequence.
+type EntryRef = (Arc<[u8]>, i64, u32);
+
+/// Recent entries of a window store, unflushed and flushed, by record key.
+#[derive(Debug)]
+pub(crate) struct WindowCache {
+    keys: HashMap<Arc<[u8]>, Vec<Slot>, BuildFxHasher>,
+    /// Updates since the last flush, in the order they were made.
+    dirty: Vec<(EntryRef, Option<Vec<u8>>, EntryContext)>,
+    /// Keys too short to hold a time: flushed as they are (RocksDB then
+    /// refuses them with an error naming the store), never read.
+    odd: Vec<DirtyEntry>,
+    /// Flushed entries in the order they were flushed (about time order):
+    /// what eviction and expiry remove first.
+    flushed: VecDeque<EntryRef>,
+    /// Incremented by each flush.
+    epoch: u64,
+    /// How long after its time an entry can still be read (the store's
+    /// retention): older entries leave the cache.
+    retention: i64,
+    /// Largest time written.
+    observed: i64,
+    bytes: usize,
+    dirty_bytes: usize,
+    max_bytes: usize,
+    /// Every entry of the store from this time on is held here.
+    complete_from: i64,
+}
+
+impl WindowCache {
+    /// A cache of `max_bytes` for a store keeping entries for `retention`
+    /// ms, whose entries from `complete_from` on are all written through
+    /// it (`i64::MIN` for an empty store).
+    pub(crate) fn new(max_bytes: usize, retention: i64, complete_from: i64) -> Self {
+        WindowCache {
+            keys: HashMap::default(),
+            dirty: Vec::new(),
+            odd: Vec::new(),
+            flushed: VecDeque::new(),
+            epoch: 0,
+            retention,
+            observed: i64::MIN,
+            bytes: 0,
+            dirty_bytes: 0,
+            max_bytes,
+            complete_from,
+        }
+    }
+
+    /// The latest value of `key`: `Some(None)` when deleted or, at a time
+    /// the cache holds completely, absent; `None` when the cache does not
+    /// know.
+    pub(crate) fn get(&self, key: &[u8]) -> Option<Option<&[u8]>> {
+        let (record, time, seq) = split(key)?;
+        let found = self.keys.get(record).and_then(|slots| {
+            slots.binary_search_by(|s| s.order().cmp(&(time, seq))).ok().map(|i| &slots[i])
+        });
+        match found {
+            Some(slot) => Some(slot.value.as_deref()),
+            None if time >= self.complete_from => Some(None),
+            None => None,
+        }
+    }
+
+    /// Records the latest value of `key`. Returns whether the task should
+    /// flush (unflushed entries fill half the budget).
+    pub(crate) fn put(&mut self, key: &[u8], value: Option<Vec<u8>>, context: EntryContext) -> bool {
+        let Some((record, time, seq)) = split(key) else {
+            self.odd.push(DirtyEntry { key: key.to_vec(), value, context, old: None });
+            return true;
+        };
+        let epoch = self.epoch;
+        let (shared, slots) = match self.keys.get_key_value(record) {
+            Some((shared, _)) => {
+                let shared = Arc::clone(shared);
+                (shared, self.keys.get_mut(record).expect("found above"))
+            }
+            None => {
+                let shared: Arc<[u8]> = Arc::from(record);
+                self.bytes += record.len() + KEY_OVERHEAD;
+                (Arc::clone(&shared), self.keys.entry(shared).or_default())
+            }
+        };
+        let new_size = value.as_ref().map_or(0, Vec::len) + SLOT_OVERHEAD;
+        let logged = value.clone();
+        let old_size = match slots.binary_search_by(|s| s.order().cmp(&(time, seq))) {
+            Ok(i) => {
+                let slot = &mut slots[i];
+                let old = slot.size();
+                slot.value = value;
+                slot.epoch = epoch;
+                old
+            }
+            Err(i) => {
+                slots.insert(i, Slot { time, seq, value, epoch });
+                0
+            }
+        };
+        self.bytes = (self.bytes + new_size).saturating_sub(old_size);
+        self.dirty_bytes += new_size;
+        self.dirty.push(((shared, time, seq), logged, context));
+        self.observed = self.observed.max(time);
+        self.evict();
+        self.dirty_bytes > self.max_bytes / 2
+    }
+
+    /// Whether nothing waits to be flushed.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.dirty.is_empty() && self.odd.is_empty()
+    }
+
+    /// Changes the budget.
+    pub(crate) fn set_max_bytes(&mut self, max_bytes: usize) {
+        self.max_bytes = max_bytes;
+        self.evict();
+    }
+
+    /// Returns every update since the last flush, in the order made, and
+    /// keeps the entries as flushed (deletes are dropped when evicted).
+    pub(crate) fn drain(&mut self) -> Vec<DirtyEntry> {
+        let mut out = Vec::with_capacity(self.dirty.len() + self.odd.len());
+        for ((record, time, seq), value, context) in std::mem::take(&mut self.dirty) {
+            out.push(DirtyEntry { key: join_key(&record, time, seq), value, context, old: None });
+            self.flushed.push_back((record, time, seq));
+        }
+        out.append(&mut self.odd);
+        self.epoch += 1;
+        self.dirty_bytes = 0;
+        self.evict();
+        out
+    }
+
+    /// Removes flushed entries, oldest flush first, while they are past
+    /// the retention or the cache is over its budget, and moves
+    /// `complete_from` past what it removed.
+    fn evict(&mut self) {
+        let expired = self.observed.saturating_sub(self.retention);
+        while let Some((_, time, _)) = self.flushed.front() {
+            if *time >= expired && self.bytes <= self.max_bytes {
+                break;
+            }
+            let (record, time, seq) = self.flushed.pop_front().expect("front checked");
+            let Some(slots) = self.keys.get_mut(&*record) else { continue };
+            let Ok(i) = slots.binary_search_by(|s| s.order().cmp(&(time, seq))) else { continue };
+            if slots[i].epoch == self.epoch {
+                // Updated again since: it comes back here at the next flush.
+                continue;
+            }
+            self.bytes = self.bytes.saturating_sub(slots.remove(i).size());
+            if slots.is_empty() {
+                self.keys.remove(&*record);
+                self.bytes = self.bytes.saturating_sub(record.len() + KEY_OVERHEAD);
+            }
+            self.complete_from = self.complete_from.max(time.saturating_add(1));
+        }
+    }
+
+    /// A write that reached RocksDB around the cache (a restore): the
+    /// cache no longer holds every entry at that time.
+    pub(crate) fn bypassed(&mut self, key: &[u8]) {
+        if let Some((record, time, seq)) = split(key) {
+            self.complete_from = self.complete_from.max(time.saturating_add(1));
+            if let Some(slots) = self.keys.get_mut(record) {
+                if let Ok(i) = slots.binary_search_by(|s| s.order().cmp(&(time, seq))) {
+                    if slots[i].epoch != self.epoch {
+                        self.bytes = self.bytes.saturating_sub(slots.remove(i).size());
+                    }
+                }
+            }
+        }
+    }
+
+    /// The store's entries from `from` (inclusive) to `to` (exclusive),
+    /// when the cache alone holds them all: a range over one record key's
+    /// times, starting at or after `complete_from`.
+    pub(crate) fn complete_range(&self, from: &[u8], to: Option<&[u8]>) -> Option<Entries> {
+        let (record, from_time, from_seq) = split(from)?;
+        let (to_record, to_time, to_seq) = split(to?)?;
+        if record != to_record || from_time < self.complete_from {
+            return None;
+        }
+        let mut out = Vec::new();
+        if let Some(slots) = self.keys.get(record) {
+            let start = slots.partition_point(|s| s.order() < (from_time, from_seq));
+            for slot in &slots[start..] {
+                if slot.order() >= (to_time, to_seq) {
+                    break;
+                }
+                if let Some(value) = &slot.value {
+                    out.push((join_key(record, slot.time, slot.seq), value.clone()));
+                }
+            }
+        }
+        Some(out)
+    }
+
+    /// Lays the cache's entries from `from` to `to` (`None`: no bound)
+    /// over `entries` read from RocksDB: newer values replace, deletes
+    /// remove.
+    pub(crate) fn overlay(&self, from: &[u8], to: Option<&[u8]>, entries: &mut BTreeMap<Vec<u8>, Vec<u8>>) {
+        let mut apply = |key: Vec<u8>, value: &Option<Vec<u8>>| {
+            if key.as_slice() < from || to.is_some_and(|to| key.as_slice() >= to) {
+                return;
+            }
+            match value {
+                Some(value) => entries.insert(key, value.clone()),
+                None => entries.remove(&key),
+            };
+        };
+        let one_key = split(from).zip(to.and_then(split)).filter(|((a, ..), (b, ..))| a == b);
+        match one_key {
+            Some(((record, ..), _)) => {
+                for slot in self.keys.get(record).into_iter().flatten() {
+                    apply(join_key(record, slot.time, slot.seq), &slot.value);
+                }
+            }
+            None => {
+                for (record, slots) in &self.keys {
+                    for slot in slots {
+                        apply(join_key(record, slot.time, slot.seq), &slot.value);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Bytes held (keys, values and overheads).
+    #[cfg(test)]
+    pub(crate) fn bytes(&self) -> usize {
+        self.bytes
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(k: &str, time: i64, seq: u32) -> Vec<u8> {
+        join_key(k.as_bytes(), time, seq)
+    }
+
+    fn ctx(offset: i64) -> EntryContext {
+        EntryContext { offset, ..EntryContext::default() }
+    }
+
+    fn times(entries: &Entries) -> Vec<i64> {
+        entries.iter().map(|(k, _)| split(k).unwrap().1).collect()
+    }
+
+    #[test]
+    fn flushed_entries_stay_readable_and_ranges_of_one_key_are_answered_from_memory() {
+        let mut cache = WindowCache::new(1 << 20, i64::MAX, i64::MIN);
+        for (i, t) in [5_000, 1_000, 3_000].into_iter().enumerate() {
+            assert!(!cache.put(&key("a", t, 0), Some(vec![b'v'; 4]), ctx(i as i64)));
+        }
+        cache.put(&key("b", 2_000, 0), Some(b"b".to_vec()), ctx(3));
+        cache.put(&key("a", 3_000, 0), None, ctx(4));
+        let drained = cache.drain();
+        let order: Vec<(i64, i64)> =
+            drained.iter().map(|e| (split(&e.key).unwrap().1, e.context.offset)).collect();
+        assert_eq!(
+            order,
+            vec![(5_000, 0), (1_000, 1), (3_000, 2), (2_000, 3), (3_000, 4)],
+            "in the order made"
+        );
+        assert!(drained[4].value.is_none(), "the delete is flushed");
+        assert!(cache.is_empty());
+        // After the flush, one key's range comes from memory.
+        let got = cache.complete_range(&key("a", 0, 0), Some(&key("a", 5_000, 0))).unwrap();
+        assert_eq!(times(&got), vec![1_000], "5000 is past the exclusive bound; 3000 was deleted");
+        assert_eq!(cache.get(&key("a", 5_000, 0)), Some(Some(&b"vvvv"[..])));
+        assert_eq!(cache.get(&key("a", 4_000, 0)), Some(None), "complete: known absent");
+        // Two keys, or no upper bound: not answerable alone.
+        assert!(cache.complete_range(&key("a", 0, 0), Some(&key("b", 9_000, 0))).is_none());
+        assert!(cache.complete_range(&key("a", 0, 0), None).is_none());
+    }
+
+    #[test]
+    fn eviction_drops_the_oldest_clean_times_and_older_ranges_go_to_rocksdb() {
+        let entry = 10 + SLOT_OVERHEAD;
+        let mut cache = WindowCache::new(40 * entry + 4 * (1 + KEY_OVERHEAD), i64::MAX, i64::MIN);
+        for t in 0..30i64 {
+            cache.put(&key(&format!("{}", t % 4), t * 1_000, 0), Some(vec![0; 10]), ctx(t));
+        }
+        assert_eq!(cache.drain().len(), 30);
+        for t in 30..60i64 {
+            cache.put(&key(&format!("{}", t % 4), t * 1_000, 0), Some(vec![0; 10]), ctx(t));
+        }
+        assert!(cache.bytes() <= 40 * entry + 4 * (1 + KEY_OVERHEAD), "{}", cache.bytes());
+        let complete = cache.complete_from;
+        assert!(complete > 0 && complete <= 30_000, "evicted some flushed times: {complete}");
+        // Unflushed entries are never evicted.
+        for t in 30..60i64 {
+            assert!(cache.get(&key(&format!("{}", t % 4), t * 1_000, 0)).unwrap().is_some());
+        }
+        // Before complete_from, the cache cannot answer alone; laid over
+        // RocksDB's entries it replaces and deletes.
+        let (from, to) = (key("0", 0, 0), key("0", 60_000, 0));
+        assert!(cache.complete_range(&from, Some(&to)).is_none());
+        let mut rocks: BTreeMap<Vec<u8>, Vec<u8>> =
+            [(key("0", 0, 0), b"disk".to_vec()), (key("0", 56_000, 0), b"stale".to_vec())]
+                .into_iter()
+                .collect();
+        cache.put(&key("0", 0, 0), None, ctx(99));
+        cache.overlay(&from, Some(&to), &mut rocks);
+        assert!(!rocks.contains_key(&key("0", 0, 0)), "a cached delete removes");
+        assert_eq!(rocks[&key("0", 56_000, 0)], vec![0; 10], "the cached value replaces");
+        let complete = cache.complete_from;
+        let from_cache = cache.complete_range(&key("0", complete, 0), Some(&to)).unwrap();
+        assert!(times(&from_cache).iter().all(|&t| t >= complete && t % 4_000 == 0));
+    }
+
+    #[test]
+    fn flushed_entries_past_the_retention_leave_and_unflushed_ones_stay() {
+        let mut cache = WindowCache::new(1 << 20, 10_000, i64::MIN);
+        for t in [0, 4_000, 8_000] {
+            cache.put(&key("a", t, 0), Some(vec![1]), ctx(t));
+        }
+        cache.drain();
+        cache.put(&key("a", 4_000, 0), Some(vec![2]), ctx(9));
+        // Time 16 s: 0 and 4 s are past a 10 s retention, but 4 s was
+        // updated since the flush.
+        cache.put(&key("b", 16_000, 0), Some(vec![3]), ctx(10));
+        assert_eq!(cache.get(&key("a", 0, 0)), None, "expired and gone: unknown");
+        assert_eq!(cache.get(&key("a", 4_000, 0)), Some(Some(&[2u8][..])), "unflushed stays");
+        assert_eq!(cache.complete_from, 1, "moved past what left");
+        cache.drain();
+        cache.put(&key("b", 17_000, 0), Some(vec![4]), ctx(11));
+        assert_eq!(cache.get(&key("a", 8_000, 0)), Some(Some(&[1u8][..])));
+        // Entries leave in flush order: 4 s, flushed again after 8 s, goes
+        // once 8 s has.
+        cache.put(&key("b", 19_000, 0), Some(vec![5]), ctx(12));
+        assert_eq!(cache.get(&key("a", 8_000, 0)), None);
+        assert_eq!(cache.get(&key("a", 4_000, 0)), None, "flushed and expired now");
+        assert_eq!(cache.complete_from, 8_001);
+    }
+
+    #[test]
+    fn a_write_around_the_cache_and_a_zero_budget_make_reads_go_to_rocksdb() {
+        let mut cache = WindowCache::new(1 << 20, i64::MAX, i64::MIN);
+        cache.bypassed(&key("a", 7_000, 1));
+        assert!(cache.complete_range(&key("a", 7_000, 0), Some(&key("a", 9_000, 0))).is_none());
+        assert!(cache.complete_range(&key("a", 7_001, 0), Some(&key("a", 9_000, 0))).is_some());
+        assert_eq!(cache.get(&key("a", 7_000, 1)), None, "unknown");
+        let mut off = WindowCache::new(0, i64::MAX, i64::MIN);
+        assert!(off.put(&key("a", 1, 0), Some(vec![1]), ctx(0)), "a zero budget flushes every record");
+        assert_eq!(off.drain().len(), 1);
+        assert_eq!(off.bytes(), 0, "nothing kept");
+        assert!(off.complete_range(&key("a", 0, 0), Some(&key("a", 9, 0))).is_none());
+        let mut short = WindowCache::new(1 << 20, i64::MAX, i64::MIN);
+        assert!(short.put(b"short", None, ctx(0)));
+        assert_eq!(short.drain()[0].key, b"short".to_vec(), "flushed as is, for RocksDB to refuse");
+    }
+}
