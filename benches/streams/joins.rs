@@ -139,7 +139,7 @@ fn config(app: &str, dir: &std::path::Path, threads: usize) -> StreamsConfig {
     StreamsConfig::new(app).with_state_dir(dir.join("state")).with_num_stream_threads(threads)
 }
 
-/// `statestore.cache.max.bytes` of (c), from `RUNNEL_BENCH_CACHE_MB`
+/// `statestore.cache.max.bytes` of (c) and (d), from `RUNNEL_BENCH_CACHE_MB`
 /// (default 64, as part (b)).
 fn join_cache_bytes() -> u64 {
     std::env::var("RUNNEL_BENCH_CACHE_MB").ok().and_then(|v| v.parse::<u64>().ok()).unwrap_or(64) << 20
@@ -332,7 +332,8 @@ pub async fn stream_table(cluster: &Cluster, dir: &std::path::Path, n: u64) {
                 )
                 .to(out.clone(), Produced::with(Serdes::string(), Serdes::string()));
             let app = format!("bench-stjoin-{threads}-{run}");
-            let r = run_app(cluster, b, config(&app, dir, threads), keys + n, n, &out).await;
+            let config = config(&app, dir, threads).with_cache_max_bytes(join_cache_bytes());
+            let r = run_app(cluster, b, config, keys + n, n, &out).await;
             // A visit processed before its user's table record was read
             // finds nothing (Kafka's max.task.idle.ms=0 behaviour).
             println!(

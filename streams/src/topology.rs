@@ -409,7 +409,8 @@ impl Topology {
                         StoreCache::Windows(WindowCache::new(budget, segments.retention, complete_from))
                     }
                     (Some(d), _) if d.ranged => StoreCache::Records(RecordCache::new_ordered(budget)),
-                    _ => StoreCache::Records(RecordCache::new(budget)),
+                    (_, Some(_)) => StoreCache::Records(RecordCache::new(budget)),
+                    _ => StoreCache::Records(RecordCache::new_keeping(budget)),
                 };
                 let value_offset = if def.is_some_and(|s| s.timestamped) { 8 } else { 0 };
                 stores.slots.push(StoreSlot {

@@ -87,6 +87,56 @@ pub(crate) type BuildFxHasher = std::hash::BuildHasherDefault<FxHasher>;
 /// and its context (an estimate, like Kafka's `LRUCacheEntry` overhead).
 const ENTRY_OVERHEAD: usize = 96;
 
+/// Flushed or read values a key-value store's cache keeps (Kafka's caching
+/// store keeps what it flushed and what it read in its `ThreadCache`): a
+/// lookup that finds its key here skips RocksDB. Dropped oldest-inserted
+/// first when the cache is over its budget.
+/// A kept value (`None`: the key is absent).
+type KeptValue = Option<Box<[u8]>>;
+
+#[derive(Debug, Default)]
+struct CleanEntries {
+    values: HashMap<Box<[u8]>, KeptValue, BuildFxHasher>,
+    /// Keys in the order they were inserted (a key may appear again after
+    /// it was dropped; dropping its stale turn early is harmless).
+    order: std::collections::VecDeque<Box<[u8]>>,
+    bytes: usize,
+}
+
+impl CleanEntries {
+    fn insert(&mut self, key: &[u8], value: Option<&[u8]>) {
+        let added = size(key, value);
+        match self.values.get_mut(key) {
+            Some(held) => {
+                self.bytes = (self.bytes + added).saturating_sub(size(key, held.as_deref()));
+                *held = value.map(Box::from);
+            }
+            None => {
+                self.values.insert(Box::from(key), value.map(Box::from));
+                self.order.push_back(Box::from(key));
+                self.bytes += added;
+            }
+        }
+    }
+
+    fn remove(&mut self, key: &[u8]) {
+        if let Some(held) = self.values.remove(key) {
+            self.bytes = self.bytes.saturating_sub(size(key, held.as_deref()));
+        }
+    }
+
+    /// Drops the oldest entries until at most `max` bytes are held.
+    fn shrink_to(&mut self, max: usize) {
+        while self.bytes > max {
+            let Some(key) = self.order.pop_front() else { break };
+            self.remove(&key);
+        }
+        if self.values.is_empty() {
+            self.order.clear();
+        }
+    }
+}
+
 /// Dirty entries of one store, with a byte budget.
 #[derive(Debug, Default)]
 pub(crate) struct RecordCache {
@@ -101,6 +151,9 @@ pub(crate) struct RecordCache {
     /// key and then write it, and the write reuses the lookup (one hash
     /// probe, often a cache miss on a large cache, instead of two).
     last_hit: std::cell::Cell<Option<usize>>,
+    /// Flushed and read values kept readable (key-value caches only: an
+    /// ordered cache answers ranges from its dirty keys alone).
+    clean: Option<std::cell::RefCell<CleanEntries>>,
 }
 
 fn size(key: &[u8], value: Option<&[u8]>) -> usize {
@@ -110,6 +163,45 @@ fn size(key: &[u8], value: Option<&[u8]>) -> usize {
 impl RecordCache {
     pub(crate) fn new(max_bytes: usize) -> Self {
         RecordCache { max_bytes, ..RecordCache::default() }
+    }
+
+    /// A cache that also keeps flushed and read values readable (plain
+    /// key-value stores; a segmented store's values expire with their
+    /// segments, which this cache would not see).
+    pub(crate) fn new_keeping(max_bytes: usize) -> Self {
+        RecordCache { max_bytes, clean: Some(Default::default()), ..RecordCache::default() }
+    }
+
+    /// Calls `read` with the value of `key` if the cache keeps it as
+    /// flushed or read (`None` when it does not know the key).
+    #[inline]
+    pub(crate) fn read_clean<T>(&self, key: &[u8], read: impl FnOnce(Option<&[u8]>) -> T) -> Option<T> {
+        let clean = self.clean.as_ref()?.borrow();
+        if clean.values.is_empty() {
+            return None;
+        }
+        clean.values.get(key).map(|value| read(value.as_deref()))
+    }
+
+    /// Keeps `value`, just read from RocksDB for `key`, readable, room
+    /// permitting (the oldest kept values make room).
+    #[inline]
+    pub(crate) fn remember(&self, key: &[u8], value: Option<&[u8]>) {
+        let Some(clean) = &self.clean else { return };
+        let room = self.max_bytes.saturating_sub(self.bytes);
+        if size(key, value) > room {
+            return;
+        }
+        let mut clean = clean.borrow_mut();
+        clean.insert(key, value);
+        clean.shrink_to(room);
+    }
+
+    /// Forgets what the cache kept of `key` (RocksDB was written around it).
+    pub(crate) fn forget(&self, key: &[u8]) {
+        if let Some(clean) = &self.clean {
+            clean.borrow_mut().remove(key);
+        }
     }
 
     /// A cache that can also answer [`range`](Self::range) reads.
@@ -180,11 +272,16 @@ impl RecordCache {
                 if let Some(ordered) = &mut self.ordered {
                     ordered.insert(key.to_vec());
                 }
+                // A kept value is what RocksDB holds: the flush's old value.
+                let old = old.or_else(|| self.read_clean(key, |v| v.map(<[u8]>::to_vec)));
                 self.index.insert(key.to_vec(), self.entries.len());
                 self.entries.push(DirtyEntry { key: key.to_vec(), value, context, old });
             }
         }
         self.bytes += added;
+        if let Some(clean) = &self.clean {
+            clean.borrow_mut().shrink_to(self.max_bytes.saturating_sub(self.bytes));
+        }
         self.is_over_budget()
     }
 
@@ -213,6 +310,9 @@ impl RecordCache {
     /// among its tasks).
     pub(crate) fn set_max_bytes(&mut self, max_bytes: usize) {
         self.max_bytes = max_bytes;
+        if let Some(clean) = &self.clean {
+            clean.borrow_mut().shrink_to(max_bytes.saturating_sub(self.bytes));
+        }
     }
 
     /// Empties the cache, returning every entry in first-written order.
@@ -223,7 +323,18 @@ impl RecordCache {
             ordered.clear();
         }
         self.bytes = 0;
-        std::mem::take(&mut self.entries)
+        let entries = std::mem::take(&mut self.entries);
+        if let Some(clean) = &self.clean {
+            // What RocksDB now holds stays readable, within the budget.
+            let mut clean = clean.borrow_mut();
+            if self.max_bytes > 0 {
+                for entry in &entries {
+                    clean.insert(&entry.key, entry.value.as_deref());
+                }
+            }
+            clean.shrink_to(self.max_bytes);
+        }
+        entries
     }
 }
 
@@ -319,8 +430,26 @@ impl StoreCache {
 
     /// A write that reached RocksDB around the cache (a restore).
     pub(crate) fn bypassed(&mut self, key: &[u8]) {
-        if let StoreCache::Windows(c) = self {
-            c.bypassed(key);
+        match self {
+            StoreCache::Records(c) => c.forget(key),
+            StoreCache::Windows(c) => c.bypassed(key),
+        }
+    }
+
+    /// Calls `read` with a value the cache keeps as flushed or read.
+    #[inline]
+    pub(crate) fn read_clean<T>(&self, key: &[u8], read: impl FnOnce(Option<&[u8]>) -> T) -> Option<T> {
+        match self {
+            StoreCache::Records(c) => c.read_clean(key, read),
+            StoreCache::Windows(_) => None,
+        }
+    }
+
+    /// Keeps a value just read from RocksDB readable.
+    #[inline]
+    pub(crate) fn remember(&self, key: &[u8], value: Option<&[u8]>) {
+        if let StoreCache::Records(c) = self {
+            c.remember(key, value);
         }
     }
 }
@@ -349,6 +478,41 @@ mod tests {
             drained.iter().map(|e| (e.key.clone(), e.value.clone(), e.context.offset)).collect();
         assert_eq!(summary, vec![(b"b".to_vec(), Some(b"22".to_vec()), 2), (b"a".to_vec(), None, 3)]);
         assert!(cache.is_empty() && cache.bytes() == 0 && cache.get(b"b").is_none());
+    }
+
+    #[test]
+    fn flushed_and_read_values_stay_readable_within_the_budget() {
+        let per = |k: &[u8], v: &[u8]| size(k, Some(v));
+        let mut cache = RecordCache::new_keeping(3 * per(b"k1", b"v1"));
+        cache.put(b"k1", Some(b"v1".to_vec()), ctx(0), None);
+        cache.put(b"k2", None, ctx(1), None);
+        cache.drain();
+        assert_eq!(cache.get(b"k1"), None, "not dirty");
+        assert_eq!(cache.read_clean(b"k1", |v| v.map(<[u8]>::to_vec)), Some(Some(b"v1".to_vec())));
+        assert_eq!(cache.read_clean(b"k2", |v| v.is_none()), Some(true), "a flushed delete: known absent");
+        // A new update of a kept key knows RocksDB's value without a read.
+        cache.put(b"k1", Some(b"v2".to_vec()), ctx(2), None);
+        assert_eq!(cache.drain()[0].old, Some(Some(b"v1".to_vec())));
+        // A value read from RocksDB is kept; the oldest go to make room.
+        cache.remember(b"k3", Some(b"v3"));
+        cache.remember(b"k4", Some(b"v4"));
+        assert_eq!(cache.read_clean(b"k1", |_| ()), None, "k1 was kept first, and went first");
+        assert!(cache.read_clean(b"k4", |_| ()).is_some());
+        cache.forget(b"k4");
+        assert_eq!(cache.read_clean(b"k4", |_| ()), None, "written around the cache");
+        // Dirty entries take the budget from kept ones.
+        for i in 0..3u8 {
+            cache.put(&[b'd', i], Some(vec![i]), ctx(3), None);
+        }
+        assert_eq!(cache.read_clean(b"k3", |_| ()), None);
+        let mut ordered = RecordCache::new_ordered(1 << 20);
+        ordered.put(b"a", Some(b"1".to_vec()), ctx(0), None);
+        ordered.drain();
+        assert_eq!(ordered.read_clean(b"a", |_| ()), None, "ordered caches keep nothing");
+        let mut segmented = RecordCache::new(1 << 20);
+        segmented.put(b"a", Some(b"1".to_vec()), ctx(0), None);
+        segmented.drain();
+        assert_eq!(segmented.read_clean(b"a", |_| ()), None);
     }
 
     #[test]

@@ -54,7 +54,14 @@ impl TaskStores {
         match slot.cache.get(key) {
             Some(value) => Ok(value.map(Cow::Borrowed)),
             None => {
-                let value = slot.rocks.get(key)?;
+                let value = match slot.cache.read_clean(key, |v| v.map(<[u8]>::to_vec)) {
+                    Some(kept) => kept,
+                    None => {
+                        let value = slot.rocks.get(key)?;
+                        slot.cache.remember(key, value.as_deref());
+                        value
+                    }
+                };
                 // Aggregations read a key, then write it: the flush then
                 // needs this value as the old one, without reading again.
                 *slot.last_miss.borrow_mut() = Some((key.to_vec(), value.clone()));
@@ -74,10 +81,18 @@ impl TaskStores {
         read: impl FnOnce(Option<&[u8]>) -> Result<T, StreamsError>,
     ) -> Result<T, StreamsError> {
         let slot = &self.slots[store.0];
-        match slot.cache.get(key) {
-            Some(value) => read(value),
-            None => slot.rocks.read(key, read),
+        if let Some(value) = slot.cache.get(key) {
+            return read(value);
         }
+        let mut read = Some(read);
+        if let Some(result) = slot.cache.read_clean(key, |value| (read.take().expect("called once"))(value)) {
+            return result;
+        }
+        let read = read.expect("not called");
+        slot.rocks.read(key, |value| {
+            slot.cache.remember(key, value);
+            read(value)
+        })
     }
 
     /// Caches the latest value of `key` (`None` deletes it at the next flush).
