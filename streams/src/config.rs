@@ -10,7 +10,7 @@ use crate::StreamsError;
 /// | --- | --- | --- |
 /// | `application.id` | (required) | consumer group id, prefix of internal topics and state directories |
 /// | `state.dir` | `<tmp>/runnel-streams` | root of the state stores: `<state.dir>/<application.id>/<task>/<store>` |
-/// | `statestore.cache.max.bytes` | 10 MiB | record-cache budget of one task (split evenly among its stores); `0` forwards every update |
+/// | `statestore.cache.max.bytes` | 10 MiB | record-cache budget of the instance (an even share per stream thread, per task of the thread, per store of the task); also holds flushed and read values of key-value stores and a join's recent windows; `0` forwards every update |
 /// | `statestore.memory.max.bytes` | 64 MiB | Runnel's key: the one RocksDB block cache shared by every store of the process; memtables are charged to it |
 /// | `num.stream.threads` | 1 | stream threads of this instance |
 /// | `commit.interval.ms` | 30000 | how often consumed offsets are committed (after output and state are flushed) |
@@ -192,7 +192,7 @@ impl StreamsConfig {
         self.state_dir.as_deref()
     }
 
-    /// `statestore.cache.max.bytes`: record-cache budget per task.
+    /// `statestore.cache.max.bytes`: record-cache budget of the instance.
     pub fn cache_max_bytes(&self) -> u64 {
         self.cache_max_bytes
     }

@@ -176,7 +176,7 @@ impl StoreReader for RuntimeStoreReader {
     }
 }
 
-/// What [`Streams::store`] reads (Kafka's `StoreQueryParameters`): a
+/// What [`Streams::store`](crate::Streams::store) reads (Kafka's `StoreQueryParameters`): a
 /// store by name, with the serdes of its keys and values.
 pub struct StoreQueryParameters<K, V> {
     pub(crate) name: String,

@@ -8,8 +8,13 @@
 //! commits cost one RocksDB write, one changelog record and one downstream
 //! record, as in Kafka with caching enabled.
 //!
-//! The cache is write-only (reads that miss go to RocksDB, whose block
-//! cache serves hot keys): a flush empties it.
+//! What a flush wrote stays readable within the budget for plain key-value
+//! stores, with the values read from RocksDB (Kafka's caching store keeps
+//! both in its `ThreadCache`): table lookups that find their key here skip
+//! RocksDB. Unflushed entries come first; kept values are dropped oldest
+//! first to make room. Segmented (window) stores keep nothing after a
+//! flush, except a stream-stream join's window stores, whose
+//! [`WindowCache`] keeps recent windows by key.
 
 use std::collections::{BTreeSet, HashMap};
 

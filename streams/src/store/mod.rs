@@ -16,6 +16,9 @@
 //!   the latest values to RocksDB in one batch, sends them to the changelog
 //!   topic `<application.id>-<store>-changelog` (partition = the task's
 //!   partition; a delete is a tombstone) and forwards them downstream.
+//!   Plain key-value stores keep flushed and read values in the cache
+//!   within its budget, and a stream-stream join's window stores keep their
+//!   recent windows ([`window_cache`]), so lookups skip RocksDB.
 //! * Processors reach their stores through
 //!   [`ProcessorContext`](crate::ProcessorContext) with a
 //!   [`state::StoreHandle`] (an index resolved when the task is built) and
