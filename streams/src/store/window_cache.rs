@@ -188,7 +188,8 @@ impl WindowCache {
     /// keeps the entries as flushed (deletes are dropped when evicted).
     pub(crate) fn drain(&mut self) -> Vec<DirtyEntry> {
         let mut out = Vec::with_capacity(self.dirty.len() + self.odd.len());
-        for ((record, time, seq), value, context) in std::mem::take(&mut self.dirty) {
+        // Drained in place: the list keeps its capacity for the next round.
+        for ((record, time, seq), value, context) in self.dirty.drain(..) {
             out.push(DirtyEntry { key: join_key(&record, time, seq), value, context, old: None });
             self.flushed.push_back((record, time, seq));
         }
