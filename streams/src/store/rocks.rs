@@ -231,18 +231,24 @@ impl RocksStore {
         key: &[u8],
         read: impl FnOnce(Option<&[u8]>) -> Result<T, StreamsError>,
     ) -> Result<T, StreamsError> {
-        let stored;
-        let key = match &self.segments {
-            None => key,
-            Some(segments) => match stored_key(segments, key) {
-                Some(k) => {
-                    stored = k;
-                    &stored[..]
-                }
-                None => return read(None),
-            },
+        let Some(segments) = &self.segments else {
+            let pinned = self.db.get_pinned(key).map_err(|e| self.error("read", e))?;
+            return read(pinned.as_deref());
         };
-        let pinned = self.db.get_pinned(key).map_err(|e| self.error("read", e))?;
+        let Some(id) = live_segment(segments, key) else { return read(None) };
+        // The stored key is built on the stack when it fits (every read of
+        // a windowed aggregation comes here).
+        let mut buffer = [0u8; 128];
+        let heap;
+        let stored: &[u8] = if key.len() + 8 <= buffer.len() {
+            buffer[..8].copy_from_slice(&crate::store::ordered_time(id));
+            buffer[8..8 + key.len()].copy_from_slice(key);
+            &buffer[..8 + key.len()]
+        } else {
+            heap = segment_key(id, key);
+            &heap
+        };
+        let pinned = self.db.get_pinned(stored).map_err(|e| self.error("read", e))?;
         read(pinned.as_deref())
     }
 
@@ -403,11 +409,11 @@ impl RocksStore {
     }
 }
 
-/// Where a key of a segmented store is stored; `None` when its segment was
-/// removed (or the key holds no time).
-fn stored_key(segments: &Segments, key: &[u8]) -> Option<Vec<u8>> {
+/// The segment a key of a segmented store is stored in; `None` when that
+/// segment was removed (or the key holds no time).
+fn live_segment(segments: &Segments, key: &[u8]) -> Option<i64> {
     let id = segments.spec.segment_id(segments.spec.time.of(key)?);
-    (id >= segments.removed_below.max(segments.min_live())).then(|| segment_key(id, key))
+    (id >= segments.removed_below.max(segments.min_live())).then_some(id)
 }
 
 /// Moves the keys of an earlier layout's segment column families
