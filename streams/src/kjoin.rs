@@ -44,6 +44,7 @@ use crate::store::cache::EntryContext;
 use crate::store::rocks::Segmenting;
 use crate::store::state::StoreHandle;
 use crate::store::typed::serde_error;
+use crate::store::window_cache::window_key;
 use crate::store::{ordered_time, ordered_time_of};
 use crate::window::KeyTime;
 use crate::StreamsError;
@@ -237,15 +238,6 @@ struct StreamStreamJoin<K, V1, V2, VR> {
     /// known (after a restart), `Some(None)` when none waits.
     earliest_pending: Option<Option<i64>>,
     key: Vec<u8>,
-}
-
-/// `key ‖ time ‖ seq`, the window stores' key.
-fn window_key(key: &[u8], time: i64, seq: u32) -> Vec<u8> {
-    let mut out = Vec::with_capacity(key.len() + 12);
-    out.extend_from_slice(key);
-    out.extend_from_slice(&time.to_be_bytes());
-    out.extend_from_slice(&seq.to_be_bytes());
-    out
 }
 
 /// `close ‖ side ‖ key ‖ seq`, the shared store's key, where `close` is

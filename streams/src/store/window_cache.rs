@@ -59,7 +59,8 @@ fn split(key: &[u8]) -> Option<(&[u8], i64, u32)> {
     Some((&key[..n], time, seq))
 }
 
-fn join_key(key: &[u8], time: i64, seq: u32) -> Vec<u8> {
+/// `key ‖ time ‖ seq`, a join window store's key.
+pub(crate) fn window_key(key: &[u8], time: i64, seq: u32) -> Vec<u8> {
     let mut out = Vec::with_capacity(key.len() + 12);
     out.extend_from_slice(key);
     out.extend_from_slice(&time.to_be_bytes());
@@ -190,7 +191,7 @@ impl WindowCache {
         let mut out = Vec::with_capacity(self.dirty.len() + self.odd.len());
         // Drained in place: the list keeps its capacity for the next round.
         for ((record, time, seq), value, context) in self.dirty.drain(..) {
-            out.push(DirtyEntry { key: join_key(&record, time, seq), value, context, old: None });
+            out.push(DirtyEntry { key: window_key(&record, time, seq), value, context, old: None });
             self.flushed.push_back((record, time, seq));
         }
         out.append(&mut self.odd);
@@ -257,7 +258,7 @@ impl WindowCache {
                     break;
                 }
                 if let Some(value) = &slot.value {
-                    out.push((join_key(record, slot.time, slot.seq), value.clone()));
+                    out.push((window_key(record, slot.time, slot.seq), value.clone()));
                 }
             }
         }
@@ -281,13 +282,13 @@ impl WindowCache {
         match one_key {
             Some(((record, ..), _)) => {
                 for slot in self.keys.get(record).into_iter().flatten() {
-                    apply(join_key(record, slot.time, slot.seq), &slot.value);
+                    apply(window_key(record, slot.time, slot.seq), &slot.value);
                 }
             }
             None => {
                 for (record, slots) in &self.keys {
                     for slot in slots {
-                        apply(join_key(record, slot.time, slot.seq), &slot.value);
+                        apply(window_key(record, slot.time, slot.seq), &slot.value);
                     }
                 }
             }
@@ -306,7 +307,7 @@ mod tests {
     use super::*;
 
     fn key(k: &str, time: i64, seq: u32) -> Vec<u8> {
-        join_key(k.as_bytes(), time, seq)
+        window_key(k.as_bytes(), time, seq)
     }
 
     fn ctx(offset: i64) -> EntryContext {
