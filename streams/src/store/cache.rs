@@ -17,6 +17,7 @@
 //! [`WindowCache`] keeps recent windows by key.
 
 use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
 
 use crate::record::Headers;
 use crate::store::window_cache::WindowCache;
@@ -92,19 +93,20 @@ pub(crate) type BuildFxHasher = std::hash::BuildHasherDefault<FxHasher>;
 /// and its context (an estimate, like Kafka's `LRUCacheEntry` overhead).
 const ENTRY_OVERHEAD: usize = 96;
 
+/// A kept value (`None`: the key is absent).
+pub(crate) type KeptValue = Option<Box<[u8]>>;
+
 /// Flushed or read values a key-value store's cache keeps (Kafka's caching
 /// store keeps what it flushed and what it read in its `ThreadCache`): a
 /// lookup that finds its key here skips RocksDB. Dropped oldest-inserted
 /// first when the cache is over its budget.
-/// A kept value (`None`: the key is absent).
-type KeptValue = Option<Box<[u8]>>;
-
 #[derive(Debug, Default)]
 struct CleanEntries {
-    values: HashMap<Box<[u8]>, KeptValue, BuildFxHasher>,
-    /// Keys in the order they were inserted (a key may appear again after
-    /// it was dropped; dropping its stale turn early is harmless).
-    order: std::collections::VecDeque<Box<[u8]>>,
+    values: HashMap<Arc<[u8]>, KeptValue, BuildFxHasher>,
+    /// Keys in the order they were inserted, sharing the map's allocation
+    /// (a key may appear again after it was dropped; dropping its stale
+    /// turn early is harmless).
+    order: std::collections::VecDeque<Arc<[u8]>>,
     bytes: usize,
 }
 
@@ -117,8 +119,9 @@ impl CleanEntries {
                 *held = value.map(Box::from);
             }
             None => {
-                self.values.insert(Box::from(key), value.map(Box::from));
-                self.order.push_back(Box::from(key));
+                let shared: Arc<[u8]> = Arc::from(key);
+                self.values.insert(Arc::clone(&shared), value.map(Box::from));
+                self.order.push_back(shared);
                 self.bytes += added;
             }
         }
@@ -165,9 +168,9 @@ fn size(key: &[u8], value: Option<&[u8]>) -> usize {
     key.len() + value.map_or(0, <[u8]>::len) + ENTRY_OVERHEAD
 }
 
-/// Bytes counted per kept value beyond key and value: its map slot (two
-/// boxed slices), the key's and value's allocations and its turn in the
-/// eviction queue (a boxed key); no record context.
+/// Bytes counted per kept value beyond key and value: its map slot (a
+/// shared key and a boxed value), the key's and value's allocations and its
+/// turn in the eviction queue; no record context.
 const KEPT_OVERHEAD: usize = 80;
 
 fn kept_size(key: &[u8], value: Option<&[u8]>) -> usize {
@@ -186,15 +189,21 @@ impl RecordCache {
         RecordCache { max_bytes, clean: Some(Default::default()), ..RecordCache::default() }
     }
 
-    /// Calls `read` with the value of `key` if the cache keeps it as
-    /// flushed or read (`None` when it does not know the key).
+    /// The value of `key` if the cache keeps it as flushed or read (`None`
+    /// when it does not know the key).
     #[inline]
-    pub(crate) fn read_clean<T>(&self, key: &[u8], read: impl FnOnce(Option<&[u8]>) -> T) -> Option<T> {
+    pub(crate) fn kept(&self, key: &[u8]) -> Option<std::cell::Ref<'_, KeptValue>> {
         let clean = self.clean.as_ref()?.borrow();
         if clean.values.is_empty() {
             return None;
         }
-        clean.values.get(key).map(|value| read(value.as_deref()))
+        std::cell::Ref::filter_map(clean, |c| c.values.get(key)).ok()
+    }
+
+    /// Calls `read` with what [`kept`](Self::kept) finds.
+    #[cfg(test)]
+    fn read_clean<T>(&self, key: &[u8], read: impl FnOnce(Option<&[u8]>) -> T) -> Option<T> {
+        self.kept(key).map(|value| read(value.as_deref()))
     }
 
     /// Keeps `value`, just read from RocksDB for `key`, readable, room
@@ -287,7 +296,7 @@ impl RecordCache {
                     ordered.insert(key.to_vec());
                 }
                 // A kept value is what RocksDB holds: the flush's old value.
-                let old = old.or_else(|| self.read_clean(key, |v| v.map(<[u8]>::to_vec)));
+                let old = old.or_else(|| self.kept(key).map(|v| v.as_deref().map(<[u8]>::to_vec)));
                 self.index.insert(key.to_vec(), self.entries.len());
                 self.entries.push(DirtyEntry { key: key.to_vec(), value, context, old });
             }
@@ -450,11 +459,11 @@ impl StoreCache {
         }
     }
 
-    /// Calls `read` with a value the cache keeps as flushed or read.
+    /// A value the cache keeps as flushed or read.
     #[inline]
-    pub(crate) fn read_clean<T>(&self, key: &[u8], read: impl FnOnce(Option<&[u8]>) -> T) -> Option<T> {
+    pub(crate) fn kept(&self, key: &[u8]) -> Option<std::cell::Ref<'_, KeptValue>> {
         match self {
-            StoreCache::Records(c) => c.read_clean(key, read),
+            StoreCache::Records(c) => c.kept(key),
             StoreCache::Windows(_) => None,
         }
     }

@@ -92,9 +92,15 @@ impl Segments {
 /// The stored key of `key` in segment `id`.
 fn segment_key(id: i64, key: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(8 + key.len());
+    segment_key_into(&mut out, id, key);
+    out
+}
+
+/// Replaces `out` with the stored key of `key` in segment `id`.
+fn segment_key_into(out: &mut Vec<u8>, id: i64, key: &[u8]) {
+    out.clear();
     out.extend_from_slice(&crate::store::ordered_time(id));
     out.extend_from_slice(key);
-    out
 }
 
 /// The segment id of a stored key.
@@ -306,9 +312,7 @@ impl RocksStore {
                 continue;
             }
             segments.newest = segments.newest.max(Some(id));
-            stored.clear();
-            stored.extend_from_slice(&crate::store::ordered_time(id));
-            stored.extend_from_slice(key);
+            segment_key_into(&mut stored, id, key);
             match value {
                 Some(value) => batch.put(&stored, value),
                 None => batch.delete(&stored),

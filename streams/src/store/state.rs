@@ -54,7 +54,8 @@ impl TaskStores {
         match slot.cache.get(key) {
             Some(value) => Ok(value.map(Cow::Borrowed)),
             None => {
-                let value = match slot.cache.read_clean(key, |v| v.map(<[u8]>::to_vec)) {
+                let kept = slot.cache.kept(key).map(|v| v.as_deref().map(<[u8]>::to_vec));
+                let value = match kept {
                     Some(kept) => kept,
                     None => {
                         let value = slot.rocks.get(key)?;
@@ -84,11 +85,9 @@ impl TaskStores {
         if let Some(value) = slot.cache.get(key) {
             return read(value);
         }
-        let mut read = Some(read);
-        if let Some(result) = slot.cache.read_clean(key, |value| (read.take().expect("called once"))(value)) {
-            return result;
+        if let Some(kept) = slot.cache.kept(key) {
+            return read(kept.as_deref());
         }
-        let read = read.expect("not called");
         slot.rocks.read(key, |value| {
             slot.cache.remember(key, value);
             read(value)

@@ -14,7 +14,7 @@ use super::super::{AssignmentStrategy, ConsumerConfig, ConsumerRecord, OffsetRes
 use super::fetch::PartitionState;
 use super::membership::{self, Membership, Phase};
 use super::{OffsetAndTimestamp, RebalanceListener};
-use crate::broker::group::{HeartbeatOutcome, JoinRequest, SyncOutcome};
+use crate::broker::group::{JoinRequest, SyncOutcome};
 use crate::broker::{is_internal, OffsetAndMetadata};
 use crate::topic::TopicPartition;
 use crate::{Error, Result};
@@ -524,13 +524,11 @@ impl EmbeddedConsumer {
         // coordinator is in-process; the call is a lock and a map lookup).
         let group_moved = g.changes.as_ref().is_some_and(|c| c.has_changed().unwrap_or(false));
         if group_moved && g.phase == Phase::Stable {
-            if let Some(member) = g.member_id.clone() {
-                match broker.groups().heartbeat(&g.group_id, &member, g.generation, broker.now_ms(), &counts)
-                {
-                    HeartbeatOutcome::Ok => {}
-                    HeartbeatOutcome::Rejoin => g.shared.rejoin.store(true, Ordering::Release),
-                    HeartbeatOutcome::UnknownMember => g.shared.lost.store(true, Ordering::Release),
-                }
+            if let Some(member) = &g.member_id {
+                let outcome =
+                    broker.groups().heartbeat(&g.group_id, member, g.generation, broker.now_ms(), &counts);
+                // Read just below, in this same call: no wake-up needed.
+                g.shared.heard(outcome);
             }
         }
         g.refresh_changes(&cluster);

@@ -41,6 +41,19 @@ pub(crate) struct Shared {
     pub(crate) wake: Notify,
 }
 
+impl Shared {
+    /// Records what the coordinator answered a heartbeat; returns whether
+    /// the consumer must act on it (rejoin, or its membership is lost).
+    pub(crate) fn heard(&self, outcome: HeartbeatOutcome) -> bool {
+        match outcome {
+            HeartbeatOutcome::Ok => return false,
+            HeartbeatOutcome::Rejoin => self.rejoin.store(true, Ordering::Release),
+            HeartbeatOutcome::UnknownMember => self.lost.store(true, Ordering::Release),
+        }
+        true
+    }
+}
+
 /// Group membership of one consumer.
 #[derive(Debug)]
 pub(crate) struct Membership {
@@ -118,17 +131,12 @@ impl Membership {
                     continue;
                 }
                 let counts = |t: &str| broker.partition_count(t).ok();
-                match broker.groups().heartbeat(&group, &member, generation, broker.now_ms(), &counts) {
-                    HeartbeatOutcome::Ok => {}
-                    HeartbeatOutcome::Rejoin => {
-                        debug!(group = %group, member = %member, "heartbeat: rejoin needed");
-                        shared.rejoin.store(true, Ordering::Release);
-                        shared.wake.notify_one();
-                    }
-                    HeartbeatOutcome::UnknownMember => {
-                        shared.lost.store(true, Ordering::Release);
-                        shared.wake.notify_one();
-                    }
+                let outcome = broker.groups().heartbeat(&group, &member, generation, broker.now_ms(), &counts);
+                if outcome == HeartbeatOutcome::Rejoin {
+                    debug!(group = %group, member = %member, "heartbeat: rejoin needed");
+                }
+                if shared.heard(outcome) {
+                    shared.wake.notify_one();
                 }
             }
         });
