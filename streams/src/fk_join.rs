@@ -43,6 +43,7 @@ use crate::record::{Headers, Record};
 use crate::serdes::{Serde, SerdeError};
 use crate::stateful::ChangeForwarder;
 use crate::store::cache::EntryContext;
+use crate::store::prefix_end;
 use crate::store::state::StoreHandle;
 use crate::store::typed::{serde_error, TypedStore};
 use crate::versioned::TableReader;
@@ -244,18 +245,6 @@ fn subscription_key(fk: &[u8], key: &[u8]) -> Vec<u8> {
     out.extend_from_slice(fk);
     out.extend_from_slice(key);
     out
-}
-
-/// The first key after every key starting with `prefix` (`None`: no end).
-fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
-    let mut end = prefix.to_vec();
-    while let Some(last) = end.pop() {
-        if last < u8::MAX {
-            end.push(last + 1);
-            return Some(end);
-        }
-    }
-    None
 }
 
 /// Right side, on each subscription: records or forgets it and answers a

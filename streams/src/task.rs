@@ -431,10 +431,7 @@ impl StreamTask {
     /// Stores with caching off keep a budget of 0 (every update flushed
     /// after its record).
     pub(crate) fn set_cache_max_bytes(&mut self, bytes: usize) {
-        let n = self.stores.slots.iter().filter(|s| s.caching).count().max(1);
-        for slot in &mut self.stores.slots {
-            slot.cache.set_max_bytes(if slot.caching { bytes / n } else { 0 });
-        }
+        self.stores.set_cache_max_bytes(bytes);
     }
 
     /// The changelog topic-partitions of the task's stores, resolved

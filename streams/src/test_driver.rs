@@ -113,6 +113,13 @@ impl Drop for DriverState {
     /// Closes every task (Processor API nodes get [`Processor::close`](crate::Processor::close)),
     /// then the temporary state directory goes.
     fn drop(&mut self) {
+        self.close_tasks();
+    }
+}
+
+impl DriverState {
+    /// Closes every task (their errors are dropped, as on Kafka's close).
+    fn close_tasks(&mut self) {
         for task in self.tasks.drain(..) {
             let _ = task.close();
         }
@@ -441,10 +448,7 @@ impl TopologyTestDriver {
     /// and stores are flushed to disk. Dropping the driver and its topics
     /// does the same.
     pub fn close(self) {
-        let tasks: Vec<StreamTask> = self.state.borrow_mut().tasks.drain(..).collect();
-        for task in tasks {
-            let _ = task.close();
-        }
+        self.state.borrow_mut().close_tasks();
     }
 
     /// The driver's wall-clock time in milliseconds; it starts at 0.
@@ -475,32 +479,17 @@ struct DriverStore {
     store: StoreHandle,
 }
 
-/// Drops the first `skip` bytes (a timestamp) of each value.
-fn skip_values(entries: crate::store::Entries, skip: usize) -> crate::store::Entries {
-    if skip == 0 {
-        return entries;
-    }
-    entries.into_iter().map(|(k, v)| (k, v.get(skip..).unwrap_or_default().to_vec())).collect()
-}
-
 impl StoreReader for DriverStore {
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StreamsError> {
-        let state = self.state.borrow();
-        let stores = state.tasks[self.task].stores();
-        let skip = stores.slots[self.store.0].value_offset;
-        Ok(stores.get(self.store, key)?.map(|v| v.get(skip..).unwrap_or_default().to_vec()))
+        self.state.borrow().tasks[self.task].stores().view_get(self.store, key)
     }
 
     fn all(&self) -> Result<crate::store::Entries, StreamsError> {
-        let state = self.state.borrow();
-        let stores = state.tasks[self.task].stores();
-        Ok(skip_values(stores.all(self.store)?, stores.slots[self.store.0].value_offset))
+        self.state.borrow().tasks[self.task].stores().view_all(self.store)
     }
 
     fn range(&self, from: &[u8], to: Option<&[u8]>) -> Result<crate::store::Entries, StreamsError> {
-        let state = self.state.borrow();
-        let stores = state.tasks[self.task].stores();
-        Ok(skip_values(stores.range(self.store, from, to)?, stores.slots[self.store.0].value_offset))
+        self.state.borrow().tasks[self.task].stores().view_range(self.store, from, to)
     }
 }
 

@@ -388,19 +388,14 @@ impl Topology {
         let task_dir = config.state_dir().join(application_id).join(id.to_string());
         if !named.is_empty() {
             let memory = SharedMemory::shared(config.memory_max_bytes());
-            let cached = named
-                .iter()
-                .filter(|(name, _)| self.stores.iter().find(|s| &s.name == name).is_none_or(|s| s.caching))
-                .count()
-                .max(1);
-            let share = usize::try_from(config.cache_max_bytes()).unwrap_or(usize::MAX) / cached;
             for (name, changelog) in &named {
                 let def = self.stores.iter().find(|s| &s.name == name);
                 let caching = def.is_none_or(|s| s.caching);
                 let segmenting = def.and_then(|s| s.segmenting);
                 let rocks =
                     RocksStore::open_segmented(name, &task_dir.join(name), Arc::clone(&memory), segmenting)?;
-                let budget = if caching { share } else { 0 };
+                // Budgets are set below, once every store is known.
+                let budget = 0;
                 let cache = match (def, segmenting) {
                     (Some(d), Some(segments)) if d.window_cache => {
                         // Entries written before this start (on disk)
@@ -423,6 +418,7 @@ impl Topology {
                     caching,
                 });
             }
+            stores.set_cache_max_bytes(usize::try_from(config.cache_max_bytes()).unwrap_or(usize::MAX));
         }
         // Built nodes waiting for their parents: one handle per parent edge.
         let mut built: HashMap<NodeId, Vec<Erased>> = HashMap::new();

@@ -44,16 +44,8 @@ use crate::serdes::Serde;
 use crate::store::cache::EntryContext;
 use crate::store::state::StoreHandle;
 use crate::store::typed::{serde_error, TypedStore};
-use crate::store::{ordered_time, ordered_time_of};
+use crate::store::{ordered_time, ordered_time_of, prefix_end};
 use crate::StreamsError;
-
-/// `len(key) ‖ key`: every version of the key starts with it.
-fn key_prefix(key: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(4 + key.len() + 8);
-    out.extend_from_slice(&u32::try_from(key.len()).unwrap_or(u32::MAX).to_be_bytes());
-    out.extend_from_slice(key);
-    out
-}
 
 fn version_key(prefix: &[u8], time: i64) -> Vec<u8> {
     let mut out = Vec::with_capacity(prefix.len() + 8);
@@ -71,6 +63,7 @@ pub(crate) struct VersionedStore<K, V> {
     value_serde: Arc<dyn Serde<V>>,
     /// How far behind stream time versions are kept, in ms.
     history: i64,
+    /// `len(key) ‖ key` of the current key: every version of it starts so.
     prefix: Vec<u8>,
 }
 
@@ -99,32 +92,30 @@ impl<K: 'static, V: 'static> VersionedStore<K, V> {
 
     /// Sets the key of the next calls.
     pub(crate) fn set_key(&mut self, key: &K) -> Result<(), StreamsError> {
-        let mut bytes = Vec::new();
+        // `len(key) ‖ key`, serialized in place behind a length placeholder.
+        self.prefix.clear();
+        self.prefix.extend_from_slice(&[0; 4]);
         self.key_serde
-            .serialize_into(&self.topic, key, &mut bytes)
+            .serialize_into(&self.topic, key, &mut self.prefix)
             .map_err(|e| serde_error(&self.name, "serialize", "key", e))?;
-        self.prefix = key_prefix(&bytes);
+        let len = u32::try_from(self.prefix.len() - 4).unwrap_or(u32::MAX);
+        self.prefix[..4].copy_from_slice(&len.to_be_bytes());
         Ok(())
     }
 
     /// The current key's versions, oldest first.
     fn versions(&self, ctx: &ProcessorContext<'_>) -> Result<Vec<Version>, StreamsError> {
-        let end = version_key(&self.prefix, i64::MAX);
+        // One scan over every key starting with the prefix: a version
+        // stamped `i64::MAX` included.
+        let end = prefix_end(&self.prefix);
         let mut versions = Vec::new();
-        for (key, value) in ctx.stores.range(self.handle, &self.prefix, Some(&end))? {
+        for (key, value) in ctx.stores.range(self.handle, &self.prefix, end.as_deref())? {
             let Some(time) = key.get(self.prefix.len()..).and_then(ordered_time_of) else { continue };
             let value = match value.split_first() {
                 Some((1, rest)) => Some(rest.to_vec()),
                 _ => None,
             };
             versions.push((time, value));
-        }
-        // The range ends before `i64::MAX` itself.
-        if let Some(bytes) = ctx.stores.get(self.handle, &end)? {
-            versions.push((
-                i64::MAX,
-                bytes.split_first().filter(|(f, _)| **f == 1).map(|(_, rest)| rest.to_vec()),
-            ));
         }
         Ok(versions)
     }

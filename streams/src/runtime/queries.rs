@@ -93,30 +93,19 @@ impl QueryInbox {
     }
 }
 
-/// Drops the first `skip` bytes (a timestamp) of each value.
-fn skip_values(entries: Entries, skip: usize) -> Entries {
-    if skip == 0 {
-        return entries;
-    }
-    entries.into_iter().map(|(k, v)| (k, v.get(skip..).unwrap_or_default().to_vec())).collect()
-}
-
 fn answer<'a>(query: &Query, tasks: impl Iterator<Item = &'a StreamTask>) -> Result<Entries, StreamsError> {
     let mut entries = Vec::new();
     for task in tasks {
         let stores = task.stores();
         let Some(handle) = stores.find(&query.store) else { continue };
-        let skip = stores.slots[handle.0].value_offset;
         match &query.op {
             QueryOp::Get(key) => {
-                if let Some(value) = stores.get(handle, key)? {
-                    entries.push((key.clone(), value.get(skip..).unwrap_or_default().to_vec()));
+                if let Some(value) = stores.view_get(handle, key)? {
+                    entries.push((key.clone(), value));
                 }
             }
-            QueryOp::All => entries.extend(skip_values(stores.all(handle)?, skip)),
-            QueryOp::Range(from, to) => {
-                entries.extend(skip_values(stores.range(handle, from, to.as_deref())?, skip))
-            }
+            QueryOp::All => entries.extend(stores.view_all(handle)?),
+            QueryOp::Range(from, to) => entries.extend(stores.view_range(handle, from, to.as_deref())?),
         }
     }
     Ok(entries)
@@ -232,14 +221,6 @@ pub struct KeyQueryMetadata {
     pub active_host: Option<HostInfo>,
     /// The partition (and task) of the key.
     pub partition: i32,
-}
-
-/// `<thread>-consumer@<host:port>`: a stream thread's consumer client id.
-pub(crate) fn consumer_client_id(thread: &str, application_server: Option<&str>) -> String {
-    match application_server {
-        Some(server) => format!("{thread}-consumer@{server}"),
-        None => format!("{thread}-consumer"),
-    }
 }
 
 /// The `application.server` in a consumer client id.

@@ -125,8 +125,7 @@ pub(crate) async fn run(spec: &ThreadSpec) -> Result<(), StreamsError> {
         .auto_commit(false)
         .offset_reset(OffsetReset::Earliest)
         .strategy(AssignmentStrategy::Range);
-    consumer_config.client_id =
-        super::queries::consumer_client_id(&spec.name, spec.config.application_server());
+    consumer_config.client_id = format!("{}-consumer", spec.name);
     consumer_config.max_poll_records = spec.config.max_poll_records();
     for (key, value) in spec.config.consumer_overrides() {
         consumer_config = consumer_config.set(key, value).map_err(client_error("consumer setting"))?;

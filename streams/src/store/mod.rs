@@ -51,6 +51,18 @@ pub(crate) fn ordered_time_of(bytes: &[u8]) -> Option<i64> {
     Some((raw ^ (1 << 63)) as i64)
 }
 
+/// The first key after every key starting with `prefix` (`None`: no end).
+pub(crate) fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
+    let mut end = prefix.to_vec();
+    while let Some(last) = end.pop() {
+        if last < u8::MAX {
+            end.push(last + 1);
+            return Some(end);
+        }
+    }
+    None
+}
+
 /// The changelog topic of store `store` in application `application_id`.
 pub(crate) fn changelog_topic(application_id: &str, store: &str) -> String {
     format!("{application_id}-{store}-changelog")

@@ -133,6 +133,47 @@ impl TaskStores {
         Ok(all.into_iter().collect())
     }
 
+    /// The value of `key` as store views see it: without the timestamp
+    /// that sliding-window values start with (`value_offset`).
+    pub(crate) fn view_get(&self, store: StoreHandle, key: &[u8]) -> Result<Option<Vec<u8>>, StreamsError> {
+        let skip = self.slots[store.0].value_offset;
+        Ok(self.get(store, key)?.map(|v| v.get(skip..).unwrap_or_default().to_vec()))
+    }
+
+    /// [`all`](Self::all) as store views see it (see [`view_get`](Self::view_get)).
+    pub(crate) fn view_all(&self, store: StoreHandle) -> Result<Entries, StreamsError> {
+        Ok(self.skip_values(store, self.all(store)?))
+    }
+
+    /// [`range`](Self::range) as store views see it (see [`view_get`](Self::view_get)).
+    pub(crate) fn view_range(
+        &self,
+        store: StoreHandle,
+        from: &[u8],
+        to: Option<&[u8]>,
+    ) -> Result<Entries, StreamsError> {
+        Ok(self.skip_values(store, self.range(store, from, to)?))
+    }
+
+    /// Drops the store's `value_offset` bytes from each value.
+    fn skip_values(&self, store: StoreHandle, entries: Entries) -> Entries {
+        let skip = self.slots[store.0].value_offset;
+        if skip == 0 {
+            return entries;
+        }
+        entries.into_iter().map(|(k, v)| (k, v.get(skip..).unwrap_or_default().to_vec())).collect()
+    }
+
+    /// Splits `bytes` of record cache evenly among the stores with caching
+    /// on; the others keep a budget of 0 (every update flushed after its
+    /// record).
+    pub(crate) fn set_cache_max_bytes(&mut self, bytes: usize) {
+        let n = self.slots.iter().filter(|s| s.caching).count().max(1);
+        for slot in &mut self.slots {
+            slot.cache.set_max_bytes(if slot.caching { bytes / n } else { 0 });
+        }
+    }
+
     /// The slot of the store named `name`.
     pub(crate) fn find(&self, name: &str) -> Option<StoreHandle> {
         self.slots.iter().position(|s| s.rocks.name() == name).map(StoreHandle)
