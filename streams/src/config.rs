@@ -111,7 +111,7 @@ impl StreamsConfig {
     /// `Some(Duration::ZERO)` (the default) waits only for records the
     /// cluster already holds, `Some(d)` also up to `d` for new ones.
     pub fn with_max_task_idle(mut self, idle: Option<std::time::Duration>) -> Self {
-        self.max_task_idle_ms = idle.map_or(-1, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+        self.max_task_idle_ms = idle.map_or(-1, crate::window::millis);
         self
     }
 

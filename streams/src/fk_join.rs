@@ -32,7 +32,7 @@ use std::rc::Rc;
 use std::sync::Arc;
 
 use crate::change::Change;
-use crate::graph::{downcast_children, share, BuildContext, Erased, Factory, NodeDef, NodeKind, StoreDef};
+use crate::graph::{downcast_children, share, BuildContext, Erased, Factory, NodeDef, NodeKind};
 use crate::kgrouped::{define_store, repartition_names, serde_or_missing};
 use crate::kstream::add_repartition;
 use crate::ktable::KTable;
@@ -499,16 +499,7 @@ where
         let rvs =
             serde_or_missing(&mut graph, materialized.value_serde, None, (&name, &result_store, "value"));
         let subscriptions = format!("{name}-subscription-store");
-        graph.add_store_def(StoreDef {
-            name: subscriptions.clone(),
-            caching: true,
-            segmenting: None,
-            ranged: true,
-            timestamped: false,
-            typed: None,
-            internal: true,
-            window_cache: false,
-        });
+        graph.add_internal_store(&subscriptions, true);
 
         // 1. Left updates to subscriptions (and local results).
         let sender = {

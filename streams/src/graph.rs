@@ -238,10 +238,26 @@ impl Graph {
         });
     }
 
+    /// Defines store `name` with an internal layout that processors read
+    /// by key range (join buffers, suppression buffers, subscriptions,
+    /// versions): ordered cache, not readable by interactive queries.
+    pub(crate) fn add_internal_store(&mut self, name: &str, caching: bool) {
+        self.add_store(name, caching);
+        if let Some(def) = self.store_mut(name) {
+            def.ranged = true;
+            def.internal = true;
+        }
+    }
+
+    /// The definition of store `name`.
+    pub(crate) fn store_mut(&mut self, name: &str) -> Option<&mut StoreDef> {
+        self.stores.iter_mut().find(|s| s.name == name)
+    }
+
     /// Marks store `name` as having an internal layout (not readable by
     /// interactive queries).
     pub(crate) fn set_store_internal(&mut self, name: &str) {
-        if let Some(def) = self.stores.iter_mut().find(|s| s.name == name) {
+        if let Some(def) = self.store_mut(name) {
             def.internal = true;
         }
     }
@@ -255,7 +271,7 @@ impl Graph {
         ranged: bool,
         timestamped: bool,
     ) {
-        if let Some(def) = self.stores.iter_mut().find(|s| s.name == name) {
+        if let Some(def) = self.store_mut(name) {
             def.segmenting = Some(segmenting);
             def.ranged = ranged;
             def.timestamped = timestamped;

@@ -46,12 +46,9 @@ use crate::store::state::StoreHandle;
 use crate::store::typed::serde_error;
 use crate::store::window_cache::window_key;
 use crate::store::{ordered_time, ordered_time_of};
+use crate::window::millis;
 use crate::window::KeyTime;
 use crate::StreamsError;
-
-fn millis(d: Duration) -> i64 {
-    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
-}
 
 /// Which records of two streams join (Kafka's `JoinWindows`): a record of
 /// this stream at time `t` joins a record of the other at `t'` when
@@ -599,16 +596,12 @@ where
             graph.add_store(store, true);
             graph.set_store_internal(store);
             graph.set_store_layout(store, Segmenting::new(retention, KeyTime::WindowStart), true, false);
-            if let Some(def) = graph.stores.iter_mut().find(|s| &s.name == store) {
+            if let Some(def) = graph.store_mut(store) {
                 def.window_cache = true;
             }
         }
         if let Some(shared) = &shared_store {
-            graph.add_store(shared, true);
-            graph.set_store_internal(shared);
-            if let Some(def) = graph.stores.iter_mut().find(|s| &s.name == shared) {
-                def.ranged = true;
-            }
+            graph.add_internal_store(shared, true);
         }
         // A side whose key changed is repartitioned by its new key first.
         let left_parent = join_input(
@@ -797,9 +790,9 @@ struct GraceBuffer<K, V> {
     key_serde: Arc<dyn Serde<K>>,
     value_serde: Arc<dyn Serde<V>>,
     seq: u32,
-    /// Nothing waits from before this: `None` when unknown (after a
-    /// restart), `Some(None)` when nothing waits.
-    earliest: Option<Option<i64>>,
+    /// Nothing waits from before this; `None` when unknown (after a
+    /// restart).
+    earliest: Option<i64>,
 }
 
 /// The first `n` bytes of `rest`, which moves past them.
@@ -852,8 +845,8 @@ where
             headers: Vec::new(),
         };
         ctx.stores.put(self.handle, &stored_key, Some(value), context);
-        if let Some(known) = self.earliest.as_mut() {
-            *known = Some(known.map_or(record.timestamp, |e| e.min(record.timestamp)));
+        if let Some(earliest) = self.earliest.as_mut() {
+            *earliest = (*earliest).min(record.timestamp);
         }
         Ok(())
     }
@@ -861,7 +854,7 @@ where
     /// Takes the records whose grace period has passed out, oldest first.
     fn due(&mut self, ctx: &mut ProcessorContext<'_>) -> Result<Vec<Record<K, V>>, StreamsError> {
         let bound = ctx.stream_time.saturating_sub(self.grace);
-        if self.earliest.is_some_and(|e| e.is_none_or(|e| e > bound)) {
+        if self.earliest.is_some_and(|e| e > bound) {
             return Ok(Vec::new());
         }
         let upper = ordered_time(bound.saturating_add(1));
@@ -895,7 +888,7 @@ where
             due.push(Record { key, value, timestamp, headers });
         }
         // What still waits is past the bound.
-        self.earliest = Some(Some(bound.saturating_add(1)));
+        self.earliest = Some(bound.saturating_add(1));
         Ok(due)
     }
 }
@@ -1063,11 +1056,7 @@ where
         }
         let buffer_store = grace.map(|_| format!("{name}-grace-buffer-store"));
         if let Some(buffer) = &buffer_store {
-            graph.add_store(buffer, true);
-            graph.set_store_internal(buffer);
-            if let Some(def) = graph.stores.iter_mut().find(|s| &s.name == buffer) {
-                def.ranged = true;
-            }
+            graph.add_internal_store(buffer, true);
         }
         let mut stores = vec![store];
         stores.extend(buffer_store.clone());

@@ -132,7 +132,7 @@ impl<K: Clone + Send + 'static, V: Clone + Send + 'static> KGroupedStream<K, V> 
         let retention = match asked {
             None => minimum,
             Some(asked) => {
-                let asked = i64::try_from(asked.as_millis()).unwrap_or(i64::MAX);
+                let asked = crate::window::millis(asked);
                 if asked < minimum {
                     graph.errors.push(StreamsError::RetentionTooShort {
                         store: node.store.clone(),

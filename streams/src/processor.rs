@@ -183,7 +183,7 @@ impl ProcessorContext<'_> {
         interval: std::time::Duration,
         kind: PunctuationType,
     ) -> Result<ScheduleId, StreamsError> {
-        let interval = i64::try_from(interval.as_millis()).unwrap_or(i64::MAX);
+        let interval = crate::window::millis(interval);
         let Some((requests, next)) = self.scheduling.as_mut() else {
             return Err(StreamsError::Runtime {
                 reason: "schedule is only available in Processor::init".into(),

@@ -217,7 +217,7 @@ impl Serdes {
         inner: impl Serde<K>,
         window_size: std::time::Duration,
     ) -> crate::TimeWindowedSerde<K> {
-        let size = i64::try_from(window_size.as_millis()).unwrap_or(i64::MAX);
+        let size = crate::window::millis(window_size);
         crate::TimeWindowedSerde { inner: std::sync::Arc::new(inner), size }
     }
     /// Session-windowed keys as Kafka's `SessionWindowedSerde` writes them:

@@ -190,7 +190,7 @@ impl<K> Suppressed<K> {
     /// A key's latest update, `limit` (in stream time) after its first
     /// update since it was last emitted.
     pub fn until_time_limit(limit: Duration, buffer: BufferConfig) -> Suppressed<K> {
-        let limit = i64::try_from(limit.as_millis()).unwrap_or(i64::MAX);
+        let limit = crate::window::millis(limit);
         Suppressed { due: Due::Limit(limit), buffer, name: None, _key: PhantomData }
     }
 
@@ -620,11 +620,7 @@ where
             }
         };
         let store = format!("{name}-store");
-        graph.add_store(&store, true);
-        graph.set_store_internal(&store);
-        if let Some(def) = graph.stores.iter_mut().find(|s| s.name == store) {
-            def.ranged = true;
-        }
+        graph.add_internal_store(&store, true);
         let node_name = name.clone();
         let store_name = store.clone();
         let Suppressed { due, buffer, .. } = suppressed;

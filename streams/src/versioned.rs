@@ -34,7 +34,7 @@ use std::sync::Arc;
 
 use crate::change::Change;
 use crate::graph::{
-    downcast_children, share, BuildContext, Erased, Factory, Graph, NodeDef, NodeId, NodeKind, StoreDef,
+    downcast_children, share, BuildContext, Erased, Factory, Graph, NodeDef, NodeId, NodeKind,
 };
 use crate::ktable::KTable;
 use crate::options::Materialized;
@@ -306,17 +306,8 @@ where
 {
     let mut graph = graph_rc.borrow_mut();
     let store = materialized.name.clone().unwrap_or_else(|| graph.new_name(&format!("{topic}-STATE-STORE")));
-    graph.add_store_def(StoreDef {
-        name: store.clone(),
-        caching: false,
-        segmenting: None,
-        ranged: true,
-        timestamped: false,
-        typed: None,
-        internal: true,
-        window_cache: false,
-    });
-    let history = i64::try_from(history.as_millis()).unwrap_or(i64::MAX);
+    graph.add_internal_store(&store, false);
+    let history = crate::window::millis(history);
     let ks = materialized.key_serde.unwrap_or(serdes.0);
     let vs = materialized.value_serde.unwrap_or(serdes.1);
     let name = graph.new_name("KTABLE-SOURCE");

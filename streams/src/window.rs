@@ -70,7 +70,8 @@ impl<K: fmt::Display> fmt::Display for Windowed<K> {
     }
 }
 
-fn millis(d: Duration) -> i64 {
+/// A duration in milliseconds, `i64::MAX` when it does not fit.
+pub(crate) fn millis(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
 
