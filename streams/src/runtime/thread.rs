@@ -109,9 +109,11 @@ struct ActiveTask {
     queues: TaskQueues,
     /// Next offset to commit per input partition (a task has a handful).
     consumed: Vec<(Arc<str>, i32, i64)>,
-    /// Input topics (of the task's partition) found empty while others
-    /// had records, and since when (see [`may_process`]).
-    waiting: HashMap<String, Instant>,
+    /// The task's input partitions, in the task's topic order.
+    inputs: Vec<TopicPartition>,
+    /// Per input: found empty while others had records, since when (see
+    /// [`may_process`]).
+    waiting: Vec<Option<Instant>>,
 }
 
 /// Runs the thread until `spec.shutdown` is set or an error stops it.
@@ -305,32 +307,32 @@ fn may_process(
 ) -> bool {
     let Some(idle) = idle else { return true };
     if active.queues.is_empty() {
-        active.waiting.clear();
+        active.waiting.fill(None);
         return true;
     }
     // Each empty partition waits on its own deadline, from when it was
     // first found empty until it has records again (Kafka's
     // `PartitionGroup`); past it, the task processes the others.
     let mut ready = true;
-    for topic in active.task.topics() {
-        if active.queues.len_of(topic, id.partition) > 0 {
-            active.waiting.remove(topic);
+    for (input, waiting) in active.inputs.iter().zip(active.waiting.iter_mut()) {
+        if active.queues.len_of(&input.topic, input.partition) > 0 {
+            *waiting = None;
             continue;
         }
-        let limit = match consumer.fetch_lag(&TopicPartition::new(topic, id.partition)) {
+        let limit = match consumer.fetch_lag(input) {
             Some(0) if idle.is_zero() => {
-                active.waiting.remove(topic);
+                *waiting = None;
                 continue;
             }
             Some(0) => idle,
             // Records to fetch, or a position not known yet.
             _ => FETCH_WAIT_LIMIT.max(idle),
         };
-        let since = *active.waiting.entry(topic.to_string()).or_insert_with(Instant::now);
+        let since = *waiting.get_or_insert_with(Instant::now);
         if since.elapsed() < limit {
             ready = false;
         } else {
-            debug!(task = %id, topic, waited = ?since.elapsed(), "an input partition stayed empty; processing the others");
+            debug!(task = %id, topic = %input.topic, waited = ?since.elapsed(), "an input partition stayed empty; processing the others");
         }
     }
     ready
@@ -349,7 +351,7 @@ async fn process_turn(
     sender: &mut OutputSender,
 ) -> Result<(), StreamsError> {
     let mut headers: Vec<(String, Vec<u8>)> = Vec::new();
-    let several_inputs = sync_inputs && active.task.topics().nth(1).is_some();
+    let several_inputs = sync_inputs && active.inputs.len() > 1;
     for _ in 0..RECORDS_PER_TURN {
         let Some((record, emptied)) = active.queues.pop() else { break };
         let last_of_partition = several_inputs && emptied;
@@ -432,6 +434,9 @@ async fn adopt_assignment(
         let mut task = open_task(spec, *id).await?.with_metrics(Arc::clone(&spec.metrics));
         let checkpoint = restore(spec, &mut task).await?;
         debug!(thread = %spec.name, task = %id, "created task");
+        let inputs: Vec<TopicPartition> =
+            task.topics().map(|t| TopicPartition::new(t, id.partition)).collect();
+        let waiting = vec![None; inputs.len()];
         tasks.insert(
             *id,
             ActiveTask {
@@ -439,7 +444,8 @@ async fn adopt_assignment(
                 checkpoint,
                 queues: TaskQueues::default(),
                 consumed: Vec::new(),
-                waiting: HashMap::new(),
+                inputs,
+                waiting,
             },
         );
     }
@@ -473,13 +479,8 @@ fn resume_stream_times(
     tasks: &mut BTreeMap<TaskId, ActiveTask>,
     created: &[TaskId],
 ) {
-    let tps: Vec<TopicPartition> = created
-        .iter()
-        .filter_map(|id| tasks.get(id).map(|a| (id, a)))
-        .flat_map(|(id, a)| {
-            a.task.topics().map(move |t| TopicPartition::new(t, id.partition)).collect::<Vec<_>>()
-        })
-        .collect();
+    let tps: Vec<TopicPartition> =
+        created.iter().filter_map(|id| tasks.get(id)).flat_map(|a| a.inputs.iter().cloned()).collect();
     if tps.is_empty() {
         return;
     }
@@ -496,10 +497,7 @@ fn resume_stream_times(
         else {
             continue;
         };
-        let owner = created.iter().find(|id| {
-            id.partition == tp.partition
-                && tasks.get(id).is_some_and(|a| a.task.topics().any(|t| t == tp.topic))
-        });
+        let owner = created.iter().find(|id| tasks.get(id).is_some_and(|a| a.inputs.contains(&tp)));
         if let Some(active) = owner.and_then(|id| tasks.get_mut(id)) {
             active.task.resume_stream_time(time);
         }
