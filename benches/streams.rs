@@ -147,11 +147,18 @@ async fn produce(
     }
 }
 
-/// A plain consumer reading every input record once, handing each value to
-/// `work`; returns the elapsed seconds.
-async fn ceiling_loop(cluster: &Cluster, n: u64, mut work: impl FnMut(&[u8], &[u8])) -> f64 {
+/// Reads `n` records of `topics` from the beginning with a plain consumer,
+/// handing each to `work(topic index, partition, key, value, timestamp)`;
+/// returns the seconds taken.
+pub(crate) async fn read_all(
+    cluster: &Cluster,
+    topics: &[&str],
+    n: u64,
+    mut work: impl FnMut(usize, usize, &[u8], &[u8], i64),
+) -> f64 {
     let mut consumer = cluster.consumer(ConsumerConfig::default()).unwrap();
-    let tps: Vec<TopicPartition> = (0..PARTITIONS).map(|p| TopicPartition::new("clicks", p)).collect();
+    let tps: Vec<TopicPartition> =
+        topics.iter().flat_map(|t| (0..PARTITIONS).map(move |p| TopicPartition::new(*t, p))).collect();
     consumer.assign(tps.clone()).unwrap();
     consumer.seek_to_beginning(&tps).unwrap();
     let start = Instant::now();
@@ -159,10 +166,30 @@ async fn ceiling_loop(cluster: &Cluster, n: u64, mut work: impl FnMut(&[u8], &[u
     while seen < n {
         for r in consumer.poll(Duration::from_millis(100)).await.unwrap() {
             seen += 1;
-            work(r.key.as_deref().unwrap(), r.value.as_deref().unwrap());
+            let side =
+                if topics.len() == 1 { 0 } else { topics.iter().position(|t| **t == *r.topic).unwrap() };
+            let partition = usize::try_from(r.partition).unwrap();
+            work(side, partition, r.key.as_deref().unwrap(), r.value.as_deref().unwrap(), r.timestamp);
         }
     }
     start.elapsed().as_secs_f64()
+}
+
+/// A plain consumer reading every input record of `clicks` once, handing
+/// each key and value to `work`; returns the elapsed seconds.
+async fn ceiling_loop(cluster: &Cluster, n: u64, mut work: impl FnMut(&[u8], &[u8])) -> f64 {
+    read_all(cluster, &["clicks"], n, |_, _, key, value, _| work(key, value)).await
+}
+
+/// An app's config: its id, the bench's state directory, `threads` threads.
+pub(crate) fn config(app: &str, dir: &std::path::Path, threads: usize) -> StreamsConfig {
+    StreamsConfig::new(app).with_state_dir(dir.join("state")).with_num_stream_threads(threads)
+}
+
+/// `statestore.cache.max.bytes` of (b), (c) and (d): `RUNNEL_BENCH_CACHE_MB`
+/// MiB (default 64).
+pub(crate) fn cache_bytes() -> u64 {
+    std::env::var("RUNNEL_BENCH_CACHE_MB").ok().and_then(|v| v.parse::<u64>().ok()).unwrap_or(64) << 20
 }
 
 /// Part (a): filter + map_values.
@@ -203,9 +230,7 @@ async fn stateless(cluster: &Cluster, dir: &std::path::Path, n: u64, bytes: usiz
                 .filter(|_, c| keep(c))
                 .map_values(page_of)
                 .to(out.clone(), Produced::with(Serdes::string(), Serdes::string()));
-            let config = StreamsConfig::new(format!("bench-{threads}-{run}"))
-                .with_state_dir(dir.join("state"))
-                .with_num_stream_threads(threads);
+            let config = config(&format!("bench-{threads}-{run}"), dir, threads);
             let streams = Streams::new(builder.build().unwrap(), config, cluster.clone()).unwrap();
             let start = Instant::now();
             streams.start().await.unwrap();
@@ -281,8 +306,7 @@ async fn windowed(cluster: &Cluster, dir: &std::path::Path, n: u64, bytes: usize
     assert_eq!(counts.values().sum::<i64>(), n as i64);
     drop(counts);
     let ceiling = n as f64 / ceiling_secs;
-    let cache_mb = std::env::var("RUNNEL_BENCH_CACHE_MB").unwrap_or_else(|_| "64".into());
-    println!("(b) statestore.cache.max.bytes = {cache_mb} MiB");
+    println!("(b) statestore.cache.max.bytes = {} MiB", cache_bytes() >> 20);
     println!(
         "(b) ceiling (hand-written loop, HashMap): {n} records in {ceiling_secs:.2} s = {:.2}M records/s; {windows} (key, minute) windows",
         ceiling / 1e6
@@ -309,12 +333,7 @@ async fn windowed(cluster: &Cluster, dir: &std::path::Path, n: u64, bytes: usize
                     ),
                 );
             let app = format!("bench-windowed-{threads}-{run}");
-            let cache_mb: u64 =
-                std::env::var("RUNNEL_BENCH_CACHE_MB").ok().and_then(|v| v.parse().ok()).unwrap_or(64);
-            let config = StreamsConfig::new(app.clone())
-                .with_state_dir(dir.join("state"))
-                .with_num_stream_threads(threads)
-                .with_cache_max_bytes(cache_mb << 20);
+            let config = config(&app, dir, threads).with_cache_max_bytes(cache_bytes());
             let streams = Streams::new(builder.build().unwrap(), config, cluster.clone()).unwrap();
             let start = Instant::now();
             streams.start().await.unwrap();

@@ -20,14 +20,16 @@
 use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
-use runnel::core::client::{Cluster, ConsumerConfig};
-use runnel::core::topic::{NewTopic, TopicPartition};
+use runnel::core::client::Cluster;
+use runnel::core::topic::NewTopic;
 use runnel::streams::{
     Consumed, JoinWindows, Joined, Materialized, Produced, Serdes, StreamJoined, Streams, StreamsBuilder,
     StreamsConfig,
 };
 
-use super::{median, produce, runs, spread, total_end_offsets, KEYS, PARTITIONS};
+use super::{
+    cache_bytes, config, median, produce, read_all, runs, spread, total_end_offsets, KEYS, PARTITIONS,
+};
 
 const BASE: i64 = 1_700_000_000_000;
 const MINUTE: i64 = 60_000;
@@ -38,33 +40,6 @@ const RIGHT_LAG: i64 = 10_000;
 /// records) two minutes after its previous record.
 fn join_ts(i: u64) -> i64 {
     BASE + (i * 2 * MINUTE as u64 / KEYS) as i64
-}
-
-/// Reads `n` records of `topics` from the beginning with a plain consumer,
-/// handing each to `work(topic index, partition, key, value, timestamp)`;
-/// returns the seconds taken.
-async fn read_all(
-    cluster: &Cluster,
-    topics: &[&str],
-    n: u64,
-    mut work: impl FnMut(usize, usize, &[u8], &[u8], i64),
-) -> f64 {
-    let mut consumer = cluster.consumer(ConsumerConfig::default()).unwrap();
-    let tps: Vec<TopicPartition> =
-        topics.iter().flat_map(|t| (0..PARTITIONS).map(move |p| TopicPartition::new(*t, p))).collect();
-    consumer.assign(tps.clone()).unwrap();
-    consumer.seek_to_beginning(&tps).unwrap();
-    let start = Instant::now();
-    let mut seen = 0u64;
-    while seen < n {
-        for r in consumer.poll(Duration::from_millis(100)).await.unwrap() {
-            seen += 1;
-            let side = topics.iter().position(|t| **t == *r.topic).unwrap();
-            let partition = usize::try_from(r.partition).unwrap();
-            work(side, partition, r.key.as_deref().unwrap(), r.value.as_deref().unwrap(), r.timestamp);
-        }
-    }
-    start.elapsed().as_secs_f64()
 }
 
 /// Resets the process's peak RSS to its current RSS (Linux 4.0+).
@@ -133,16 +108,6 @@ async fn run_app(
         start_mib,
         dropped,
     }
-}
-
-fn config(app: &str, dir: &std::path::Path, threads: usize) -> StreamsConfig {
-    StreamsConfig::new(app).with_state_dir(dir.join("state")).with_num_stream_threads(threads)
-}
-
-/// `statestore.cache.max.bytes` of (c) and (d), from `RUNNEL_BENCH_CACHE_MB`
-/// (default 64, as part (b)).
-fn join_cache_bytes() -> u64 {
-    std::env::var("RUNNEL_BENCH_CACHE_MB").ok().and_then(|v| v.parse::<u64>().ok()).unwrap_or(64) << 20
 }
 
 /// Prints the medians against the ceiling and checks the 0.5× target.
@@ -249,7 +214,7 @@ pub async fn stream_stream(cluster: &Cluster, dir: &std::path::Path, n: u64) {
             )
             .to(out.clone(), Produced::with(Serdes::string(), Serdes::string()));
             let app = format!("bench-ssjoin-{threads}-{run}");
-            let config = config(&app, dir, threads).with_cache_max_bytes(join_cache_bytes());
+            let config = config(&app, dir, threads).with_cache_max_bytes(cache_bytes());
             let r = run_app(cluster, b, config, 2 * per_side, 2 * per_side, &out).await;
             println!(
                 "(c) run {run}: streams join, {threads} thread(s): {:.2}M records/s in ({:.2}x the ceiling); {} pairs out ({}), {} dropped; peak RSS {:.0} MiB (RSS at start {:.0} MiB)",
@@ -332,7 +297,7 @@ pub async fn stream_table(cluster: &Cluster, dir: &std::path::Path, n: u64) {
                 )
                 .to(out.clone(), Produced::with(Serdes::string(), Serdes::string()));
             let app = format!("bench-stjoin-{threads}-{run}");
-            let config = config(&app, dir, threads).with_cache_max_bytes(join_cache_bytes());
+            let config = config(&app, dir, threads).with_cache_max_bytes(cache_bytes());
             let r = run_app(cluster, b, config, keys + n, n, &out).await;
             // A visit processed before its user's table record was read
             // finds nothing (Kafka's max.task.idle.ms=0 behaviour).
