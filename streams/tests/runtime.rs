@@ -155,6 +155,34 @@ async fn wait_for_state(streams: &Streams, state: StreamsState) {
     }
 }
 
+/// Waits (`secs` at most) until group `group` has two members and both own
+/// partitions; `what` says what failed otherwise.
+async fn wait_for_two_members(cluster: &Cluster, group: &str, secs: u64, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        // The group exists once the first member joins.
+        let described = cluster.admin().describe_group(group).await;
+        if described
+            .as_ref()
+            .is_ok_and(|g| g.members.len() == 2 && g.members.iter().all(|m| !m.assignment.is_empty()))
+        {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{what}: {described:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Waits (30 s at most) until the instances together processed `n` records.
+async fn wait_for_processed(instances: &[&Streams], n: u64) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let processed = || instances.iter().map(|s| s.metrics().process_total).sum::<u64>();
+    while processed() < n {
+        assert!(Instant::now() < deadline, "processed {}", processed());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 async fn two_threads_process_every_partition(kafka: bool) {
     let cluster = TestCluster::open(kafka).await;
     create(&cluster.client, "words", 4).await;
@@ -216,19 +244,7 @@ async fn two_instances_share_partitions_and_the_survivor_takes_over() {
     b.start().await.unwrap();
 
     // Both members own partitions once the group settles.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        // The group exists once the first member joins.
-        let group = cluster.client.admin().describe_group("shared").await;
-        if let Ok(g) = &group {
-            let owning = g.members.iter().filter(|m| !m.assignment.is_empty()).count();
-            if g.members.len() == 2 && owning == 2 {
-                break;
-            }
-        }
-        assert!(Instant::now() < deadline, "group never spread over two members: {group:?}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_for_two_members(&cluster.client, "shared", 30, "group never spread over two members").await;
     produce(&cluster.client, "words", (0..200).map(|i| (format!("k{i}"), format!("a{i}")))).await;
     let first = read(&cluster.client, "shouted", 4, 200).await;
     assert_eq!(first.len(), 200);
@@ -385,34 +401,58 @@ fn child_count_app() {
     });
 }
 
-fn spawn_child(bootstrap: &str, state_dir: &std::path::Path) -> std::process::Child {
+/// Runs test `test` of this binary in a child process, which reads the
+/// bootstrap address from `bootstrap_env` and its state directory from
+/// `RUNNEL_STREAMS_CHILD_STATE`.
+fn spawn_test(
+    test: &str,
+    bootstrap_env: &str,
+    bootstrap: &str,
+    state_dir: &std::path::Path,
+) -> std::process::Child {
     std::process::Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "child_count_app", "--nocapture", "--test-threads", "1"])
-        .env("RUNNEL_STREAMS_CHILD_BOOTSTRAP", bootstrap)
+        .args(["--exact", test, "--nocapture", "--test-threads", "1"])
+        .env(bootstrap_env, bootstrap)
         .env("RUNNEL_STREAMS_CHILD_STATE", state_dir)
         .stdout(std::process::Stdio::null())
         .spawn()
         .unwrap()
 }
 
-/// Latest count per key in `click-counts-out`, read from the beginning.
-async fn latest_counts(cluster: &Cluster, partitions: i32) -> BTreeMap<String, i64> {
+fn spawn_child(bootstrap: &str, state_dir: &std::path::Path) -> std::process::Child {
+    spawn_test("child_count_app", "RUNNEL_STREAMS_CHILD_BOOTSTRAP", bootstrap, state_dir)
+}
+
+/// Every record of `topic` up to its end offsets (30 s at most), as
+/// (key, value) bytes, in each partition's order.
+async fn raw_records_in_order(
+    cluster: &Cluster,
+    topic: &str,
+    partitions: i32,
+) -> Vec<(Vec<u8>, Option<Vec<u8>>)> {
     let mut consumer = cluster.consumer(ConsumerConfig::default()).unwrap();
-    let tps: Vec<TopicPartition> =
-        (0..partitions).map(|p| TopicPartition::new("click-counts-out", p)).collect();
+    let tps: Vec<TopicPartition> = (0..partitions).map(|p| TopicPartition::new(topic, p)).collect();
     let ends = consumer.end_offsets(&tps).unwrap();
     consumer.assign(tps.clone()).unwrap();
     consumer.seek_to_beginning(&tps).unwrap();
-    let mut latest = BTreeMap::new();
     let mut positions: BTreeMap<TopicPartition, i64> = tps.iter().map(|tp| (tp.clone(), 0)).collect();
+    let mut out = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(30);
     while positions.iter().any(|(tp, p)| *p < ends[tp]) && Instant::now() < deadline {
         for r in consumer.poll(Duration::from_millis(100)).await.unwrap() {
             positions.insert(r.topic_partition(), r.offset + 1);
-            let key = String::from_utf8(r.key.unwrap().to_vec()).unwrap();
-            let count = i64::from_be_bytes(r.value.unwrap()[..8].try_into().unwrap());
-            latest.insert(key, count);
+            out.push((r.key.unwrap().to_vec(), r.value.map(|v| v.to_vec())));
         }
+    }
+    out
+}
+
+/// Latest count per key in `click-counts-out`, read from the beginning.
+async fn latest_counts(cluster: &Cluster, partitions: i32) -> BTreeMap<String, i64> {
+    let mut latest = BTreeMap::new();
+    for (key, value) in raw_records_in_order(cluster, "click-counts-out", partitions).await {
+        let count = i64::from_be_bytes(value.unwrap()[..8].try_into().unwrap());
+        latest.insert(String::from_utf8(key).unwrap(), count);
     }
     latest
 }
@@ -739,12 +779,9 @@ async fn joined_topics_with_different_partition_counts_fail_at_start_naming_both
     cluster.close().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_stream_table_join_runs_on_the_cluster() {
-    let cluster = TestCluster::open(false).await;
-    for topic in ["users", "clicks", "clicks-by-region"] {
-        create(&cluster.client, topic, 2).await;
-    }
+/// Clicks joined with their user's region from the `users` table, to
+/// `clicks-by-region` as `page@region`.
+fn clicks_by_region_topology() -> StreamsBuilder {
     let mut b = StreamsBuilder::new();
     let c = || Consumed::with(Serdes::string(), Serdes::string());
     let users = b.table::<String, String>("users", c(), runnel_streams::Materialized::new());
@@ -755,6 +792,16 @@ async fn a_stream_table_join_runs_on_the_cluster() {
             runnel_streams::Joined::with(Serdes::string(), Serdes::string(), Serdes::string()),
         )
         .to("clicks-by-region", Produced::with(Serdes::string(), Serdes::string()));
+    b
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_table_join_runs_on_the_cluster() {
+    let cluster = TestCluster::open(false).await;
+    for topic in ["users", "clicks", "clicks-by-region"] {
+        create(&cluster.client, topic, 2).await;
+    }
+    let b = clicks_by_region_topology();
     produce(&cluster.client, "users", (0..20).map(|i| (format!("u{i}"), format!("r{}", i % 3)))).await;
     let streams =
         Streams::new(b.build().unwrap(), config("regions", &cluster), cluster.client.clone()).unwrap();
@@ -854,16 +901,7 @@ async fn a_task_waits_for_fetchable_records_of_an_empty_input_so_a_stream_table_
         (0..n).rev().map(|i| (format!("u{i}"), format!("/p{i}"))),
     )
     .await;
-    let mut b = StreamsBuilder::new();
-    let c = || Consumed::with(Serdes::string(), Serdes::string());
-    let users = b.table::<String, String>("users", c(), runnel_streams::Materialized::new());
-    b.stream::<String, String>("clicks", c())
-        .join_table(
-            &users,
-            |page, region| format!("{page}@{region}"),
-            runnel_streams::Joined::with(Serdes::string(), Serdes::string(), Serdes::string()),
-        )
-        .to("clicks-by-region", Produced::with(Serdes::string(), Serdes::string()));
+    let b = clicks_by_region_topology();
     // Small polls, so the two partitions' records arrive interleaved.
     let config = StreamsConfig::from_props([
         ("application.id", "idle-app"),
@@ -875,11 +913,7 @@ async fn a_task_waits_for_fetchable_records_of_an_empty_input_so_a_stream_table_
     .unwrap();
     let streams = Streams::new(b.build().unwrap(), config, cluster.client.clone()).unwrap();
     streams.start().await.unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while streams.metrics().process_total < 2 * n as u64 {
-        assert!(Instant::now() < deadline, "processed {}", streams.metrics().process_total);
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_for_processed(&[&streams], 2 * n as u64).await;
     streams.close().await.unwrap();
     let out = read(&cluster.client, "clicks-by-region", 2, n).await;
     assert_eq!(out.values().map(Vec::len).sum::<usize>(), n, "clicks that found no user are missing");
@@ -947,15 +981,7 @@ impl Drop for ChildApp {
 }
 
 fn spawn_join_child(bootstrap: &str, state_dir: &std::path::Path) -> ChildApp {
-    ChildApp(
-        std::process::Command::new(std::env::current_exe().unwrap())
-            .args(["--exact", "child_join_app", "--nocapture", "--test-threads", "1"])
-            .env("RUNNEL_STREAMS_CHILD_JOIN_BOOTSTRAP", bootstrap)
-            .env("RUNNEL_STREAMS_CHILD_STATE", state_dir)
-            .stdout(std::process::Stdio::null())
-            .spawn()
-            .unwrap(),
-    )
+    ChildApp(spawn_test("child_join_app", "RUNNEL_STREAMS_CHILD_JOIN_BOOTSTRAP", bootstrap, state_dir))
 }
 
 /// Every record of `topic` up to its end offsets: (key, value) → how many.
@@ -983,17 +1009,8 @@ async fn a_join_keeps_every_pair_when_one_of_two_instances_is_killed() {
     let state = cluster.state_dir();
     let mut a = spawn_join_child(&bootstrap, &state.join("a"));
     let mut b = spawn_join_child(&bootstrap, &state.join("b"));
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let group = cluster.embedded.admin().describe_group("joiner").await;
-        if let Ok(g) = &group {
-            if g.members.len() == 2 && g.members.iter().all(|m| !m.assignment.is_empty()) {
-                break;
-            }
-        }
-        assert!(Instant::now() < deadline, "the two instances never shared the partitions: {group:?}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_for_two_members(&cluster.embedded, "joiner", 60, "the two instances never shared the partitions")
+        .await;
     let n = 400;
     produce(&cluster.embedded, "orders", (0..n).map(|i| (format!("k{i}"), format!("o{i}")))).await;
     produce(&cluster.embedded, "payments", (0..n / 2).map(|i| (format!("k{i}"), format!("p{i}")))).await;
@@ -1072,11 +1089,7 @@ async fn a_suppression_buffer_survives_a_restart_and_each_window_emits_once() {
     let streams =
         Streams::new(final_counts_topology(), config("final", &cluster), cluster.client.clone()).unwrap();
     streams.start().await.unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while streams.metrics().process_total < keys as u64 * 3 {
-        assert!(Instant::now() < deadline, "processed {}", streams.metrics().process_total);
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_for_processed(&[&streams], keys as u64 * 3).await;
     streams.close().await.unwrap();
     let early = all_records(&cluster.client, "final-counts", 2).await;
     assert!(early.is_empty(), "nothing is final yet: {early:?}");
@@ -1134,11 +1147,7 @@ async fn a_suppression_buffer_survives_a_restart_and_each_window_emits_once() {
         (0..keys).map(|i| (format!("k{i}"), "late".to_string())),
     )
     .await;
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while streams.metrics().process_total < keys as u64 {
-        assert!(Instant::now() < deadline, "processed {}", streams.metrics().process_total);
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_for_processed(&[&streams], keys as u64).await;
     let dropped = streams.metrics().dropped_records_total;
     streams.close().await.unwrap();
     assert_eq!(dropped, keys as u64, "the late clicks were dropped");
@@ -1210,22 +1219,11 @@ async fn wall_clock_punctuations_run_on_the_stream_thread_without_records() {
 
 /// Every record of `topic` in offset order per partition: (key, value).
 async fn records_in_order(cluster: &Cluster, topic: &str, partitions: i32) -> Vec<(String, Option<String>)> {
-    let mut consumer = cluster.consumer(ConsumerConfig::default()).unwrap();
-    let tps: Vec<TopicPartition> = (0..partitions).map(|p| TopicPartition::new(topic, p)).collect();
-    let ends = consumer.end_offsets(&tps).unwrap();
-    consumer.assign(tps.clone()).unwrap();
-    consumer.seek_to_beginning(&tps).unwrap();
-    let mut positions: BTreeMap<TopicPartition, i64> = tps.iter().map(|tp| (tp.clone(), 0)).collect();
-    let mut out = Vec::new();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while positions.iter().any(|(tp, p)| *p < ends[tp]) && Instant::now() < deadline {
-        for r in consumer.poll(Duration::from_millis(100)).await.unwrap() {
-            positions.insert(r.topic_partition(), r.offset + 1);
-            let key = String::from_utf8(r.key.unwrap().to_vec()).unwrap();
-            out.push((key, r.value.map(|v| String::from_utf8(v.to_vec()).unwrap())));
-        }
-    }
-    out
+    raw_records_in_order(cluster, topic, partitions)
+        .await
+        .into_iter()
+        .map(|(key, value)| (String::from_utf8(key).unwrap(), value.map(|v| String::from_utf8(v).unwrap())))
+        .collect()
 }
 
 /// Issue 16, point 4 on the runtime: the two tables have different
@@ -1322,11 +1320,7 @@ async fn a_table_without_caching_logs_every_update_on_the_runtime() {
     let streams =
         Streams::new(b.build().unwrap(), config("uncached", &cluster), cluster.client.clone()).unwrap();
     streams.start().await.unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while streams.metrics().process_total < 50 {
-        assert!(Instant::now() < deadline, "processed {}", streams.metrics().process_total);
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_for_processed(&[&streams], 50).await;
     streams.close().await.unwrap();
     let total = |topic: &'static str| {
         let client = cluster.client.clone();
@@ -1370,18 +1364,7 @@ async fn query_metadata_names_the_instance_whose_store_holds_each_key() {
     let (a, b) = (instance("127.0.0.1:7001", "a"), instance("127.0.0.1:7002", "b"));
     a.start().await.unwrap();
     b.start().await.unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let group = cluster.client.admin().describe_group("iq").await;
-        if group
-            .as_ref()
-            .is_ok_and(|g| g.members.len() == 2 && g.members.iter().all(|m| !m.assignment.is_empty()))
-        {
-            break;
-        }
-        assert!(Instant::now() < deadline, "the instances never shared the partitions: {group:?}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_for_two_members(&cluster.client, "iq", 30, "the instances never shared the partitions").await;
     // Word k<i> appears i % 5 + 1 times.
     produce(
         &cluster.client,
@@ -1390,15 +1373,7 @@ async fn query_metadata_names_the_instance_whose_store_holds_each_key() {
     )
     .await;
     let expected_total: u64 = (0..40).map(|i| i % 5 + 1).sum();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while a.metrics().process_total + b.metrics().process_total < expected_total {
-        assert!(
-            Instant::now() < deadline,
-            "processed {}",
-            a.metrics().process_total + b.metrics().process_total
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_for_processed(&[&a, &b], expected_total).await;
     let params = || StoreQueryParameters::from_name("word-counts", Serdes::string(), Serdes::i64());
     let (store_a, store_b) = (a.store(params()).unwrap(), b.store(params()).unwrap());
     let mut hosts = std::collections::BTreeSet::new();
@@ -1461,11 +1436,7 @@ async fn a_versioned_table_is_restored_with_its_history() {
     }
     let first = Streams::new(topology(), config("history", &cluster), cluster.client.clone()).unwrap();
     first.start().await.unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while first.metrics().process_total < 30 {
-        assert!(Instant::now() < deadline, "processed {}", first.metrics().process_total);
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_for_processed(&[&first], 30).await;
     first.close().await.unwrap();
 
     let fresh = config("history", &cluster).with_state_dir(cluster.state_dir().join("second"));
