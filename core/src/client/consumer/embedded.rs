@@ -691,14 +691,20 @@ impl EmbeddedConsumer {
     }
 
     fn commit_map(&self, offsets: &BTreeMap<TopicPartition, i64>) -> Result<()> {
-        let with: BTreeMap<TopicPartition, (i64, String)> =
-            offsets.iter().map(|(tp, &o)| (tp.clone(), (o, String::new()))).collect();
-        self.commit_map_with(&with)
+        self.commit_entries(offsets.iter().map(|(tp, &o)| (tp, o, "")))
     }
 
     fn commit_map_with(&self, offsets: &BTreeMap<TopicPartition, (i64, String)>) -> Result<()> {
+        self.commit_entries(offsets.iter().map(|(tp, (o, metadata))| (tp, *o, metadata.as_str())))
+    }
+
+    /// Commits `(partition, offset, metadata)` entries.
+    fn commit_entries<'a>(
+        &self,
+        offsets: impl ExactSizeIterator<Item = (&'a TopicPartition, i64, &'a str)>,
+    ) -> Result<()> {
         let group = self.config.group_id.as_deref().ok_or(Error::NoGroup("commit"))?;
-        if offsets.is_empty() {
+        if offsets.len() == 0 {
             return Ok(());
         }
         let broker = self.cluster.broker();
@@ -715,10 +721,9 @@ impl EmbeddedConsumer {
             _ => None,
         };
         let offsets: BTreeMap<TopicPartition, OffsetAndMetadata> = offsets
-            .iter()
-            .map(|(tp, (o, metadata))| {
-                let mut committed = OffsetAndMetadata::new(*o, now);
-                committed.metadata = metadata.clone();
+            .map(|(tp, o, metadata)| {
+                let mut committed = OffsetAndMetadata::new(o, now);
+                committed.metadata = metadata.to_string();
                 (tp.clone(), committed)
             })
             .collect();
