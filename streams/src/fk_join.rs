@@ -201,11 +201,11 @@ where
         record: Record<K, Change<V>>,
     ) -> Result<(), StreamsError> {
         let Record { key, value: change, timestamp, headers } = record;
-        let store = self.result.name().to_string();
-        let key_bytes = bytes_of(&*self.key_serde, &self.left_topic, &key, &store, "key")?;
+        let store = self.result.name();
+        let key_bytes = bytes_of(&*self.key_serde, &self.left_topic, &key, store, "key")?;
         let fk_new = change.new.as_ref().and_then(|v| (self.extractor)(v));
         let fk_old = change.old.as_ref().and_then(|v| (self.extractor)(v));
-        let fk_bytes = |fk: &KO| bytes_of(&*self.fk_serde, &self.left_topic, fk, &store, "foreign key");
+        let fk_bytes = |fk: &KO| bytes_of(&*self.fk_serde, &self.left_topic, fk, store, "foreign key");
         let new_fk_bytes = fk_new.as_ref().map(fk_bytes).transpose()?;
         if let Some(old) = fk_old {
             if Some(fk_bytes(&old)?) != new_fk_bytes {
@@ -219,7 +219,7 @@ where
         match (change.new, fk_new) {
             (Some(value), Some(fk)) => {
                 let hash =
-                    value_hash(&bytes_of(&*self.value_serde, &self.left_topic, &value, &store, "value")?);
+                    value_hash(&bytes_of(&*self.value_serde, &self.left_topic, &value, store, "value")?);
                 let subscribe = Subscription::Subscribe { hash, key: key_bytes };
                 self.out.forward(ctx, Record { key: fk, value: subscribe, timestamp, headers })
             }
@@ -247,16 +247,51 @@ fn subscription_key(fk: &[u8], key: &[u8]) -> Vec<u8> {
     out
 }
 
+/// The subscription store as both right-side processors use it.
+struct Subscribers<K, KO> {
+    handle: StoreHandle,
+    name: Arc<str>,
+    fk_serde: Arc<dyn Serde<KO>>,
+    key_serde: Arc<dyn Serde<K>>,
+    /// The subscription topic, which the serdes are called with.
+    topic: Arc<str>,
+}
+
+impl<K: 'static, KO: 'static> Subscribers<K, KO> {
+    /// Resolves the store `store` for node `node`.
+    fn open(
+        ctx: &mut BuildContext<'_>,
+        node: &str,
+        store: &str,
+        fk_serde: &Arc<dyn Serde<KO>>,
+        key_serde: &Arc<dyn Serde<K>>,
+    ) -> Result<Self, StreamsError> {
+        let (handle, topic) = ctx.store(node, store)?;
+        Ok(Subscribers {
+            handle,
+            name: Arc::from(store),
+            fk_serde: Arc::clone(fk_serde),
+            key_serde: Arc::clone(key_serde),
+            topic: Arc::from(topic),
+        })
+    }
+
+    fn fk_bytes(&self, fk: &KO) -> Result<Vec<u8>, StreamsError> {
+        bytes_of(&*self.fk_serde, &self.topic, fk, &self.name, "foreign key")
+    }
+
+    fn left_key(&self, bytes: &[u8]) -> Result<K, StreamsError> {
+        self.key_serde
+            .deserialize(&self.topic, bytes)
+            .map_err(|e| serde_error(&self.name, "deserialize", "key", e))
+    }
+}
+
 /// Right side, on each subscription: records or forgets it and answers a
 /// subscription with the right row's current value.
 struct SubscriptionReceiver<K, KO, VO> {
-    subscriptions: StoreHandle,
-    subscriptions_name: Arc<str>,
+    subscribers: Subscribers<K, KO>,
     right: TableReader<KO, VO>,
-    fk_serde: Arc<dyn Serde<KO>>,
-    key_serde: Arc<dyn Serde<K>>,
-    /// The subscription topic, which the key serde is called with.
-    topic: Arc<str>,
     out: Forwarder<K, Response<VO>>,
 }
 
@@ -272,31 +307,29 @@ where
         record: Record<KO, Subscription>,
     ) -> Result<(), StreamsError> {
         let Record { key: fk, value, timestamp, headers } = record;
-        let fk_bytes = bytes_of(&*self.fk_serde, &self.topic, &fk, &self.subscriptions_name, "foreign key")?;
+        let fk_bytes = self.subscribers.fk_bytes(&fk)?;
         let context = EntryContext {
             timestamp,
             topic: ctx.topic_index,
             offset: ctx.offset,
             headers: Headers::default(),
         };
+        let handle = self.subscribers.handle;
         match value {
             Subscription::Unsubscribe { key } => {
-                ctx.stores.put(self.subscriptions, &subscription_key(&fk_bytes, &key), None, context);
+                ctx.stores.put(handle, &subscription_key(&fk_bytes, &key), None, context);
                 Ok(())
             }
             Subscription::Subscribe { hash, key } => {
                 ctx.stores.put(
-                    self.subscriptions,
+                    handle,
                     &subscription_key(&fk_bytes, &key),
                     Some(hash.to_be_bytes().to_vec()),
                     context,
                 );
                 self.right.set_key(&fk)?;
                 let right = self.right.get(ctx)?;
-                let left_key = self
-                    .key_serde
-                    .deserialize(&self.topic, &key)
-                    .map_err(|e| serde_error(&self.subscriptions_name, "deserialize", "key", e))?;
+                let left_key = self.subscribers.left_key(&key)?;
                 let response = Response { hash, value: right };
                 self.out.forward(ctx, Record { key: left_key, value: response, timestamp, headers })
             }
@@ -307,11 +340,7 @@ where
 /// Right side, on each right-table update: answers every subscriber of
 /// the row with its new value.
 struct RightUpdates<K, KO, VO> {
-    subscriptions: StoreHandle,
-    subscriptions_name: Arc<str>,
-    fk_serde: Arc<dyn Serde<KO>>,
-    key_serde: Arc<dyn Serde<K>>,
-    topic: Arc<str>,
+    subscribers: Subscribers<K, KO>,
     out: Forwarder<K, Response<VO>>,
 }
 
@@ -327,18 +356,14 @@ where
         record: Record<KO, Change<VO>>,
     ) -> Result<(), StreamsError> {
         let Record { key: fk, value: change, timestamp, headers } = record;
-        let fk_bytes = bytes_of(&*self.fk_serde, &self.topic, &fk, &self.subscriptions_name, "foreign key")?;
-        let prefix = subscription_key(&fk_bytes, &[]);
+        let prefix = subscription_key(&self.subscribers.fk_bytes(&fk)?, &[]);
         let end = prefix_end(&prefix);
-        for (stored, hash) in ctx.stores.range(self.subscriptions, &prefix, end.as_deref())? {
+        for (stored, hash) in ctx.stores.range(self.subscribers.handle, &prefix, end.as_deref())? {
             let (Some(key), Ok(hash)) = (stored.get(prefix.len()..), <[u8; 8]>::try_from(hash.as_slice()))
             else {
                 continue;
             };
-            let left_key = self
-                .key_serde
-                .deserialize(&self.topic, key)
-                .map_err(|e| serde_error(&self.subscriptions_name, "deserialize", "key", e))?;
+            let left_key = self.subscribers.left_key(key)?;
             let response = Response { hash: u64::from_be_bytes(hash), value: change.new.clone() };
             self.out.forward(
                 ctx,
@@ -551,8 +576,7 @@ where
             let factory_name = node_name.clone();
             let factory: Factory = Arc::new(move |ctx: &mut BuildContext<'_>, children: Vec<Erased>| {
                 let out = downcast_children::<K, Response<VO>>(&factory_name, children)?;
-                let (handle, topic) = ctx.store(&factory_name, &subs)?;
-                let topic: Arc<str> = Arc::from(topic);
+                let subscribers = Subscribers::open(ctx, &factory_name, &subs, &fks, &ks)?;
                 let (right, right_topic) = ctx.store(&factory_name, &right_name)?;
                 let right = TableReader::new(
                     right,
@@ -561,15 +585,8 @@ where
                     (Arc::clone(&fks), Arc::clone(&vos)),
                     right_versions,
                 );
-                let processor: Box<dyn Processor<KO, Subscription>> = Box::new(SubscriptionReceiver {
-                    subscriptions: handle,
-                    subscriptions_name: Arc::from(subs.as_str()),
-                    right,
-                    fk_serde: Arc::clone(&fks),
-                    key_serde: Arc::clone(&ks),
-                    topic,
-                    out: Forwarder::new(out),
-                });
+                let processor: Box<dyn Processor<KO, Subscription>> =
+                    Box::new(SubscriptionReceiver { subscribers, right, out: Forwarder::new(out) });
                 Ok(Box::new(processor) as Erased)
             });
             graph.push(NodeDef {
@@ -587,15 +604,9 @@ where
             let factory_name = node_name.clone();
             let factory: Factory = Arc::new(move |ctx: &mut BuildContext<'_>, children: Vec<Erased>| {
                 let out = downcast_children::<K, Response<VO>>(&factory_name, children)?;
-                let (handle, topic) = ctx.store(&factory_name, &subs)?;
-                let processor: Box<dyn Processor<KO, Change<VO>>> = Box::new(RightUpdates {
-                    subscriptions: handle,
-                    subscriptions_name: Arc::from(subs.as_str()),
-                    fk_serde: Arc::clone(&fks),
-                    key_serde: Arc::clone(&ks),
-                    topic: Arc::from(topic),
-                    out: Forwarder::new(out),
-                });
+                let subscribers = Subscribers::open(ctx, &factory_name, &subs, &fks, &ks)?;
+                let processor: Box<dyn Processor<KO, Change<VO>>> =
+                    Box::new(RightUpdates { subscribers, out: Forwarder::new(out) });
                 Ok(Box::new(processor) as Erased)
             });
             graph.push(NodeDef {
