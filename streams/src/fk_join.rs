@@ -577,14 +577,8 @@ where
             let factory: Factory = Arc::new(move |ctx: &mut BuildContext<'_>, children: Vec<Erased>| {
                 let out = downcast_children::<K, Response<VO>>(&factory_name, children)?;
                 let subscribers = Subscribers::open(ctx, &factory_name, &subs, &fks, &ks)?;
-                let (right, right_topic) = ctx.store(&factory_name, &right_name)?;
-                let right = TableReader::new(
-                    right,
-                    &right_name,
-                    right_topic,
-                    (Arc::clone(&fks), Arc::clone(&vos)),
-                    right_versions,
-                );
+                let serdes = (Arc::clone(&fks), Arc::clone(&vos));
+                let right = TableReader::open(ctx, &factory_name, &right_name, serdes, right_versions)?;
                 let processor: Box<dyn Processor<KO, Subscription>> =
                     Box::new(SubscriptionReceiver { subscribers, right, out: Forwarder::new(out) });
                 Ok(Box::new(processor) as Erased)
@@ -640,14 +634,8 @@ where
                 let out = downcast_children::<K, Change<VR>>(&factory_name, children)?;
                 let (result, result_topic) = ctx.store(&factory_name, &result_name)?;
                 let result_topic = result_topic.to_string();
-                let (left, left_topic) = ctx.store(&factory_name, &left_name)?;
-                let left = TableReader::new(
-                    left,
-                    &left_name,
-                    left_topic,
-                    (Arc::clone(&ks), Arc::clone(&vs)),
-                    left_versions,
-                );
+                let serdes = (Arc::clone(&ks), Arc::clone(&vs));
+                let left = TableReader::open(ctx, &factory_name, &left_name, serdes, left_versions)?;
                 let listener = ChangeForwarder {
                     store: Arc::from(result_name.as_str()),
                     topic: Arc::from(result_topic.as_str()),

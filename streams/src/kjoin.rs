@@ -1063,9 +1063,8 @@ where
         let Joined { key_serde, value_serde, table_value_serde, .. } = joined;
         let factory: Factory = Arc::new(move |ctx: &mut BuildContext<'_>, children: Vec<Erased>| {
             let out = downcast_children::<K, VR>(&node_name, children)?;
-            let (handle, changelog) = ctx.store(&node_name, &store_name)?;
             let serdes = (Arc::clone(&key_serde), Arc::clone(&table_value_serde));
-            let store = crate::versioned::TableReader::new(handle, &store_name, changelog, serdes, versioned);
+            let store = crate::versioned::TableReader::open(ctx, &node_name, &store_name, serdes, versioned)?;
             let buffer = match (&buffer_store, grace) {
                 (Some(buffer_name), Some(grace)) => {
                     let (handle, topic) = ctx.store(&node_name, buffer_name)?;

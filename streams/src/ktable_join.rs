@@ -235,22 +235,10 @@ where
         let (left_versions, right_versions) = (self.versioned, other.versioned);
         let factory: Factory = Arc::new(move |ctx: &mut BuildContext<'_>, children: Vec<Erased>| {
             let out = downcast_children::<K, Change<VR>>(&node_name, children)?;
-            let (l, l_topic) = ctx.store(&node_name, &left_store)?;
-            let left = TableReader::new(
-                l,
-                &left_store,
-                l_topic,
-                (Arc::clone(&left_ks), Arc::clone(&left_vs)),
-                left_versions,
-            );
-            let (r, r_topic) = ctx.store(&node_name, &right_store)?;
-            let right = TableReader::new(
-                r,
-                &right_store,
-                r_topic,
-                (Arc::clone(&right_ks), Arc::clone(&right_vs)),
-                right_versions,
-            );
+            let left_serdes = (Arc::clone(&left_ks), Arc::clone(&left_vs));
+            let left = TableReader::open(ctx, &node_name, &left_store, left_serdes, left_versions)?;
+            let right_serdes = (Arc::clone(&right_ks), Arc::clone(&right_vs));
+            let right = TableReader::open(ctx, &node_name, &right_store, right_serdes, right_versions)?;
             let processor: Box<dyn Processor<K, Side<Change<V>, Change<V2>>>> = Box::new(TableTableJoin {
                 kind,
                 left,

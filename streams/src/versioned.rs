@@ -221,6 +221,18 @@ impl<K: 'static, V: 'static> TableReader<K, V> {
         }
     }
 
+    /// A reader of the table store named `store`, resolved for node `node`.
+    pub(crate) fn open(
+        ctx: &mut crate::graph::BuildContext<'_>,
+        node: &str,
+        store: &str,
+        serdes: (Arc<dyn Serde<K>>, Arc<dyn Serde<V>>),
+        history: Option<i64>,
+    ) -> Result<Self, StreamsError> {
+        let (handle, changelog) = ctx.store(node, store)?;
+        Ok(Self::new(handle, store, changelog, serdes, history))
+    }
+
     pub(crate) fn set_key(&mut self, key: &K) -> Result<(), StreamsError> {
         match self {
             TableReader::Plain(s) => s.set_key(key),
