@@ -43,9 +43,9 @@ use crate::record::{Headers, Record};
 use crate::serdes::{Serde, SerdeError};
 use crate::stateful::ChangeForwarder;
 use crate::store::cache::EntryContext;
-use crate::store::prefix_end;
 use crate::store::state::StoreHandle;
 use crate::store::typed::{serde_error, TypedStore};
+use crate::store::{prefix_end, put_len};
 use crate::versioned::TableReader;
 use crate::StreamsError;
 
@@ -241,7 +241,7 @@ where
 /// keys, so one foreign key's subscribers are one key range.
 fn subscription_key(fk: &[u8], key: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(4 + fk.len() + key.len());
-    out.extend_from_slice(&u32::try_from(fk.len()).unwrap_or(u32::MAX).to_be_bytes());
+    put_len(&mut out, fk.len());
     out.extend_from_slice(fk);
     out.extend_from_slice(key);
     out

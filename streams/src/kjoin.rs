@@ -45,7 +45,7 @@ use crate::store::rocks::Segmenting;
 use crate::store::state::StoreHandle;
 use crate::store::typed::serde_error;
 use crate::store::window_cache::window_key;
-use crate::store::{ordered_time, ordered_time_of};
+use crate::store::{ordered_time, ordered_time_of, put_len};
 use crate::window::millis;
 use crate::window::KeyTime;
 use crate::StreamsError;
@@ -820,9 +820,6 @@ where
         let mut key = Vec::new();
         self.key_serde.serialize_into(&self.topic, &record.key, &mut key).map_err(|e| fail("key", e))?;
         let mut value = Vec::with_capacity(4 + key.len() + 16);
-        let put_len = |out: &mut Vec<u8>, n: usize| {
-            out.extend_from_slice(&u32::try_from(n).unwrap_or(u32::MAX).to_be_bytes())
-        };
         put_len(&mut value, key.len());
         value.extend_from_slice(&key);
         put_len(&mut value, record.headers.len());

@@ -283,7 +283,7 @@ impl Entry {
         out.extend_from_slice(&self.buffer_time.to_be_bytes());
         out.extend_from_slice(&self.timestamp.to_be_bytes());
         out.push((u8::from(self.new.is_some()) * HAS_NEW) | (u8::from(self.prior.is_some()) * HAS_PRIOR));
-        out.extend_from_slice(&u32::try_from(new.len()).unwrap_or(u32::MAX).to_be_bytes());
+        crate::store::put_len(&mut out, new.len());
         out.extend_from_slice(new);
         out.extend_from_slice(prior);
         out

@@ -43,7 +43,7 @@ use crate::record::Record;
 use crate::serdes::Serde;
 use crate::store::cache::EntryContext;
 use crate::store::state::StoreHandle;
-use crate::store::typed::{serde_error, TypedStore};
+use crate::store::typed::TypedStore;
 use crate::store::{ordered_time, ordered_time_of, prefix_end};
 use crate::StreamsError;
 
@@ -54,17 +54,13 @@ fn version_key(prefix: &[u8], time: i64) -> Vec<u8> {
     out
 }
 
-/// A versioned store as a processor reads and writes it.
+/// A versioned store as a processor reads and writes it: keys are
+/// `len(key) ‖ key ‖ time`, one entry per version.
 pub(crate) struct VersionedStore<K, V> {
-    handle: StoreHandle,
-    name: Arc<str>,
-    topic: Arc<str>,
-    key_serde: Arc<dyn Serde<K>>,
-    value_serde: Arc<dyn Serde<V>>,
+    /// The store, its current key being the prefix of all its versions.
+    store: TypedStore<K, V>,
     /// How far behind stream time versions are kept, in ms.
     history: i64,
-    /// `len(key) ‖ key` of the current key: every version of it starts so.
-    prefix: Vec<u8>,
 }
 
 /// One version: valid from `time`, `None` when the key was deleted.
@@ -79,38 +75,23 @@ impl<K: 'static, V: 'static> VersionedStore<K, V> {
         value_serde: Arc<dyn Serde<V>>,
         history: i64,
     ) -> Self {
-        VersionedStore {
-            handle,
-            name: Arc::from(name),
-            topic: Arc::from(changelog),
-            key_serde,
-            value_serde,
-            history,
-            prefix: Vec::new(),
-        }
+        VersionedStore { store: TypedStore::new(handle, name, changelog, key_serde, value_serde), history }
     }
 
     /// Sets the key of the next calls.
     pub(crate) fn set_key(&mut self, key: &K) -> Result<(), StreamsError> {
-        // `len(key) ‖ key`, serialized in place behind a length placeholder.
-        self.prefix.clear();
-        self.prefix.extend_from_slice(&[0; 4]);
-        self.key_serde
-            .serialize_into(&self.topic, key, &mut self.prefix)
-            .map_err(|e| serde_error(&self.name, "serialize", "key", e))?;
-        let len = u32::try_from(self.prefix.len() - 4).unwrap_or(u32::MAX);
-        self.prefix[..4].copy_from_slice(&len.to_be_bytes());
-        Ok(())
+        self.store.set_key_length_prefixed(key)
     }
 
     /// The current key's versions, oldest first.
     fn versions(&self, ctx: &ProcessorContext<'_>) -> Result<Vec<Version>, StreamsError> {
         // One scan over every key starting with the prefix: a version
         // stamped `i64::MAX` included.
-        let end = prefix_end(&self.prefix);
+        let prefix = self.store.key();
+        let end = prefix_end(prefix);
         let mut versions = Vec::new();
-        for (key, value) in ctx.stores.range(self.handle, &self.prefix, end.as_deref())? {
-            let Some(time) = key.get(self.prefix.len()..).and_then(ordered_time_of) else { continue };
+        for (key, value) in ctx.stores.range(self.store.handle(), prefix, end.as_deref())? {
+            let Some(time) = key.get(prefix.len()..).and_then(ordered_time_of) else { continue };
             let value = match value.split_first() {
                 Some((1, rest)) => Some(rest.to_vec()),
                 _ => None,
@@ -121,9 +102,7 @@ impl<K: 'static, V: 'static> VersionedStore<K, V> {
     }
 
     fn decode(&self, bytes: &[u8]) -> Result<V, StreamsError> {
-        self.value_serde
-            .deserialize(&self.topic, bytes)
-            .map_err(|e| serde_error(&self.name, "deserialize", "value", e))
+        self.store.decode_value(bytes)
     }
 
     /// The current key's value as of `time`: the version valid then;
@@ -173,13 +152,12 @@ impl<K: 'static, V: 'static> VersionedStore<K, V> {
         };
         let mut stored = vec![u8::from(value.is_some())];
         if let Some(v) = value {
-            self.value_serde
-                .serialize_into(&self.topic, v, &mut stored)
-                .map_err(|e| serde_error(&self.name, "serialize", "value", e))?;
+            self.store.encode_value_into(v, &mut stored)?;
         }
         let context =
             EntryContext { timestamp: time, topic: ctx.topic_index, offset: ctx.offset, headers: Vec::new() };
-        ctx.stores.put(self.handle, &version_key(&self.prefix, time), Some(stored), context.clone());
+        let (handle, prefix) = (self.store.handle(), self.store.key());
+        ctx.stores.put(handle, &version_key(prefix, time), Some(stored), context.clone());
         // History: versions that ended before the bound are dropped.
         let mut times: Vec<i64> = versions.iter().map(|(t, _)| *t).collect();
         times.push(time);
@@ -188,7 +166,7 @@ impl<K: 'static, V: 'static> VersionedStore<K, V> {
         for pair in times.windows(2) {
             let (start, next) = (pair[0], pair[1]);
             if next <= bound {
-                ctx.stores.put(self.handle, &version_key(&self.prefix, start), None, context.clone());
+                ctx.stores.put(handle, &version_key(prefix, start), None, context.clone());
             }
         }
         Ok(previous)
@@ -261,7 +239,7 @@ impl<K: 'static, V: 'static> TableReader<K, V> {
     pub(crate) fn topic(&self) -> &str {
         match self {
             TableReader::Plain(s) => s.topic(),
-            TableReader::Versioned(s) => &s.topic,
+            TableReader::Versioned(s) => s.store.topic(),
         }
     }
 
@@ -269,7 +247,7 @@ impl<K: 'static, V: 'static> TableReader<K, V> {
     pub(crate) fn name(&self) -> &str {
         match self {
             TableReader::Plain(s) => s.name(),
-            TableReader::Versioned(s) => &s.name,
+            TableReader::Versioned(s) => s.store.name(),
         }
     }
 }

@@ -63,6 +63,12 @@ pub(crate) fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
     None
 }
 
+/// Appends `n` as the 4-byte big-endian length the stores' internal
+/// layouts put before variable-length parts.
+pub(crate) fn put_len(out: &mut Vec<u8>, n: usize) {
+    out.extend_from_slice(&u32::try_from(n).unwrap_or(u32::MAX).to_be_bytes());
+}
+
 /// The changelog topic of store `store` in application `application_id`.
 pub(crate) fn changelog_topic(application_id: &str, store: &str) -> String {
     format!("{application_id}-{store}-changelog")

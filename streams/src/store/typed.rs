@@ -70,6 +70,32 @@ impl<K: 'static, V: 'static> TypedStore<K, V> {
         build(&self.topic, &mut self.key).map_err(|e| serde_error(&self.name, "serialize", "key", e))
     }
 
+    /// Serializes `key` behind its 4-byte length (`len(key) ‖ key`): the
+    /// prefix of every entry of the key in a store with several entries per
+    /// key (a versioned store).
+    pub(crate) fn set_key_length_prefixed(&mut self, key: &K) -> Result<(), StreamsError> {
+        self.key.clear();
+        self.key.extend_from_slice(&[0; 4]);
+        self.key_serde
+            .serialize_into(&self.topic, key, &mut self.key)
+            .map_err(|e| serde_error(&self.name, "serialize", "key", e))?;
+        let len = u32::try_from(self.key.len() - 4).unwrap_or(u32::MAX);
+        self.key[..4].copy_from_slice(&len.to_be_bytes());
+        Ok(())
+    }
+
+    /// The current key's bytes.
+    pub(crate) fn key(&self) -> &[u8] {
+        &self.key
+    }
+
+    /// Appends `value`'s bytes to `out`.
+    pub(crate) fn encode_value_into(&self, value: &V, out: &mut Vec<u8>) -> Result<(), StreamsError> {
+        self.value_serde
+            .serialize_into(&self.topic, value, out)
+            .map_err(|e| serde_error(&self.name, "serialize", "value", e))
+    }
+
     /// The handle of the store.
     pub(crate) fn handle(&self) -> StoreHandle {
         self.handle
