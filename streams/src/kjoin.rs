@@ -1051,32 +1051,33 @@ where
                     .to_string(),
             });
         }
-        let buffer_store = grace.map(|_| format!("{name}-grace-buffer-store"));
-        if let Some(buffer) = &buffer_store {
+        // With a grace period, records wait in a buffer store.
+        let buffering = grace.map(|grace| (format!("{name}-grace-buffer-store"), grace));
+        if let Some((buffer, _)) = &buffering {
             graph.add_internal_store(buffer, true);
         }
         let mut stores = vec![store];
-        stores.extend(buffer_store.clone());
+        stores.extend(buffering.as_ref().map(|(buffer, _)| buffer.clone()));
         let Joined { key_serde, value_serde, table_value_serde, .. } = joined;
         let factory: Factory = Arc::new(move |ctx: &mut BuildContext<'_>, children: Vec<Erased>| {
             let out = downcast_children::<K, VR>(&node_name, children)?;
             let serdes = (Arc::clone(&key_serde), Arc::clone(&table_value_serde));
             let store = crate::versioned::TableReader::open(ctx, &node_name, &store_name, serdes, versioned)?;
-            let buffer = match (&buffer_store, grace) {
-                (Some(buffer_name), Some(grace)) => {
+            let buffer = match &buffering {
+                Some((buffer_name, grace)) => {
                     let (handle, topic) = ctx.store(&node_name, buffer_name)?;
                     Some(GraceBuffer {
                         handle,
                         name: Arc::from(buffer_name.as_str()),
                         topic: Arc::from(topic),
-                        grace,
+                        grace: *grace,
                         key_serde: Arc::clone(&key_serde),
                         value_serde: Arc::clone(&value_serde),
                         seq: initial_seq(),
                         earliest: None,
                     })
                 }
-                _ => None,
+                None => None,
             };
             let processor: Box<dyn Processor<K, V>> = Box::new(StreamTableJoin {
                 store,
