@@ -80,9 +80,15 @@ impl std::hash::Hasher for FxHasher {
         self.add(n as u64);
     }
 
+    /// Folds the state's 128-bit product with the seed: the low bits, which
+    /// pick the bucket of a `HashMap`, then depend on every input bit. Fx's
+    /// plain state does not mix upwards into them: keys that differ only in
+    /// their last bytes (`user1`…`user999999`) fell into a few hundred
+    /// buckets, and every probe walked long chains.
     #[inline]
     fn finish(&self) -> u64 {
-        self.0
+        let folded = u128::from(self.0) * u128::from(FX_SEED);
+        (folded >> 64) as u64 ^ folded as u64
     }
 }
 
@@ -483,6 +489,17 @@ mod tests {
 
     fn ctx(offset: i64) -> EntryContext {
         EntryContext { offset, ..EntryContext::default() }
+    }
+
+    #[test]
+    fn the_hasher_spreads_keys_that_differ_in_their_last_bytes_over_the_buckets() {
+        use std::hash::BuildHasher;
+        // 100k keys in 2^17 buckets: a random hash fills ~53% of them; Fx
+        // without the final fold filled 0.3%.
+        let buckets: std::collections::HashSet<u64> = (0..100_000)
+            .map(|i| BuildFxHasher::default().hash_one(format!("user{i}").as_bytes()) & ((1 << 17) - 1))
+            .collect();
+        assert!(buckets.len() > 60_000, "{} distinct buckets", buckets.len());
     }
 
     #[test]
