@@ -10,6 +10,14 @@
 //! a flush, as clean entries, within its byte budget; the oldest times go
 //! first when the budget is exceeded.
 //!
+//! Entries leave in sweeps over the whole cache, not one by one: a key's
+//! entries sit in one place, so a sweep reads memory in order, where
+//! looking each flushed entry up again cost a hash probe and a cache miss
+//! per record. A sweep runs when the expiry horizon has moved a quarter of
+//! the retention past the last one, or when the cache is over its budget
+//! (then it drops the oldest times until an eighth of the budget is free).
+//! A key's own expired entries also leave whenever the key is written.
+//!
 //! It knows a time, `complete_from`, from which it holds every entry of the
 //! store: a range of one key starting at or after it is answered from
 //! memory alone. Anything older (entries evicted, or written to RocksDB
@@ -18,7 +26,7 @@
 //!
 //! Keys are window-store keys, `key ‖ time (8 bytes, big-endian) ‖ seq (4)`.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use super::cache::{BuildFxHasher, DirtyEntry, EntryContext};
@@ -80,9 +88,9 @@ pub(crate) struct WindowCache {
     /// Keys too short to hold a time: flushed as they are (RocksDB then
     /// refuses them with an error naming the store), never read.
     odd: Vec<DirtyEntry>,
-    /// Flushed entries in the order they were flushed (about time order):
-    /// what eviction and expiry remove first.
-    flushed: VecDeque<EntryRef>,
+    /// Every flushed entry older than this has left (the last sweep's
+    /// cutoff).
+    swept_below: i64,
     /// Incremented by each flush.
     epoch: u64,
     /// How long after its time an entry can still be read (the store's
@@ -106,7 +114,7 @@ impl WindowCache {
             keys: HashMap::default(),
             dirty: Vec::new(),
             odd: Vec::new(),
-            flushed: VecDeque::new(),
+            swept_below: i64::MIN,
             epoch: 0,
             retention,
             observed: i64::MIN,
@@ -151,6 +159,16 @@ impl WindowCache {
                 (Arc::clone(&shared), self.keys.entry(shared).or_default())
             }
         };
+        self.observed = self.observed.max(time);
+        // The key's own expired entries leave now, while its slots are at hand.
+        let expired = self.observed.saturating_sub(self.retention);
+        let stale = slots.iter().take_while(|s| s.time < expired && s.epoch != epoch).count();
+        if stale > 0 {
+            let newest = slots[stale - 1].time;
+            let freed: usize = slots.drain(..stale).map(|s| s.size()).sum();
+            self.bytes = self.bytes.saturating_sub(freed);
+            self.complete_from = self.complete_from.max(newest.saturating_add(1));
+        }
         let new_size = value.as_ref().map_or(0, Vec::len) + SLOT_OVERHEAD;
         let logged = value.clone();
         let old_size = match slots.binary_search_by(|s| s.order().cmp(&(time, seq))) {
@@ -169,7 +187,6 @@ impl WindowCache {
         self.bytes = (self.bytes + new_size).saturating_sub(old_size);
         self.dirty_bytes += new_size;
         self.dirty.push(((shared, time, seq), logged, context));
-        self.observed = self.observed.max(time);
         self.evict();
         self.dirty_bytes > self.max_bytes / 2
     }
@@ -192,7 +209,6 @@ impl WindowCache {
         // Drained in place: the list keeps its capacity for the next round.
         for ((record, time, seq), value, context) in self.dirty.drain(..) {
             out.push(DirtyEntry { key: window_key(&record, time, seq), value, context, old: None });
-            self.flushed.push_back((record, time, seq));
         }
         out.append(&mut self.odd);
         self.epoch += 1;
@@ -201,29 +217,65 @@ impl WindowCache {
         out
     }
 
-    /// Removes flushed entries, oldest flush first, while they are past
-    /// the retention or the cache is over its budget, and moves
-    /// `complete_from` past what it removed.
+    /// Sweeps out the flushed entries past the retention once the horizon
+    /// has moved a quarter of the retention since the last sweep, and the
+    /// oldest flushed times while the cache is over its budget.
     fn evict(&mut self) {
         let expired = self.observed.saturating_sub(self.retention);
-        while let Some((_, time, _)) = self.flushed.front() {
-            if *time >= expired && self.bytes <= self.max_bytes {
+        if expired > self.swept_below.saturating_add((self.retention / 4).max(1)) {
+            self.sweep(expired);
+        }
+        if self.bytes > self.max_bytes {
+            self.shrink(self.max_bytes - self.max_bytes / 8);
+        }
+    }
+
+    /// Drops the flushed entries of the oldest times until at most
+    /// `target` bytes are held (or only unflushed entries are left).
+    fn shrink(&mut self, target: usize) {
+        let epoch = self.epoch;
+        let mut held: Vec<(i64, usize)> =
+            self.keys.values().flatten().filter(|s| s.epoch != epoch).map(|s| (s.time, s.size())).collect();
+        held.sort_unstable();
+        let need = self.bytes.saturating_sub(target);
+        let (mut freed, mut cutoff) = (0, None);
+        for (time, size) in held {
+            if freed >= need && cutoff.is_some_and(|c| time >= c) {
                 break;
             }
-            let (record, time, seq) = self.flushed.pop_front().expect("front checked");
-            let Some(slots) = self.keys.get_mut(&*record) else { continue };
-            let Ok(i) = slots.binary_search_by(|s| s.order().cmp(&(time, seq))) else { continue };
-            if slots[i].epoch == self.epoch {
-                // Updated again since: it comes back here at the next flush.
-                continue;
-            }
-            self.bytes = self.bytes.saturating_sub(slots.remove(i).size());
-            if slots.is_empty() {
-                self.keys.remove(&*record);
-                self.bytes = self.bytes.saturating_sub(record.len() + KEY_OVERHEAD);
-            }
-            self.complete_from = self.complete_from.max(time.saturating_add(1));
+            freed += size;
+            cutoff = Some(time.saturating_add(1));
         }
+        if let Some(cutoff) = cutoff {
+            self.sweep(cutoff);
+        }
+    }
+
+    /// Removes every flushed entry older than `cutoff`, and the keys left
+    /// without entries; moves `complete_from` past what it removed.
+    fn sweep(&mut self, cutoff: i64) {
+        let epoch = self.epoch;
+        let (mut freed, mut newest) = (0usize, None::<i64>);
+        self.keys.retain(|record, slots| {
+            slots.retain(|s| {
+                // An entry updated since the flush stays until it is flushed.
+                let leaves = s.time < cutoff && s.epoch != epoch;
+                if leaves {
+                    freed += s.size();
+                    newest = Some(newest.map_or(s.time, |n| n.max(s.time)));
+                }
+                !leaves
+            });
+            if slots.is_empty() {
+                freed += record.len() + KEY_OVERHEAD;
+            }
+            !slots.is_empty()
+        });
+        self.bytes = self.bytes.saturating_sub(freed);
+        if let Some(newest) = newest {
+            self.complete_from = self.complete_from.max(newest.saturating_add(1));
+        }
+        self.swept_below = self.swept_below.max(cutoff);
     }
 
     /// A write that reached RocksDB around the cache (a restore): the
@@ -398,12 +450,32 @@ mod tests {
         cache.drain();
         cache.put(&key("b", 17_000, 0), Some(vec![4]), ctx(11));
         assert_eq!(cache.get(&key("a", 8_000, 0)), Some(Some(&[1u8][..])));
-        // Entries leave in flush order: 4 s, flushed again after 8 s, goes
-        // once 8 s has.
+        // The next sweep waits until the horizon (9 s) is a quarter of the
+        // retention past the last one (6 s); then 4 s, flushed now, and 8 s go.
         cache.put(&key("b", 19_000, 0), Some(vec![5]), ctx(12));
         assert_eq!(cache.get(&key("a", 8_000, 0)), None);
         assert_eq!(cache.get(&key("a", 4_000, 0)), None, "flushed and expired now");
         assert_eq!(cache.complete_from, 8_001);
+    }
+
+    #[test]
+    fn a_keys_expired_entries_leave_when_the_key_is_written_between_sweeps() {
+        let mut cache = WindowCache::new(1 << 20, 10_000, i64::MIN);
+        cache.put(&key("b", 20_000, 0), Some(vec![1]), ctx(0));
+        assert_eq!(cache.swept_below, 10_000, "the first horizon swept");
+        cache.put(&key("a", 10_500, 0), Some(vec![2]), ctx(1));
+        cache.put(&key("c", 10_600, 0), Some(vec![3]), ctx(2));
+        cache.drain();
+        let before = cache.bytes();
+        // Horizon 11 s: no sweep before 12.5 s, but a's own entry leaves.
+        cache.put(&key("a", 21_000, 0), Some(vec![4]), ctx(3));
+        assert_eq!(cache.swept_below, 10_000);
+        assert_eq!(cache.get(&key("a", 10_500, 0)), None, "gone: unknown");
+        assert_eq!(cache.complete_from, 10_501);
+        assert_eq!(cache.bytes(), before, "one entry of the same size left and came");
+        assert_eq!(cache.get(&key("c", 10_600, 0)), Some(Some(&[3u8][..])), "c waits for the sweep");
+        cache.put(&key("a", 22_600, 0), Some(vec![5]), ctx(4));
+        assert!(!cache.keys.contains_key("c".as_bytes()), "swept at 12.6 s");
     }
 
     #[test]
