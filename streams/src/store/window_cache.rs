@@ -13,10 +13,11 @@
 //! Entries leave in sweeps over the whole cache, not one by one: a key's
 //! entries sit in one place, so a sweep reads memory in order, where
 //! looking each flushed entry up again cost a hash probe and a cache miss
-//! per record. A sweep runs when the expiry horizon has moved a quarter of
-//! the retention past the last one, or when the cache is over its budget
-//! (then it drops the oldest times until an eighth of the budget is free).
-//! A key's own expired entries also leave whenever the key is written.
+//! per record. A key's own expired entries leave whenever the key is
+//! written; a sweep removes the others once the cache has doubled since
+//! the last sweep (and holds at least an eighth of its budget), and drops
+//! the oldest times when the cache is over its budget, until an eighth of
+//! the budget is free.
 //!
 //! It knows a time, `complete_from`, from which it holds every entry of the
 //! store: a range of one key starting at or after it is answered from
@@ -91,6 +92,8 @@ pub(crate) struct WindowCache {
     /// Every flushed entry older than this has left (the last sweep's
     /// cutoff).
     swept_below: i64,
+    /// Bytes held after the last sweep.
+    swept_bytes: usize,
     /// Incremented by each flush.
     epoch: u64,
     /// How long after its time an entry can still be read (the store's
@@ -115,6 +118,7 @@ impl WindowCache {
             dirty: Vec::new(),
             odd: Vec::new(),
             swept_below: i64::MIN,
+            swept_bytes: 0,
             epoch: 0,
             retention,
             observed: i64::MIN,
@@ -217,12 +221,12 @@ impl WindowCache {
         out
     }
 
-    /// Sweeps out the flushed entries past the retention once the horizon
-    /// has moved a quarter of the retention since the last sweep, and the
-    /// oldest flushed times while the cache is over its budget.
+    /// Sweeps out the flushed entries past the retention once the cache
+    /// has doubled since the last sweep, and the oldest flushed times while
+    /// it is over its budget.
     fn evict(&mut self) {
         let expired = self.observed.saturating_sub(self.retention);
-        if expired > self.swept_below.saturating_add((self.retention / 4).max(1)) {
+        if expired > self.swept_below && self.bytes > (2 * self.swept_bytes).max(self.max_bytes / 8) {
             self.sweep(expired);
         }
         if self.bytes > self.max_bytes {
@@ -276,6 +280,7 @@ impl WindowCache {
             self.complete_from = self.complete_from.max(newest.saturating_add(1));
         }
         self.swept_below = self.swept_below.max(cutoff);
+        self.swept_bytes = self.bytes;
     }
 
     /// A write that reached RocksDB around the cache (a restore): the
@@ -433,8 +438,22 @@ mod tests {
         assert!(times(&from_cache).iter().all(|&t| t >= complete && t % 4_000 == 0));
     }
 
+    /// Writes keys `f0`, `f1`… at `time` with 1000-byte values until the
+    /// cache has swept (its cutoff moved), at most `max` of them; returns
+    /// how many it wrote.
+    fn fill_until_swept(cache: &mut WindowCache, time: i64, max: usize) -> usize {
+        let before = cache.swept_below;
+        for i in 0..max {
+            cache.put(&key(&format!("f{i}"), time, 0), Some(vec![0; 1000]), ctx(100 + i as i64));
+            if cache.swept_below != before {
+                return i + 1;
+            }
+        }
+        max
+    }
+
     #[test]
-    fn flushed_entries_past_the_retention_leave_and_unflushed_ones_stay() {
+    fn flushed_entries_past_the_retention_leave_in_sweeps_and_unflushed_ones_stay() {
         let mut cache = WindowCache::new(1 << 20, 10_000, i64::MIN);
         for t in [0, 4_000, 8_000] {
             cache.put(&key("a", t, 0), Some(vec![1]), ctx(t));
@@ -442,40 +461,46 @@ mod tests {
         cache.drain();
         cache.put(&key("a", 4_000, 0), Some(vec![2]), ctx(9));
         // Time 16 s: 0 and 4 s are past a 10 s retention, but 4 s was
-        // updated since the flush.
+        // updated since the flush. Nothing sweeps while the cache is small.
         cache.put(&key("b", 16_000, 0), Some(vec![3]), ctx(10));
+        assert_eq!(cache.get(&key("a", 0, 0)), Some(Some(&[1u8][..])), "expired, not yet swept");
+        // An eighth of the budget (128 KiB) is about 120 entries of 1000 bytes.
+        let written = fill_until_swept(&mut cache, 16_000, 1_000);
+        assert!((100..=130).contains(&written), "swept after {written}");
+        assert_eq!(cache.swept_below, 6_000);
         assert_eq!(cache.get(&key("a", 0, 0)), None, "expired and gone: unknown");
         assert_eq!(cache.get(&key("a", 4_000, 0)), Some(Some(&[2u8][..])), "unflushed stays");
+        assert_eq!(cache.get(&key("a", 8_000, 0)), Some(Some(&[1u8][..])), "within the retention");
         assert_eq!(cache.complete_from, 1, "moved past what left");
         cache.drain();
-        cache.put(&key("b", 17_000, 0), Some(vec![4]), ctx(11));
+        // The next sweep waits until the cache has doubled: 4 s, flushed
+        // now, and 8 s go then.
+        cache.put(&key("b", 19_000, 0), Some(vec![4]), ctx(11));
         assert_eq!(cache.get(&key("a", 8_000, 0)), Some(Some(&[1u8][..])));
-        // The next sweep waits until the horizon (9 s) is a quarter of the
-        // retention past the last one (6 s); then 4 s, flushed now, and 8 s go.
-        cache.put(&key("b", 19_000, 0), Some(vec![5]), ctx(12));
+        let again = fill_until_swept(&mut cache, 19_000, 1_000);
+        assert!(again > written / 2, "swept after {again} more");
         assert_eq!(cache.get(&key("a", 8_000, 0)), None);
         assert_eq!(cache.get(&key("a", 4_000, 0)), None, "flushed and expired now");
         assert_eq!(cache.complete_from, 8_001);
     }
 
     #[test]
-    fn a_keys_expired_entries_leave_when_the_key_is_written_between_sweeps() {
+    fn a_keys_expired_entries_leave_when_the_key_is_written() {
         let mut cache = WindowCache::new(1 << 20, 10_000, i64::MIN);
         cache.put(&key("b", 20_000, 0), Some(vec![1]), ctx(0));
-        assert_eq!(cache.swept_below, 10_000, "the first horizon swept");
         cache.put(&key("a", 10_500, 0), Some(vec![2]), ctx(1));
         cache.put(&key("c", 10_600, 0), Some(vec![3]), ctx(2));
         cache.drain();
         let before = cache.bytes();
-        // Horizon 11 s: no sweep before 12.5 s, but a's own entry leaves.
+        // Horizon 11 s: a's own expired entry leaves as a is written.
         cache.put(&key("a", 21_000, 0), Some(vec![4]), ctx(3));
-        assert_eq!(cache.swept_below, 10_000);
+        assert_eq!(cache.swept_below, i64::MIN, "no sweep");
         assert_eq!(cache.get(&key("a", 10_500, 0)), None, "gone: unknown");
         assert_eq!(cache.complete_from, 10_501);
         assert_eq!(cache.bytes(), before, "one entry of the same size left and came");
-        assert_eq!(cache.get(&key("c", 10_600, 0)), Some(Some(&[3u8][..])), "c waits for the sweep");
-        cache.put(&key("a", 22_600, 0), Some(vec![5]), ctx(4));
-        assert!(!cache.keys.contains_key("c".as_bytes()), "swept at 12.6 s");
+        assert_eq!(cache.get(&key("c", 10_600, 0)), Some(Some(&[3u8][..])), "c waits for a sweep");
+        fill_until_swept(&mut cache, 21_000, 1_000);
+        assert!(!cache.keys.contains_key("c".as_bytes()), "swept");
     }
 
     #[test]
