@@ -181,6 +181,18 @@ pub enum Validator {
     },
 }
 
+impl Validator {
+    /// [`Validator::OneOf`] these values.
+    ///
+    /// ```
+    /// use runnel_connect::config_def::Validator;
+    /// assert_eq!(Validator::one_of(&["a", "b"]), Validator::OneOf(vec!["a".into(), "b".into()]));
+    /// ```
+    pub fn one_of(values: &[&str]) -> Validator {
+        Validator::OneOf(values.iter().map(|v| v.to_string()).collect())
+    }
+}
+
 /// Errors from parsing a config; each names the key.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[non_exhaustive]

@@ -3,6 +3,10 @@
 //! - [`postgres::PostgresCdcSource`] captures every committed row change of
 //!   a PostgreSQL database by logical replication (pgoutput), as Debezium's
 //!   PostgreSQL connector does, with its config keys and events;
+//! - [`postgres::PostgresSink`] writes records and Debezium change events
+//!   into PostgreSQL tables with the Debezium JDBC sink's keys, each batch
+//!   and its offsets in one transaction, so it never repeats or loses a
+//!   change;
 //! - [`file::FileStreamSource`] tails a file, one record per line, and
 //!   resumes after a restart at the byte after the last stored line
 //!   (truncation and rotation handled);

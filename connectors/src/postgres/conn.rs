@@ -211,6 +211,17 @@ impl PgError {
     /// restarting server, a slot still held by a connection that is going
     /// away).
     pub(crate) fn explain(&self, settings: &ConnectionSettings) -> TaskError {
+        self.explain_with_keys(settings, "database.password", "database.dbname")
+    }
+
+    /// [`explain`](Self::explain) naming a connector's own keys for the
+    /// password and the database.
+    pub(crate) fn explain_with_keys(
+        &self,
+        settings: &ConnectionSettings,
+        password_key: &str,
+        database_key: &str,
+    ) -> TaskError {
         let user = &settings.user;
         let db = &settings.dbname;
         let Some(code) = self.code() else {
@@ -221,16 +232,15 @@ impl PgError {
         };
         let PgError::Server(e) = self else { unreachable!("code() is only set for server errors") };
         let message = match code {
-            "28P01" => format!(
-                "PostgreSQL rejected the password of user `{user}` (database.password): {}",
-                e.message
-            ),
+            "28P01" => {
+                format!("PostgreSQL rejected the password of user `{user}` ({password_key}): {}", e.message)
+            }
             "28000" => format!(
                 "PostgreSQL does not let user `{user}` connect to database `{db}` from here: {} \
                  (add a pg_hba.conf entry for this host, user and database)",
                 e.message
             ),
-            "3D000" => format!("database `{db}` does not exist (database.dbname): {}", e.message),
+            "3D000" => format!("database `{db}` does not exist ({database_key}): {}", e.message),
             "42501" if e.message.contains("replication") => format!(
                 "user `{user}` may not use replication: run `ALTER ROLE {user} REPLICATION;` \
                  as a superuser ({})",

@@ -111,10 +111,6 @@ pub(crate) struct CdcConfig {
     pub(crate) slot_retry_delay: Duration,
 }
 
-fn one_of(values: &[&str]) -> Validator {
-    Validator::OneOf(values.iter().map(|v| v.to_string()).collect())
-}
-
 const REGEX_LIST_KEYS: [&str; 4] =
     ["table.include.list", "table.exclude.list", "column.include.list", "column.exclude.list"];
 
@@ -163,7 +159,7 @@ pub(crate) fn config_def() -> ConfigDef {
             Importance::Medium,
             "TLS as libpq's sslmode: disable, allow, prefer, require, verify-ca or verify-full.",
         )
-        .validate(one_of(&["disable", "allow", "prefer", "require", "verify-ca", "verify-full"]))
+        .validate(Validator::one_of(&["disable", "allow", "prefer", "require", "verify-ca", "verify-full"]))
         .define_optional(
             "database.sslrootcert",
             ConfigType::String,
@@ -219,7 +215,7 @@ pub(crate) fn config_def() -> ConfigDef {
             Importance::Medium,
             "all_tables, filtered or disabled.",
         )
-        .validate(one_of(&["all_tables", "filtered", "disabled"]))
+        .validate(Validator::one_of(&["all_tables", "filtered", "disabled"]))
         .define_optional(
             "table.include.list",
             ConfigType::List,
@@ -251,7 +247,14 @@ pub(crate) fn config_def() -> ConfigDef {
             Importance::Medium,
             "initial, initial_only, no_data (or never), always, when_needed.",
         )
-        .validate(one_of(&["initial", "initial_only", "no_data", "never", "always", "when_needed"]))
+        .validate(Validator::one_of(&[
+            "initial",
+            "initial_only",
+            "no_data",
+            "never",
+            "always",
+            "when_needed",
+        ]))
         .define_with_default(
             "snapshot.fetch.size",
             ConfigType::Int,
@@ -281,7 +284,7 @@ pub(crate) fn config_def() -> ConfigDef {
             Importance::Medium,
             "precise, double or string.",
         )
-        .validate(one_of(&["precise", "double", "string"]))
+        .validate(Validator::one_of(&["precise", "double", "string"]))
         .define_with_default(
             "time.precision.mode",
             ConfigType::String,
@@ -289,7 +292,7 @@ pub(crate) fn config_def() -> ConfigDef {
             Importance::Medium,
             "adaptive, adaptive_time_microseconds or connect.",
         )
-        .validate(one_of(&["adaptive", "adaptive_time_microseconds", "connect"]))
+        .validate(Validator::one_of(&["adaptive", "adaptive_time_microseconds", "connect"]))
         .define_with_default(
             "binary.handling.mode",
             ConfigType::String,
@@ -297,7 +300,7 @@ pub(crate) fn config_def() -> ConfigDef {
             Importance::Low,
             "bytes, base64, base64-url-safe or hex.",
         )
-        .validate(one_of(&["bytes", "base64", "base64-url-safe", "hex"]))
+        .validate(Validator::one_of(&["bytes", "base64", "base64-url-safe", "hex"]))
         .define_with_default(
             "interval.handling.mode",
             ConfigType::String,
@@ -305,7 +308,7 @@ pub(crate) fn config_def() -> ConfigDef {
             Importance::Low,
             "numeric (MicroDuration) or string (ISO 8601).",
         )
-        .validate(one_of(&["numeric", "string"]))
+        .validate(Validator::one_of(&["numeric", "string"]))
         .define_with_default(
             "money.fraction.digits",
             ConfigType::Int,

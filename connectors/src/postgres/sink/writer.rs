@@ -1,0 +1,427 @@
+//! Writes a batch of changes and the offsets they came from in one
+//! PostgreSQL transaction, creating and widening tables as the config
+//! allows.
+//!
+//! Consecutive changes of one table and one kind go in multi-row
+//! statements (`INSERT … VALUES (…), (…)`, with `ON CONFLICT … DO UPDATE`
+//! for upserts; `UPDATE … FROM (VALUES …)`; `DELETE … WHERE (key) IN
+//! (VALUES …)`), `batch.size` rows each. Every value travels as text and is
+//! cast to its column's type by the server (`$1::text::numeric(10,2)`), so
+//! PostgreSQL's own input functions parse it.
+
+use std::collections::{BTreeMap, HashMap};
+
+use runnel_connect::plugin::TopicPartition;
+use tokio_postgres::types::ToSql;
+
+use super::change::{quote, Change, Column, Op, TableName};
+use super::config::{InsertMode, SinkConfig};
+use super::types::{column_type, encode};
+use crate::postgres::conn::PgError;
+
+/// The table holding, per connector and topic-partition, the next offset
+/// to apply: written in the same transaction as the rows.
+pub(crate) const OFFSETS_TABLE: &str = "__runnel_sink_offsets";
+
+/// PostgreSQL's limit of parameters per statement.
+const MAX_PARAMS: usize = 65_535;
+
+/// What the writer knows of a table: its columns and their types.
+#[derive(Clone, Debug, Default)]
+struct TableInfo {
+    columns: HashMap<String, String>,
+}
+
+/// A failure while writing: a server or connection error, or a change the
+/// table cannot take.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum WriteError {
+    #[error("{0}")]
+    Pg(PgError),
+    #[error("{0}")]
+    Rejected(String),
+}
+
+/// Writes batches through one connection.
+pub(crate) struct Writer {
+    client: tokio_postgres::Client,
+    address: String,
+    tables: HashMap<TableName, TableInfo>,
+    statements: HashMap<String, tokio_postgres::Statement>,
+}
+
+/// Adds context to a server error.
+fn pg(address: &str) -> impl Fn(tokio_postgres::Error) -> WriteError + '_ {
+    move |e| WriteError::Pg(PgError::from_sql(e, address))
+}
+
+impl Writer {
+    pub(crate) fn new(client: tokio_postgres::Client, address: String) -> Writer {
+        Writer { client, address, tables: HashMap::new(), statements: HashMap::new() }
+    }
+
+    /// Whether the connection is gone (the next batch needs a new one).
+    pub(crate) fn is_closed(&self) -> bool {
+        self.client.is_closed()
+    }
+
+    /// Creates the offsets table if needed and reads `connector`'s rows.
+    pub(crate) async fn load_offsets(
+        &mut self,
+        connector: &str,
+    ) -> Result<BTreeMap<TopicPartition, i64>, WriteError> {
+        let create = format!(
+            "CREATE TABLE IF NOT EXISTS {OFFSETS_TABLE} (connector text NOT NULL, topic text NOT NULL, \
+             partition integer NOT NULL, next_offset bigint NOT NULL, PRIMARY KEY (connector, topic, partition))"
+        );
+        if let Err(e) = self.client.batch_execute(&create).await {
+            // Two tasks creating it at once: one wins, the other sees it exist.
+            let raced = e.as_db_error().is_some_and(|d| matches!(d.code().code(), "23505" | "42P07"));
+            if !raced {
+                return Err(pg(&self.address)(e));
+            }
+        }
+        let rows = self
+            .client
+            .query(
+                &format!("SELECT topic, partition, next_offset FROM {OFFSETS_TABLE} WHERE connector = $1"),
+                &[&connector],
+            )
+            .await
+            .map_err(pg(&self.address))?;
+        Ok(rows
+            .iter()
+            .map(|row| {
+                (TopicPartition::new(row.get::<_, String>(0), row.get::<_, i32>(1)), row.get::<_, i64>(2))
+            })
+            .collect())
+    }
+
+    /// The columns of `table`, read from the catalog; `None` when it does
+    /// not exist.
+    async fn read_table(&self, table: &TableName) -> Result<Option<TableInfo>, WriteError> {
+        let rows = self
+            .client
+            .query(
+                "SELECT a.attname::text, format_type(a.atttypid, a.atttypmod) FROM pg_attribute a \
+                 JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace \
+                 WHERE c.relname = $1 AND n.nspname = coalesce($2, current_schema()) \
+                 AND c.relkind IN ('r', 'p') AND a.attnum > 0 AND NOT a.attisdropped",
+                &[&table.name, &table.schema],
+            )
+            .await
+            .map_err(pg(&self.address))?;
+        if rows.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(TableInfo { columns: rows.iter().map(|r| (r.get(0), r.get(1))).collect() }))
+    }
+
+    /// Makes sure `change`'s table exists with its columns: created or
+    /// widened when the config allows, else an error naming what is missing.
+    /// `false` for a delete or truncate of a table that does not exist
+    /// (nothing to do).
+    async fn prepare_table(&mut self, change: &Change, config: &SinkConfig) -> Result<bool, WriteError> {
+        let wanted = change.key.iter().chain(&change.values);
+        if let Some(info) = self.tables.get(&change.table) {
+            if wanted.clone().all(|c| info.columns.contains_key(&c.name)) {
+                return Ok(true);
+            }
+        }
+        let info = match self.read_table(&change.table).await? {
+            Some(info) => info,
+            None if change.op != Op::Write => return Ok(false),
+            None if config.create => {
+                self.create_table(change).await?;
+                self.read_table(&change.table).await?.ok_or_else(|| {
+                    WriteError::Rejected(format!("table {} is not there after CREATE TABLE", change.table))
+                })?
+            }
+            None => {
+                return Err(WriteError::Rejected(format!(
+                    "table {} does not exist: create it, or set schema.evolution=basic (or auto.create=true) \
+                     to have the sink create it",
+                    change.table
+                )))
+            }
+        };
+        let missing: Vec<&Column> = wanted.filter(|c| !info.columns.contains_key(&c.name)).collect();
+        if !missing.is_empty() {
+            if !config.evolve {
+                let names: Vec<&str> = missing.iter().map(|c| c.name.as_str()).collect();
+                return Err(WriteError::Rejected(format!(
+                    "table {} has no column {}: add it, or set schema.evolution=basic",
+                    change.table,
+                    names.join(", ")
+                )));
+            }
+            let mut sql = format!("ALTER TABLE {}", change.table.sql());
+            for (i, column) in missing.iter().enumerate() {
+                let t = column_type(&column.schema).map_err(|e| self.column_error(change, column, &e))?;
+                sql.push_str(&format!(
+                    "{} ADD COLUMN IF NOT EXISTS {} {t}",
+                    if i > 0 { "," } else { "" },
+                    quote(&column.name)
+                ));
+            }
+            tracing::info!(table = %change.table, sql = %sql, "adding columns");
+            self.client.batch_execute(&sql).await.map_err(pg(&self.address))?;
+            self.statements.clear();
+            let info = self.read_table(&change.table).await?.unwrap_or_default();
+            self.tables.insert(change.table.clone(), info);
+            return Ok(true);
+        }
+        self.tables.insert(change.table.clone(), info);
+        Ok(true)
+    }
+
+    fn column_error(&self, change: &Change, column: &Column, reason: &str) -> WriteError {
+        WriteError::Rejected(format!("table {}, column {}: {reason}", change.table, column.name))
+    }
+
+    async fn create_table(&mut self, change: &Change) -> Result<(), WriteError> {
+        let mut parts = Vec::new();
+        for column in change.key.iter().chain(&change.values) {
+            let t = column_type(&column.schema).map_err(|e| self.column_error(change, column, &e))?;
+            let is_key = change.key.iter().any(|k| k.name == column.name);
+            let null = if is_key || !column.schema.is_optional() { " NOT NULL" } else { "" };
+            parts.push(format!("{} {t}{null}", quote(&column.name)));
+        }
+        if !change.key.is_empty() {
+            let key: Vec<String> = change.key.iter().map(|c| quote(&c.name)).collect();
+            parts.push(format!("PRIMARY KEY ({})", key.join(", ")));
+        }
+        let sql = format!("CREATE TABLE IF NOT EXISTS {} ({})", change.table.sql(), parts.join(", "));
+        tracing::info!(table = %change.table, sql = %sql, "creating table");
+        self.client.batch_execute(&sql).await.map_err(pg(&self.address))
+    }
+
+    /// A prepared statement for `sql`, from the cache when seen before.
+    async fn statement(&mut self, sql: String) -> Result<tokio_postgres::Statement, WriteError> {
+        if let Some(s) = self.statements.get(&sql) {
+            return Ok(s.clone());
+        }
+        let statement = self.client.prepare(&sql).await.map_err(pg(&self.address))?;
+        if self.statements.len() >= 256 {
+            self.statements.clear();
+        }
+        self.statements.insert(sql, statement.clone());
+        Ok(statement)
+    }
+
+    /// Applies `changes` in order and records `next_offsets` for
+    /// `connector`, all in one transaction.
+    pub(crate) async fn write(
+        &mut self,
+        changes: Vec<Change>,
+        config: &SinkConfig,
+        connector: &str,
+        next_offsets: &BTreeMap<TopicPartition, i64>,
+    ) -> Result<usize, WriteError> {
+        let mut kept = Vec::with_capacity(changes.len());
+        for change in changes {
+            if self.prepare_table(&change, config).await? {
+                kept.push(change);
+            }
+        }
+        let changes = if config.reduction { reduce(kept) } else { kept };
+        // Runs of one table, one kind and one column list.
+        let mut runs: Vec<Vec<&Change>> = Vec::new();
+        for change in &changes {
+            let same = runs.last().and_then(|run| run.first()).is_some_and(|first| {
+                first.table == change.table
+                    && first.op == change.op
+                    && names(&first.key) == names(&change.key)
+                    && names(&first.values) == names(&change.values)
+            });
+            match runs.last_mut() {
+                Some(run) if same => run.push(change),
+                _ => runs.push(vec![change]),
+            }
+        }
+        let mut statements = Vec::new();
+        for run in &runs {
+            let per_statement = config.batch_size.min(MAX_PARAMS / columns_of(run[0]).max(1)).max(1);
+            for chunk in run.chunks(per_statement) {
+                statements.push(self.build(chunk, config.insert_mode)?);
+            }
+        }
+        let mut prepared = Vec::with_capacity(statements.len());
+        for (sql, params) in statements {
+            prepared.push((self.statement(sql).await?, params));
+        }
+        let address = self.address.clone();
+        let tx = self.client.transaction().await.map_err(pg(&address))?;
+        for (statement, params) in &prepared {
+            let refs: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| p as &(dyn ToSql + Sync)).collect();
+            tx.execute(statement, &refs).await.map_err(pg(&address))?;
+        }
+        if !next_offsets.is_empty() {
+            let mut sql =
+                format!("INSERT INTO {OFFSETS_TABLE} (connector, topic, partition, next_offset) VALUES ");
+            let mut params: Vec<Box<dyn ToSql + Sync + Send>> = Vec::new();
+            for (i, (tp, next)) in next_offsets.iter().enumerate() {
+                let n = 4 * i;
+                sql.push_str(&format!(
+                    "{}(${}, ${}, ${}, ${})",
+                    if i > 0 { ", " } else { "" },
+                    n + 1,
+                    n + 2,
+                    n + 3,
+                    n + 4
+                ));
+                params.push(Box::new(connector.to_string()));
+                params.push(Box::new(tp.topic.to_string()));
+                params.push(Box::new(tp.partition));
+                params.push(Box::new(*next));
+            }
+            sql.push_str(
+                " ON CONFLICT (connector, topic, partition) DO UPDATE SET next_offset = EXCLUDED.next_offset",
+            );
+            let refs: Vec<&(dyn ToSql + Sync)> =
+                params.iter().map(|p| p.as_ref() as &(dyn ToSql + Sync)).collect();
+            tx.execute(sql.as_str(), &refs).await.map_err(pg(&address))?;
+        }
+        tx.commit().await.map_err(pg(&address))?;
+        Ok(changes.len())
+    }
+
+    /// One statement for `chunk` (changes of one table, kind and columns)
+    /// and its text parameters.
+    fn build(
+        &self,
+        chunk: &[&Change],
+        mode: InsertMode,
+    ) -> Result<(String, Vec<Option<String>>), WriteError> {
+        let first = chunk[0];
+        let table = first.table.sql();
+        if first.op == Op::Truncate {
+            return Ok((format!("TRUNCATE TABLE {table}"), Vec::new()));
+        }
+        let info = self.tables.get(&first.table).cloned().unwrap_or_default();
+        let columns: Vec<&Column> = match first.op {
+            Op::Delete => first.key.iter().collect(),
+            _ => first.key.iter().chain(&first.values).collect(),
+        };
+        // An upsert or update of one key twice in a statement fails (and
+        // the last write is the one that counts).
+        let rows: Vec<&Change> =
+            if first.op == Op::Write && mode != InsertMode::Insert && !first.key.is_empty() {
+                let mut last: HashMap<Vec<Option<String>>, usize> = HashMap::new();
+                for (i, change) in chunk.iter().enumerate() {
+                    last.insert(key_text(change)?, i);
+                }
+                chunk
+                    .iter()
+                    .enumerate()
+                    .filter(|(i, c)| key_text(c).ok().and_then(|k| last.get(&k)) == Some(i))
+                    .map(|(_, c)| *c)
+                    .collect()
+            } else {
+                chunk.to_vec()
+            };
+        let mut params = Vec::with_capacity(rows.len() * columns.len());
+        let mut values = String::new();
+        for (r, change) in rows.iter().enumerate() {
+            values.push_str(if r > 0 { ", (" } else { "(" });
+            let row_columns: Vec<&Column> = match first.op {
+                Op::Delete => change.key.iter().collect(),
+                _ => change.key.iter().chain(&change.values).collect(),
+            };
+            for (i, column) in row_columns.iter().enumerate() {
+                let text = encode(&column.schema, &column.value).map_err(|e| {
+                    WriteError::Rejected(format!("table {}, column {}: {e}", first.table, column.name))
+                })?;
+                params.push(text);
+                let t = info.columns.get(&column.name).map_or("text", String::as_str);
+                values.push_str(&format!("{}${}::text::{t}", if i > 0 { ", " } else { "" }, params.len()));
+            }
+            values.push(')');
+        }
+        let list = |cols: &[&Column]| cols.iter().map(|c| quote(&c.name)).collect::<Vec<_>>().join(", ");
+        let key: Vec<&Column> = first.key.iter().collect();
+        let rest: Vec<&Column> = first.values.iter().collect();
+        let sql = match (first.op, mode) {
+            (Op::Delete, _) => format!("DELETE FROM {table} WHERE ({}) IN (VALUES {values})", list(&key)),
+            (_, InsertMode::Insert) => format!("INSERT INTO {table} ({}) VALUES {values}", list(&columns)),
+            (_, InsertMode::Upsert) => {
+                let action = if rest.is_empty() {
+                    "DO NOTHING".to_string()
+                } else {
+                    let set: Vec<String> =
+                        rest.iter().map(|c| format!("{0} = EXCLUDED.{0}", quote(&c.name))).collect();
+                    format!("DO UPDATE SET {}", set.join(", "))
+                };
+                format!(
+                    "INSERT INTO {table} ({}) VALUES {values} ON CONFLICT ({}) {action}",
+                    list(&columns),
+                    list(&key)
+                )
+            }
+            (_, InsertMode::Update) => {
+                if rest.is_empty() {
+                    return Ok(("SELECT 1 WHERE false".into(), Vec::new()));
+                }
+                let set: Vec<String> = rest.iter().map(|c| format!("{0} = v.{0}", quote(&c.name))).collect();
+                let on: Vec<String> = key.iter().map(|c| format!("t.{0} = v.{0}", quote(&c.name))).collect();
+                format!(
+                    "UPDATE {table} AS t SET {} FROM (VALUES {values}) AS v ({}) WHERE {}",
+                    set.join(", "),
+                    list(&columns),
+                    on.join(" AND ")
+                )
+            }
+        };
+        Ok((sql, params))
+    }
+}
+
+fn names(columns: &[Column]) -> Vec<&str> {
+    columns.iter().map(|c| c.name.as_str()).collect()
+}
+
+fn columns_of(change: &Change) -> usize {
+    change.key.len() + change.values.len()
+}
+
+/// A change's key as text, to compare keys.
+fn key_text(change: &Change) -> Result<Vec<Option<String>>, WriteError> {
+    change
+        .key
+        .iter()
+        .map(|c| {
+            encode(&c.schema, &c.value)
+                .map_err(|e| WriteError::Rejected(format!("key column {}: {e}", c.name)))
+        })
+        .collect()
+}
+
+/// `use.reduction.buffer`: of the changes to one key of one table between
+/// truncates, only the last is kept (in its place).
+fn reduce(changes: Vec<Change>) -> Vec<Change> {
+    let mut last: HashMap<(TableName, Vec<Option<String>>, usize), usize> = HashMap::new();
+    let mut epoch = 0;
+    let mut epochs = Vec::with_capacity(changes.len());
+    for (i, change) in changes.iter().enumerate() {
+        if change.op == Op::Truncate {
+            epoch += 1;
+        }
+        epochs.push(epoch);
+        if change.op != Op::Truncate && !change.key.is_empty() {
+            if let Ok(key) = key_text(change) {
+                last.insert((change.table.clone(), key, epoch), i);
+            }
+        }
+    }
+    changes
+        .into_iter()
+        .enumerate()
+        .filter(|(i, change)| {
+            if change.op == Op::Truncate || change.key.is_empty() {
+                return true;
+            }
+            key_text(change).ok().and_then(|k| last.get(&(change.table.clone(), k, epochs[*i]))) == Some(i)
+        })
+        .map(|(_, c)| c)
+        .collect()
+}

@@ -1,0 +1,527 @@
+//! `PostgresSink` against a real, throwaway PostgreSQL (see
+//! `support/postgres.rs`): each insert and key mode, deletes and
+//! truncates, created and widened tables with Debezium's types, the
+//! offsets table that makes a restarted task skip what it applied, and a
+//! CDC → sink round trip through a real worker and embedded cluster that
+//! ends with equal tables.
+
+mod support;
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::{Duration, Instant};
+
+use runnel_connect::data::{Decimal, DecimalValue, Schema, SchemaBuilder, SchemaType, Struct, Value};
+use runnel_connect::plugin::{
+    PluginRegistry, SinkConnector, SinkRecord, SinkTask, SinkTaskContext, TaskError,
+};
+use runnel_connect::record::ConnectRecord;
+use runnel_connect::worker::{Worker, WorkerConfig};
+use runnel_connectors::postgres::PostgresSink;
+use runnel_core::client::Cluster;
+use runnel_core::topic::TopicPartition;
+use support::postgres::{TestPostgres, PASSWORD};
+
+macro_rules! postgres_or_skip {
+    () => {
+        match TestPostgres::start() {
+            Some(pg) => pg,
+            None => return,
+        }
+    };
+}
+
+const TOPIC: &str = "shop.public.orders";
+
+fn sink_props(pg: &TestPostgres, db: &str, extra: &[(&str, &str)]) -> HashMap<String, String> {
+    let mut props: HashMap<String, String> = [
+        ("connector.class", "io.debezium.connector.jdbc.JdbcSinkConnector"),
+        ("connection.username", "postgres"),
+        ("connection.password", PASSWORD),
+        ("name", "orders-sink"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    props.insert("connection.url".into(), format!("jdbc:postgresql://127.0.0.1:{}/{db}", pg.port()));
+    for (k, v) in extra {
+        props.insert(k.to_string(), v.to_string());
+    }
+    props
+}
+
+async fn started(props: &HashMap<String, String>) -> Result<Box<dyn SinkTask>, TaskError> {
+    let mut connector = PostgresSink::default();
+    connector.start(props).await?;
+    let mut task = connector.create_task();
+    let context = SinkTaskContext { connector: props["name"].clone(), task_id: 0 };
+    task.start(props, &context).await?;
+    Ok(task)
+}
+
+fn row_schema() -> Schema {
+    SchemaBuilder::structure()
+        .name("shop.public.orders.Value")
+        .field("id", Schema::of(SchemaType::Int32))
+        .field("customer", Schema::optional_of(SchemaType::String))
+        .field(
+            "total",
+            Decimal::builder(2).parameter("connect.decimal.precision", "10").optional().build().unwrap(),
+        )
+        .build()
+        .unwrap()
+}
+
+fn key_schema() -> Schema {
+    SchemaBuilder::structure()
+        .name("shop.public.orders.Key")
+        .field("id", Schema::of(SchemaType::Int32))
+        .build()
+        .unwrap()
+}
+
+fn row(id: i32, customer: &str, cents: i128) -> Struct {
+    Struct::with_values(
+        row_schema(),
+        vec![
+            Value::Int32(id),
+            Value::String(customer.into()),
+            Value::Bytes(DecimalValue::new(cents, 2).to_bytes()),
+        ],
+    )
+    .unwrap()
+}
+
+fn envelope_schema() -> Schema {
+    let optional = row_schema();
+    SchemaBuilder::structure()
+        .name("shop.public.orders.Envelope")
+        .field("before", optional.clone())
+        .field("after", optional)
+        .field("op", Schema::of(SchemaType::String))
+        .build()
+        .unwrap()
+}
+
+/// A Debezium change event for key `id` at `offset` of partition 0.
+fn event(offset: i64, op: &str, id: i32, after: Option<Struct>) -> SinkRecord {
+    let value = Struct::with_values(
+        envelope_schema(),
+        vec![Value::Null, after.map_or(Value::Null, Value::Struct), Value::String(op.into())],
+    )
+    .unwrap();
+    keyed(offset, id, Some(envelope_schema()), Value::Struct(value))
+}
+
+fn keyed(offset: i64, id: i32, value_schema: Option<Schema>, value: Value) -> SinkRecord {
+    let key = Struct::with_values(key_schema(), vec![Value::Int32(id)]).unwrap();
+    let record = ConnectRecord::new(TOPIC, Value::Null)
+        .with_key(Some(key_schema()), Value::Struct(key))
+        .with_value(value_schema, value);
+    SinkRecord { record, original: TopicPartition::new(TOPIC, 0), offset }
+}
+
+/// A plain row (a struct value) without a key.
+fn plain(offset: i64, r: Struct) -> SinkRecord {
+    let record = ConnectRecord::new(TOPIC, Value::Null).with_value(Some(row_schema()), Value::Struct(r));
+    SinkRecord { record, original: TopicPartition::new(TOPIC, 0), offset }
+}
+
+async fn rows(client: &tokio_postgres::Client, sql: &str) -> Vec<String> {
+    client
+        .query(sql, &[])
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+        .iter()
+        .map(|r| {
+            (0..r.len())
+                .map(|i| r.get::<_, Option<String>>(i).unwrap_or_else(|| "NULL".into()))
+                .collect::<Vec<_>>()
+                .join("|")
+        })
+        .collect()
+}
+
+const ORDERS: &str = "SELECT id::text, customer, total::text FROM shop_public_orders ORDER BY id, total";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_insert_mode_and_key_mode_writes_what_it_should() {
+    let pg = postgres_or_skip!();
+    let client = pg.client("postgres").await;
+    for db in ["inserts", "upserts", "updates", "kafka_keys"] {
+        client.batch_execute(&format!("CREATE DATABASE {db}")).await.unwrap();
+    }
+    // insert, no key: every record is a new row, duplicates included.
+    let props = sink_props(&pg, "inserts", &[("schema.evolution", "basic")]);
+    let mut task = started(&props).await.unwrap();
+    task.put(vec![plain(0, row(1, "ann", 1050)), plain(1, row(1, "ann", 1050)), plain(2, row(2, "bob", -5))])
+        .await
+        .unwrap();
+    let db = pg.client("inserts").await;
+    assert_eq!(rows(&db, ORDERS).await, ["1|ann|10.50", "1|ann|10.50", "2|bob|-0.05"]);
+
+    // upsert by record key: the last change of a key wins, within a batch too.
+    let props = sink_props(
+        &pg,
+        "upserts",
+        &[("schema.evolution", "basic"), ("insert.mode", "upsert"), ("primary.key.mode", "record_key")],
+    );
+    let mut task = started(&props).await.unwrap();
+    task.put(vec![
+        event(0, "c", 1, Some(row(1, "ann", 100))),
+        event(1, "u", 1, Some(row(1, "ann", 200))),
+        event(2, "r", 2, Some(row(2, "bob", 300))),
+    ])
+    .await
+    .unwrap();
+    task.put(vec![event(3, "u", 2, Some(row(2, "bob", 301)))]).await.unwrap();
+    let db = pg.client("upserts").await;
+    assert_eq!(rows(&db, ORDERS).await, ["1|ann|2.00", "2|bob|3.01"]);
+    let pk = rows(
+        &db,
+        "SELECT a.attname::text FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid \
+         AND a.attnum = ANY(i.indkey) WHERE i.indrelid = 'shop_public_orders'::regclass AND i.indisprimary",
+    )
+    .await;
+    assert_eq!(pk, ["id"], "the key's column is the primary key");
+
+    // update: existing rows change, missing ones are not created.
+    let db = pg.client("updates").await;
+    db.batch_execute(
+        "CREATE TABLE shop_public_orders (id integer PRIMARY KEY, customer text, total numeric(10,2)); \
+         INSERT INTO shop_public_orders VALUES (1, 'old', 1)",
+    )
+    .await
+    .unwrap();
+    let props = sink_props(&pg, "updates", &[("insert.mode", "update"), ("primary.key.mode", "record_key")]);
+    let mut task = started(&props).await.unwrap();
+    task.put(vec![event(0, "u", 1, Some(row(1, "new", 700))), event(1, "u", 9, Some(row(9, "ghost", 1)))])
+        .await
+        .unwrap();
+    assert_eq!(rows(&db, ORDERS).await, ["1|new|7.00"]);
+
+    // kafka: topic, partition and offset are the key.
+    let props = sink_props(
+        &pg,
+        "kafka_keys",
+        &[("schema.evolution", "basic"), ("insert.mode", "upsert"), ("primary.key.mode", "kafka")],
+    );
+    let mut task = started(&props).await.unwrap();
+    task.put(vec![plain(5, row(1, "ann", 1)), plain(6, row(1, "ann", 2))]).await.unwrap();
+    let db = pg.client("kafka_keys").await;
+    let got = rows(
+        &db,
+        "SELECT __connect_topic, __connect_partition::text, __connect_offset::text, total::text \
+         FROM shop_public_orders ORDER BY __connect_offset",
+    )
+    .await;
+    assert_eq!(got, [format!("{TOPIC}|0|5|0.01"), format!("{TOPIC}|0|6|0.02")]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deletes_tombstones_and_truncates_follow_the_config() {
+    let pg = postgres_or_skip!();
+    let client = pg.client("postgres").await;
+    client.batch_execute("CREATE DATABASE shop").await.unwrap();
+    let props = sink_props(
+        &pg,
+        "shop",
+        &[
+            ("schema.evolution", "basic"),
+            ("insert.mode", "upsert"),
+            ("primary.key.mode", "record_key"),
+            ("delete.enabled", "true"),
+            ("truncate.enabled", "true"),
+        ],
+    );
+    let mut task = started(&props).await.unwrap();
+    task.put((1..=4).map(|id| event(i64::from(id), "c", id, Some(row(id, "x", 1)))).collect()).await.unwrap();
+    // A delete event, then Debezium's tombstone for the same key; a
+    // tombstone alone for another key.
+    task.put(vec![event(5, "d", 1, None), keyed(6, 1, None, Value::Null), keyed(7, 3, None, Value::Null)])
+        .await
+        .unwrap();
+    let db = pg.client("shop").await;
+    assert_eq!(rows(&db, "SELECT id::text FROM shop_public_orders ORDER BY id").await, ["2", "4"]);
+    // A delete and a write of one key in one batch keep their order.
+    task.put(vec![event(8, "d", 2, None), event(9, "c", 2, Some(row(2, "back", 5)))]).await.unwrap();
+    assert_eq!(
+        rows(&db, "SELECT id::text, customer FROM shop_public_orders ORDER BY id").await,
+        ["2|back", "4|x"]
+    );
+    // A truncate event (key and rows null).
+    task.put(vec![event(10, "t", 0, None)]).await.unwrap();
+    assert!(rows(&db, "SELECT id::text FROM shop_public_orders").await.is_empty());
+
+    // With deletes off (the default), deletes and tombstones are skipped.
+    let off = sink_props(&pg, "shop", &[("insert.mode", "upsert"), ("primary.key.mode", "record_key")]);
+    let mut task = {
+        let mut off = off.clone();
+        off.insert("name".into(), "second".into());
+        started(&off).await.unwrap()
+    };
+    task.put(vec![
+        event(0, "c", 7, Some(row(7, "y", 1))),
+        event(1, "d", 7, None),
+        keyed(2, 7, None, Value::Null),
+    ])
+    .await
+    .unwrap();
+    assert_eq!(rows(&db, "SELECT id::text FROM shop_public_orders").await, ["7"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tables_get_debezium_types_and_grow_with_schema_evolution_only() {
+    let pg = postgres_or_skip!();
+    let client = pg.client("postgres").await;
+    client.batch_execute("CREATE DATABASE shop").await.unwrap();
+    let named = |b: SchemaBuilder, name: &str| b.name(name).optional().build().unwrap();
+    let schema = SchemaBuilder::structure()
+        .field("id", Schema::of(SchemaType::Int64))
+        .field("at", named(SchemaBuilder::int64(), "io.debezium.time.MicroTimestamp"))
+        .field("at_tz", named(SchemaBuilder::string(), "io.debezium.time.ZonedTimestamp"))
+        .field("day", named(SchemaBuilder::int32(), "io.debezium.time.Date"))
+        .field("uid", named(SchemaBuilder::string(), "io.debezium.data.Uuid"))
+        .field("doc", named(SchemaBuilder::string(), "io.debezium.data.Json"))
+        .field("raw", Schema::optional_of(SchemaType::Bytes))
+        .field(
+            "tags",
+            SchemaBuilder::array(Schema::optional_of(SchemaType::String)).optional().build().unwrap(),
+        )
+        .build()
+        .unwrap();
+    let value = Struct::with_values(
+        schema.clone(),
+        vec![
+            Value::Int64(1),
+            Value::Int64(1_700_000_000_123_456),
+            Value::String("2023-11-14T22:13:20.5Z".into()),
+            Value::Int32(19_000),
+            Value::String("a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11".into()),
+            Value::String("{\"a\": [1, 2]}".into()),
+            Value::Bytes(vec![0, 1, 255]),
+            Value::Array(vec![Value::String("x,y".into()), Value::Null]),
+        ],
+    )
+    .unwrap();
+    let record = |offset: i64, schema: &Schema, value: Struct| SinkRecord {
+        record: ConnectRecord::new("events", Value::Null)
+            .with_value(Some(schema.clone()), Value::Struct(value)),
+        original: TopicPartition::new("events", 0),
+        offset,
+    };
+    // Without schema.evolution or auto.create, a missing table is an error naming it.
+    let mut strict = started(&sink_props(&pg, "shop", &[])).await.unwrap();
+    let err = strict.put(vec![record(0, &schema, value.clone())]).await.unwrap_err();
+    assert!(err.to_string().contains("table events does not exist"), "{err}");
+
+    let props = sink_props(&pg, "shop", &[("auto.create", "true"), ("name", "typed")]);
+    let mut task = started(&props).await.unwrap();
+    task.put(vec![record(0, &schema, value)]).await.unwrap();
+    let db = pg.client("shop").await;
+    let types = rows(
+        &db,
+        "SELECT attname::text, format_type(atttypid, atttypmod), attnotnull::text FROM pg_attribute \
+         WHERE attrelid = 'events'::regclass AND attnum > 0 ORDER BY attnum",
+    )
+    .await;
+    assert_eq!(
+        types,
+        [
+            "id|bigint|true",
+            "at|timestamp(6) without time zone|false",
+            "at_tz|timestamp with time zone|false",
+            "day|date|false",
+            "uid|uuid|false",
+            "doc|json|false",
+            "raw|bytea|false",
+            "tags|text[]|false",
+        ]
+    );
+    let got = rows(
+        &db,
+        "SELECT at::text, at_tz::text, day::text, uid::text, doc::text, raw::text, tags::text FROM events",
+    )
+    .await;
+    assert_eq!(
+        got,
+        ["2023-11-14 22:13:20.123456|2023-11-14 22:13:20.5+00|2022-01-08|a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11|{\"a\": [1, 2]}|\\x0001ff|{\"x,y\",NULL}"]
+    );
+
+    // A new field: refused without schema.evolution, added with basic.
+    let wider = schema.to_builder().field("note", Schema::optional_of(SchemaType::String)).build().unwrap();
+    let mut values: Vec<Value> = Struct::with_values(schema.clone(), vec![Value::Int64(2); 1])
+        .map_or_else(|_| vec![Value::Int64(2)], |s| s.values().to_vec());
+    values.resize(8, Value::Null);
+    values.push(Value::String("hi".into()));
+    let wide = Struct::with_values(wider.clone(), values).unwrap();
+    let err = task.put(vec![record(1, &wider, wide.clone())]).await.unwrap_err();
+    assert!(err.to_string().contains("has no column note"), "{err}");
+    let props = sink_props(&pg, "shop", &[("schema.evolution", "basic"), ("name", "typed")]);
+    let mut task = started(&props).await.unwrap();
+    task.put(vec![record(1, &wider, wide)]).await.unwrap();
+    assert_eq!(rows(&db, "SELECT id::text, note FROM events ORDER BY id").await, ["1|NULL", "2|hi"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_task_skips_the_records_it_already_applied() {
+    let pg = postgres_or_skip!();
+    let client = pg.client("postgres").await;
+    client.batch_execute("CREATE DATABASE shop").await.unwrap();
+    // Plain inserts without a key: a repeated record would be a second row.
+    let props = sink_props(&pg, "shop", &[("schema.evolution", "basic")]);
+    let batch = |from: i64, to: i64| (from..to).map(|i| plain(i, row(i as i32, "c", 1))).collect::<Vec<_>>();
+    let mut task = started(&props).await.unwrap();
+    task.put(batch(0, 10)).await.unwrap();
+    task.put(batch(10, 20)).await.unwrap();
+    drop(task); // no stop, no flush: as if killed
+    let mut again = started(&props).await.unwrap();
+    // The worker redelivers from its last committed offset (here: 5).
+    again.put(batch(5, 25)).await.unwrap();
+    let db = pg.client("shop").await;
+    assert_eq!(
+        rows(&db, "SELECT count(*)::text, count(DISTINCT id)::text FROM shop_public_orders").await,
+        ["25|25"]
+    );
+    let offsets =
+        rows(&db, "SELECT connector, topic, partition::text, next_offset::text FROM __runnel_sink_offsets")
+            .await;
+    assert_eq!(offsets, [format!("orders-sink|{TOPIC}|0|25")]);
+    // A bad record fails the batch and names itself; nothing of the batch is applied.
+    let mut bad = plain(25, row(25, "c", 1));
+    bad.record.value_schema = None;
+    let err = again.put(vec![plain(26, row(26, "c", 1)), bad]).await.unwrap_err();
+    assert!(err.to_string().contains("at offset 25") && err.to_string().contains("schemas.enable"), "{err}");
+    assert_eq!(rows(&db, "SELECT count(*)::text FROM shop_public_orders").await, ["25"]);
+}
+
+fn registry() -> PluginRegistry {
+    let mut r = PluginRegistry::new();
+    runnel_connectors::register(&mut r);
+    r
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cdc_into_the_sink_leaves_the_sink_table_equal_to_the_source() {
+    let pg = postgres_or_skip!();
+    let admin = pg.client("postgres").await;
+    for db in ["source", "target"] {
+        admin.batch_execute(&format!("CREATE DATABASE {db}")).await.unwrap();
+    }
+    let source = pg.client("source").await;
+    source
+        .batch_execute(
+            "CREATE TABLE orders (id integer PRIMARY KEY, customer text NOT NULL, total numeric(12,2), \
+             placed timestamp(6), note text); \
+             INSERT INTO orders SELECT g, 'c' || (g % 97), g * 1.25, '2026-01-01'::timestamp + g * interval '1 second', \
+             NULL FROM generate_series(1, 2000) g",
+        )
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = Cluster::open(&format!("file:{}", dir.path().display())).await.unwrap();
+    let worker_props: BTreeMap<String, String> = [
+        ("key.converter", "org.apache.kafka.connect.json.JsonConverter"),
+        ("value.converter", "org.apache.kafka.connect.json.JsonConverter"),
+        ("offset.flush.interval.ms", "100"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    let worker =
+        Worker::with_cluster(WorkerConfig::from_props(&worker_props).unwrap(), registry(), cluster.clone())
+            .await
+            .unwrap();
+    let mut cdc: HashMap<String, String> = pg.connector_props("source", "shop").into_iter().collect();
+    cdc.insert("name".into(), "cdc".into());
+    cdc.insert("table.include.list".into(), "public.orders".into());
+    cdc.insert("poll.interval.ms".into(), "50".into());
+    worker.add_connector(cdc).await.unwrap();
+    let sink = sink_props(
+        &pg,
+        "target",
+        &[
+            ("topics", TOPIC),
+            ("schema.evolution", "basic"),
+            ("insert.mode", "upsert"),
+            ("primary.key.mode", "record_key"),
+            ("delete.enabled", "true"),
+            ("collection.name.format", "orders"),
+        ],
+    );
+    worker.add_connector(sink).await.unwrap();
+    // A mixed workload while both run: updates, deletes, inserts, a key
+    // change (an id whose residue mod 50 no round deletes).
+    for round in 0..10 {
+        let sql = format!(
+            "UPDATE orders SET total = total + 1, note = 'r{round}' WHERE id % 10 = {round}; \
+             DELETE FROM orders WHERE id % 50 = {round}; \
+             INSERT INTO orders SELECT 2000 + {round} * 100 + g, 'new', g, now()::timestamp(6), NULL \
+             FROM generate_series(1, 100) g; \
+             UPDATE orders SET id = id + 100000 WHERE id = {} ",
+            1025 + round
+        );
+        source.batch_execute(&sql).await.unwrap();
+    }
+    let target = pg.client("target").await;
+    let source_rows = || async {
+        rows(&source, "SELECT id::text, customer, total::text, placed::text, coalesce(note, '') FROM orders ORDER BY id").await
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let want = source_rows().await;
+        let got = match target
+            .query(
+                "SELECT id::text, customer, total::text, placed::text, coalesce(note, '') FROM orders ORDER BY id",
+                &[],
+            )
+            .await
+        {
+            Ok(r) => r
+                .iter()
+                .map(|r| (0..5).map(|i| r.get::<_, Option<String>>(i).unwrap_or_default()).collect::<Vec<_>>().join("|"))
+                .collect::<Vec<_>>(),
+            Err(_) => Vec::new(),
+        };
+        if got == want {
+            // 2000 rows, 1000 inserted; round r deletes 40 of the first
+            // 2000 and 2 of each earlier round's 100: 490 in all.
+            assert_eq!(want.len(), 2510, "rows after the workload");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the sink table did not converge: {} rows in the source, {} in the sink; worker status {:?}",
+            want.len(),
+            got.len(),
+            worker.status().all()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let types = rows(
+        &target,
+        "SELECT format_type(atttypid, atttypmod) FROM pg_attribute WHERE attrelid = 'orders'::regclass \
+         AND attnum > 0 ORDER BY attnum",
+    )
+    .await;
+    assert_eq!(types, ["integer", "text", "numeric(12,2)", "timestamp(6) without time zone", "text"]);
+    worker.shutdown().await.unwrap();
+    cluster.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_login_or_database_names_the_sink_key_to_fix() {
+    let pg = postgres_or_skip!();
+    let mut wrong = sink_props(&pg, "postgres", &[]);
+    wrong.insert("connection.password".into(), "not-it".into());
+    let err = started(&wrong).await.err().expect("refused");
+    assert!(err.to_string().contains("(connection.password)"), "{err}");
+    let err = started(&sink_props(&pg, "no_such_db", &[])).await.err().expect("refused");
+    assert!(err.to_string().contains("`no_such_db` does not exist (connection.url)"), "{err}");
+    let mut bad_url = sink_props(&pg, "postgres", &[]);
+    bad_url.insert("connection.url".into(), "jdbc:mysql://127.0.0.1/db".into());
+    let err = started(&bad_url).await.err().expect("refused");
+    assert!(
+        err.to_string().contains("connection.url") && err.to_string().contains("PostgreSQL only"),
+        "{err}"
+    );
+}
