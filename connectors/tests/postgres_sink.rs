@@ -58,6 +58,13 @@ async fn started(props: &HashMap<String, String>) -> Result<Box<dyn SinkTask>, T
     Ok(task)
 }
 
+/// `put`, then `flush`: the sink writes a batch while the next one is
+/// converted, and `flush` waits until everything put is committed.
+async fn put(task: &mut dyn SinkTask, records: Vec<SinkRecord>) -> Result<(), TaskError> {
+    task.put(records).await?;
+    task.flush(&BTreeMap::new()).await
+}
+
 fn row_schema() -> Schema {
     SchemaBuilder::structure()
         .name("shop.public.orders.Value")
@@ -153,11 +160,27 @@ async fn each_insert_mode_and_key_mode_writes_what_it_should() {
     // insert, no key: every record is a new row, duplicates included.
     let props = sink_props(&pg, "inserts", &[("schema.evolution", "basic")]);
     let mut task = started(&props).await.unwrap();
-    task.put(vec![plain(0, row(1, "ann", 1050)), plain(1, row(1, "ann", 1050)), plain(2, row(2, "bob", -5))])
-        .await
-        .unwrap();
+    put(
+        &mut *task,
+        vec![plain(0, row(1, "ann", 1050)), plain(1, row(1, "ann", 1050)), plain(2, row(2, "bob", -5))],
+    )
+    .await
+    .unwrap();
     let db = pg.client("inserts").await;
     assert_eq!(rows(&db, ORDERS).await, ["1|ann|10.50", "1|ann|10.50", "2|bob|-0.05"]);
+    // A longer run goes through COPY: tabs, newlines and backslashes
+    // survive its text format, NULLs stay NULL.
+    let odd = "tab\there\\back\nline\r";
+    let mut long: Vec<SinkRecord> =
+        (3..40).map(|i| plain(i64::from(i), row(i, odd, i128::from(i)))).collect();
+    long.push(plain(
+        40,
+        Struct::with_values(row_schema(), vec![Value::Int32(40), Value::Null, Value::Null]).unwrap(),
+    ));
+    put(&mut *task, long).await.unwrap();
+    let got = rows(&db, "SELECT count(*)::text, count(DISTINCT customer)::text, min(customer) FROM shop_public_orders WHERE id >= 3").await;
+    assert_eq!(got, [format!("38|1|{odd}")]);
+    assert_eq!(rows(&db, "SELECT coalesce(customer, 'NULL'), coalesce(total::text, 'NULL') FROM shop_public_orders WHERE id = 40").await, ["NULL|NULL"]);
 
     // upsert by record key: the last change of a key wins, within a batch too.
     let props = sink_props(
@@ -166,14 +189,17 @@ async fn each_insert_mode_and_key_mode_writes_what_it_should() {
         &[("schema.evolution", "basic"), ("insert.mode", "upsert"), ("primary.key.mode", "record_key")],
     );
     let mut task = started(&props).await.unwrap();
-    task.put(vec![
-        event(0, "c", 1, Some(row(1, "ann", 100))),
-        event(1, "u", 1, Some(row(1, "ann", 200))),
-        event(2, "r", 2, Some(row(2, "bob", 300))),
-    ])
+    put(
+        &mut *task,
+        vec![
+            event(0, "c", 1, Some(row(1, "ann", 100))),
+            event(1, "u", 1, Some(row(1, "ann", 200))),
+            event(2, "r", 2, Some(row(2, "bob", 300))),
+        ],
+    )
     .await
     .unwrap();
-    task.put(vec![event(3, "u", 2, Some(row(2, "bob", 301)))]).await.unwrap();
+    put(&mut *task, vec![event(3, "u", 2, Some(row(2, "bob", 301)))]).await.unwrap();
     let db = pg.client("upserts").await;
     assert_eq!(rows(&db, ORDERS).await, ["1|ann|2.00", "2|bob|3.01"]);
     let pk = rows(
@@ -194,9 +220,12 @@ async fn each_insert_mode_and_key_mode_writes_what_it_should() {
     .unwrap();
     let props = sink_props(&pg, "updates", &[("insert.mode", "update"), ("primary.key.mode", "record_key")]);
     let mut task = started(&props).await.unwrap();
-    task.put(vec![event(0, "u", 1, Some(row(1, "new", 700))), event(1, "u", 9, Some(row(9, "ghost", 1)))])
-        .await
-        .unwrap();
+    put(
+        &mut *task,
+        vec![event(0, "u", 1, Some(row(1, "new", 700))), event(1, "u", 9, Some(row(9, "ghost", 1)))],
+    )
+    .await
+    .unwrap();
     assert_eq!(rows(&db, ORDERS).await, ["1|new|7.00"]);
 
     // kafka: topic, partition and offset are the key.
@@ -206,7 +235,7 @@ async fn each_insert_mode_and_key_mode_writes_what_it_should() {
         &[("schema.evolution", "basic"), ("insert.mode", "upsert"), ("primary.key.mode", "kafka")],
     );
     let mut task = started(&props).await.unwrap();
-    task.put(vec![plain(5, row(1, "ann", 1)), plain(6, row(1, "ann", 2))]).await.unwrap();
+    put(&mut *task, vec![plain(5, row(1, "ann", 1)), plain(6, row(1, "ann", 2))]).await.unwrap();
     let db = pg.client("kafka_keys").await;
     let got = rows(
         &db,
@@ -234,22 +263,27 @@ async fn deletes_tombstones_and_truncates_follow_the_config() {
         ],
     );
     let mut task = started(&props).await.unwrap();
-    task.put((1..=4).map(|id| event(i64::from(id), "c", id, Some(row(id, "x", 1)))).collect()).await.unwrap();
-    // A delete event, then Debezium's tombstone for the same key; a
-    // tombstone alone for another key.
-    task.put(vec![event(5, "d", 1, None), keyed(6, 1, None, Value::Null), keyed(7, 3, None, Value::Null)])
+    put(&mut *task, (1..=4).map(|id| event(i64::from(id), "c", id, Some(row(id, "x", 1)))).collect())
         .await
         .unwrap();
+    // A delete event, then Debezium's tombstone for the same key; a
+    // tombstone alone for another key.
+    put(
+        &mut *task,
+        vec![event(5, "d", 1, None), keyed(6, 1, None, Value::Null), keyed(7, 3, None, Value::Null)],
+    )
+    .await
+    .unwrap();
     let db = pg.client("shop").await;
     assert_eq!(rows(&db, "SELECT id::text FROM shop_public_orders ORDER BY id").await, ["2", "4"]);
     // A delete and a write of one key in one batch keep their order.
-    task.put(vec![event(8, "d", 2, None), event(9, "c", 2, Some(row(2, "back", 5)))]).await.unwrap();
+    put(&mut *task, vec![event(8, "d", 2, None), event(9, "c", 2, Some(row(2, "back", 5)))]).await.unwrap();
     assert_eq!(
         rows(&db, "SELECT id::text, customer FROM shop_public_orders ORDER BY id").await,
         ["2|back", "4|x"]
     );
     // A truncate event (key and rows null).
-    task.put(vec![event(10, "t", 0, None)]).await.unwrap();
+    put(&mut *task, vec![event(10, "t", 0, None)]).await.unwrap();
     assert!(rows(&db, "SELECT id::text FROM shop_public_orders").await.is_empty());
 
     // With deletes off (the default), deletes and tombstones are skipped.
@@ -259,11 +293,10 @@ async fn deletes_tombstones_and_truncates_follow_the_config() {
         off.insert("name".into(), "second".into());
         started(&off).await.unwrap()
     };
-    task.put(vec![
-        event(0, "c", 7, Some(row(7, "y", 1))),
-        event(1, "d", 7, None),
-        keyed(2, 7, None, Value::Null),
-    ])
+    put(
+        &mut *task,
+        vec![event(0, "c", 7, Some(row(7, "y", 1))), event(1, "d", 7, None), keyed(2, 7, None, Value::Null)],
+    )
     .await
     .unwrap();
     assert_eq!(rows(&db, "SELECT id::text FROM shop_public_orders").await, ["7"]);
@@ -311,12 +344,12 @@ async fn tables_get_debezium_types_and_grow_with_schema_evolution_only() {
     };
     // Without schema.evolution or auto.create, a missing table is an error naming it.
     let mut strict = started(&sink_props(&pg, "shop", &[])).await.unwrap();
-    let err = strict.put(vec![record(0, &schema, value.clone())]).await.unwrap_err();
+    let err = put(&mut *strict, vec![record(0, &schema, value.clone())]).await.unwrap_err();
     assert!(err.to_string().contains("table events does not exist"), "{err}");
 
     let props = sink_props(&pg, "shop", &[("auto.create", "true"), ("name", "typed")]);
     let mut task = started(&props).await.unwrap();
-    task.put(vec![record(0, &schema, value)]).await.unwrap();
+    put(&mut *task, vec![record(0, &schema, value)]).await.unwrap();
     let db = pg.client("shop").await;
     let types = rows(
         &db,
@@ -354,11 +387,11 @@ async fn tables_get_debezium_types_and_grow_with_schema_evolution_only() {
     values.resize(8, Value::Null);
     values.push(Value::String("hi".into()));
     let wide = Struct::with_values(wider.clone(), values).unwrap();
-    let err = task.put(vec![record(1, &wider, wide.clone())]).await.unwrap_err();
+    let err = put(&mut *task, vec![record(1, &wider, wide.clone())]).await.unwrap_err();
     assert!(err.to_string().contains("has no column note"), "{err}");
     let props = sink_props(&pg, "shop", &[("schema.evolution", "basic"), ("name", "typed")]);
     let mut task = started(&props).await.unwrap();
-    task.put(vec![record(1, &wider, wide)]).await.unwrap();
+    put(&mut *task, vec![record(1, &wider, wide)]).await.unwrap();
     assert_eq!(rows(&db, "SELECT id::text, note FROM events ORDER BY id").await, ["1|NULL", "2|hi"]);
 }
 
@@ -371,12 +404,12 @@ async fn a_restarted_task_skips_the_records_it_already_applied() {
     let props = sink_props(&pg, "shop", &[("schema.evolution", "basic")]);
     let batch = |from: i64, to: i64| (from..to).map(|i| plain(i, row(i as i32, "c", 1))).collect::<Vec<_>>();
     let mut task = started(&props).await.unwrap();
-    task.put(batch(0, 10)).await.unwrap();
-    task.put(batch(10, 20)).await.unwrap();
+    put(&mut *task, batch(0, 10)).await.unwrap();
+    put(&mut *task, batch(10, 20)).await.unwrap();
     drop(task); // no stop, no flush: as if killed
     let mut again = started(&props).await.unwrap();
     // The worker redelivers from its last committed offset (here: 5).
-    again.put(batch(5, 25)).await.unwrap();
+    put(&mut *again, batch(5, 25)).await.unwrap();
     let db = pg.client("shop").await;
     assert_eq!(
         rows(&db, "SELECT count(*)::text, count(DISTINCT id)::text FROM shop_public_orders").await,
@@ -389,7 +422,7 @@ async fn a_restarted_task_skips_the_records_it_already_applied() {
     // A bad record fails the batch and names itself; nothing of the batch is applied.
     let mut bad = plain(25, row(25, "c", 1));
     bad.record.value_schema = None;
-    let err = again.put(vec![plain(26, row(26, "c", 1)), bad]).await.unwrap_err();
+    let err = put(&mut *again, vec![plain(26, row(26, "c", 1)), bad]).await.unwrap_err();
     assert!(err.to_string().contains("at offset 25") && err.to_string().contains("schemas.enable"), "{err}");
     assert_eq!(rows(&db, "SELECT count(*)::text FROM shop_public_orders").await, ["25"]);
 }
@@ -524,4 +557,44 @@ async fn a_wrong_login_or_database_names_the_sink_key_to_fix() {
         err.to_string().contains("connection.url") && err.to_string().contains("PostgreSQL only"),
         "{err}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_whose_connection_is_lost_mid_write_is_written_again_once() {
+    let pg = postgres_or_skip!();
+    let admin = pg.client("postgres").await;
+    admin.batch_execute("CREATE DATABASE shop").await.unwrap();
+    let props = sink_props(&pg, "shop", &[("schema.evolution", "basic")]);
+    let batch = |from: i64, to: i64| (from..to).map(|i| plain(i, row(i as i32, "c", 1))).collect::<Vec<_>>();
+    let mut task = started(&props).await.unwrap();
+    put(&mut *task, batch(0, 30)).await.unwrap();
+    // Another session holds the table, so the next batch's write waits in
+    // the server; its connection is cut there.
+    let db = pg.client("shop").await;
+    db.batch_execute("BEGIN; LOCK TABLE shop_public_orders IN ACCESS EXCLUSIVE MODE").await.unwrap();
+    task.put(batch(30, 60)).await.unwrap();
+    let waiting = "SELECT pid FROM pg_stat_activity WHERE application_name = 'runnel-sink orders-sink' \
+                   AND wait_event_type = 'Lock'";
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let pid: i32 = loop {
+        if let Some(row) = admin.query_opt(waiting, &[]).await.unwrap() {
+            break row.get(0);
+        }
+        assert!(Instant::now() < deadline, "the sink's write never waited for the lock");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    admin.execute("SELECT pg_terminate_backend($1)", &[&pid]).await.unwrap();
+    db.batch_execute("ROLLBACK").await.unwrap();
+    let err = task.flush(&BTreeMap::new()).await.unwrap_err();
+    assert!(matches!(err, TaskError::Retriable(_)), "a lost connection is worth retrying: {err}");
+    // As the worker does within errors.retry.timeout: again, then on.
+    task.flush(&BTreeMap::new()).await.unwrap();
+    put(&mut *task, batch(60, 70)).await.unwrap();
+    assert_eq!(
+        rows(&db, "SELECT count(*)::text, count(DISTINCT id)::text, max(id)::text FROM shop_public_orders")
+            .await,
+        ["70|70|69"]
+    );
+    let offsets = rows(&db, "SELECT next_offset::text FROM __runnel_sink_offsets").await;
+    assert_eq!(offsets, ["70"]);
 }

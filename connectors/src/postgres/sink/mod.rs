@@ -37,6 +37,7 @@ use runnel_connect::plugin::{
     PluginRegistry, Props, SinkConnector, SinkRecord, SinkTask, SinkTaskContext, TaskError, TopicPartition,
 };
 
+use self::change::Change;
 use self::config::SinkConfig;
 use self::writer::{WriteError, Writer};
 
@@ -84,15 +85,53 @@ impl SinkConnector for PostgresSink {
     }
 }
 
+/// The changes of one `put` and where they came from.
+#[derive(Debug, Default)]
+struct Batch {
+    /// Each accepted record's partition and offset, and its change (`None`:
+    /// nothing to write, the offset still counts).
+    records: Vec<(TopicPartition, i64, Option<Change>)>,
+}
+
+impl Batch {
+    /// The next offset per partition after this batch.
+    fn next_offsets(&self) -> BTreeMap<TopicPartition, i64> {
+        let mut next = BTreeMap::new();
+        for (tp, offset, _) in &self.records {
+            next.insert(tp.clone(), offset + 1);
+        }
+        next
+    }
+
+    /// Drops the records below `applied` (what the offsets table holds).
+    fn without_applied(mut self, applied: &BTreeMap<TopicPartition, i64>) -> Batch {
+        self.records.retain(|(tp, offset, _)| applied.get(tp).is_none_or(|n| offset >= n));
+        self
+    }
+}
+
+/// A batch being written on a task of its own: the writer, the batch and
+/// the outcome come back.
+type InFlight = tokio::task::JoinHandle<(Writer, Batch, Result<usize, WriteError>)>;
+
 /// The task of [`PostgresSink`].
+///
+/// One batch is written while the next is converted: `put` hands its batch
+/// to a background write and returns once the batch before it has
+/// committed; `flush` waits for the last one. A batch whose write failed
+/// with an error worth retrying (a lost connection) is kept and written
+/// again, before anything newer, at the next `put` or `flush`.
 #[derive(Default)]
 pub struct PostgresSinkTask {
     config: Option<Arc<SinkConfig>>,
     connector: String,
     writer: Option<Writer>,
-    /// The next offset to apply per topic-partition, as the offsets table
-    /// holds it after the last committed batch.
+    /// The next offset per topic-partition that is applied or on its way
+    /// (what the offsets table will hold once the writes commit).
     next: BTreeMap<TopicPartition, i64>,
+    in_flight: Option<InFlight>,
+    /// A batch that failed and must be written before any newer one.
+    failed: Option<Batch>,
 }
 
 impl std::fmt::Debug for PostgresSinkTask {
@@ -100,6 +139,7 @@ impl std::fmt::Debug for PostgresSinkTask {
         f.debug_struct("PostgresSinkTask")
             .field("connector", &self.connector)
             .field("next", &self.next)
+            .field("in_flight", &self.in_flight.is_some())
             .finish()
     }
 }
@@ -119,23 +159,91 @@ impl PostgresSinkTask {
         }
     }
 
-    /// A writer on a live connection (connecting again after a loss),
-    /// with the offsets table read.
-    async fn writer(&mut self) -> Result<&mut Writer, TaskError> {
-        if self.writer.as_ref().is_some_and(Writer::is_closed) {
+    /// A writer on a live connection (connecting again after a loss, and
+    /// then reading what the offsets table holds).
+    async fn writer(&mut self) -> Result<Writer, TaskError> {
+        if let Some(writer) = self.writer.take() {
+            if !writer.is_closed() {
+                return Ok(writer);
+            }
             tracing::warn!(connector = %self.connector, "connection to PostgreSQL lost; connecting again");
-            self.writer = None;
         }
-        if self.writer.is_none() {
-            let config = self.config()?;
-            let client = config.connection.connect_sql().await.map_err(|e| {
+        let config = self.config()?;
+        let client =
+            config.connection.connect_sql().await.map_err(|e| {
                 e.explain_with_keys(&config.connection, "connection.password", "connection.url")
             })?;
-            let mut writer = Writer::new(client, config.connection.address());
-            self.next = writer.load_offsets(&self.connector).await.map_err(|e| self.explain(e))?;
-            self.writer = Some(writer);
+        let mut writer = Writer::new(client, config.connection.address());
+        let applied = writer.load_offsets(&self.connector).await.map_err(|e| self.explain(e))?;
+        // What is on its way stays ahead of what the table holds.
+        for (tp, next) in applied {
+            let known = self.next.entry(tp).or_insert(next);
+            *known = (*known).max(next);
         }
-        Ok(self.writer.as_mut().expect("set above"))
+        Ok(writer)
+    }
+
+    /// Waits for the batch in flight. A failure worth retrying keeps the
+    /// batch to be written again; any failure is returned.
+    async fn settle(&mut self) -> Result<(), TaskError> {
+        let Some(in_flight) = self.in_flight.take() else { return Ok(()) };
+        let (writer, batch, result) =
+            in_flight.await.map_err(|e| TaskError::fatal(format!("postgres sink writer task: {e}")))?;
+        match result {
+            Ok(_) => {
+                self.writer = Some(writer);
+                Ok(())
+            }
+            // The next write gets a new connection: this one may be dying,
+            // and is in no state to trust.
+            Err(e) => {
+                let error = self.explain(e);
+                if error.is_retriable() {
+                    self.failed = Some(batch);
+                }
+                Err(error)
+            }
+        }
+    }
+
+    /// Writes the batch that failed before, if any, and waits for it:
+    /// after a reconnect, without what the offsets table shows applied.
+    async fn write_failed(&mut self) -> Result<(), TaskError> {
+        let Some(batch) = self.failed.take() else { return Ok(()) };
+        let mut writer = match self.writer().await {
+            Ok(writer) => writer,
+            Err(e) => {
+                self.failed = Some(batch);
+                return Err(e);
+            }
+        };
+        let applied = writer.load_offsets(&self.connector).await;
+        let batch = match applied {
+            Ok(applied) => batch.without_applied(&applied),
+            Err(e) => {
+                self.writer = Some(writer);
+                self.failed = Some(batch);
+                return Err(self.explain(e));
+            }
+        };
+        self.in_flight = Some(self.spawn_write(writer, batch)?);
+        self.settle().await
+    }
+
+    /// Starts writing `batch` on a task of its own.
+    fn spawn_write(&self, mut writer: Writer, batch: Batch) -> Result<InFlight, TaskError> {
+        let config = self.config()?;
+        let connector = self.connector.clone();
+        Ok(tokio::spawn(async move {
+            let next = batch.next_offsets();
+            let changes: Vec<Change> = batch.records.iter().filter_map(|(_, _, c)| c.clone()).collect();
+            let result = if next.is_empty() {
+                Ok(0)
+            } else {
+                writer.write(&changes, &config, &connector, &next).await
+            };
+            (writer, batch, result)
+        }))
     }
 }
 
@@ -144,52 +252,50 @@ impl SinkTask for PostgresSinkTask {
     async fn start(&mut self, props: &Props, context: &SinkTaskContext) -> Result<(), TaskError> {
         self.connector = context.connector.clone();
         self.config = Some(Arc::new(SinkConfig::parse(&self.connector, props)?));
-        self.writer().await?;
+        let writer = self.writer().await?;
+        self.writer = Some(writer);
         tracing::info!(connector = %self.connector, partitions = self.next.len(), "postgres sink started");
         Ok(())
     }
 
     async fn put(&mut self, records: Vec<SinkRecord>) -> Result<(), TaskError> {
         let config = self.config()?;
-        // Connected (again) first: a new connection reads the offsets anew.
-        self.writer().await?;
-        let mut changes = Vec::with_capacity(records.len());
-        let mut next: BTreeMap<TopicPartition, i64> = BTreeMap::new();
+        // Converted while the batch before is being written.
+        let mut batch = Batch { records: Vec::with_capacity(records.len()) };
         for r in &records {
-            let applied = self.next.get(&r.original).copied();
-            if applied.is_some_and(|n| r.offset < n) {
-                continue; // applied before a crash or a rebalance: a replay
+            if self.next.get(&r.original).is_some_and(|&n| r.offset < n) {
+                continue; // applied (or on its way) already: a replay
             }
-            if let Some(change) = change::change_of(r, &config).map_err(|reason| {
+            let change = change::change_of(r, &config).map_err(|reason| {
                 TaskError::fatal(format!(
                     "record {}-{} at offset {} (topic {}): {reason}",
                     r.original.topic, r.original.partition, r.offset, r.record.topic
                 ))
-            })? {
-                changes.push(change);
-            }
-            next.insert(r.original.clone(), r.offset + 1);
+            })?;
+            batch.records.push((r.original.clone(), r.offset, change));
         }
-        if next.is_empty() {
+        self.settle().await?;
+        self.write_failed().await?;
+        if batch.records.is_empty() {
             return Ok(());
         }
-        let connector = self.connector.clone();
-        let writer = self.writer.as_mut().expect("connected above");
-        match writer.write(changes, &config, &connector, &next).await {
-            Ok(_) => {
-                self.next.extend(next);
-                Ok(())
-            }
-            Err(e) => Err(self.explain(e)),
-        }
-    }
-
-    /// Every `put` committed its rows and offsets already.
-    async fn flush(&mut self, _offsets: &BTreeMap<TopicPartition, i64>) -> Result<(), TaskError> {
+        let writer = self.writer().await?;
+        self.next.extend(batch.next_offsets());
+        self.in_flight = Some(self.spawn_write(writer, batch)?);
         Ok(())
     }
 
+    /// Waits until every batch handed to `put` has committed with its
+    /// offsets.
+    async fn flush(&mut self, _offsets: &BTreeMap<TopicPartition, i64>) -> Result<(), TaskError> {
+        self.settle().await?;
+        self.write_failed().await
+    }
+
     async fn stop(&mut self) {
+        if let Err(e) = self.settle().await {
+            tracing::warn!(connector = %self.connector, error = %e, "the last batch was not written");
+        }
         self.writer = None;
     }
 }

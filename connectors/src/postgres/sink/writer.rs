@@ -2,15 +2,20 @@
 //! PostgreSQL transaction, creating and widening tables as the config
 //! allows.
 //!
-//! Consecutive changes of one table and one kind go in multi-row
-//! statements (`INSERT … VALUES (…), (…)`, with `ON CONFLICT … DO UPDATE`
-//! for upserts; `UPDATE … FROM (VALUES …)`; `DELETE … WHERE (key) IN
-//! (VALUES …)`), `batch.size` rows each. Every value travels as text and is
-//! cast to its column's type by the server (`$1::text::numeric(10,2)`), so
-//! PostgreSQL's own input functions parse it.
+//! Consecutive changes of one table and one kind go together. Inserts and
+//! upserts of more than a few rows are `COPY`ed (text format) into a
+//! temporary table with the target's column types, then moved with one
+//! `INSERT … SELECT` (`ON CONFLICT … DO UPDATE` for upserts); other runs
+//! are multi-row statements (`INSERT … VALUES (…), (…)`; `UPDATE … FROM
+//! (VALUES …)`; `DELETE … WHERE (key) IN (VALUES …)`), `batch.size` rows
+//! each. Every value travels as text and is parsed by PostgreSQL's own
+//! input function for its column's type (`$1::text::numeric(10,2)`, or the
+//! temporary table's column).
 
 use std::collections::{BTreeMap, HashMap};
 
+use bytes::{BufMut, Bytes, BytesMut};
+use futures::SinkExt;
 use runnel_connect::plugin::TopicPartition;
 use tokio_postgres::types::ToSql;
 
@@ -25,6 +30,18 @@ pub(crate) const OFFSETS_TABLE: &str = "__runnel_sink_offsets";
 
 /// PostgreSQL's limit of parameters per statement.
 const MAX_PARAMS: usize = 65_535;
+
+/// Runs of inserts or upserts at least this long go through `COPY`.
+const COPY_FROM_ROWS: usize = 16;
+
+/// What a batch's transaction runs, in order.
+enum Step {
+    /// A statement and its text parameters.
+    Sql(String, Vec<Option<String>>),
+    /// `COPY` of rows into a temporary table (emptied at commit), then a
+    /// statement that moves them into the target, then the table emptied.
+    Copy { copy: String, data: Bytes, then: String, empty: String },
+}
 
 /// What the writer knows of a table: its columns and their types.
 #[derive(Clone, Debug, Default)]
@@ -48,6 +65,9 @@ pub(crate) struct Writer {
     address: String,
     tables: HashMap<TableName, TableInfo>,
     statements: HashMap<String, tokio_postgres::Statement>,
+    /// The temporary table of each target and column list (they live as
+    /// long as the connection).
+    staging: HashMap<(TableName, Vec<String>), String>,
 }
 
 /// Adds context to a server error.
@@ -57,7 +77,13 @@ fn pg(address: &str) -> impl Fn(tokio_postgres::Error) -> WriteError + '_ {
 
 impl Writer {
     pub(crate) fn new(client: tokio_postgres::Client, address: String) -> Writer {
-        Writer { client, address, tables: HashMap::new(), statements: HashMap::new() }
+        Writer {
+            client,
+            address,
+            tables: HashMap::new(),
+            statements: HashMap::new(),
+            staging: HashMap::new(),
+        }
     }
 
     /// Whether the connection is gone (the next batch needs a new one).
@@ -213,21 +239,21 @@ impl Writer {
     /// `connector`, all in one transaction.
     pub(crate) async fn write(
         &mut self,
-        changes: Vec<Change>,
+        changes: &[Change],
         config: &SinkConfig,
         connector: &str,
         next_offsets: &BTreeMap<TopicPartition, i64>,
     ) -> Result<usize, WriteError> {
         let mut kept = Vec::with_capacity(changes.len());
         for change in changes {
-            if self.prepare_table(&change, config).await? {
+            if self.prepare_table(change, config).await? {
                 kept.push(change);
             }
         }
         let changes = if config.reduction { reduce(kept) } else { kept };
         // Runs of one table, one kind and one column list.
         let mut runs: Vec<Vec<&Change>> = Vec::new();
-        for change in &changes {
+        for &change in &changes {
             let same = runs.last().and_then(|run| run.first()).is_some_and(|first| {
                 first.table == change.table
                     && first.op == change.op
@@ -239,22 +265,47 @@ impl Writer {
                 _ => runs.push(vec![change]),
             }
         }
-        let mut statements = Vec::new();
+        let mut steps = Vec::new();
         for run in &runs {
+            let copies = run[0].op == Op::Write && config.insert_mode != InsertMode::Update;
+            if copies && run.len() >= COPY_FROM_ROWS {
+                steps.push(self.copy_step(run, config.insert_mode).await?);
+                continue;
+            }
             let per_statement = config.batch_size.min(MAX_PARAMS / columns_of(run[0]).max(1)).max(1);
             for chunk in run.chunks(per_statement) {
-                statements.push(self.build(chunk, config.insert_mode)?);
+                let (sql, params) = self.build(chunk, config.insert_mode)?;
+                steps.push(Step::Sql(sql, params));
             }
         }
-        let mut prepared = Vec::with_capacity(statements.len());
-        for (sql, params) in statements {
-            prepared.push((self.statement(sql).await?, params));
+        let mut prepared = Vec::with_capacity(steps.len());
+        for step in steps {
+            prepared.push(match step {
+                Step::Sql(sql, params) => {
+                    (Some(self.statement(sql).await?), Step::Sql(String::new(), params))
+                }
+                copy => (None, copy),
+            });
         }
         let address = self.address.clone();
         let tx = self.client.transaction().await.map_err(pg(&address))?;
-        for (statement, params) in &prepared {
-            let refs: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| p as &(dyn ToSql + Sync)).collect();
-            tx.execute(statement, &refs).await.map_err(pg(&address))?;
+        for (statement, step) in &prepared {
+            match (statement, step) {
+                (Some(statement), Step::Sql(_, params)) => {
+                    let refs: Vec<&(dyn ToSql + Sync)> =
+                        params.iter().map(|p| p as &(dyn ToSql + Sync)).collect();
+                    tx.execute(statement, &refs).await.map_err(pg(&address))?;
+                }
+                (_, Step::Copy { copy, data, then, empty }) => {
+                    let sink = tx.copy_in::<_, Bytes>(copy.as_str()).await.map_err(pg(&address))?;
+                    futures::pin_mut!(sink);
+                    sink.send(data.clone()).await.map_err(pg(&address))?;
+                    sink.as_mut().finish().await.map_err(pg(&address))?;
+                    tx.batch_execute(then).await.map_err(pg(&address))?;
+                    tx.batch_execute(empty).await.map_err(pg(&address))?;
+                }
+                (None, Step::Sql(..)) => unreachable!("statements are prepared above"),
+            }
         }
         if !next_offsets.is_empty() {
             let mut sql =
@@ -286,6 +337,93 @@ impl Writer {
         Ok(changes.len())
     }
 
+    /// The `COPY` of a run of inserts or upserts (one table, one column
+    /// list) into its temporary table, created on first use, and the
+    /// statement that moves the rows into the target.
+    async fn copy_step(&mut self, run: &[&Change], mode: InsertMode) -> Result<Step, WriteError> {
+        let first = run[0];
+        let columns: Vec<&Column> = first.key.iter().chain(&first.values).collect();
+        let names: Vec<String> = columns.iter().map(|c| c.name.clone()).collect();
+        let info = self.tables.get(&first.table).cloned().unwrap_or_default();
+        let staging_key = (first.table.clone(), names.clone());
+        let staging = match self.staging.get(&staging_key) {
+            Some(name) => name.clone(),
+            None => {
+                let name = format!("runnel_staging_{}", self.staging.len());
+                let defs: Vec<String> = columns
+                    .iter()
+                    .map(|c| {
+                        format!(
+                            "{} {}",
+                            quote(&c.name),
+                            info.columns.get(&c.name).map_or("text", String::as_str)
+                        )
+                    })
+                    .collect();
+                let sql =
+                    format!("CREATE TEMPORARY TABLE {name} ({}) ON COMMIT DELETE ROWS", defs.join(", "));
+                self.client.batch_execute(&sql).await.map_err(pg(&self.address))?;
+                self.staging.insert(staging_key, name.clone());
+                name
+            }
+        };
+        let rows = self.rows_to_write(run, mode)?;
+        let mut data = BytesMut::with_capacity(rows.len() * 64);
+        for change in rows {
+            for (i, column) in change.key.iter().chain(&change.values).enumerate() {
+                if i > 0 {
+                    data.put_u8(b'\t');
+                }
+                match encode(&column.schema, &column.value).map_err(|e| {
+                    WriteError::Rejected(format!("table {}, column {}: {e}", first.table, column.name))
+                })? {
+                    None => data.put_slice(b"\\N"),
+                    Some(text) => copy_escape(&mut data, &text),
+                }
+            }
+            data.put_u8(b'\n');
+        }
+        let list = names.iter().map(|n| quote(n)).collect::<Vec<_>>().join(", ");
+        let mut then = format!("INSERT INTO {} ({list}) SELECT {list} FROM {staging}", first.table.sql());
+        if mode == InsertMode::Upsert && !first.key.is_empty() {
+            then.push_str(&upsert_action(first));
+        }
+        Ok(Step::Copy {
+            copy: format!("COPY {staging} ({list}) FROM STDIN"),
+            data: data.freeze(),
+            then,
+            empty: format!("TRUNCATE {staging}"),
+        })
+    }
+
+    /// The changes of `chunk` a statement writes: for upserts and updates,
+    /// the last of each key (a statement may not touch a row twice, and the
+    /// last write is the one that counts).
+    fn rows_to_write<'a>(
+        &self,
+        chunk: &[&'a Change],
+        mode: InsertMode,
+    ) -> Result<Vec<&'a Change>, WriteError> {
+        let first = chunk[0];
+        if first.op != Op::Write || mode == InsertMode::Insert || first.key.is_empty() {
+            return Ok(chunk.to_vec());
+        }
+        let mut last: HashMap<Vec<Option<String>>, usize> = HashMap::new();
+        let mut keys = Vec::with_capacity(chunk.len());
+        for (i, change) in chunk.iter().enumerate() {
+            let key = key_text(change)?;
+            last.insert(key.clone(), i);
+            keys.push(key);
+        }
+        Ok(chunk
+            .iter()
+            .zip(keys)
+            .enumerate()
+            .filter(|(i, (_, k))| last.get(k) == Some(i))
+            .map(|(_, (c, _))| *c)
+            .collect())
+    }
+
     /// One statement for `chunk` (changes of one table, kind and columns)
     /// and its text parameters.
     fn build(
@@ -303,23 +441,7 @@ impl Writer {
             Op::Delete => first.key.iter().collect(),
             _ => first.key.iter().chain(&first.values).collect(),
         };
-        // An upsert or update of one key twice in a statement fails (and
-        // the last write is the one that counts).
-        let rows: Vec<&Change> =
-            if first.op == Op::Write && mode != InsertMode::Insert && !first.key.is_empty() {
-                let mut last: HashMap<Vec<Option<String>>, usize> = HashMap::new();
-                for (i, change) in chunk.iter().enumerate() {
-                    last.insert(key_text(change)?, i);
-                }
-                chunk
-                    .iter()
-                    .enumerate()
-                    .filter(|(i, c)| key_text(c).ok().and_then(|k| last.get(&k)) == Some(i))
-                    .map(|(_, c)| *c)
-                    .collect()
-            } else {
-                chunk.to_vec()
-            };
+        let rows = self.rows_to_write(chunk, mode)?;
         let mut params = Vec::with_capacity(rows.len() * columns.len());
         let mut values = String::new();
         for (r, change) in rows.iter().enumerate() {
@@ -345,18 +467,7 @@ impl Writer {
             (Op::Delete, _) => format!("DELETE FROM {table} WHERE ({}) IN (VALUES {values})", list(&key)),
             (_, InsertMode::Insert) => format!("INSERT INTO {table} ({}) VALUES {values}", list(&columns)),
             (_, InsertMode::Upsert) => {
-                let action = if rest.is_empty() {
-                    "DO NOTHING".to_string()
-                } else {
-                    let set: Vec<String> =
-                        rest.iter().map(|c| format!("{0} = EXCLUDED.{0}", quote(&c.name))).collect();
-                    format!("DO UPDATE SET {}", set.join(", "))
-                };
-                format!(
-                    "INSERT INTO {table} ({}) VALUES {values} ON CONFLICT ({}) {action}",
-                    list(&columns),
-                    list(&key)
-                )
+                format!("INSERT INTO {table} ({}) VALUES {values}{}", list(&columns), upsert_action(first))
             }
             (_, InsertMode::Update) => {
                 if rest.is_empty() {
@@ -373,6 +484,33 @@ impl Writer {
             }
         };
         Ok((sql, params))
+    }
+}
+
+/// ` ON CONFLICT (key) DO UPDATE SET c = EXCLUDED.c, …` (or `DO NOTHING`
+/// when every column is in the key).
+fn upsert_action(change: &Change) -> String {
+    let key: Vec<String> = change.key.iter().map(|c| quote(&c.name)).collect();
+    let action = if change.values.is_empty() {
+        "DO NOTHING".to_string()
+    } else {
+        let set: Vec<String> =
+            change.values.iter().map(|c| format!("{0} = EXCLUDED.{0}", quote(&c.name))).collect();
+        format!("DO UPDATE SET {}", set.join(", "))
+    };
+    format!(" ON CONFLICT ({}) {action}", key.join(", "))
+}
+
+/// Appends `text` as a field of `COPY`'s text format (backslash escapes).
+fn copy_escape(out: &mut BytesMut, text: &str) {
+    for b in text.bytes() {
+        match b {
+            b'\\' => out.put_slice(b"\\\\"),
+            b'\t' => out.put_slice(b"\\t"),
+            b'\n' => out.put_slice(b"\\n"),
+            b'\r' => out.put_slice(b"\\r"),
+            other => out.put_u8(other),
+        }
     }
 }
 
@@ -398,7 +536,7 @@ fn key_text(change: &Change) -> Result<Vec<Option<String>>, WriteError> {
 
 /// `use.reduction.buffer`: of the changes to one key of one table between
 /// truncates, only the last is kept (in its place).
-fn reduce(changes: Vec<Change>) -> Vec<Change> {
+fn reduce(changes: Vec<&Change>) -> Vec<&Change> {
     let mut last: HashMap<(TableName, Vec<Option<String>>, usize), usize> = HashMap::new();
     let mut epoch = 0;
     let mut epochs = Vec::with_capacity(changes.len());
