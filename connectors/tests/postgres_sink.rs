@@ -482,6 +482,24 @@ async fn cdc_into_the_sink_leaves_the_sink_table_equal_to_the_source() {
         ],
     );
     worker.add_connector(sink).await.unwrap();
+    // The same events flattened by Debezium's transform, into another table.
+    let mut flat = sink_props(
+        &pg,
+        "target",
+        &[
+            ("topics", TOPIC),
+            ("schema.evolution", "basic"),
+            ("insert.mode", "upsert"),
+            ("primary.key.mode", "record_key"),
+            ("delete.enabled", "true"),
+            ("collection.name.format", "orders_flat"),
+            ("transforms", "unwrap"),
+            ("transforms.unwrap.type", "io.debezium.transforms.ExtractNewRecordState"),
+            ("transforms.unwrap.delete.tombstone.handling.mode", "tombstone"),
+        ],
+    );
+    flat.insert("name".into(), "flat-sink".into());
+    worker.add_connector(flat).await.unwrap();
     // A mixed workload while both run: updates, deletes, inserts, a key
     // change (an id whose residue mod 50 no round deletes).
     for round in 0..10 {
@@ -515,7 +533,11 @@ async fn cdc_into_the_sink_leaves_the_sink_table_equal_to_the_source() {
                 .collect::<Vec<_>>(),
             Err(_) => Vec::new(),
         };
-        if got == want {
+        let flat = match target.query_one("SELECT count(*)::text FROM orders_flat", &[]).await {
+            Ok(row) => row.get::<_, String>(0),
+            Err(_) => String::new(), // not created yet
+        };
+        if got == want && flat == want.len().to_string() {
             // 2000 rows, 1000 inserted; round r deletes 40 of the first
             // 2000 and 2 of each earlier round's 100: 490 in all.
             assert_eq!(want.len(), 2510, "rows after the workload");
@@ -537,6 +559,9 @@ async fn cdc_into_the_sink_leaves_the_sink_table_equal_to_the_source() {
     )
     .await;
     assert_eq!(types, ["integer", "text", "numeric(12,2)", "timestamp(6) without time zone", "text"]);
+    let differ = "SELECT count(*)::text FROM ((SELECT * FROM orders EXCEPT SELECT * FROM orders_flat) \
+                  UNION ALL (SELECT * FROM orders_flat EXCEPT SELECT * FROM orders)) d";
+    assert_eq!(rows(&target, differ).await, ["0"], "the flattened rows are the same rows");
     worker.shutdown().await.unwrap();
     cluster.close().await.unwrap();
 }

@@ -25,6 +25,7 @@ mod cast;
 mod chain;
 mod date_format;
 mod extract_field;
+mod extract_new_record_state;
 mod filter;
 mod flatten;
 mod headers;
@@ -44,6 +45,7 @@ use std::collections::HashMap;
 pub use cast::Cast;
 pub use chain::TransformChain;
 pub use extract_field::ExtractField;
+pub use extract_new_record_state::{ExtractNewRecordState, EXTRACT_NEW_RECORD_STATE_CLASS};
 pub use filter::Filter;
 pub use flatten::Flatten;
 pub use headers::{DropHeaders, HeaderFrom, InsertHeader};
@@ -152,7 +154,9 @@ fn short_class_name(class: &str) -> &str {
 /// `org.apache.kafka.connect.transforms.InsertField$Value`, or short, like
 /// `InsertField$Value`) and its own config keys (the connector keys with
 /// `transforms.<alias>.` removed; `type`, `predicate` and `negate` are
-/// accepted and ignored). Returns `Ok(None)` for an unknown class.
+/// accepted and ignored), or Debezium's
+/// `io.debezium.transforms.ExtractNewRecordState`. Returns `Ok(None)` for
+/// an unknown class.
 ///
 /// # Errors
 ///
@@ -162,6 +166,10 @@ pub fn transform_for_class(
     props: &HashMap<String, String>,
 ) -> Result<Option<Box<dyn Transformation>>, ConfigError> {
     let name = short_class_name(class);
+    // Debezium's transform, by its full class name or its short one.
+    if name == EXTRACT_NEW_RECORD_STATE_CLASS || name == "ExtractNewRecordState" {
+        return Ok(Some(Box::new(ExtractNewRecordState::new(props)?)));
+    }
     let (base, target) = match name.split_once('$') {
         Some((base, "Key")) => (base, Some(Target::Key)),
         Some((base, "Value")) => (base, Some(Target::Value)),
