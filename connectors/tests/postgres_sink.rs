@@ -469,36 +469,28 @@ async fn cdc_into_the_sink_leaves_the_sink_table_equal_to_the_source() {
     cdc.insert("table.include.list".into(), "public.orders".into());
     cdc.insert("poll.interval.ms".into(), "50".into());
     worker.add_connector(cdc).await.unwrap();
-    let sink = sink_props(
-        &pg,
-        "target",
-        &[
-            ("topics", TOPIC),
-            ("schema.evolution", "basic"),
-            ("insert.mode", "upsert"),
-            ("primary.key.mode", "record_key"),
-            ("delete.enabled", "true"),
-            ("collection.name.format", "orders"),
-        ],
-    );
+    // Change events into `orders`; the same events flattened by Debezium's
+    // transform into `orders_flat`.
+    let upserts = [
+        ("topics", TOPIC),
+        ("schema.evolution", "basic"),
+        ("insert.mode", "upsert"),
+        ("primary.key.mode", "record_key"),
+        ("delete.enabled", "true"),
+    ];
+    let mut sink = sink_props(&pg, "target", &upserts);
+    sink.insert("collection.name.format".into(), "orders".into());
     worker.add_connector(sink).await.unwrap();
-    // The same events flattened by Debezium's transform, into another table.
-    let mut flat = sink_props(
-        &pg,
-        "target",
-        &[
-            ("topics", TOPIC),
-            ("schema.evolution", "basic"),
-            ("insert.mode", "upsert"),
-            ("primary.key.mode", "record_key"),
-            ("delete.enabled", "true"),
-            ("collection.name.format", "orders_flat"),
-            ("transforms", "unwrap"),
-            ("transforms.unwrap.type", "io.debezium.transforms.ExtractNewRecordState"),
-            ("transforms.unwrap.delete.tombstone.handling.mode", "tombstone"),
-        ],
-    );
-    flat.insert("name".into(), "flat-sink".into());
+    let mut flat = sink_props(&pg, "target", &upserts);
+    for (k, v) in [
+        ("name", "flat-sink"),
+        ("collection.name.format", "orders_flat"),
+        ("transforms", "unwrap"),
+        ("transforms.unwrap.type", "io.debezium.transforms.ExtractNewRecordState"),
+        ("transforms.unwrap.delete.tombstone.handling.mode", "tombstone"),
+    ] {
+        flat.insert(k.into(), v.into());
+    }
     worker.add_connector(flat).await.unwrap();
     // A mixed workload while both run: updates, deletes, inserts, a key
     // change (an id whose residue mod 50 no round deletes).
