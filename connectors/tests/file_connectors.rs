@@ -167,6 +167,7 @@ fn sink_record(topic: &str, offset: i64, line: &str) -> SinkRecord {
             .with_value(Some(Schema::of(SchemaType::String)), Value::String(line.into())),
         original: TopicPartition::new(topic, 0),
         offset,
+        raw: None,
     }
 }
 

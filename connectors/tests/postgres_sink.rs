@@ -53,7 +53,8 @@ async fn started(props: &HashMap<String, String>) -> Result<Box<dyn SinkTask>, T
     let mut connector = PostgresSink::default();
     connector.start(props).await?;
     let mut task = connector.create_task();
-    let context = SinkTaskContext { connector: props["name"].clone(), task_id: 0 };
+    let context =
+        SinkTaskContext { connector: props["name"].clone(), task_id: 0, ..SinkTaskContext::default() };
     task.start(props, &context).await?;
     Ok(task)
 }
@@ -124,13 +125,13 @@ fn keyed(offset: i64, id: i32, value_schema: Option<Schema>, value: Value) -> Si
     let record = ConnectRecord::new(TOPIC, Value::Null)
         .with_key(Some(key_schema()), Value::Struct(key))
         .with_value(value_schema, value);
-    SinkRecord { record, original: TopicPartition::new(TOPIC, 0), offset }
+    SinkRecord { record, original: TopicPartition::new(TOPIC, 0), offset, raw: None }
 }
 
 /// A plain row (a struct value) without a key.
 fn plain(offset: i64, r: Struct) -> SinkRecord {
     let record = ConnectRecord::new(TOPIC, Value::Null).with_value(Some(row_schema()), Value::Struct(r));
-    SinkRecord { record, original: TopicPartition::new(TOPIC, 0), offset }
+    SinkRecord { record, original: TopicPartition::new(TOPIC, 0), offset, raw: None }
 }
 
 async fn rows(client: &tokio_postgres::Client, sql: &str) -> Vec<String> {
@@ -341,6 +342,7 @@ async fn tables_get_debezium_types_and_grow_with_schema_evolution_only() {
             .with_value(Some(schema.clone()), Value::Struct(value)),
         original: TopicPartition::new("events", 0),
         offset,
+        raw: None,
     };
     // Without schema.evolution or auto.create, a missing table is an error naming it.
     let mut strict = started(&sink_props(&pg, "shop", &[])).await.unwrap();
@@ -614,4 +616,125 @@ async fn a_batch_whose_connection_is_lost_mid_write_is_written_again_once() {
     );
     let offsets = rows(&db, "SELECT next_offset::text FROM __runnel_sink_offsets").await;
     assert_eq!(offsets, ["70"]);
+}
+
+/// JSON with schemas, as the JSON converter reads it.
+fn json_record(id: i32, name: &str, total: i64) -> (Vec<u8>, Vec<u8>) {
+    let key = format!(
+        r#"{{"schema":{{"type":"struct","fields":[{{"field":"id","type":"int32","optional":false}}]}},"payload":{{"id":{id}}}}}"#
+    );
+    let value = format!(
+        r#"{{"schema":{{"type":"struct","name":"rows.Value","fields":[{{"field":"id","type":"int32","optional":false}},{{"field":"name","type":"string","optional":true}},{{"field":"total","type":"int64","optional":true}}]}},"payload":{{"id":{id},"name":"{name}","total":{total}}}}}"#
+    );
+    (key.into_bytes(), value.into_bytes())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rows_the_table_refuses_go_to_the_dead_letter_queue_with_the_postgres_error() {
+    use runnel_core::client::{ConsumerConfig, ProducerConfig, ProducerRecord};
+    let pg = postgres_or_skip!();
+    let admin = pg.client("postgres").await;
+    admin.batch_execute("CREATE DATABASE shop").await.unwrap();
+    let db = pg.client("shop").await;
+    db.batch_execute(
+        "CREATE TABLE rows (id integer PRIMARY KEY, name varchar(8), total bigint CHECK (total >= 0))",
+    )
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = Cluster::open(&format!("file:{}", dir.path().display())).await.unwrap();
+    let producer = cluster.producer(ProducerConfig::default()).unwrap();
+    let mut bad = Vec::new();
+    for i in 0..60 {
+        let (key, value) = match i {
+            10 | 30 => json_record(i, "neg", -5),           // the CHECK refuses it
+            40 => json_record(i, "far-too-long-a-name", 1), // varchar(8) refuses it
+            50 => (json_record(i, "", 0).0, br#"{"schema":null,"payload":{"id":50}}"#.to_vec()), // no schema
+            _ => json_record(i, "ok", i64::from(i)),
+        };
+        if matches!(i, 10 | 30 | 40 | 50) {
+            bad.push(i64::from(i));
+        }
+        producer.send(ProducerRecord::new("rows").partition(0).key(key).value(value)).await.unwrap();
+    }
+    let worker_props: BTreeMap<String, String> = [
+        ("key.converter", "org.apache.kafka.connect.json.JsonConverter"),
+        ("value.converter", "org.apache.kafka.connect.json.JsonConverter"),
+        ("offset.flush.interval.ms", "100"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    let worker =
+        Worker::with_cluster(WorkerConfig::from_props(&worker_props).unwrap(), registry(), cluster.clone())
+            .await
+            .unwrap();
+    let mut props = sink_props(
+        &pg,
+        "shop",
+        &[
+            ("topics", "rows"),
+            ("insert.mode", "upsert"),
+            ("primary.key.mode", "record_key"),
+            ("collection.name.format", "rows"),
+            ("errors.tolerance", "all"),
+            ("errors.deadletterqueue.topic.name", "rows-dlq"),
+            ("errors.deadletterqueue.context.headers.enable", "true"),
+        ],
+    );
+    props.insert("name".into(), "rows-sink".into());
+    worker.add_connector(props).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let next: Option<i64> = db
+            .query_opt("SELECT next_offset FROM __runnel_sink_offsets WHERE connector = 'rows-sink'", &[])
+            .await
+            .ok()
+            .flatten()
+            .map(|r| r.get(0));
+        if next == Some(60) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the sink did not get through the topic: {:?}",
+            worker.status().all()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let written = rows(&db, "SELECT count(*)::text FROM rows").await;
+    assert_eq!(written, ["56"], "every other row is written");
+    let mut consumer = cluster.consumer(ConsumerConfig::default()).unwrap();
+    let dlq = vec![TopicPartition::new("rows-dlq", 0)];
+    consumer.assign(dlq.clone()).unwrap();
+    consumer.seek_to_beginning(&dlq).unwrap();
+    let mut reported = Vec::new();
+    while reported.len() < 4 {
+        for r in consumer.poll(Duration::from_millis(200)).await.unwrap() {
+            let header = |k: &str| {
+                r.headers
+                    .iter()
+                    .find(|h| h.key == format!("__connect.errors.{k}"))
+                    .and_then(|h| h.value.as_deref().map(|v| String::from_utf8_lossy(v).to_string()))
+                    .unwrap_or_default()
+            };
+            assert_eq!(header("stage"), "TASK_PUT");
+            assert_eq!(header("topic"), "rows");
+            let offset: i64 = header("offset").parse().unwrap();
+            let message = header("exception.message");
+            match offset {
+                10 | 30 => assert!(message.contains("check constraint"), "{message}"),
+                40 => assert!(message.contains("too long"), "{message}"),
+                50 => assert!(message.contains("schema"), "{message}"),
+                other => panic!("offset {other} reported: {message}"),
+            }
+            assert!(r.value.is_some(), "the record as consumed");
+            reported.push(offset);
+        }
+        assert!(Instant::now() < deadline, "dead letter queue: {reported:?}");
+    }
+    reported.sort_unstable();
+    assert_eq!(reported, bad);
+    worker.shutdown().await.unwrap();
+    cluster.close().await.unwrap();
 }

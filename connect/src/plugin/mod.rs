@@ -130,6 +130,28 @@ pub struct SinkRecord {
     pub original: TopicPartition,
     /// Its offset there.
     pub offset: i64,
+    /// The record as consumed, before converters and transforms (what an
+    /// [`ErrantRecordReporter`] writes to the dead letter queue); `None`
+    /// for records not read by a worker.
+    pub raw: Option<Arc<runnel_core::client::ConsumerRecord>>,
+}
+
+/// Where a sink task reports a record it could not write (Kafka's
+/// `ErrantRecordReporter`, KIP-610): under `errors.tolerance=all` the
+/// record is logged (`errors.log.enable`) and written as consumed to the
+/// dead letter queue (`errors.deadletterqueue.topic.name`) with the
+/// `__connect.errors.*` headers, stage `TASK_PUT`, and `report` returns
+/// `Ok` once it is there; under `errors.tolerance=none` it returns the
+/// error that fails the task.
+#[async_trait]
+pub trait ErrantRecordReporter: Send + Sync {
+    /// Reports `record`, which failed with `error`.
+    ///
+    /// # Errors
+    ///
+    /// The task's failure when errors are not tolerated, or when the dead
+    /// letter queue cannot be written.
+    async fn report(&self, record: &SinkRecord, error: &str) -> Result<(), TaskError>;
 }
 
 /// What the worker tells a source task when it starts.
@@ -173,12 +195,25 @@ impl SourceTaskContext {
 }
 
 /// What the worker tells a sink task when it starts.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Default)]
 pub struct SinkTaskContext {
     /// The connector's name.
     pub connector: String,
     /// The task's id, from 0.
     pub task_id: u32,
+    /// Where to report records the task cannot write (`None` outside a
+    /// worker: the task fails instead).
+    pub errant_record_reporter: Option<Arc<dyn ErrantRecordReporter>>,
+}
+
+impl fmt::Debug for SinkTaskContext {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SinkTaskContext")
+            .field("connector", &self.connector)
+            .field("task_id", &self.task_id)
+            .field("errant_record_reporter", &self.errant_record_reporter.is_some())
+            .finish()
+    }
 }
 
 /// The connector half of a source: config and task split

@@ -4,9 +4,11 @@
 //! - Retriable failures ([`TaskError::Retriable`]) are retried with
 //!   exponential backoff (300 ms, doubling, capped at
 //!   `errors.retry.delay.max.ms`) until `errors.retry.timeout` has passed.
-//! - A record that still fails in conversion or a transform is, with
-//!   `errors.tolerance=all`, skipped: logged when `errors.log.enable`, and for
-//!   sinks written as it was consumed to the dead letter queue, with
+//! - A record that still fails in conversion or a transform, or that a
+//!   sink task reports through its `ErrantRecordReporter` (KIP-610, stage
+//!   `TASK_PUT`), is, with `errors.tolerance=all`, skipped: logged when
+//!   `errors.log.enable`, and for sinks written as it was consumed to the
+//!   dead letter queue, with
 //!   `__connect.errors.*` headers when
 //!   `errors.deadletterqueue.context.headers.enable`. With
 //!   `errors.tolerance=none` it fails the task.

@@ -12,7 +12,9 @@ use tracing::{info, warn};
 use super::errors::{Failure, Stage};
 use super::status::State;
 use super::{transform_class, TaskRuntime};
-use crate::plugin::{Props, SinkRecord, SinkTask, SinkTaskContext, TaskError, TopicPartition};
+use crate::plugin::{
+    ErrantRecordReporter, Props, SinkRecord, SinkTask, SinkTaskContext, TaskError, TopicPartition,
+};
 use crate::record::{ConnectRecord, Header};
 
 /// Partition moves heard inside `poll`, handled after it returns.
@@ -31,6 +33,29 @@ impl RebalanceListener for MoveListener {
 
     fn on_partitions_assigned(&mut self, partitions: &[TopicPartition]) {
         self.0.lock().unwrap_or_else(|e| e.into_inner()).assigned.extend_from_slice(partitions);
+    }
+}
+
+/// The worker's [`ErrantRecordReporter`]: the task's error handler, at
+/// stage `TASK_PUT`.
+struct WorkerReporter {
+    errors: Arc<super::errors::ErrorHandler>,
+    /// The connector's class, for the `class.name` header.
+    class: String,
+}
+
+/// The failure a sink task reported for one record.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct RecordRejected(String);
+
+#[async_trait::async_trait]
+impl ErrantRecordReporter for WorkerReporter {
+    async fn report(&self, record: &SinkRecord, error: &str) -> Result<(), TaskError> {
+        let describe =
+            || format!("{}-{} offset {}", record.original.topic, record.original.partition, record.offset);
+        let failure = Failure::new(Stage::TaskPut, self.class.clone(), &RecordRejected(error.to_string()));
+        self.errors.tolerate(failure, record.raw.as_deref(), describe).await
     }
 }
 
@@ -80,7 +105,15 @@ impl SinkRunner {
     }
 
     async fn run_inner(&mut self) -> Result<(), TaskError> {
-        let context = SinkTaskContext { connector: self.rt.name.clone(), task_id: self.rt.task_id };
+        let reporter = WorkerReporter {
+            errors: Arc::clone(&self.rt.errors),
+            class: self.rt.props.get("connector.class").cloned().unwrap_or_default(),
+        };
+        let context = SinkTaskContext {
+            connector: self.rt.name.clone(),
+            task_id: self.rt.task_id,
+            errant_record_reporter: Some(Arc::new(reporter)),
+        };
         self.task.start(&self.task_props, &context).await?;
         let cancel = self.rt.cancel.clone();
         let mut last_flush = Instant::now();
@@ -242,11 +275,12 @@ async fn convert(rt: &TaskRuntime, raw: &ConsumerRecord) -> Result<Option<SinkRe
             .collect(),
     };
     let original = raw.topic_partition();
+    let kept = Some(Arc::new(raw.clone()));
     if rt.chain.is_empty() {
-        return Ok(Some(SinkRecord { record, original, offset: raw.offset }));
+        return Ok(Some(SinkRecord { record, original, offset: raw.offset, raw: kept }));
     }
     match rt.chain.apply(record) {
-        Ok(Some(record)) => Ok(Some(SinkRecord { record, original, offset: raw.offset })),
+        Ok(Some(record)) => Ok(Some(SinkRecord { record, original, offset: raw.offset, raw: kept })),
         Ok(None) => Ok(None),
         Err(e) => {
             let f = Failure::new(Stage::Transformation, transform_class(&rt.props, &e), &e);

@@ -289,7 +289,12 @@ mod tests {
                 Value::Struct(Struct::with_values(key_schema, vec![Value::Int32(id)]).unwrap()),
             );
         }
-        SinkRecord { record: r, original: TopicPartition::new("dbserver1.public.orders", 3), offset: 42 }
+        SinkRecord {
+            record: r,
+            original: TopicPartition::new("dbserver1.public.orders", 3),
+            offset: 42,
+            raw: None,
+        }
     }
 
     #[test]

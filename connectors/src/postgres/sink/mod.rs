@@ -34,7 +34,8 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use runnel_connect::config_def::{ConfigDef, ConfigError};
 use runnel_connect::plugin::{
-    PluginRegistry, Props, SinkConnector, SinkRecord, SinkTask, SinkTaskContext, TaskError, TopicPartition,
+    ErrantRecordReporter, PluginRegistry, Props, SinkConnector, SinkRecord, SinkTask, SinkTaskContext,
+    TaskError, TopicPartition,
 };
 
 use self::change::Change;
@@ -85,28 +86,35 @@ impl SinkConnector for PostgresSink {
     }
 }
 
-/// The changes of one `put` and where they came from.
+/// The changes of one `put` and the records they came from.
 #[derive(Debug, Default)]
 struct Batch {
-    /// Each accepted record's partition and offset, and its change (`None`:
-    /// nothing to write, the offset still counts).
-    records: Vec<(TopicPartition, i64, Option<Change>)>,
+    /// The accepted records.
+    records: Vec<SinkRecord>,
+    /// Each record's change (`None`: nothing to write, the offset still
+    /// counts).
+    changes: Vec<Option<Change>>,
 }
 
 impl Batch {
     /// The next offset per partition after this batch.
     fn next_offsets(&self) -> BTreeMap<TopicPartition, i64> {
         let mut next = BTreeMap::new();
-        for (tp, offset, _) in &self.records {
-            next.insert(tp.clone(), offset + 1);
+        for r in &self.records {
+            next.insert(r.original.clone(), r.offset + 1);
         }
         next
     }
 
     /// Drops the records below `applied` (what the offsets table holds).
-    fn without_applied(mut self, applied: &BTreeMap<TopicPartition, i64>) -> Batch {
-        self.records.retain(|(tp, offset, _)| applied.get(tp).is_none_or(|n| offset >= n));
-        self
+    fn without_applied(self, applied: &BTreeMap<TopicPartition, i64>) -> Batch {
+        let (records, changes) = self
+            .records
+            .into_iter()
+            .zip(self.changes)
+            .filter(|(r, _)| applied.get(&r.original).is_none_or(|&n| r.offset >= n))
+            .unzip();
+        Batch { records, changes }
     }
 }
 
@@ -132,6 +140,8 @@ pub struct PostgresSinkTask {
     in_flight: Option<InFlight>,
     /// A batch that failed and must be written before any newer one.
     failed: Option<Batch>,
+    /// The worker's reporter for records the table refuses.
+    reporter: Option<Arc<dyn ErrantRecordReporter>>,
 }
 
 impl std::fmt::Debug for PostgresSinkTask {
@@ -155,7 +165,8 @@ impl PostgresSinkTask {
                 e.explain_with_keys(&config.connection, "connection.password", "connection.url")
             }
             (WriteError::Pg(e), None) => TaskError::fatal(e),
-            (WriteError::Rejected(reason), _) => TaskError::fatal(reason),
+            (WriteError::Rejected(reason) | WriteError::Row(reason), _) => TaskError::fatal(reason),
+            (WriteError::Report(error), _) => error,
         }
     }
 
@@ -230,18 +241,36 @@ impl PostgresSinkTask {
         self.settle().await
     }
 
-    /// Starts writing `batch` on a task of its own.
+    /// Starts writing `batch` on a task of its own. When the table refuses
+    /// a row and the worker has a reporter, the batch is written again
+    /// change by change and the refused ones are reported.
     fn spawn_write(&self, mut writer: Writer, batch: Batch) -> Result<InFlight, TaskError> {
         let config = self.config()?;
         let connector = self.connector.clone();
+        let reporter = self.reporter.clone();
         Ok(tokio::spawn(async move {
             let next = batch.next_offsets();
-            let changes: Vec<Change> = batch.records.iter().filter_map(|(_, _, c)| c.clone()).collect();
-            let result = if next.is_empty() {
+            let changes: Vec<Change> = batch.changes.iter().flatten().cloned().collect();
+            let mut result = if next.is_empty() {
                 Ok(0)
             } else {
                 writer.write(&changes, &config, &connector, &next).await
             };
+            if let (Err(e), Some(reporter)) = (&result, &reporter) {
+                if e.is_row_error() {
+                    tracing::warn!(connector = %connector, error = %e, "a row was refused; writing the batch row by row");
+                    let items: Vec<(usize, &Change)> = batch
+                        .changes
+                        .iter()
+                        .enumerate()
+                        .filter_map(|(i, c)| Some((i, c.as_ref()?)))
+                        .collect();
+                    result = writer
+                        .write_each(&items, &batch.records, reporter.as_ref(), &config, &connector, &next)
+                        .await
+                        .map(|refused| items.len() - refused);
+                }
+            }
             (writer, batch, result)
         }))
     }
@@ -252,6 +281,7 @@ impl SinkTask for PostgresSinkTask {
     async fn start(&mut self, props: &Props, context: &SinkTaskContext) -> Result<(), TaskError> {
         self.connector = context.connector.clone();
         self.config = Some(Arc::new(SinkConfig::parse(&self.connector, props)?));
+        self.reporter = context.errant_record_reporter.clone();
         let writer = self.writer().await?;
         self.writer = Some(writer);
         tracing::info!(connector = %self.connector, partitions = self.next.len(), "postgres sink started");
@@ -261,18 +291,28 @@ impl SinkTask for PostgresSinkTask {
     async fn put(&mut self, records: Vec<SinkRecord>) -> Result<(), TaskError> {
         let config = self.config()?;
         // Converted while the batch before is being written.
-        let mut batch = Batch { records: Vec::with_capacity(records.len()) };
-        for r in &records {
+        let mut batch =
+            Batch { records: Vec::with_capacity(records.len()), changes: Vec::with_capacity(records.len()) };
+        for r in records {
             if self.next.get(&r.original).is_some_and(|&n| r.offset < n) {
                 continue; // applied (or on its way) already: a replay
             }
-            let change = change::change_of(r, &config).map_err(|reason| {
-                TaskError::fatal(format!(
-                    "record {}-{} at offset {} (topic {}): {reason}",
-                    r.original.topic, r.original.partition, r.offset, r.record.topic
-                ))
-            })?;
-            batch.records.push((r.original.clone(), r.offset, change));
+            let change = match change::change_of(&r, &config) {
+                Ok(change) => change,
+                Err(reason) => {
+                    let error = format!(
+                        "record {}-{} at offset {} (topic {}): {reason}",
+                        r.original.topic, r.original.partition, r.offset, r.record.topic
+                    );
+                    // Reported (to the dead letter queue) when the worker
+                    // tolerates errors; otherwise the task fails.
+                    let Some(reporter) = &self.reporter else { return Err(TaskError::fatal(error)) };
+                    reporter.report(&r, &error).await?;
+                    None
+                }
+            };
+            batch.records.push(r);
+            batch.changes.push(change);
         }
         self.settle().await?;
         self.write_failed().await?;

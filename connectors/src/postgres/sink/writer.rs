@@ -16,7 +16,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use bytes::{BufMut, Bytes, BytesMut};
 use futures::SinkExt;
-use runnel_connect::plugin::TopicPartition;
+use runnel_connect::plugin::{ErrantRecordReporter, SinkRecord, TaskError, TopicPartition};
 use tokio_postgres::types::ToSql;
 
 use super::change::{quote, Change, Column, Op, TableName};
@@ -43,20 +43,63 @@ enum Step {
     Copy { copy: String, data: Bytes, then: String, empty: String },
 }
 
+/// A column's type: in full (`character varying(8)`), and without its
+/// modifier (`character varying`), the type a statement's text parameter is
+/// cast to. An explicit cast to the full type would cut an over-long string
+/// or bit string silently; storing the base-typed value into the column
+/// checks its length, as an assignment does, and fails the row.
+#[derive(Clone, Debug, Default)]
+struct ColumnType {
+    full: String,
+    base: String,
+}
+
 /// What the writer knows of a table: its columns and their types.
 #[derive(Clone, Debug, Default)]
 struct TableInfo {
-    columns: HashMap<String, String>,
+    columns: HashMap<String, ColumnType>,
 }
 
-/// A failure while writing: a server or connection error, or a change the
-/// table cannot take.
+impl TableInfo {
+    fn base(&self, column: &str) -> &str {
+        self.columns.get(column).map_or("text", |t| t.base.as_str())
+    }
+
+    fn full(&self, column: &str) -> &str {
+        self.columns.get(column).map_or("text", |t| t.full.as_str())
+    }
+}
+
+/// A failure while writing: a server or connection error, a table the
+/// config cannot write, or a change whose values cannot be written.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum WriteError {
     #[error("{0}")]
     Pg(PgError),
+    /// The table is missing or lacks columns (the config's or the
+    /// table's fault, not one record's).
     #[error("{0}")]
     Rejected(String),
+    /// A value that has no text form for its column.
+    #[error("{0}")]
+    Row(String),
+    /// Reporting a failed record failed (errors not tolerated, or the dead
+    /// letter queue unwritable).
+    #[error("{0}")]
+    Report(TaskError),
+}
+
+impl WriteError {
+    /// Whether the failure belongs to a row rather than to the batch: a
+    /// value without a text form, or the server refusing data (SQLSTATE
+    /// class 22, data exception, or 23, integrity constraint).
+    pub(crate) fn is_row_error(&self) -> bool {
+        match self {
+            WriteError::Row(_) => true,
+            WriteError::Pg(e) => e.code().is_some_and(|c| c.starts_with("22") || c.starts_with("23")),
+            _ => false,
+        }
+    }
 }
 
 /// Writes batches through one connection.
@@ -129,7 +172,8 @@ impl Writer {
         let rows = self
             .client
             .query(
-                "SELECT a.attname::text, format_type(a.atttypid, a.atttypmod) FROM pg_attribute a \
+                "SELECT a.attname::text, format_type(a.atttypid, a.atttypmod), format_type(a.atttypid, NULL) \
+                 FROM pg_attribute a \
                  JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace \
                  WHERE c.relname = $1 AND n.nspname = coalesce($2, current_schema()) \
                  AND c.relkind IN ('r', 'p') AND a.attnum > 0 AND NOT a.attisdropped",
@@ -140,7 +184,9 @@ impl Writer {
         if rows.is_empty() {
             return Ok(None);
         }
-        Ok(Some(TableInfo { columns: rows.iter().map(|r| (r.get(0), r.get(1))).collect() }))
+        let columns =
+            rows.iter().map(|r| (r.get(0), ColumnType { full: r.get(1), base: r.get(2) })).collect();
+        Ok(Some(TableInfo { columns }))
     }
 
     /// Makes sure `change`'s table exists with its columns: created or
@@ -307,34 +353,66 @@ impl Writer {
                 (None, Step::Sql(..)) => unreachable!("statements are prepared above"),
             }
         }
-        if !next_offsets.is_empty() {
-            let mut sql =
-                format!("INSERT INTO {OFFSETS_TABLE} (connector, topic, partition, next_offset) VALUES ");
-            let mut params: Vec<Box<dyn ToSql + Sync + Send>> = Vec::new();
-            for (i, (tp, next)) in next_offsets.iter().enumerate() {
-                let n = 4 * i;
-                sql.push_str(&format!(
-                    "{}(${}, ${}, ${}, ${})",
-                    if i > 0 { ", " } else { "" },
-                    n + 1,
-                    n + 2,
-                    n + 3,
-                    n + 4
-                ));
-                params.push(Box::new(connector.to_string()));
-                params.push(Box::new(tp.topic.to_string()));
-                params.push(Box::new(tp.partition));
-                params.push(Box::new(*next));
-            }
-            sql.push_str(
-                " ON CONFLICT (connector, topic, partition) DO UPDATE SET next_offset = EXCLUDED.next_offset",
-            );
-            let refs: Vec<&(dyn ToSql + Sync)> =
-                params.iter().map(|p| p.as_ref() as &(dyn ToSql + Sync)).collect();
-            tx.execute(sql.as_str(), &refs).await.map_err(pg(&address))?;
-        }
+        upsert_offsets(&tx, connector, next_offsets).await.map_err(pg(&address))?;
         tx.commit().await.map_err(pg(&address))?;
         Ok(changes.len())
+    }
+
+    /// Writes each change of `items` on its own, within one transaction
+    /// (a savepoint each), after a batch failed on a row: a change the
+    /// table refuses is rolled back and reported with the record it came
+    /// from (`records[i]` for item `i`), the others are written, and the
+    /// offsets are recorded. Reports happen before the commit, so a crash
+    /// between them repeats a report rather than losing one.
+    pub(crate) async fn write_each(
+        &mut self,
+        items: &[(usize, &Change)],
+        records: &[SinkRecord],
+        reporter: &dyn ErrantRecordReporter,
+        config: &SinkConfig,
+        connector: &str,
+        next_offsets: &BTreeMap<TopicPartition, i64>,
+    ) -> Result<usize, WriteError> {
+        let mut failures: Vec<(usize, String)> = Vec::new();
+        let mut kept = Vec::with_capacity(items.len());
+        for &(i, change) in items {
+            match self.prepare_table(change, config).await {
+                Ok(true) => kept.push((i, change)),
+                Ok(false) => {}
+                Err(e) if e.is_row_error() => failures.push((i, e.to_string())),
+                Err(e) => return Err(e),
+            }
+        }
+        let mut statements = Vec::with_capacity(kept.len());
+        for &(i, change) in &kept {
+            match self.build(&[change], config.insert_mode) {
+                Ok((sql, params)) => statements.push((i, Some((self.statement(sql).await?, params)))),
+                Err(e) if e.is_row_error() => failures.push((i, e.to_string())),
+                Err(e) => return Err(e),
+            }
+        }
+        let address = self.address.clone();
+        let tx = self.client.transaction().await.map_err(pg(&address))?;
+        for (i, statement) in statements {
+            let Some((statement, params)) = statement else { continue };
+            tx.batch_execute("SAVEPOINT runnel_row").await.map_err(pg(&address))?;
+            let refs: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| p as &(dyn ToSql + Sync)).collect();
+            match tx.execute(&statement, &refs).await.map_err(pg(&address)) {
+                Ok(_) => tx.batch_execute("RELEASE SAVEPOINT runnel_row").await.map_err(pg(&address))?,
+                Err(e) if e.is_row_error() => {
+                    tx.batch_execute("ROLLBACK TO SAVEPOINT runnel_row").await.map_err(pg(&address))?;
+                    failures.push((i, e.to_string()));
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        upsert_offsets(&tx, connector, next_offsets).await.map_err(pg(&address))?;
+        failures.sort_by_key(|(i, _)| *i);
+        for (i, error) in &failures {
+            reporter.report(&records[*i], error).await.map_err(WriteError::Report)?;
+        }
+        tx.commit().await.map_err(pg(&address))?;
+        Ok(failures.len())
     }
 
     /// The `COPY` of a run of inserts or upserts (one table, one column
@@ -350,16 +428,8 @@ impl Writer {
             Some(name) => name.clone(),
             None => {
                 let name = format!("runnel_staging_{}", self.staging.len());
-                let defs: Vec<String> = columns
-                    .iter()
-                    .map(|c| {
-                        format!(
-                            "{} {}",
-                            quote(&c.name),
-                            info.columns.get(&c.name).map_or("text", String::as_str)
-                        )
-                    })
-                    .collect();
+                let defs: Vec<String> =
+                    columns.iter().map(|c| format!("{} {}", quote(&c.name), info.full(&c.name))).collect();
                 let sql =
                     format!("CREATE TEMPORARY TABLE {name} ({}) ON COMMIT DELETE ROWS", defs.join(", "));
                 self.client.batch_execute(&sql).await.map_err(pg(&self.address))?;
@@ -375,7 +445,7 @@ impl Writer {
                     data.put_u8(b'\t');
                 }
                 match encode(&column.schema, &column.value).map_err(|e| {
-                    WriteError::Rejected(format!("table {}, column {}: {e}", first.table, column.name))
+                    WriteError::Row(format!("table {}, column {}: {e}", first.table, column.name))
                 })? {
                     None => data.put_slice(b"\\N"),
                     Some(text) => copy_escape(&mut data, &text),
@@ -452,10 +522,10 @@ impl Writer {
             };
             for (i, column) in row_columns.iter().enumerate() {
                 let text = encode(&column.schema, &column.value).map_err(|e| {
-                    WriteError::Rejected(format!("table {}, column {}: {e}", first.table, column.name))
+                    WriteError::Row(format!("table {}, column {}: {e}", first.table, column.name))
                 })?;
                 params.push(text);
-                let t = info.columns.get(&column.name).map_or("text", String::as_str);
+                let t = info.base(&column.name);
                 values.push_str(&format!("{}${}::text::{t}", if i > 0 { ", " } else { "" }, params.len()));
             }
             values.push(')');
@@ -485,6 +555,40 @@ impl Writer {
         };
         Ok((sql, params))
     }
+}
+
+/// Records `next_offsets` for `connector` in the offsets table, within
+/// the batch's transaction.
+async fn upsert_offsets(
+    tx: &tokio_postgres::Transaction<'_>,
+    connector: &str,
+    next_offsets: &BTreeMap<TopicPartition, i64>,
+) -> Result<(), tokio_postgres::Error> {
+    if next_offsets.is_empty() {
+        return Ok(());
+    }
+    let mut sql = format!("INSERT INTO {OFFSETS_TABLE} (connector, topic, partition, next_offset) VALUES ");
+    let mut params: Vec<Box<dyn ToSql + Sync + Send>> = Vec::new();
+    for (i, (tp, next)) in next_offsets.iter().enumerate() {
+        let n = 4 * i;
+        sql.push_str(&format!(
+            "{}(${}, ${}, ${}, ${})",
+            if i > 0 { ", " } else { "" },
+            n + 1,
+            n + 2,
+            n + 3,
+            n + 4
+        ));
+        params.push(Box::new(connector.to_string()));
+        params.push(Box::new(tp.topic.to_string()));
+        params.push(Box::new(tp.partition));
+        params.push(Box::new(*next));
+    }
+    sql.push_str(
+        " ON CONFLICT (connector, topic, partition) DO UPDATE SET next_offset = EXCLUDED.next_offset",
+    );
+    let refs: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| p.as_ref() as &(dyn ToSql + Sync)).collect();
+    tx.execute(sql.as_str(), &refs).await.map(|_| ())
 }
 
 /// ` ON CONFLICT (key) DO UPDATE SET c = EXCLUDED.c, …` (or `DO NOTHING`
@@ -528,8 +632,7 @@ fn key_text(change: &Change) -> Result<Vec<Option<String>>, WriteError> {
         .key
         .iter()
         .map(|c| {
-            encode(&c.schema, &c.value)
-                .map_err(|e| WriteError::Rejected(format!("key column {}: {e}", c.name)))
+            encode(&c.schema, &c.value).map_err(|e| WriteError::Row(format!("key column {}: {e}", c.name)))
         })
         .collect()
 }
