@@ -6,6 +6,8 @@
 //! change must be in the topic; duplicates (only ever a replay of what was
 //! not yet committed when a worker died) are counted and printed.
 
+#[path = "support/kill.rs"]
+mod kill;
 #[path = "../connectors/tests/support/postgres.rs"]
 mod postgres;
 
@@ -150,7 +152,7 @@ async fn a_worker_killed_five_times_loses_no_committed_change() {
     )
     .unwrap();
 
-    let mut worker = spawn_worker(dir.path());
+    let worker = spawn_worker(dir.path());
     // The slot exists before the writers start, so every change is streamed.
     let deadline = Instant::now() + Duration::from_secs(60);
     while db
@@ -171,24 +173,9 @@ async fn a_worker_killed_five_times_loses_no_committed_change() {
         })
         .collect();
     let killer = {
-        let writing = Arc::clone(&writing);
         let dir = dir.path().to_path_buf();
-        tokio::task::spawn_blocking(move || {
-            let mut kills = 0;
-            while kills < 5 {
-                std::thread::sleep(Duration::from_millis(1500));
-                if let Some(status) = worker.try_wait().unwrap() {
-                    panic!("worker exited on its own: {status}");
-                }
-                worker.kill().unwrap(); // SIGKILL
-                worker.wait().unwrap();
-                kills += 1;
-                worker = spawn_worker(&dir);
-            }
-            while writing.load(Ordering::Relaxed) {
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            worker
+        kill::kill_while_writing(worker, 5, Duration::from_millis(1500), Arc::clone(&writing), move || {
+            spawn_worker(&dir)
         })
     };
     let mut committed = Committed::new();

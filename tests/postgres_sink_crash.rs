@@ -10,6 +10,8 @@
 //! change event the CDC source replayed after a kill is a second event, at
 //! its own offset, applied idempotently as an upsert).
 
+#[path = "support/kill.rs"]
+mod kill;
 #[path = "../connectors/tests/support/postgres.rs"]
 mod postgres;
 
@@ -185,24 +187,10 @@ async fn cdc_into_the_sink_killed_five_times_ends_equal_with_no_batch_applied_tw
         })
         .collect();
     let killer = {
-        let writing = Arc::clone(&writing);
-        let dir = dir.path().to_path_buf();
-        let current = current.clone();
-        let mut worker = worker;
-        tokio::task::spawn_blocking(move || {
-            for _ in 0..5 {
-                std::thread::sleep(Duration::from_millis(2_000));
-                if let Some(status) = worker.try_wait().unwrap() {
-                    panic!("worker exited on its own: {status}");
-                }
-                worker.kill().unwrap(); // SIGKILL
-                worker.wait().unwrap();
-                worker = spawn_worker(&dir);
-                current.set(&worker);
-            }
-            while writing.load(Ordering::Relaxed) {
-                std::thread::sleep(Duration::from_millis(50));
-            }
+        let (dir, current) = (dir.path().to_path_buf(), current.clone());
+        kill::kill_while_writing(worker, 5, Duration::from_secs(2), Arc::clone(&writing), move || {
+            let worker = spawn_worker(&dir);
+            current.set(&worker);
             worker
         })
     };

@@ -435,6 +435,22 @@ fn registry() -> PluginRegistry {
     r
 }
 
+/// A worker on `cluster` with JSON converters (schemas on) that commits
+/// every 100 ms.
+async fn worker(cluster: &Cluster) -> Worker {
+    let props: BTreeMap<String, String> = [
+        ("key.converter", "org.apache.kafka.connect.json.JsonConverter"),
+        ("value.converter", "org.apache.kafka.connect.json.JsonConverter"),
+        ("offset.flush.interval.ms", "100"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    Worker::with_cluster(WorkerConfig::from_props(&props).unwrap(), registry(), cluster.clone())
+        .await
+        .unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cdc_into_the_sink_leaves_the_sink_table_equal_to_the_source() {
     let pg = postgres_or_skip!();
@@ -454,18 +470,7 @@ async fn cdc_into_the_sink_leaves_the_sink_table_equal_to_the_source() {
         .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let cluster = Cluster::open(&format!("file:{}", dir.path().display())).await.unwrap();
-    let worker_props: BTreeMap<String, String> = [
-        ("key.converter", "org.apache.kafka.connect.json.JsonConverter"),
-        ("value.converter", "org.apache.kafka.connect.json.JsonConverter"),
-        ("offset.flush.interval.ms", "100"),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), v.to_string()))
-    .collect();
-    let worker =
-        Worker::with_cluster(WorkerConfig::from_props(&worker_props).unwrap(), registry(), cluster.clone())
-            .await
-            .unwrap();
+    let worker = worker(&cluster).await;
     let mut cdc: HashMap<String, String> = pg.connector_props("source", "shop").into_iter().collect();
     cdc.insert("name".into(), "cdc".into());
     cdc.insert("table.include.list".into(), "public.orders".into());
@@ -657,18 +662,7 @@ async fn rows_the_table_refuses_go_to_the_dead_letter_queue_with_the_postgres_er
         }
         producer.send(ProducerRecord::new("rows").partition(0).key(key).value(value)).await.unwrap();
     }
-    let worker_props: BTreeMap<String, String> = [
-        ("key.converter", "org.apache.kafka.connect.json.JsonConverter"),
-        ("value.converter", "org.apache.kafka.connect.json.JsonConverter"),
-        ("offset.flush.interval.ms", "100"),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), v.to_string()))
-    .collect();
-    let worker =
-        Worker::with_cluster(WorkerConfig::from_props(&worker_props).unwrap(), registry(), cluster.clone())
-            .await
-            .unwrap();
+    let worker = worker(&cluster).await;
     let mut props = sink_props(
         &pg,
         "shop",
