@@ -44,7 +44,7 @@ use crate::store::cache::EntryContext;
 use crate::store::rocks::Segmenting;
 use crate::store::state::StoreHandle;
 use crate::store::typed::serde_error;
-use crate::store::window_cache::window_key;
+use crate::store::window_cache::{window_key, window_key_into};
 use crate::store::{ordered_time, ordered_time_of, put_len};
 use crate::window::millis;
 use crate::window::KeyTime;
@@ -235,6 +235,9 @@ struct StreamStreamJoin<K, V1, V2, VR> {
     /// known (after a restart), `Some(None)` when none waits.
     earliest_pending: Option<Option<i64>>,
     key: Vec<u8>,
+    /// Window-store keys built per record (the record's own, then the
+    /// bounds of the other side's range), reusing their allocations.
+    bounds: (Vec<u8>, Vec<u8>),
 }
 
 /// `close ‖ side ‖ key ‖ seq`, the shared store's key, where `close` is
@@ -402,12 +405,12 @@ where
         self.seq = self.seq.wrapping_add(1);
         let seq = self.seq;
         let context = Self::entry(ctx, timestamp, &headers);
-        ctx.stores.put(
-            self.stores.windows[this],
-            &window_key(&self.key, timestamp, seq),
-            Some(bytes.clone()),
-            context,
-        );
+        // A copy only for a record that may wait for its window to close
+        // (left and outer joins).
+        let waiting_bytes =
+            (self.kind.outer(side == LEFT) && self.stores.shared.is_some()).then(|| bytes.clone());
+        window_key_into(&mut self.bounds.0, &self.key, timestamp, seq);
+        ctx.stores.put(self.stores.windows[this], &self.bounds.0, Some(bytes), context);
 
         // The other side's records within the window.
         let (from, to) = if side == LEFT {
@@ -416,9 +419,9 @@ where
             (timestamp.saturating_sub(self.windows.after), timestamp.saturating_add(self.windows.before))
         };
         let n = self.key.len();
-        let lower = window_key(&self.key, from.max(0), 0);
-        let upper = window_key(&self.key, to.saturating_add(1), 0);
-        let matches = ctx.stores.range(self.stores.windows[other], &lower, Some(&upper))?;
+        window_key_into(&mut self.bounds.0, &self.key, from.max(0), 0);
+        window_key_into(&mut self.bounds.1, &self.key, to.saturating_add(1), 0);
+        let matches = ctx.stores.range(self.stores.windows[other], &self.bounds.0, Some(&self.bounds.1))?;
         let other_outer = self.kind.outer(other == 0);
         let (other_topic, other_name) =
             (Arc::clone(&self.stores.topics[other]), Arc::clone(&self.stores.names[other]));
@@ -455,7 +458,7 @@ where
             if let Some((shared, _, _)) = self.stores.shared {
                 let context = Self::entry(ctx, timestamp, &headers);
                 let close = timestamp.saturating_add(self.extent(side));
-                ctx.stores.put(shared, &pending_key(close, side, &self.key, seq), Some(bytes), context);
+                ctx.stores.put(shared, &pending_key(close, side, &self.key, seq), waiting_bytes, context);
                 if let Some(known) = self.earliest_pending.as_mut() {
                     *known = Some(known.map_or(close, |c| c.min(close)));
                 }
@@ -669,6 +672,7 @@ where
                 seq: initial_seq(),
                 earliest_pending: None,
                 key: Vec::new(),
+                bounds: (Vec::new(), Vec::new()),
             });
             Ok(Box::new(processor) as Erased)
         });

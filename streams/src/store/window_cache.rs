@@ -71,10 +71,16 @@ fn split(key: &[u8]) -> Option<(&[u8], i64, u32)> {
 /// `key ‖ time ‖ seq`, a join window store's key.
 pub(crate) fn window_key(key: &[u8], time: i64, seq: u32) -> Vec<u8> {
     let mut out = Vec::with_capacity(key.len() + 12);
+    window_key_into(&mut out, key, time, seq);
+    out
+}
+
+/// [`window_key`] into `out` (cleared first), reusing its allocation.
+pub(crate) fn window_key_into(out: &mut Vec<u8>, key: &[u8], time: i64, seq: u32) {
+    out.clear();
     out.extend_from_slice(key);
     out.extend_from_slice(&time.to_be_bytes());
     out.extend_from_slice(&seq.to_be_bytes());
-    out
 }
 
 /// Where a cached entry lives: its record key, time and sequence.
