@@ -1456,3 +1456,31 @@ async fn a_versioned_table_is_restored_with_its_history() {
     }
     cluster.close().await;
 }
+
+/// Interactive window fetches see updates the record cache holds before
+/// any commit (Kafka's caching window store merges its cache into
+/// fetches): a windowed count with a one-minute commit interval is read
+/// right after processing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_window_fetch_sees_counts_not_yet_committed() {
+    use runnel_streams::{Grouped, Materialized, StoreQueryParameters, TimeWindows};
+    let cluster = TestCluster::open(false).await;
+    create(&cluster.client, "taps", 1).await;
+    let mut b = StreamsBuilder::new();
+    b.stream::<String, String>("taps", Consumed::with(Serdes::string(), Serdes::string()))
+        .group_by_key(Grouped::with(Serdes::string(), Serdes::string()))
+        .windowed_by(TimeWindows::of_size_with_no_grace(Duration::from_secs(10)))
+        .count(Materialized::as_("tap-counts"));
+    let config = config("taps", &cluster).with_commit_interval(Duration::from_secs(60));
+    let streams = Streams::new(b.build().unwrap(), config, cluster.client.clone()).unwrap();
+    streams.start().await.unwrap();
+    produce_at(&cluster.client, "taps", Some(1_000), (0..3).map(|i| ("k".to_string(), i.to_string()))).await;
+    produce_at(&cluster.client, "taps", Some(12_000), [("k".to_string(), "x".to_string())]).await;
+    wait_for_processed(&[&streams], 4).await;
+    let store = streams
+        .window_store(StoreQueryParameters::from_name("tap-counts", Serdes::string(), Serdes::i64()))
+        .unwrap();
+    assert_eq!(store.fetch(&"k".to_string(), 0).unwrap(), Some(3));
+    assert_eq!(store.fetch_range(&"k".to_string(), 0, 20_000).unwrap(), vec![(0, 3), (10_000, 1)]);
+    streams.close().await.unwrap();
+}

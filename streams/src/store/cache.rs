@@ -238,21 +238,29 @@ impl RecordCache {
         RecordCache { max_bytes, ordered: Some(BTreeSet::new()), ..RecordCache::default() }
     }
 
-    /// Cached keys from `from` (inclusive) to `to` (exclusive; `None` = no
-    /// bound) with their values, in key order. Empty unless the cache was
-    /// made with [`new_ordered`](Self::new_ordered).
-    pub(crate) fn range<'a>(
-        &'a self,
-        from: &[u8],
-        to: Option<&[u8]>,
-    ) -> impl Iterator<Item = (&'a [u8], Option<&'a [u8]>)> + 'a {
+    /// Unflushed keys from `from` (inclusive) to `to` (exclusive; `None` =
+    /// no bound) with their values, in key order. A cache made with
+    /// [`new_ordered`](Self::new_ordered) finds them in its key order; any
+    /// other looks at every unflushed entry (its ranges are interactive
+    /// queries and Processor API reads, not a DSL operator's per-record
+    /// path).
+    pub(crate) fn range<'a>(&'a self, from: &[u8], to: Option<&[u8]>) -> Vec<(&'a [u8], Option<&'a [u8]>)> {
         use std::ops::Bound;
-        let upper = to.map_or(Bound::Unbounded, |t| Bound::Excluded(t.to_vec()));
-        let bounds = (Bound::Included(from.to_vec()), upper);
-        self.ordered.iter().flat_map(move |set| set.range::<Vec<u8>, _>(bounds.clone())).map(|key| {
-            let entry = &self.entries[self.index[key]];
-            (entry.key.as_slice(), entry.value.as_deref())
-        })
+        let pair = |e: &'a DirtyEntry| (e.key.as_slice(), e.value.as_deref());
+        match &self.ordered {
+            Some(set) => {
+                let upper = to.map_or(Bound::Unbounded, |t| Bound::Excluded(t.to_vec()));
+                let bounds = (Bound::Included(from.to_vec()), upper);
+                set.range::<Vec<u8>, _>(bounds).map(|key| pair(&self.entries[self.index[key]])).collect()
+            }
+            None => {
+                let within =
+                    |e: &&DirtyEntry| e.key.as_slice() >= from && to.is_none_or(|t| e.key.as_slice() < t);
+                let mut out: Vec<_> = self.entries.iter().filter(within).map(pair).collect();
+                out.sort_unstable_by(|a, b| a.0.cmp(b.0));
+                out
+            }
+        }
     }
 
     /// The latest cached value of `key`: `Some(None)` for a cached delete,
@@ -452,7 +460,7 @@ impl StoreCache {
             StoreCache::Records(c) if from.is_empty() && to.is_none() => {
                 c.entries().for_each(|(k, v)| apply(k, v));
             }
-            StoreCache::Records(c) => c.range(from, to).for_each(|(k, v)| apply(k, v)),
+            StoreCache::Records(c) => c.range(from, to).into_iter().for_each(|(k, v)| apply(k, v)),
             StoreCache::Windows(c) => c.overlay(from, to, entries),
         }
     }
@@ -558,6 +566,21 @@ mod tests {
     }
 
     #[test]
+    fn a_range_over_an_unordered_cache_sees_its_unflushed_entries_in_key_order() {
+        // A time-window aggregation's store: interactive window fetches
+        // range over it between flushes.
+        let mut cache = RecordCache::new(1 << 20);
+        for key in [&b"b2"[..], b"a", b"b1", b"c"] {
+            cache.put(key, Some(key.to_vec()), ctx(0), None);
+        }
+        cache.put(b"b1", None, ctx(1), None);
+        assert_eq!(cache.range(b"b", Some(b"c")), vec![(&b"b1"[..], None), (&b"b2"[..], Some(&b"b2"[..]))]);
+        assert_eq!(cache.range(b"b", None).len(), 3);
+        cache.drain();
+        assert!(cache.range(b"", None).is_empty());
+    }
+
+    #[test]
     fn put_reports_when_the_budget_is_exceeded() {
         let mut cache = RecordCache::new(2 * ENTRY_OVERHEAD + 12);
         assert!(!cache.put(b"k1", Some(vec![0; 4]), ctx(0), None));
@@ -570,11 +593,11 @@ mod tests {
             ordered.put(key, Some(key.to_vec()), ctx(0), None);
         }
         ordered.put(b"b1", None, ctx(1), None);
-        let range: Vec<_> = ordered.range(b"b", Some(b"c")).collect();
+        let range = ordered.range(b"b", Some(b"c"));
         assert_eq!(range, vec![(&b"b1"[..], None), (&b"b2"[..], Some(&b"b2"[..]))]);
-        assert_eq!(ordered.range(b"b", None).count(), 3);
+        assert_eq!(ordered.range(b"b", None).len(), 3);
         ordered.drain();
-        assert_eq!(ordered.range(b"", None).count(), 0);
+        assert_eq!(ordered.range(b"", None).len(), 0);
         let mut disabled = RecordCache::new(0);
         assert!(disabled.put(b"k", None, ctx(0), None), "a zero budget flushes after every record");
     }
