@@ -732,3 +732,70 @@ async fn rows_the_table_refuses_go_to_the_dead_letter_queue_with_the_postgres_er
     worker.shutdown().await.unwrap();
     cluster.close().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_reduction_buffer_writes_each_keys_last_change_and_identifiers_keep_their_case_when_quoted() {
+    let pg = postgres_or_skip!();
+    let admin = pg.client("postgres").await;
+    admin.batch_execute("CREATE DATABASE shop").await.unwrap();
+    let db = pg.client("shop").await;
+    // Every row written is logged, to count the writes a batch makes.
+    db.batch_execute(
+        "CREATE TABLE shop_public_orders (id integer PRIMARY KEY, customer text, total numeric(10,2));
+         CREATE TABLE writes (id integer, op text);
+         CREATE FUNCTION log_write() RETURNS trigger AS $$ BEGIN
+           INSERT INTO writes VALUES (coalesce(NEW.id, OLD.id), TG_OP); RETURN NULL; END $$ LANGUAGE plpgsql;
+         CREATE TRIGGER writes AFTER INSERT OR UPDATE OR DELETE ON shop_public_orders
+           FOR EACH ROW EXECUTE FUNCTION log_write();",
+    )
+    .await
+    .unwrap();
+    let batch = || {
+        vec![
+            event(0, "c", 1, Some(row(1, "v1", 1))),
+            event(1, "d", 1, None),
+            event(2, "c", 1, Some(row(1, "v2", 2))),
+            event(3, "c", 2, Some(row(2, "x", 3))),
+            event(4, "d", 2, None),
+            event(5, "u", 1, Some(row(1, "v3", 4))),
+        ]
+    };
+    let keys = [("insert.mode", "upsert"), ("primary.key.mode", "record_key"), ("delete.enabled", "true")];
+    let mut plain = sink_props(&pg, "shop", &keys);
+    plain.insert("name".into(), "plain".into());
+    let mut task = started(&plain).await.unwrap();
+    put(&mut *task, batch()).await.unwrap();
+    let count = |id: i32| format!("SELECT count(*)::text FROM writes WHERE id = {id}");
+    assert_eq!(rows(&db, &count(1)).await, ["4"], "every change of key 1 written in order");
+    assert_eq!(rows(&db, "SELECT id::text, customer FROM shop_public_orders").await, ["1|v3"]);
+    db.batch_execute("TRUNCATE writes; DELETE FROM shop_public_orders; TRUNCATE writes").await.unwrap();
+    let mut reducing = sink_props(&pg, "shop", &keys);
+    reducing.insert("name".into(), "reducing".into());
+    reducing.insert("use.reduction.buffer".into(), "true".into());
+    let mut task = started(&reducing).await.unwrap();
+    put(&mut *task, batch()).await.unwrap();
+    assert_eq!(rows(&db, &count(1)).await, ["1"], "only key 1's last change is written");
+    assert_eq!(rows(&db, &count(2)).await, ["0"], "key 2's last change deletes a row that is not there");
+    assert_eq!(rows(&db, "SELECT id::text, customer FROM shop_public_orders").await, ["1|v3"]);
+
+    // quote.identifiers keeps the case of table and column names.
+    let schema = SchemaBuilder::structure().field("Id", Schema::of(SchemaType::Int32)).build().unwrap();
+    let record = |topic: &str| SinkRecord {
+        record: ConnectRecord::new(topic, Value::Null).with_value(
+            Some(schema.clone()),
+            Value::Struct(Struct::with_values(schema.clone(), vec![Value::Int32(7)]).unwrap()),
+        ),
+        original: TopicPartition::new(topic, 0),
+        offset: 0,
+        raw: None,
+    };
+    for (quoted, topic) in [("true", "Mixed.Case"), ("false", "Lower.Case")] {
+        let mut props =
+            sink_props(&pg, "shop", &[("schema.evolution", "basic"), ("quote.identifiers", quoted)]);
+        props.insert("name".into(), format!("quoted-{quoted}"));
+        let mut task = started(&props).await.unwrap();
+        put(&mut *task, vec![record(topic)]).await.unwrap();
+    }
+    assert_eq!(rows(&db, "SELECT \"Id\"::text FROM \"Mixed_Case\"").await, ["7"]);
+    assert_eq!(rows(&db, "SELECT id::text FROM lower_case").await, ["7"]);
+}
