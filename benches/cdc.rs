@@ -21,6 +21,8 @@
 
 #[path = "../connectors/tests/support/postgres.rs"]
 mod postgres;
+#[path = "support/rss.rs"]
+mod rss;
 
 use std::collections::HashMap;
 use std::process::Command;
@@ -41,15 +43,6 @@ const TARGET_CHANGES_PER_S: f64 = 100_000.0;
 
 fn env_or(key: &str, default: u64) -> u64 {
     std::env::var(key).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
-}
-
-fn peak_rss_mib() -> f64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-        .map_or(f64::NAN, |kb| kb / 1024.0)
 }
 
 /// One transaction of 1,000 changes on rows `[base, base + 1000)`: 600
@@ -186,7 +179,10 @@ async fn main() {
         log_bytes as f64 / secs / 1e6
     );
     println!("ratio to pg_recvlogical: {:.2} (target >= 0.70)", rate / reference_rate);
-    println!("peak RSS after the throughput run: {:.0} MiB (max.queue.size = {max_queue})", peak_rss_mib());
+    println!(
+        "peak RSS after the throughput run: {:.0} MiB (max.queue.size = {max_queue})",
+        rss::peak_rss_mib()
+    );
 
     // 3. Latency at a paced 20,000 changes/s. The throughput run left
     // hundreds of MB of dirty pages (the log, PostgreSQL's WAL); they are
@@ -237,7 +233,7 @@ async fn main() {
         p99.as_secs_f64() * 1e3,
         max.as_secs_f64() * 1e3
     );
-    println!("peak RSS: {:.0} MiB", peak_rss_mib());
+    println!("peak RSS: {:.0} MiB", rss::peak_rss_mib());
     worker.shutdown().await.unwrap();
     cluster.close().await.unwrap();
     let met = |ok: bool| if ok { "met" } else { "MISSED" };

@@ -24,6 +24,9 @@
 //!
 //! `cargo bench --bench connect`; `RUNNEL_BENCH_LINES=N` for another size.
 
+#[path = "support/rss.rs"]
+mod rss;
+
 use std::io::{BufRead, BufReader, BufWriter, Read, Write};
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -117,16 +120,6 @@ fn read_full(f: &mut std::fs::File, buf: &mut [u8]) -> usize {
     filled
 }
 
-/// Peak resident set size of this process in MiB (`VmHWM`).
-fn peak_rss_mib() -> f64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-        .map_or(f64::NAN, |kb| kb / 1024.0)
-}
-
 /// CPU time this process has used (user + system), in seconds.
 fn cpu_seconds() -> f64 {
     let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
@@ -167,7 +160,7 @@ async fn main() {
     let start = Instant::now();
     let size = generate(&input, n);
     println!("input written in {:.1} s ({:.0} MB)", start.elapsed().as_secs_f64(), size as f64 / 1e6);
-    println!("peak RSS after generating the input: {:.0} MiB", peak_rss_mib());
+    println!("peak RSS after generating the input: {:.0} MiB", rss::peak_rss_mib());
 
     // The reference, on a warm page cache like the pipeline.
     let (copy_secs, copy_lines) = raw_copy(&input, &copy);
@@ -247,7 +240,7 @@ async fn main() {
     let out_size = std::fs::metadata(&output).unwrap().len();
     let (identical, hash) = same_bytes(&input, &output);
     let verified = start.elapsed();
-    let rss = peak_rss_mib();
+    let rss = rss::peak_rss_mib();
     worker.shutdown().await.unwrap();
     cluster.close().await.unwrap();
 

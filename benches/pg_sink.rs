@@ -18,6 +18,8 @@
 
 #[path = "../connectors/tests/support/postgres.rs"]
 mod postgres;
+#[path = "support/rss.rs"]
+mod rss;
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
@@ -38,15 +40,6 @@ const PARTITIONS: i32 = 4;
 
 fn payload(i: u64) -> String {
     format!("{:032x}{:032x}abcdefghijklmnopqrstuvwxyz0123456789", i.wrapping_mul(0x9e37_79b9_7f4a_7c15), i)
-}
-
-fn peak_rss_mib() -> f64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-        .map_or(f64::NAN, |kb| kb / 1024.0)
 }
 
 #[tokio::main]
@@ -215,6 +208,6 @@ async fn main() {
         if best >= 0.5 * copy_rate && best >= 100_000.0 { "met" } else { "MISSED" },
         best / copy_rate
     );
-    println!("peak RSS: {:.0} MiB", peak_rss_mib());
+    println!("peak RSS: {:.0} MiB", rss::peak_rss_mib());
     cluster.close().await.unwrap();
 }
