@@ -50,6 +50,63 @@ pub struct JsonConverter {
     replace_null_with_default: bool,
     /// The JSON of the schemas written lately (`schemas.cache.size`).
     schema_cache: SchemaCache,
+    /// The schemas read lately, by their JSON.
+    read_cache: ReadSchemaCache,
+}
+
+/// Connect schemas of the envelope `schema` objects read lately, most
+/// recent first (Kafka's `toConnectSchemaCache`): a topic's messages repeat
+/// one schema, and building it anew for each message, then dropping it,
+/// cost more than parsing the payload. Compared by value, so at most
+/// [`READ_CACHE_MAX`] entries.
+struct ReadSchemaCache {
+    entries: std::sync::Mutex<Vec<(Json, Option<Schema>)>>,
+    capacity: usize,
+}
+
+/// The most schemas the read cache compares a message's against.
+const READ_CACHE_MAX: usize = 16;
+
+impl ReadSchemaCache {
+    fn new(capacity: usize) -> Self {
+        ReadSchemaCache {
+            entries: std::sync::Mutex::new(Vec::new()),
+            capacity: capacity.clamp(1, READ_CACHE_MAX),
+        }
+    }
+
+    /// The schema of `json`, built by `build` the first time.
+    fn get_or_build(
+        &self,
+        json: &Json,
+        build: impl FnOnce() -> Result<Option<Schema>, String>,
+    ) -> Result<Option<Schema>, String> {
+        let mut entries = self.entries.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(at) = entries.iter().position(|(j, _)| j == json) {
+            let schema = entries[at].1.clone();
+            if at > 0 {
+                let hit = entries.remove(at);
+                entries.insert(0, hit);
+            }
+            return Ok(schema);
+        }
+        let schema = build()?;
+        entries.insert(0, (json.clone(), schema.clone()));
+        entries.truncate(self.capacity);
+        Ok(schema)
+    }
+}
+
+impl Clone for ReadSchemaCache {
+    fn clone(&self) -> Self {
+        ReadSchemaCache::new(self.capacity)
+    }
+}
+
+impl std::fmt::Debug for ReadSchemaCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReadSchemaCache").field("capacity", &self.capacity).finish_non_exhaustive()
+    }
 }
 
 impl Default for JsonConverter {
@@ -59,6 +116,7 @@ impl Default for JsonConverter {
             decimal_format: DecimalFormat::Base64,
             replace_null_with_default: true,
             schema_cache: SchemaCache::new(DEFAULT_SCHEMA_CACHE_SIZE),
+            read_cache: ReadSchemaCache::new(DEFAULT_SCHEMA_CACHE_SIZE),
         }
     }
 }
@@ -570,6 +628,7 @@ impl Converter for JsonConverter {
         };
         let cache_size = parsed.get_int("schemas.cache.size").unwrap_or(DEFAULT_SCHEMA_CACHE_SIZE as i32);
         self.schema_cache = SchemaCache::new(usize::try_from(cache_size).unwrap_or(1));
+        self.read_cache = ReadSchemaCache::new(usize::try_from(cache_size).unwrap_or(1));
         Ok(())
     }
 
@@ -631,7 +690,11 @@ impl Converter for JsonConverter {
                     .into(),
             ));
         }
-        let schema = self.as_connect_schema(json.get("schema").unwrap_or(&Json::Null)).map_err(fail)?;
+        let schema_json = json.get("schema").unwrap_or(&Json::Null);
+        let schema = self
+            .read_cache
+            .get_or_build(schema_json, || self.as_connect_schema(schema_json))
+            .map_err(fail)?;
         let value = self
             .to_connect_value(schema.as_ref(), json.get("payload").unwrap_or(&Json::Null), "")
             .map_err(fail)?;

@@ -246,6 +246,31 @@ mod tests {
         out
     }
 
+    #[test]
+    fn messages_with_one_schema_share_one_connect_schema_and_others_get_their_own() {
+        let c = JsonConverter::new();
+        let message = |id: i64, kind: &str| {
+            format!(
+                r#"{{"schema":{{"type":"struct","name":"r","fields":[{{"field":"id","type":"{kind}"}}]}},"payload":{{"id":{id}}}}}"#
+            )
+        };
+        let read = |text: String| c.to_connect("t", Some(text.as_bytes())).unwrap();
+        let (a, b) = (read(message(1, "int64")), read(message(2, "int64")));
+        let (sa, sb) = (a.schema.unwrap(), b.schema.unwrap());
+        assert_eq!(sa.identity(), sb.identity(), "the second message reuses the first's schema");
+        let other = read(message(3, "int32"));
+        assert_eq!(
+            other.schema.as_ref().unwrap().field("id").unwrap().schema().schema_type(),
+            SchemaType::Int32
+        );
+        assert_eq!(other.value.as_struct().unwrap().get("id").unwrap(), &Value::Int32(3));
+        assert_eq!(b.value.as_struct().unwrap().get("id").unwrap(), &Value::Int64(2));
+        // A bad schema is an error every time, not remembered.
+        let bad = r#"{"schema":{"type":"nope"},"payload":1}"#;
+        assert!(c.to_connect("t", Some(bad.as_bytes())).is_err());
+        assert!(c.to_connect("t", Some(bad.as_bytes())).is_err());
+    }
+
     /// A struct with every type, nesting, escapes, defaults and nulls.
     fn sample() -> (Schema, Value) {
         let inner = SchemaBuilder::structure()
