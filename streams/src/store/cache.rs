@@ -288,8 +288,8 @@ impl RecordCache {
 
     /// Records the latest value of `key`. Returns whether the cache is now
     /// over its budget (the task then flushes it after the current record).
-    #[inline]
     /// `old` is the key's stored value if the caller just read it.
+    #[inline]
     pub(crate) fn put(
         &mut self,
         key: &[u8],

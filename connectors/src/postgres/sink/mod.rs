@@ -179,6 +179,12 @@ impl PostgresSinkTask {
             }
             tracing::warn!(connector = %self.connector, "connection to PostgreSQL lost; connecting again");
         }
+        Ok(self.connect().await?.0)
+    }
+
+    /// A new connection, and what its offsets table shows applied (which
+    /// `next` now covers: what is on its way stays ahead of it).
+    async fn connect(&mut self) -> Result<(Writer, BTreeMap<TopicPartition, i64>), TaskError> {
         let config = self.config()?;
         let client =
             config.connection.connect_sql().await.map_err(|e| {
@@ -186,12 +192,11 @@ impl PostgresSinkTask {
             })?;
         let mut writer = Writer::new(client, config.connection.address());
         let applied = writer.load_offsets(&self.connector).await.map_err(|e| self.explain(e))?;
-        // What is on its way stays ahead of what the table holds.
-        for (tp, next) in applied {
-            let known = self.next.entry(tp).or_insert(next);
+        for (tp, &next) in &applied {
+            let known = self.next.entry(tp.clone()).or_insert(next);
             *known = (*known).max(next);
         }
-        Ok(writer)
+        Ok((writer, applied))
     }
 
     /// Waits for the batch in flight. A failure worth retrying keeps the
@@ -221,23 +226,17 @@ impl PostgresSinkTask {
     /// after a reconnect, without what the offsets table shows applied.
     async fn write_failed(&mut self) -> Result<(), TaskError> {
         let Some(batch) = self.failed.take() else { return Ok(()) };
-        let mut writer = match self.writer().await {
-            Ok(writer) => writer,
+        // Always a new connection (the failed write's is gone): its reading
+        // of the offsets table says what of the batch committed after all.
+        self.writer = None;
+        let (writer, applied) = match self.connect().await {
+            Ok(connected) => connected,
             Err(e) => {
                 self.failed = Some(batch);
                 return Err(e);
             }
         };
-        let applied = writer.load_offsets(&self.connector).await;
-        let batch = match applied {
-            Ok(applied) => batch.without_applied(&applied),
-            Err(e) => {
-                self.writer = Some(writer);
-                self.failed = Some(batch);
-                return Err(self.explain(e));
-            }
-        };
-        self.in_flight = Some(self.spawn_write(writer, batch)?);
+        self.in_flight = Some(self.spawn_write(writer, batch.without_applied(&applied))?);
         self.settle().await
     }
 

@@ -36,8 +36,8 @@ const COPY_FROM_ROWS: usize = 16;
 
 /// What a batch's transaction runs, in order.
 enum Step {
-    /// A statement and its text parameters.
-    Sql(String, Vec<Option<String>>),
+    /// A prepared statement and its text parameters.
+    Sql(tokio_postgres::Statement, Vec<Option<String>>),
     /// `COPY` of rows into a temporary table (emptied at commit), then a
     /// statement that moves them into the target, then the table emptied.
     Copy { copy: String, data: Bytes, then: String, empty: String },
@@ -321,36 +321,24 @@ impl Writer {
             let per_statement = config.batch_size.min(MAX_PARAMS / columns_of(run[0]).max(1)).max(1);
             for chunk in run.chunks(per_statement) {
                 let (sql, params) = self.build(chunk, config.insert_mode)?;
-                steps.push(Step::Sql(sql, params));
+                steps.push(Step::Sql(self.statement(sql).await?, params));
             }
-        }
-        let mut prepared = Vec::with_capacity(steps.len());
-        for step in steps {
-            prepared.push(match step {
-                Step::Sql(sql, params) => {
-                    (Some(self.statement(sql).await?), Step::Sql(String::new(), params))
-                }
-                copy => (None, copy),
-            });
         }
         let address = self.address.clone();
         let tx = self.client.transaction().await.map_err(pg(&address))?;
-        for (statement, step) in &prepared {
-            match (statement, step) {
-                (Some(statement), Step::Sql(_, params)) => {
-                    let refs: Vec<&(dyn ToSql + Sync)> =
-                        params.iter().map(|p| p as &(dyn ToSql + Sync)).collect();
-                    tx.execute(statement, &refs).await.map_err(pg(&address))?;
+        for step in steps {
+            match step {
+                Step::Sql(statement, params) => {
+                    tx.execute(&statement, &text_params(&params)).await.map_err(pg(&address))?;
                 }
-                (_, Step::Copy { copy, data, then, empty }) => {
+                Step::Copy { copy, data, then, empty } => {
                     let sink = tx.copy_in::<_, Bytes>(copy.as_str()).await.map_err(pg(&address))?;
                     futures::pin_mut!(sink);
-                    sink.send(data.clone()).await.map_err(pg(&address))?;
+                    sink.send(data).await.map_err(pg(&address))?;
                     sink.as_mut().finish().await.map_err(pg(&address))?;
-                    tx.batch_execute(then).await.map_err(pg(&address))?;
-                    tx.batch_execute(empty).await.map_err(pg(&address))?;
+                    tx.batch_execute(&then).await.map_err(pg(&address))?;
+                    tx.batch_execute(&empty).await.map_err(pg(&address))?;
                 }
-                (None, Step::Sql(..)) => unreachable!("statements are prepared above"),
             }
         }
         upsert_offsets(&tx, connector, next_offsets).await.map_err(pg(&address))?;
@@ -396,8 +384,7 @@ impl Writer {
         for (i, statement) in statements {
             let Some((statement, params)) = statement else { continue };
             tx.batch_execute("SAVEPOINT runnel_row").await.map_err(pg(&address))?;
-            let refs: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| p as &(dyn ToSql + Sync)).collect();
-            match tx.execute(&statement, &refs).await.map_err(pg(&address)) {
+            match tx.execute(&statement, &text_params(&params)).await.map_err(pg(&address)) {
                 Ok(_) => tx.batch_execute("RELEASE SAVEPOINT runnel_row").await.map_err(pg(&address))?,
                 Err(e) if e.is_row_error() => {
                     tx.batch_execute("ROLLBACK TO SAVEPOINT runnel_row").await.map_err(pg(&address))?;
@@ -618,6 +605,11 @@ fn copy_escape(out: &mut BytesMut, text: &str) {
     }
 }
 
+/// Text parameters as `execute` takes them.
+fn text_params(params: &[Option<String>]) -> Vec<&(dyn ToSql + Sync)> {
+    params.iter().map(|p| p as &(dyn ToSql + Sync)).collect()
+}
+
 fn names(columns: &[Column]) -> Vec<&str> {
     columns.iter().map(|c| c.name.as_str()).collect()
 }
@@ -626,8 +618,11 @@ fn columns_of(change: &Change) -> usize {
     change.key.len() + change.values.len()
 }
 
+/// A key's columns as text (`None`: NULL), to compare keys.
+type KeyText = Vec<Option<String>>;
+
 /// A change's key as text, to compare keys.
-fn key_text(change: &Change) -> Result<Vec<Option<String>>, WriteError> {
+fn key_text(change: &Change) -> Result<KeyText, WriteError> {
     change
         .key
         .iter()
@@ -640,29 +635,30 @@ fn key_text(change: &Change) -> Result<Vec<Option<String>>, WriteError> {
 /// `use.reduction.buffer`: of the changes to one key of one table between
 /// truncates, only the last is kept (in its place).
 fn reduce(changes: Vec<&Change>) -> Vec<&Change> {
-    let mut last: HashMap<(TableName, Vec<Option<String>>, usize), usize> = HashMap::new();
+    // Each keyed change's identity: table, key (`None` when it cannot be
+    // written as text: the change is dropped) and truncate epoch.
     let mut epoch = 0;
-    let mut epochs = Vec::with_capacity(changes.len());
-    for (i, change) in changes.iter().enumerate() {
-        if change.op == Op::Truncate {
-            epoch += 1;
-        }
-        epochs.push(epoch);
-        if change.op != Op::Truncate && !change.key.is_empty() {
-            if let Ok(key) = key_text(change) {
-                last.insert((change.table.clone(), key, epoch), i);
+    let ids: Vec<Option<(&TableName, Option<KeyText>, usize)>> = changes
+        .iter()
+        .map(|change| {
+            if change.op == Op::Truncate {
+                epoch += 1;
+                return None;
             }
+            (!change.key.is_empty()).then(|| (&change.table, key_text(change).ok(), epoch))
+        })
+        .collect();
+    let mut last = HashMap::new();
+    for (i, id) in ids.iter().enumerate() {
+        if let Some(id @ (_, Some(_), _)) = id {
+            last.insert(id, i);
         }
     }
     changes
-        .into_iter()
+        .iter()
+        .zip(&ids)
         .enumerate()
-        .filter(|(i, change)| {
-            if change.op == Op::Truncate || change.key.is_empty() {
-                return true;
-            }
-            key_text(change).ok().and_then(|k| last.get(&(change.table.clone(), k, epochs[*i]))) == Some(i)
-        })
-        .map(|(_, c)| c)
+        .filter(|(i, (_, id))| id.as_ref().is_none_or(|id| last.get(id) == Some(i)))
+        .map(|(_, (change, _))| *change)
         .collect()
 }
