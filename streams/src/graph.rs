@@ -165,11 +165,12 @@ pub(crate) struct StoreDef {
     /// windows, buffers, versions) that the interactive-query views cannot
     /// read.
     pub(crate) internal: bool,
-    /// Whether the store is a stream-stream join's window store, read one
-    /// key's time range per record: its cache is a
-    /// [`WindowCache`](crate::store::window_cache::WindowCache), which
-    /// keeps flushed entries readable.
-    pub(crate) window_cache: bool,
+    /// For a stream-stream join's window store, read one key's time range
+    /// per record: the join's name and the store's side (0 or 1). Its cache
+    /// is that side of a [`WindowCache`](crate::store::window_cache::WindowCache)
+    /// shared with the join's other window store, which keeps flushed
+    /// entries readable.
+    pub(crate) window_cache: Option<(String, usize)>,
 }
 
 /// A store's serdes with their types erased; a typed handle downcasts
@@ -234,7 +235,7 @@ impl Graph {
             timestamped: false,
             typed: None,
             internal: false,
-            window_cache: false,
+            window_cache: None,
         });
     }
 

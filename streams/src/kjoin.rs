@@ -595,12 +595,12 @@ where
         // Each window store keeps a record for as long as one of the other
         // side may still join it.
         let retention = windows.before.saturating_add(windows.after).saturating_add(windows.grace).max(1);
-        for store in [&this_store, &other_store] {
+        for (side, store) in [&this_store, &other_store].into_iter().enumerate() {
             graph.add_store(store, true);
             graph.set_store_internal(store);
             graph.set_store_layout(store, Segmenting::new(retention, KeyTime::WindowStart), true, false);
             if let Some(def) = graph.store_mut(store) {
-                def.window_cache = true;
+                def.window_cache = Some((base.clone(), side));
             }
         }
         if let Some(shared) = &shared_store {

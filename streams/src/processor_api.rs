@@ -162,7 +162,7 @@ impl<K: 'static, V: 'static> StoreBuilder<K, V> {
             timestamped: false,
             typed: Some(TypedSerdes(Arc::new(serdes))),
             internal: false,
-            window_cache: false,
+            window_cache: None,
         }
     }
 }

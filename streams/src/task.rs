@@ -349,7 +349,8 @@ impl StreamTask {
     /// RocksDB failures ([`StreamsError::Store`]), collector errors, and
     /// errors of the processors the flushed records reach.
     pub(crate) fn flush(&mut self, collector: &mut dyn RecordCollector) -> Result<(), StreamsError> {
-        while let Some(slot) = self.stores.slots.iter().position(|s| !s.cache.is_empty()) {
+        while let Some(slot) = self.stores.slots.iter().position(|s| !s.cache.is_empty(&self.stores.windows))
+        {
             for index in slot..self.stores.slots.len() {
                 self.flush_store(StoreHandle(index), collector)?;
             }
@@ -365,10 +366,10 @@ impl StreamTask {
     ) -> Result<(), StreamsError> {
         let StreamTask { id, topics, stores, listeners, stream_time, metrics, .. } = self;
         let slot = &mut stores.slots[store.0];
-        if slot.cache.is_empty() {
+        if slot.cache.is_empty(&stores.windows) {
             return Ok(());
         }
-        let mut entries = slot.cache.drain();
+        let mut entries = slot.cache.drain(&mut stores.windows);
         slot.last_miss.get_mut().take();
         let olds = match listeners[store.0] {
             Some(_) => entries
@@ -493,11 +494,11 @@ impl StreamTask {
         value: Option<&[u8]>,
     ) -> Result<(), StreamsError> {
         let id = self.id;
-        let slot =
-            self.stores.slots.iter_mut().find(|s| s.changelog == changelog_topic).ok_or_else(|| {
-                StreamsError::UnknownChangelog { task: id.to_string(), topic: changelog_topic.to_string() }
-            })?;
-        slot.cache.bypassed(key);
+        let stores = &mut self.stores;
+        let slot = stores.slots.iter_mut().find(|s| s.changelog == changelog_topic).ok_or_else(|| {
+            StreamsError::UnknownChangelog { task: id.to_string(), topic: changelog_topic.to_string() }
+        })?;
+        slot.cache.bypassed(&mut stores.windows, key);
         slot.rocks.write([(key, value)])
     }
 

@@ -14,7 +14,7 @@ use crate::graph::{
 };
 use crate::processor::TaskId;
 use crate::source_sink::SourceProcessor;
-use crate::store::cache::{RecordCache, StoreCache};
+use crate::store::cache::{RecordCache, StoreCache, WindowSide};
 use crate::store::changelog_topic;
 use crate::store::global::GlobalStores;
 use crate::store::memory::SharedMemory;
@@ -388,6 +388,8 @@ impl Topology {
         let task_dir = config.state_dir().join(application_id).join(id.to_string());
         if !named.is_empty() {
             let memory = SharedMemory::shared(config.memory_max_bytes());
+            // A join's two window stores share one window cache.
+            let mut window_caches: HashMap<&str, usize> = HashMap::new();
             for (name, changelog) in &named {
                 let def = self.stores.iter().find(|s| &s.name == name);
                 let caching = def.is_none_or(|s| s.caching);
@@ -397,11 +399,16 @@ impl Topology {
                 // Budgets are set below, once every store is known.
                 let budget = 0;
                 let cache = match (def, segmenting) {
-                    (Some(d), Some(segments)) if d.window_cache => {
+                    (Some(StoreDef { window_cache: Some((join, side)), .. }), Some(segments)) => {
+                        let cache = *window_caches.entry(join.as_str()).or_insert_with(|| {
+                            stores.windows.push(WindowCache::new(budget, i64::MAX, i64::MIN));
+                            stores.windows.len() - 1
+                        });
                         // Entries written before this start (on disk)
                         // are RocksDB's alone.
                         let complete_from = rocks.segments_end().unwrap_or(i64::MIN);
-                        StoreCache::Windows(WindowCache::new(budget, segments.retention, complete_from))
+                        stores.windows[cache].open_side(*side, segments.retention, complete_from);
+                        StoreCache::Windows(WindowSide { cache, side: *side })
                     }
                     (Some(d), _) if d.ranged => StoreCache::Records(RecordCache::new_ordered(budget)),
                     (_, Some(_)) => StoreCache::Records(RecordCache::new(budget)),

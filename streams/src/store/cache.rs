@@ -376,21 +376,31 @@ impl RecordCache {
 }
 
 /// A store's cache: the plain [`RecordCache`], or for a stream-stream
-/// join's window stores the [`WindowCache`], which keeps flushed entries
-/// readable.
+/// join's window stores one side of the join's [`WindowCache`], which keeps
+/// flushed entries readable. The window caches live in the task's
+/// [`TaskStores`](super::state::TaskStores) (two stores share one), so each
+/// operation is given them.
 #[derive(Debug)]
 pub(crate) enum StoreCache {
     Records(RecordCache),
-    Windows(WindowCache),
+    Windows(WindowSide),
+}
+
+/// Which window cache of the task, and which of its sides, a join window
+/// store uses.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct WindowSide {
+    pub(crate) cache: usize,
+    pub(crate) side: usize,
 }
 
 impl StoreCache {
     /// See [`RecordCache::get`] and [`WindowCache::get`].
     #[inline]
-    pub(crate) fn get(&self, key: &[u8]) -> Option<Option<&[u8]>> {
+    pub(crate) fn get<'a>(&'a self, windows: &'a [WindowCache], key: &[u8]) -> Option<Option<&'a [u8]>> {
         match self {
             StoreCache::Records(c) => c.get(key),
-            StoreCache::Windows(c) => c.get(key),
+            StoreCache::Windows(w) => windows[w.cache].get(w.side, key),
         }
     }
 
@@ -399,6 +409,7 @@ impl StoreCache {
     #[inline]
     pub(crate) fn put(
         &mut self,
+        windows: &mut [WindowCache],
         key: &[u8],
         value: Option<Vec<u8>>,
         context: EntryContext,
@@ -406,39 +417,44 @@ impl StoreCache {
     ) -> bool {
         match self {
             StoreCache::Records(c) => c.put(key, value, context, old),
-            StoreCache::Windows(c) => c.put(key, value, context),
+            StoreCache::Windows(w) => windows[w.cache].put(w.side, key, value, context),
         }
     }
 
     /// Whether nothing waits to be flushed.
-    pub(crate) fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self, windows: &[WindowCache]) -> bool {
         match self {
             StoreCache::Records(c) => c.is_empty(),
-            StoreCache::Windows(c) => c.is_empty(),
+            StoreCache::Windows(w) => windows[w.cache].is_empty(w.side),
         }
     }
 
     /// Changes the budget.
-    pub(crate) fn set_max_bytes(&mut self, max_bytes: usize) {
+    pub(crate) fn set_max_bytes(&mut self, windows: &mut [WindowCache], max_bytes: usize) {
         match self {
             StoreCache::Records(c) => c.set_max_bytes(max_bytes),
-            StoreCache::Windows(c) => c.set_max_bytes(max_bytes),
+            StoreCache::Windows(w) => windows[w.cache].set_max_bytes(w.side, max_bytes),
         }
     }
 
     /// The unflushed entries, in first-written order.
-    pub(crate) fn drain(&mut self) -> Vec<DirtyEntry> {
+    pub(crate) fn drain(&mut self, windows: &mut [WindowCache]) -> Vec<DirtyEntry> {
         match self {
             StoreCache::Records(c) => c.drain(),
-            StoreCache::Windows(c) => c.drain(),
+            StoreCache::Windows(w) => windows[w.cache].drain(w.side),
         }
     }
 
     /// The entries from `from` to `to` when the cache alone holds them all.
-    pub(crate) fn complete_range(&self, from: &[u8], to: Option<&[u8]>) -> Option<super::Entries> {
+    pub(crate) fn complete_range(
+        &self,
+        windows: &[WindowCache],
+        from: &[u8],
+        to: Option<&[u8]>,
+    ) -> Option<super::Entries> {
         match self {
             StoreCache::Records(_) => None,
-            StoreCache::Windows(c) => c.complete_range(from, to),
+            StoreCache::Windows(w) => windows[w.cache].complete_range(w.side, from, to),
         }
     }
 
@@ -446,6 +462,7 @@ impl StoreCache {
     /// `entries` read from RocksDB.
     pub(crate) fn overlay(
         &self,
+        windows: &[WindowCache],
         from: &[u8],
         to: Option<&[u8]>,
         entries: &mut std::collections::BTreeMap<Vec<u8>, Vec<u8>>,
@@ -461,15 +478,15 @@ impl StoreCache {
                 c.entries().for_each(|(k, v)| apply(k, v));
             }
             StoreCache::Records(c) => c.range(from, to).into_iter().for_each(|(k, v)| apply(k, v)),
-            StoreCache::Windows(c) => c.overlay(from, to, entries),
+            StoreCache::Windows(w) => windows[w.cache].overlay(w.side, from, to, entries),
         }
     }
 
     /// A write that reached RocksDB around the cache (a restore).
-    pub(crate) fn bypassed(&mut self, key: &[u8]) {
+    pub(crate) fn bypassed(&mut self, windows: &mut [WindowCache], key: &[u8]) {
         match self {
             StoreCache::Records(c) => c.forget(key),
-            StoreCache::Windows(c) => c.bypassed(key),
+            StoreCache::Windows(w) => windows[w.cache].bypassed(w.side, key),
         }
     }
 

@@ -8,6 +8,7 @@ use crate::processor::ProcessorContext;
 use crate::record::Headers;
 use crate::store::cache::{EntryContext, StoreCache};
 use crate::store::rocks::RocksStore;
+use crate::store::window_cache::WindowCache;
 use crate::store::Entries;
 use crate::StreamsError;
 
@@ -42,6 +43,9 @@ pub(crate) struct StoreSlot {
 #[derive(Default)]
 pub(crate) struct TaskStores {
     pub(crate) slots: Vec<StoreSlot>,
+    /// The window caches of the task's stream-stream joins, each shared by
+    /// a join's two window stores ([`StoreCache::Windows`] names one).
+    pub(crate) windows: Vec<WindowCache>,
     /// Some cache went over its budget during the current record.
     pub(crate) over_budget: bool,
 }
@@ -51,7 +55,7 @@ impl TaskStores {
     #[inline]
     pub(crate) fn get(&self, store: StoreHandle, key: &[u8]) -> Result<Option<Cow<'_, [u8]>>, StreamsError> {
         let slot = &self.slots[store.0];
-        match slot.cache.get(key) {
+        match slot.cache.get(&self.windows, key) {
             Some(value) => Ok(value.map(Cow::Borrowed)),
             None => {
                 let kept = slot.cache.kept(key).map(|v| v.as_deref().map(<[u8]>::to_vec));
@@ -82,7 +86,7 @@ impl TaskStores {
         read: impl FnOnce(Option<&[u8]>) -> Result<T, StreamsError>,
     ) -> Result<T, StreamsError> {
         let slot = &self.slots[store.0];
-        if let Some(value) = slot.cache.get(key) {
+        if let Some(value) = slot.cache.get(&self.windows, key) {
             return read(value);
         }
         if let Some(kept) = slot.cache.kept(key) {
@@ -105,7 +109,7 @@ impl TaskStores {
     ) {
         let slot = &mut self.slots[store.0];
         let hint = slot.last_miss.get_mut().take().filter(|(k, _)| k == key).map(|(_, old)| old);
-        if slot.cache.put(key, value, context, hint) {
+        if slot.cache.put(&mut self.windows, key, value, context, hint) {
             self.over_budget = true;
         }
     }
@@ -124,12 +128,12 @@ impl TaskStores {
         to: Option<&[u8]>,
     ) -> Result<Entries, StreamsError> {
         let slot = &self.slots[store.0];
-        if let Some(entries) = slot.cache.complete_range(from, to) {
+        if let Some(entries) = slot.cache.complete_range(&self.windows, from, to) {
             return Ok(entries);
         }
         let mut all: std::collections::BTreeMap<Vec<u8>, Vec<u8>> =
             slot.rocks.range(from, to)?.into_iter().collect();
-        slot.cache.overlay(from, to, &mut all);
+        slot.cache.overlay(&self.windows, from, to, &mut all);
         Ok(all.into_iter().collect())
     }
 
@@ -170,7 +174,7 @@ impl TaskStores {
     pub(crate) fn set_cache_max_bytes(&mut self, bytes: usize) {
         let n = self.slots.iter().filter(|s| s.caching).count().max(1);
         for slot in &mut self.slots {
-            slot.cache.set_max_bytes(if slot.caching { bytes / n } else { 0 });
+            slot.cache.set_max_bytes(&mut self.windows, if slot.caching { bytes / n } else { 0 });
         }
     }
 
