@@ -32,6 +32,8 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
 
+use smallvec::SmallVec;
+
 use crate::graph::NodeKind;
 use crate::graph::{downcast_children, share, BuildContext, Erased, Factory, Graph, NodeDef, NodeId};
 use crate::kgrouped::repartition_names;
@@ -182,6 +184,10 @@ pub(crate) enum Side<V1, V2> {
     Left(V1),
     Right(V2),
 }
+
+/// A stored record of the other side within a record's join window: its
+/// time, sequence and value.
+type Match<V1, V2> = (i64, u32, Side<V1, V2>);
 
 /// Tags one input's records with their side.
 pub(crate) struct TagNode<K, V1, V2, V> {
@@ -421,23 +427,34 @@ where
         let n = self.key.len();
         window_key_into(&mut self.bounds.0, &self.key, from.max(0), 0);
         window_key_into(&mut self.bounds.1, &self.key, to.saturating_add(1), 0);
-        let matches = ctx.stores.range(self.stores.windows[other], &self.bounds.0, Some(&self.bounds.1))?;
+        let (other_topic, other_name) = (&self.stores.topics[other], &self.stores.names[other]);
+        // The matches, decoded straight from the store's bytes (the cache
+        // lends them): time, sequence and value of each.
+        let mut matches: SmallVec<[Match<V1, V2>; 2]> = SmallVec::new();
+        ctx.stores.range_each(
+            self.stores.windows[other],
+            &self.bounds.0,
+            Some(&self.bounds.1),
+            |stored, other_bytes| {
+                if stored.len() == n + 12 {
+                    let other_time = i64::from_be_bytes(stored[n..n + 8].try_into().expect("8 bytes"));
+                    let other_seq = u32::from_be_bytes(stored[n + 8..].try_into().expect("4 bytes"));
+                    matches.push((
+                        other_time,
+                        other_seq,
+                        self.decode(1 - side, other_topic, other_name, other_bytes)?,
+                    ));
+                }
+                Ok(())
+            },
+        )?;
         let other_outer = self.kind.outer(other == 0);
-        let (other_topic, other_name) =
-            (Arc::clone(&self.stores.topics[other]), Arc::clone(&self.stores.names[other]));
-        let mut matched = false;
-        for (stored, other_bytes) in matches {
-            if stored.len() != n + 12 {
-                continue;
-            }
-            let other_time = i64::from_be_bytes(stored[n..n + 8].try_into().expect("8 bytes"));
-            matched = true;
-            let other_value = self.decode(1 - side, &other_topic, &other_name, &other_bytes)?;
+        let matched = !matches.is_empty();
+        for (other_time, other_seq, other_value) in matches {
             let result = self.apply(&value, Some(&other_value));
             if other_outer {
                 // The other record has a match now: it no longer waits.
                 if let Some((shared, _, _)) = self.stores.shared {
-                    let other_seq = u32::from_be_bytes(stored[n + 8..].try_into().expect("4 bytes"));
                     let other_close = other_time.saturating_add(self.extent(1 - side));
                     let waiting = pending_key(other_close, 1 - side, &self.key, other_seq);
                     if ctx.stores.get(shared, &waiting)?.is_some() {
@@ -598,7 +615,12 @@ where
         for (side, store) in [&this_store, &other_store].into_iter().enumerate() {
             graph.add_store(store, true);
             graph.set_store_internal(store);
-            graph.set_store_layout(store, Segmenting::new(retention, KeyTime::WindowStart), true, false);
+            graph.set_store_layout(
+                store,
+                Segmenting::new(retention, KeyTime::WindowStart).ranges_only(),
+                true,
+                false,
+            );
             if let Some(def) = graph.store_mut(store) {
                 def.window_cache = Some((base.clone(), side));
             }

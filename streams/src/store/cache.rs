@@ -20,7 +20,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
 use crate::record::Headers;
-use crate::store::window_cache::WindowCache;
+use crate::store::window_cache::{EachEntry, WindowCache};
 
 /// Where the latest update of a key came from; flushed records carry it
 /// downstream like Kafka's `LRUCacheEntry` record context.
@@ -445,16 +445,18 @@ impl StoreCache {
         }
     }
 
-    /// The entries from `from` to `to` when the cache alone holds them all.
-    pub(crate) fn complete_range(
+    /// Calls `each` with the entries from `from` to `to`, uncopied, when
+    /// the cache alone holds them all (`None` otherwise).
+    pub(crate) fn complete_range_each<E>(
         &self,
         windows: &[WindowCache],
         from: &[u8],
         to: Option<&[u8]>,
-    ) -> Option<super::Entries> {
+        each: &mut EachEntry<'_, E>,
+    ) -> Option<Result<(), E>> {
         match self {
             StoreCache::Records(_) => None,
-            StoreCache::Windows(w) => windows[w.cache].complete_range(w.side, from, to),
+            StoreCache::Windows(w) => windows[w.cache].complete_range_each(w.side, from, to, each),
         }
     }
 

@@ -39,12 +39,21 @@ pub(crate) struct Segmenting {
     pub(crate) retention: i64,
     /// Where the time sits in a key.
     pub(crate) time: KeyTime,
+    /// Whether single keys are looked up (windowed aggregations). A store
+    /// read only by ranges (a join's windows) keeps no bloom filter: the
+    /// filter answers point lookups only, and building it cost its flushes.
+    pub(crate) point_reads: bool,
 }
 
 impl Segmenting {
     /// Kafka's choice: half the retention, at least a minute.
     pub(crate) fn new(retention: i64, time: KeyTime) -> Self {
-        Segmenting { interval: (retention / 2).max(60_000), retention, time }
+        Segmenting { interval: (retention / 2).max(60_000), retention, time, point_reads: true }
+    }
+
+    /// The same, for a store read only by ranges (no bloom filter).
+    pub(crate) fn ranges_only(self) -> Self {
+        Segmenting { point_reads: false, ..self }
     }
 
     fn segment_id(&self, time: i64) -> i64 {
@@ -155,12 +164,18 @@ impl RocksStore {
         // Aggregations look up keys they have never seen (a new window, a
         // new key): a bloom filter answers most of those without reading
         // data blocks, as Kafka Streams' RocksDB config does.
-        table.set_bloom_filter(10.0, false);
+        if segmenting.is_none_or(|s| s.point_reads) {
+            table.set_bloom_filter(10.0, false);
+        }
         let mut options = Options::default();
         options.create_if_missing(true);
         options.set_block_based_table_factory(&table);
         options.set_write_buffer_manager(&memory.write_buffers);
-        options.set_compression_type(rocksdb::DBCompressionType::Lz4);
+        // Flushes and the first compaction write uncompressed (most of a
+        // window store's data is deleted by then); LZ4 below.
+        let lz4 = rocksdb::DBCompressionType::Lz4;
+        let none = rocksdb::DBCompressionType::None;
+        options.set_compression_per_level(&[none, none, lz4, lz4, lz4, lz4, lz4]);
         options.set_max_open_files(256);
         let existing = if path.join("CURRENT").exists() {
             DB::list_cf(&options, path).map_err(|e| fail("list column families", e.to_string()))?

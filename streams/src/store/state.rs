@@ -128,13 +128,45 @@ impl TaskStores {
         to: Option<&[u8]>,
     ) -> Result<Entries, StreamsError> {
         let slot = &self.slots[store.0];
-        if let Some(entries) = slot.cache.complete_range(&self.windows, from, to) {
-            return Ok(entries);
+        let mut out = Vec::new();
+        let mut copy = |k: &[u8], v: &[u8]| {
+            out.push((k.to_vec(), v.to_vec()));
+            Ok::<(), StreamsError>(())
+        };
+        if let Some(done) = slot.cache.complete_range_each(&self.windows, from, to, &mut copy) {
+            return done.map(|()| out);
         }
+        Ok(self.merged_range(slot, from, to)?.into_iter().collect())
+    }
+
+    /// Calls `each` with every key and value of [`range`](Self::range), in
+    /// key-byte order. When the cache alone holds the range (a join
+    /// window's recent entries) nothing is copied; the first error stops.
+    pub(crate) fn range_each(
+        &self,
+        store: StoreHandle,
+        from: &[u8],
+        to: Option<&[u8]>,
+        mut each: impl FnMut(&[u8], &[u8]) -> Result<(), StreamsError>,
+    ) -> Result<(), StreamsError> {
+        let slot = &self.slots[store.0];
+        if let Some(done) = slot.cache.complete_range_each(&self.windows, from, to, &mut each) {
+            return done;
+        }
+        self.merged_range(slot, from, to)?.iter().try_for_each(|(k, v)| each(k, v))
+    }
+
+    /// RocksDB's entries from `from` to `to` with the cache's laid over.
+    fn merged_range(
+        &self,
+        slot: &StoreSlot,
+        from: &[u8],
+        to: Option<&[u8]>,
+    ) -> Result<std::collections::BTreeMap<Vec<u8>, Vec<u8>>, StreamsError> {
         let mut all: std::collections::BTreeMap<Vec<u8>, Vec<u8>> =
             slot.rocks.range(from, to)?.into_iter().collect();
         slot.cache.overlay(&self.windows, from, to, &mut all);
-        Ok(all.into_iter().collect())
+        Ok(all)
     }
 
     /// The value of `key` as store views see it: without the timestamp

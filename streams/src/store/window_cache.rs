@@ -31,12 +31,15 @@
 //!
 //! Keys are window-store keys, `key ‖ time (8 bytes, big-endian) ‖ seq (4)`.
 
+use std::borrow::Borrow;
 use std::collections::{BTreeMap, HashMap};
+use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
 use smallvec::SmallVec;
 
 use super::cache::{BuildFxHasher, DirtyEntry, EntryContext};
+#[cfg(test)]
 use super::Entries;
 
 /// Bytes counted per entry beyond its value (slot, context, dirty list).
@@ -54,7 +57,7 @@ struct Slot {
     /// outlives 2^32 flushes at worst waits one more flush to leave.)
     epoch: u32,
     /// `None`: deleted.
-    value: Option<Vec<u8>>,
+    value: Option<Box<[u8]>>,
 }
 
 impl Slot {
@@ -63,7 +66,7 @@ impl Slot {
     }
 
     fn size(&self) -> usize {
-        self.value.as_ref().map_or(0, Vec::len) + SLOT_OVERHEAD
+        self.value.as_ref().map_or(0, |v| v.len()) + SLOT_OVERHEAD
     }
 }
 
@@ -95,8 +98,71 @@ pub(crate) fn window_key_into(out: &mut Vec<u8>, key: &[u8], time: i64, seq: u32
     out.extend_from_slice(&seq.to_be_bytes());
 }
 
+/// Bytes of a record key kept inside the map's slot.
+const INLINE_KEY: usize = 22;
+
+/// A record key as the map holds it: up to [`INLINE_KEY`] bytes inside the
+/// map's slot, so finding a key compares bytes already at hand instead of
+/// following a pointer (a second memory access per lookup); longer keys
+/// are shared with the unflushed list.
+#[derive(Clone)]
+enum RecordKey {
+    Inline { len: u8, bytes: [u8; INLINE_KEY] },
+    Shared(Arc<[u8]>),
+}
+
+impl RecordKey {
+    fn new(key: &[u8]) -> Self {
+        if key.len() <= INLINE_KEY {
+            let mut bytes = [0; INLINE_KEY];
+            bytes[..key.len()].copy_from_slice(key);
+            RecordKey::Inline { len: key.len() as u8, bytes }
+        } else {
+            RecordKey::Shared(Arc::from(key))
+        }
+    }
+
+    fn as_slice(&self) -> &[u8] {
+        match self {
+            RecordKey::Inline { len, bytes } => &bytes[..usize::from(*len)],
+            RecordKey::Shared(key) => key,
+        }
+    }
+}
+
+impl Borrow<[u8]> for RecordKey {
+    fn borrow(&self) -> &[u8] {
+        self.as_slice()
+    }
+}
+
+// Hashes and compares as its bytes, so the map is searched by `&[u8]`.
+impl Hash for RecordKey {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.as_slice().hash(state);
+    }
+}
+
+impl PartialEq for RecordKey {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_slice() == other.as_slice()
+    }
+}
+
+impl Eq for RecordKey {}
+
+impl std::fmt::Debug for RecordKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:?}", String::from_utf8_lossy(self.as_slice()))
+    }
+}
+
+/// A visitor of a range's keys and values (see
+/// [`WindowCache::complete_range_each`]); the first error stops the range.
+pub(crate) type EachEntry<'a, E> = dyn FnMut(&[u8], &[u8]) -> Result<(), E> + 'a;
+
 /// Where a cached entry lives: its record key, time and sequence.
-type EntryRef = (Arc<[u8]>, i64, u32);
+type EntryRef = (RecordKey, i64, u32);
 
 /// What one side (one window store) of the cache keeps for itself.
 #[derive(Debug)]
@@ -148,7 +214,7 @@ impl SideState {
 /// for.
 #[derive(Debug)]
 pub(crate) struct WindowCache {
-    keys: HashMap<Arc<[u8]>, [Slots; 2], BuildFxHasher>,
+    keys: HashMap<RecordKey, [Slots; 2], BuildFxHasher>,
     sides: [SideState; 2],
 }
 
@@ -207,13 +273,10 @@ impl WindowCache {
         };
         let epoch = state.epoch;
         let (shared, lists) = match self.keys.get_key_value(record) {
-            Some((shared, _)) => {
-                let shared = Arc::clone(shared);
-                (shared, self.keys.get_mut(record).expect("found above"))
-            }
+            Some((shared, _)) => (shared.clone(), self.keys.get_mut(record).expect("found above")),
             None => {
-                let shared: Arc<[u8]> = Arc::from(record);
-                (Arc::clone(&shared), self.keys.entry(shared).or_default())
+                let shared = RecordKey::new(record);
+                (shared.clone(), self.keys.entry(shared).or_default())
             }
         };
         let slots = &mut lists[side];
@@ -231,23 +294,24 @@ impl WindowCache {
             state.complete_from = state.complete_from.max(newest.saturating_add(1));
         }
         let new_size = value.as_ref().map_or(0, Vec::len) + SLOT_OVERHEAD;
-        let logged = value.clone();
+        // The slot keeps a copy; the unflushed list takes the value itself.
+        let stored: Option<Box<[u8]>> = value.as_deref().map(Box::from);
         let old_size = match slots.binary_search_by(|s| s.order().cmp(&(time, seq))) {
             Ok(i) => {
                 let slot = &mut slots[i];
                 let old = slot.size();
-                slot.value = value;
+                slot.value = stored;
                 slot.epoch = epoch;
                 old
             }
             Err(i) => {
-                slots.insert(i, Slot { time, seq, epoch, value });
+                slots.insert(i, Slot { time, seq, epoch, value: stored });
                 0
             }
         };
         state.bytes = (state.bytes + new_size).saturating_sub(old_size);
         state.dirty_bytes += new_size;
-        state.dirty.push(((shared, time, seq), logged, context));
+        state.dirty.push(((shared, time, seq), value, context));
         self.evict(side);
         let state = &self.sides[side];
         state.dirty_bytes > state.max_bytes / 2
@@ -272,7 +336,7 @@ impl WindowCache {
         let mut out = Vec::with_capacity(state.dirty.len() + state.odd.len());
         // Drained in place: the list keeps its capacity for the next round.
         for ((record, time, seq), value, context) in state.dirty.drain(..) {
-            out.push(DirtyEntry { key: window_key(&record, time, seq), value, context, old: None });
+            out.push(DirtyEntry { key: window_key(record.as_slice(), time, seq), value, context, old: None });
         }
         out.append(&mut state.odd);
         state.epoch = state.epoch.wrapping_add(1);
@@ -343,7 +407,7 @@ impl WindowCache {
                     !leaves
                 });
                 if slots.is_empty() {
-                    freed += record.len() + KEY_OVERHEAD;
+                    freed += record.as_slice().len() + KEY_OVERHEAD;
                 }
             }
             lists.iter().any(|slots| !slots.is_empty())
@@ -379,26 +443,54 @@ impl WindowCache {
     /// The entries of `side`'s store from `from` (inclusive) to `to`
     /// (exclusive), when the cache alone holds them all: a range over one
     /// record key's times, starting at or after the side's `complete_from`.
+    #[cfg(test)]
     pub(crate) fn complete_range(&self, side: usize, from: &[u8], to: Option<&[u8]>) -> Option<Entries> {
+        let mut out = Vec::new();
+        self.complete_range_each(side, from, to, &mut |k, v| {
+            out.push((k.to_vec(), v.to_vec()));
+            Ok::<(), std::convert::Infallible>(())
+        })?
+        .ok()?;
+        Some(out)
+    }
+
+    /// Calls `each` with every key and value [`complete_range`] would
+    /// return, in order, without copying them: `None` when the cache cannot
+    /// answer alone, else what `each` returned (the first error stops).
+    ///
+    /// [`complete_range`]: Self::complete_range
+    pub(crate) fn complete_range_each<E>(
+        &self,
+        side: usize,
+        from: &[u8],
+        to: Option<&[u8]>,
+        each: &mut EachEntry<'_, E>,
+    ) -> Option<Result<(), E>> {
         let (record, from_time, from_seq) = split(from)?;
         let (to_record, to_time, to_seq) = split(to?)?;
         if record != to_record || from_time < self.sides[side].complete_from {
             return None;
         }
-        let mut out = Vec::new();
-        if let Some(lists) = self.keys.get(record) {
-            let slots = &lists[side];
-            let start = slots.partition_point(|s| s.order() < (from_time, from_seq));
-            for slot in &slots[start..] {
-                if slot.order() >= (to_time, to_seq) {
-                    break;
-                }
-                if let Some(value) = &slot.value {
-                    out.push((window_key(record, slot.time, slot.seq), value.clone()));
+        let Some(lists) = self.keys.get(record) else { return Some(Ok(())) };
+        let slots = &lists[side];
+        let start = slots.partition_point(|s| s.order() < (from_time, from_seq));
+        // Keys are built in one buffer, on the stack for usual key sizes.
+        let mut key: SmallVec<[u8; 64]> = SmallVec::new();
+        for slot in &slots[start..] {
+            if slot.order() >= (to_time, to_seq) {
+                break;
+            }
+            if let Some(value) = &slot.value {
+                key.clear();
+                key.extend_from_slice(record);
+                key.extend_from_slice(&slot.time.to_be_bytes());
+                key.extend_from_slice(&slot.seq.to_be_bytes());
+                if let Err(e) = each(&key, value) {
+                    return Some(Err(e));
                 }
             }
         }
-        Some(out)
+        Some(Ok(()))
     }
 
     /// Lays the cache's entries of `side` from `from` to `to` (`None`: no
@@ -411,12 +503,12 @@ impl WindowCache {
         to: Option<&[u8]>,
         entries: &mut BTreeMap<Vec<u8>, Vec<u8>>,
     ) {
-        let mut apply = |key: Vec<u8>, value: &Option<Vec<u8>>| {
+        let mut apply = |key: Vec<u8>, value: Option<&[u8]>| {
             if key.as_slice() < from || to.is_some_and(|to| key.as_slice() >= to) {
                 return;
             }
             match value {
-                Some(value) => entries.insert(key, value.clone()),
+                Some(value) => entries.insert(key, value.to_vec()),
                 None => entries.remove(&key),
             };
         };
@@ -424,13 +516,13 @@ impl WindowCache {
         match one_key {
             Some(((record, ..), _)) => {
                 for slot in self.keys.get(record).into_iter().flat_map(|lists| lists[side].iter()) {
-                    apply(window_key(record, slot.time, slot.seq), &slot.value);
+                    apply(window_key(record, slot.time, slot.seq), slot.value.as_deref());
                 }
             }
             None => {
                 for (record, lists) in &self.keys {
                     for slot in &lists[side] {
-                        apply(window_key(record, slot.time, slot.seq), &slot.value);
+                        apply(window_key(record.as_slice(), slot.time, slot.seq), slot.value.as_deref());
                     }
                 }
             }
@@ -632,5 +724,25 @@ mod tests {
         // Once side 1 sweeps too, the key leaves.
         fill_until_swept(&mut cache, 1, 30_000, 1_000);
         assert!(!cache.keys.contains_key("a".as_bytes()), "no entry left on either side");
+    }
+
+    #[test]
+    fn short_keys_held_inline_and_long_ones_shared_read_and_flush_alike() {
+        let mut cache = WindowCache::new(1 << 20, i64::MAX, i64::MIN);
+        let keys: Vec<String> =
+            [0, 1, INLINE_KEY - 1, INLINE_KEY, INLINE_KEY + 1, 100].iter().map(|n| "k".repeat(*n)).collect();
+        for (i, k) in keys.iter().enumerate() {
+            cache.put(0, &key(k, 1_000, 0), Some(vec![i as u8]), ctx(i as i64));
+        }
+        assert!(matches!(RecordKey::new(keys[3].as_bytes()), RecordKey::Inline { .. }));
+        assert!(matches!(RecordKey::new(keys[4].as_bytes()), RecordKey::Shared(_)));
+        assert_eq!(cache.keys.len(), keys.len(), "no two keys confused");
+        for (i, k) in keys.iter().enumerate() {
+            assert_eq!(cache.get(0, &key(k, 1_000, 0)), Some(Some(&[i as u8][..])), "{k:?}");
+            let got = cache.complete_range(0, &key(k, 0, 0), Some(&key(k, 2_000, 0))).unwrap();
+            assert_eq!(got, vec![(key(k, 1_000, 0), vec![i as u8])], "{k:?}");
+        }
+        let drained: Vec<Vec<u8>> = cache.drain(0).into_iter().map(|e| e.key).collect();
+        assert_eq!(drained, keys.iter().map(|k| key(k, 1_000, 0)).collect::<Vec<_>>());
     }
 }
