@@ -474,17 +474,18 @@ impl WindowCache {
         let Some(lists) = self.keys.get(record) else { return Some(Ok(())) };
         let slots = &lists[side];
         let start = slots.partition_point(|s| s.order() < (from_time, from_seq));
-        // Keys are built in one buffer, on the stack for usual key sizes.
-        let mut key: SmallVec<[u8; 64]> = SmallVec::new();
+        // Keys are built in one buffer (on the stack for usual key sizes):
+        // the record key once, then each entry's time and sequence.
+        let mut key: SmallVec<[u8; 64]> = SmallVec::from_elem(0, record.len() + 12);
+        let n = record.len();
+        key[..n].copy_from_slice(record);
         for slot in &slots[start..] {
             if slot.order() >= (to_time, to_seq) {
                 break;
             }
             if let Some(value) = &slot.value {
-                key.clear();
-                key.extend_from_slice(record);
-                key.extend_from_slice(&slot.time.to_be_bytes());
-                key.extend_from_slice(&slot.seq.to_be_bytes());
+                key[n..n + 8].copy_from_slice(&slot.time.to_be_bytes());
+                key[n + 8..].copy_from_slice(&slot.seq.to_be_bytes());
                 if let Err(e) = each(&key, value) {
                     return Some(Err(e));
                 }

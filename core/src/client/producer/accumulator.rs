@@ -135,14 +135,39 @@ impl std::hash::Hasher for TopicHasher {
             self.add(u64::from_le_bytes(word.try_into().expect("eight bytes")));
         }
         let rest = words.remainder();
-        let mut last = [0u8; 8];
-        last[..rest.len()].copy_from_slice(rest);
+        let tail = if rest.is_empty() {
+            0
+        } else if bytes.len() >= 8 {
+            // The last eight bytes, overlapping words already added: one
+            // load, where assembling the tail byte by byte cost a copy.
+            u64::from_le_bytes(bytes[bytes.len() - 8..].try_into().expect("eight bytes"))
+        } else {
+            rest.iter().rev().fold(0, |w, b| (w << 8) | u64::from(*b))
+        };
         // The length goes in with the tail, so "a" and "a\0" differ.
-        self.add(u64::from_le_bytes(last) ^ ((bytes.len() as u64) << 56));
+        self.add(tail ^ ((bytes.len() as u64) << 56));
     }
 }
 
 type TopicHash = std::hash::BuildHasherDefault<TopicHasher>;
+
+/// The deliveries of one enqueue call: one per batch its records went
+/// into, standing for all of that batch's records of the call.
+#[derive(Debug, Default)]
+struct Deliveries(Vec<Delivery>);
+
+impl Deliveries {
+    /// Notes a record appended to `batch` at `index`. A batch already
+    /// noted in this call has its delivery advanced in place: no new handle
+    /// on the batch per record (an atomic count the sender thread shares,
+    /// which showed in the profile of every producing stream thread).
+    fn appended(&mut self, batch: &Arc<BatchCompletion>, index: u32, timestamp: i64) {
+        match self.0.iter_mut().rev().find(|d| d.is_batch(batch)) {
+            Some(delivery) => delivery.advance(index, timestamp),
+            None => self.0.push(Delivery::embedded(Arc::clone(batch), index, timestamp)),
+        }
+    }
+}
 
 #[derive(Debug, Default)]
 struct State {
@@ -448,7 +473,7 @@ impl Accumulator {
         };
         // Released by the sender thread as the batches are appended.
         permit.forget();
-        let mut deliveries: Vec<Delivery> = Vec::new();
+        let mut deliveries = Deliveries::default();
         let mut state = self.state.lock().expect("producer state lock");
         let mut accepted = 0;
         let mut failure = None;
@@ -457,17 +482,8 @@ impl Accumulator {
         let now = SystemClock.now_ms();
         for (mut record, &size) in records.drain(..).zip(&sizes) {
             record.timestamp.get_or_insert(now);
-            match self.append_locked(&mut state, record, size) {
-                Ok(mut delivery) => {
-                    accepted += size;
-                    match deliveries.iter_mut().rev().find(|d| d.same_batch(&delivery)) {
-                        Some(earlier) => {
-                            delivery.absorb(earlier);
-                            *earlier = delivery;
-                        }
-                        None => deliveries.push(delivery),
-                    }
-                }
+            match self.append_locked(&mut state, record, size, &mut deliveries) {
+                Ok(()) => accepted += size,
                 Err(e) => {
                     failure = Some(e);
                     break;
@@ -479,15 +495,24 @@ impl Accumulator {
             self.memory.add_permits(total - accepted);
             return Err(e);
         }
-        Ok(deliveries)
+        Ok(deliveries.0)
     }
 
     fn append(&self, record: ProducerRecord, size: usize) -> Result<Delivery> {
         let mut state = self.state.lock().expect("producer state lock");
-        self.append_locked(&mut state, record, size)
+        let mut deliveries = Deliveries::default();
+        self.append_locked(&mut state, record, size, &mut deliveries)?;
+        Ok(deliveries.0.pop().expect("one record, one delivery"))
     }
 
-    fn append_locked(&self, state: &mut State, record: ProducerRecord, size: usize) -> Result<Delivery> {
+    /// Appends `record` and notes it in `deliveries`.
+    fn append_locked(
+        &self,
+        state: &mut State,
+        record: ProducerRecord,
+        size: usize,
+        deliveries: &mut Deliveries,
+    ) -> Result<()> {
         let timestamp = record.timestamp.unwrap_or_else(|| SystemClock.now_ms());
         if state.shutdown {
             return Err(Error::Closed("producer".into()));
@@ -514,9 +539,10 @@ impl Accumulator {
         if self.config.linger_ms == 0 {
             let topic = t.name.clone();
             if let Some(completion) = self.try_direct(state, &topic, partition, &record, timestamp, size) {
-                return Ok(Delivery::embedded(completion, 0, timestamp));
+                deliveries.0.push(Delivery::embedded(completion, 0, timestamp));
+                return Ok(());
             }
-            return self.append_to_batch(state, &topic, partition, record, timestamp, size);
+            return self.append_to_batch(state, &topic, partition, record, timestamp, size, deliveries);
         }
         // The common case — the open batch has room — touches the topic's
         // entry once; sealing a full batch looks it up again.
@@ -525,9 +551,9 @@ impl Accumulator {
             .is_some_and(|b| !b.builder.is_empty() && b.builder.estimated_size() + size > batch_size);
         if full {
             let topic = t.name.clone();
-            return self.append_to_batch(state, &topic, partition, record, timestamp, size);
+            return self.append_to_batch(state, &topic, partition, record, timestamp, size, deliveries);
         }
-        let (delivery, now_full, created) = self.append_open(t, partition, &record, timestamp, size);
+        let (now_full, created) = self.append_open(t, partition, &record, timestamp, size, deliveries);
         if now_full {
             let topic = t.name.clone();
             state.seal(&topic, partition);
@@ -535,11 +561,12 @@ impl Accumulator {
         if now_full || created {
             self.wake.notify_one();
         }
-        Ok(delivery)
+        Ok(())
     }
 
     /// Appends to the partition's batch, sealing it first when the record
     /// does not fit.
+    #[allow(clippy::too_many_arguments, reason = "the record's coordinates, resolved once by the caller")]
     fn append_to_batch(
         &self,
         state: &mut State,
@@ -548,7 +575,8 @@ impl Accumulator {
         record: ProducerRecord,
         timestamp: i64,
         size: usize,
-    ) -> Result<Delivery> {
+        deliveries: &mut Deliveries,
+    ) -> Result<()> {
         let batch_size = self.config.batch_size;
         let full = state.topics[topic].open[partition as usize]
             .as_ref()
@@ -558,19 +586,19 @@ impl Accumulator {
             self.wake.notify_one();
         }
         let t = state.topics.get_mut(topic).expect("present");
-        let (delivery, now_full, created) = self.append_open(t, partition, &record, timestamp, size);
+        let (now_full, created) = self.append_open(t, partition, &record, timestamp, size, deliveries);
         if now_full {
             state.seal(topic, partition);
         }
         if now_full || created || self.config.linger_ms == 0 {
             self.wake.notify_one();
         }
-        Ok(delivery)
+        Ok(())
     }
 
-    /// Appends to the partition's open batch (opening one if none is);
-    /// returns the delivery, whether the batch is now full, and whether it
-    /// was just opened.
+    /// Appends to the partition's open batch (opening one if none is) and
+    /// notes the record in `deliveries`; returns whether the batch is now
+    /// full, and whether it was just opened.
     fn append_open(
         &self,
         t: &mut TopicState,
@@ -578,7 +606,8 @@ impl Accumulator {
         record: &ProducerRecord,
         timestamp: i64,
         size: usize,
-    ) -> (Delivery, bool, bool) {
+        deliveries: &mut Deliveries,
+    ) -> (bool, bool) {
         let batch_size = self.config.batch_size;
         let slot = &mut t.open[partition as usize];
         let created = slot.is_none();
@@ -591,9 +620,9 @@ impl Accumulator {
         let index =
             batch.builder.append(timestamp, record.key.as_deref(), record.value.as_deref(), &record.headers);
         batch.reserved += size;
-        let completion = batch.completion.clone();
+        deliveries.appended(&batch.completion, index as u32, timestamp);
         let now_full = batch.builder.estimated_size() >= batch_size;
-        (Delivery::embedded(completion, index as u32, timestamp), now_full, created)
+        (now_full, created)
     }
 
     /// At most this many records per millisecond are appended directly;

@@ -221,13 +221,13 @@ impl Delivery {
         Delivery { inner: DeliveryInner::Embedded { completion, index, timestamp, records: 1 } }
     }
 
-    /// Stands for `earlier`'s records too (the same batch, enqueued in one
-    /// [`Producer::enqueue_many`] call).
-    pub(crate) fn absorb(&mut self, earlier: &Delivery) {
-        if let (DeliveryInner::Embedded { records, .. }, DeliveryInner::Embedded { records: before, .. }) =
-            (&mut self.inner, &earlier.inner)
-        {
-            *records += before;
+    /// Stands for one more record of its batch, appended at `index` with
+    /// `timestamp` in the same [`Producer::enqueue_many`] call.
+    pub(crate) fn advance(&mut self, next: u32, at: i64) {
+        if let DeliveryInner::Embedded { index, timestamp, records, .. } = &mut self.inner {
+            *index = next;
+            *timestamp = at;
+            *records += 1;
         }
     }
 
@@ -243,16 +243,10 @@ impl Delivery {
         }
     }
 
-    /// Whether both records went into one batch, which they share the
-    /// outcome of. Always false on `kafka://`.
-    pub(crate) fn same_batch(&self, other: &Delivery) -> bool {
-        match (&self.inner, &other.inner) {
-            (
-                DeliveryInner::Embedded { completion: a, .. },
-                DeliveryInner::Embedded { completion: b, .. },
-            ) => Arc::ptr_eq(a, b),
-            _ => false,
-        }
+    /// Whether the record went into the batch `completion` belongs to.
+    /// Always false on `kafka://`.
+    pub(crate) fn is_batch(&self, batch: &Arc<BatchCompletion>) -> bool {
+        matches!(&self.inner, DeliveryInner::Embedded { completion, .. } if Arc::ptr_eq(completion, batch))
     }
 
     /// The partition the record was assigned to; −1 on the `kafka://`
