@@ -617,7 +617,7 @@ where
             graph.set_store_internal(store);
             graph.set_store_layout(
                 store,
-                Segmenting::new(retention, KeyTime::WindowStart).ranges_only(),
+                Segmenting::new(retention, KeyTime::WindowStart).for_join(),
                 true,
                 false,
             );

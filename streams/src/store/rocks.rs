@@ -39,21 +39,24 @@ pub(crate) struct Segmenting {
     pub(crate) retention: i64,
     /// Where the time sits in a key.
     pub(crate) time: KeyTime,
-    /// Whether single keys are looked up (windowed aggregations). A store
-    /// read only by ranges (a join's windows) keeps no bloom filter: the
-    /// filter answers point lookups only, and building it cost its flushes.
-    pub(crate) point_reads: bool,
+    /// Whether this is a stream-stream join's window store. It is read by
+    /// ranges only, so it keeps no bloom filter (the filter answers point
+    /// lookups only, and building it cost its flushes); and an entry past
+    /// the retention behind the newest time is never read again (the join
+    /// drops a record whose window it would fall in), so a write of one is
+    /// skipped, not only writes into whole expired segments.
+    pub(crate) join: bool,
 }
 
 impl Segmenting {
     /// Kafka's choice: half the retention, at least a minute.
     pub(crate) fn new(retention: i64, time: KeyTime) -> Self {
-        Segmenting { interval: (retention / 2).max(60_000), retention, time, point_reads: true }
+        Segmenting { interval: (retention / 2).max(60_000), retention, time, join: false }
     }
 
-    /// The same, for a store read only by ranges (no bloom filter).
-    pub(crate) fn ranges_only(self) -> Self {
-        Segmenting { point_reads: false, ..self }
+    /// The same, for a stream-stream join's window store.
+    pub(crate) fn for_join(self) -> Self {
+        Segmenting { join: true, ..self }
     }
 
     fn segment_id(&self, time: i64) -> i64 {
@@ -164,7 +167,7 @@ impl RocksStore {
         // Aggregations look up keys they have never seen (a new window, a
         // new key): a bloom filter answers most of those without reading
         // data blocks, as Kafka Streams' RocksDB config does.
-        if segmenting.is_none_or(|s| s.point_reads) {
+        if segmenting.is_none_or(|s| !s.join) {
             table.set_bloom_filter(10.0, false);
         }
         let mut options = Options::default();
@@ -317,6 +320,11 @@ impl RocksStore {
         let times: Vec<Option<i64>> = entries.iter().map(|(k, _)| segments.spec.time.of(k)).collect();
         segments.observed = times.iter().flatten().fold(segments.observed, |a, &t| a.max(t));
         let min_live = segments.min_live();
+        // A join store's entries older than this are never read again.
+        let expired = match segments.spec.join {
+            true => segments.observed.saturating_sub(segments.spec.retention),
+            false => i64::MIN,
+        };
         let mut stored = Vec::new();
         for (&(key, value), time) in entries.iter().zip(times) {
             let Some(time) = time else {
@@ -328,7 +336,7 @@ impl RocksStore {
                 });
             };
             let id = segments.spec.segment_id(time);
-            if id < min_live {
+            if id < min_live || (time < expired && value.is_some()) {
                 continue;
             }
             segments.newest = segments.newest.max(Some(id));
