@@ -329,13 +329,21 @@ impl WindowCache {
     }
 
     /// Returns every update of `side` since its last flush, in the order
-    /// made, and keeps the entries as flushed (deletes are dropped when
-    /// evicted).
+    /// made, but those already past the retention, and keeps the entries
+    /// as flushed (deletes are dropped when evicted).
     pub(crate) fn drain(&mut self, side: usize) -> Vec<DirtyEntry> {
         let state = &mut self.sides[side];
         let mut out = Vec::with_capacity(state.dirty.len() + state.odd.len());
+        // Entries already past the retention behind the newest time are
+        // never read again (the join drops any record whose window would
+        // reach them, and a restore drops them too): neither RocksDB nor
+        // the changelog gets them. Deletes always go.
+        let expired = state.observed.saturating_sub(state.retention);
         // Drained in place: the list keeps its capacity for the next round.
         for ((record, time, seq), value, context) in state.dirty.drain(..) {
+            if value.is_some() && time < expired {
+                continue;
+            }
             out.push(DirtyEntry { key: window_key(record.as_slice(), time, seq), value, context, old: None });
         }
         out.append(&mut state.odd);
@@ -745,5 +753,17 @@ mod tests {
         }
         let drained: Vec<Vec<u8>> = cache.drain(0).into_iter().map(|e| e.key).collect();
         assert_eq!(drained, keys.iter().map(|k| key(k, 1_000, 0)).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn entries_past_the_retention_by_the_flush_are_not_flushed() {
+        let mut cache = WindowCache::new(1 << 20, 10_000, i64::MIN);
+        cache.put(0, &key("a", 1_000, 0), Some(vec![1]), ctx(0));
+        cache.put(0, &key("b", 1_500, 0), None, ctx(1));
+        cache.put(0, &key("c", 12_000, 0), Some(vec![2]), ctx(2));
+        // Newest 12 s, retention 10 s: a (1 s) is past it; b's delete goes.
+        let flushed: Vec<(Vec<u8>, i64)> =
+            cache.drain(0).into_iter().map(|e| (e.key, e.context.offset)).collect();
+        assert_eq!(flushed, vec![(key("b", 1_500, 0), 1), (key("c", 12_000, 0), 2)]);
     }
 }
