@@ -180,6 +180,17 @@ pub enum StreamsError {
         /// What RocksDB or the OS reported.
         reason: String,
     },
+    /// A store's directory is open elsewhere in this process: another
+    /// stream thread has not yet closed the task that moved from it.
+    /// Opening a task waits for the release (up to a minute) before it
+    /// reports this.
+    #[error("state store {store} at {}: already open in this process", path.display())]
+    StoreLocked {
+        /// The store name.
+        store: String,
+        /// The store's directory.
+        path: std::path::PathBuf,
+    },
     /// A store's key or value could not be (de)serialized.
     #[error("state store {store}: cannot {op} {part}: {source}")]
     StoreSerde {

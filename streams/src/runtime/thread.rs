@@ -525,8 +525,10 @@ async fn open_task(spec: &ThreadSpec, id: TaskId) -> Result<StreamTask, StreamsE
     .await
 }
 
-/// Calls `open` until it does not fail on a RocksDB lock held in this
-/// process, or `wait` has passed.
+/// Calls `open` until it does not fail with [`StreamsError::StoreLocked`]
+/// (a store directory another thread of this process still holds), or
+/// `wait` has passed. Between tries it sleeps until some store of the
+/// process is released.
 async fn retry_while_locked<T>(
     thread: &str,
     id: TaskId,
@@ -535,12 +537,16 @@ async fn retry_while_locked<T>(
 ) -> Result<T, StreamsError> {
     let started = Instant::now();
     loop {
+        // Listening before the try: a release between the failed open and
+        // the wait still wakes it.
+        let released = crate::store::rocks::store_released().notified();
+        tokio::pin!(released);
+        released.as_mut().enable();
         match open() {
-            Err(StreamsError::Store { op: "open", reason, .. })
-                if reason.contains("lock") && started.elapsed() < wait =>
-            {
-                debug!(thread, task = %id, %reason, "stores still held by another thread; retrying");
-                tokio::time::sleep(Duration::from_millis(20)).await;
+            Err(StreamsError::StoreLocked { store, .. }) if started.elapsed() < wait => {
+                debug!(thread, task = %id, store, "stores still held by another thread; waiting for their release");
+                let left = wait.saturating_sub(started.elapsed());
+                let _ = tokio::time::timeout(left, released).await;
             }
             other => return other,
         }
@@ -684,8 +690,8 @@ mod tests {
         let path = dir.path().join("counts");
         let open = || RocksStore::open_segmented("counts", &path, SharedMemory::shared(64 << 20), None);
         let held = open().unwrap();
-        let err = open().expect_err("the lock is held").to_string();
-        assert!(err.contains("lock"), "{err}");
+        let err = open().expect_err("the directory is held");
+        assert!(matches!(err, StreamsError::StoreLocked { ref store, .. } if store == "counts"), "{err}");
         let releaser = std::thread::spawn(move || {
             std::thread::sleep(Duration::from_millis(200));
             drop(held);
@@ -700,7 +706,7 @@ mod tests {
         let still_held = reopened.unwrap();
         let err =
             retry_while_locked("t", id, Duration::from_millis(100), open).await.expect_err("still held");
-        assert!(err.to_string().contains("lock"), "{err}");
+        assert!(matches!(err, StreamsError::StoreLocked { .. }), "{err}");
         drop(still_held);
     }
 }

@@ -18,8 +18,11 @@
 //! when event time moved fast. Stores of that layout are converted when
 //! opened.
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock, Mutex, PoisonError};
+
+use tokio::sync::Notify;
 
 use rocksdb::{
     BlockBasedOptions, Direction, IteratorMode, Options, ReadOptions, WriteBatch, WriteOptions, DB,
@@ -135,6 +138,43 @@ pub(crate) struct RocksStore {
     /// Keeps the shared block cache alive while the store is open.
     #[cfg_attr(not(test), allow(dead_code, reason = "held, not read"))]
     memory: Arc<SharedMemory>,
+    /// The directory's claim in this process; declared last, so it is
+    /// released after RocksDB has closed (and its lock file is free).
+    _claim: DirectoryClaim,
+}
+
+/// Store directories open in this process.
+static OPEN_DIRECTORIES: Mutex<BTreeSet<PathBuf>> = Mutex::new(BTreeSet::new());
+
+/// Woken whenever a store directory of this process is released.
+static RELEASED: LazyLock<Notify> = LazyLock::new(Notify::new);
+
+/// A store directory's claim in this process: a second open of the same
+/// directory fails at once with [`StreamsError::StoreLocked`] (a typed
+/// error, not RocksDB's lock message), and dropping the claim wakes whoever
+/// waits on [`store_released`].
+#[derive(Debug)]
+struct DirectoryClaim(PathBuf);
+
+impl DirectoryClaim {
+    fn acquire(path: &Path) -> Option<Self> {
+        let mut open = OPEN_DIRECTORIES.lock().unwrap_or_else(PoisonError::into_inner);
+        open.insert(path.to_path_buf()).then(|| DirectoryClaim(path.to_path_buf()))
+    }
+}
+
+impl Drop for DirectoryClaim {
+    fn drop(&mut self) {
+        OPEN_DIRECTORIES.lock().unwrap_or_else(PoisonError::into_inner).remove(&self.0);
+        RELEASED.notify_waiters();
+    }
+}
+
+/// Notified each time a store directory of this process is released. To
+/// wait without missing a release, enable a `notified()` future before
+/// trying to open.
+pub(crate) fn store_released() -> &'static Notify {
+    &RELEASED
 }
 
 impl RocksStore {
@@ -160,6 +200,8 @@ impl RocksStore {
             reason,
         };
         std::fs::create_dir_all(path).map_err(|e| fail("create directory", e.to_string()))?;
+        let claim = DirectoryClaim::acquire(path)
+            .ok_or_else(|| StreamsError::StoreLocked { store: name.to_string(), path: path.to_path_buf() })?;
         let mut table = BlockBasedOptions::default();
         table.set_block_cache(&memory.cache);
         table.set_cache_index_and_filter_blocks(true);
@@ -222,6 +264,7 @@ impl RocksStore {
             write_options,
             segments,
             memory,
+            _claim: claim,
         })
     }
 
