@@ -197,13 +197,20 @@ pub enum Error {
     /// A group that does not exist.
     #[error("unknown group '{0}'")]
     UnknownGroup(String),
-    /// A request to a Kafka cluster (the `kafka://` backend) failed.
+    /// A request to a Kafka cluster (the `kafka://` backend, or a group
+    /// coordinator over the wire) failed.
     #[error("{op}: {reason}")]
     Kafka {
         /// What was being done.
         op: String,
         /// librdkafka's error, or the broker's error code and name.
         reason: String,
+        /// The Kafka protocol error code the broker answered, if it did.
+        code: Option<i16>,
+        /// Whether trying again can succeed: the code is retriable in
+        /// Kafka's protocol (`NOT_COORDINATOR`, `REQUEST_TIMED_OUT`, ...), or
+        /// the broker could not be reached or did not answer in time.
+        retriable: bool,
     },
     /// A partition that is not assigned to this consumer.
     #[error("partition {0} is not assigned to this consumer")]
@@ -222,6 +229,44 @@ pub enum CommitRejection {
 }
 
 impl Error {
+    /// A failed Kafka request that carries no broker error code.
+    pub(crate) fn kafka(op: impl Into<String>, reason: impl Into<String>, retriable: bool) -> Error {
+        Error::Kafka { op: op.into(), reason: reason.into(), code: None, retriable }
+    }
+
+    /// A broker's answer of error `code` to `op`: the reason names the
+    /// code (`NotCoordinator (16)`), and whether it is retriable comes from
+    /// Kafka's protocol.
+    pub(crate) fn kafka_code(op: impl Into<String>, code: i16, detail: Option<&str>) -> Error {
+        let known = kafka_protocol::ResponseError::try_from_code(code);
+        let name = known.map_or_else(|| "NONE".to_string(), |e| format!("{e:?}"));
+        let reason = match detail {
+            Some(detail) if !detail.is_empty() => format!("the broker answered {name} ({code}): {detail}"),
+            _ => format!("the broker answered {name} ({code})"),
+        };
+        Error::Kafka {
+            op: op.into(),
+            reason,
+            code: Some(code),
+            retriable: known.is_some_and(|e| e.is_retriable()),
+        }
+    }
+
+    /// Whether trying the same call again can succeed: a retriable broker
+    /// error, or a broker that could not be reached in time.
+    pub fn is_retriable(&self) -> bool {
+        matches!(self, Error::Kafka { retriable: true, .. })
+    }
+
+    /// The Kafka protocol error code a broker answered, when this error is
+    /// one.
+    pub fn kafka_error_code(&self) -> Option<i16> {
+        match self {
+            Error::Kafka { code, .. } => *code,
+            _ => None,
+        }
+    }
+
     pub(crate) fn io(op: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> Error {
         let path = path.into();
         move |source| Error::Io { op, path, source }

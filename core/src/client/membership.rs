@@ -230,10 +230,11 @@ impl GroupMembership {
                 JoinAnswer::Retry(member_id) => self.member_id = member_id,
             }
         }
-        Err(Error::Kafka {
-            op: format!("joining group '{}'", self.config.group_id),
-            reason: "the coordinator kept asking to join again".into(),
-        })
+        Err(Error::kafka(
+            format!("joining group '{}'", self.config.group_id),
+            "the coordinator kept asking to join again",
+            true,
+        ))
     }
 
     /// Sends this member's part of the sync (the leader: every member's
@@ -364,7 +365,7 @@ async fn embedded_join(
         Ok(id) => id,
         Err(GenericJoinError::UnknownMember) => return Ok(JoinAnswer::Retry(String::new())),
         Err(GenericJoinError::InconsistentProtocol(reason)) => {
-            return Err(Error::Kafka { op: format!("joining group '{}'", config.group_id), reason })
+            return Err(Error::kafka(format!("joining group '{}'", config.group_id), reason, false))
         }
     };
     loop {
@@ -432,10 +433,7 @@ const HEARTBEAT_VERSION: i16 = 3;
 const LEAVE_GROUP_VERSION: i16 = 3;
 
 fn refused(config: &MembershipConfig, what: &str, code: i16) -> Error {
-    Error::Kafka {
-        op: format!("{what} (group '{}')", config.group_id),
-        reason: format!("the coordinator answered error code {code}"),
-    }
+    Error::kafka_code(format!("{what} (group '{}')", config.group_id), code, None)
 }
 
 /// One connection to the group coordinator; requests go one at a time.
@@ -455,7 +453,7 @@ impl WireConnection {
                 ms: timeout.as_millis() as u64,
                 what: "a connection to the group coordinator",
             })?
-            .map_err(|e| Error::Kafka { op: format!("connecting to {address}"), reason: e.to_string() })?;
+            .map_err(|e| Error::kafka(format!("connecting to {address}"), e.to_string(), true))?;
         let _ = stream.set_nodelay(true);
         Ok(WireConnection {
             stream,
@@ -481,10 +479,7 @@ impl WireConnection {
             }
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
-        Err(Error::Kafka {
-            op: format!("finding the coordinator of group '{}'", config.group_id),
-            reason: last,
-        })
+        Err(Error::kafka(format!("finding the coordinator of group '{}'", config.group_id), last, true))
     }
 
     async fn find(server: &str, config: &MembershipConfig) -> Result<Option<String>> {
@@ -510,10 +505,8 @@ impl WireConnection {
         let address = self.address.clone();
         let op = format!("{api:?} to {address}");
         match tokio::time::timeout(timeout, self.exchange(api, version, req)).await {
-            Ok(result) => result.map_err(|reason| Error::Kafka { op, reason }),
-            Err(_) => {
-                Err(Error::Kafka { op, reason: format!("no answer within {} ms", timeout.as_millis()) })
-            }
+            Ok(result) => result.map_err(|reason| Error::kafka(op, reason, false)),
+            Err(_) => Err(Error::kafka(op, format!("no answer within {} ms", timeout.as_millis()), true)),
         }
     }
 

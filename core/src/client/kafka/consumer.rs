@@ -542,7 +542,7 @@ impl KafkaConsumer {
                             group: group.clone().unwrap_or_default(),
                             offered: offered.clone(),
                         },
-                        code => Error::Kafka { op: "join group".into(), reason: format!("{code}: {reason}") },
+                        code => super::librdkafka_error("join group", code, Some(&reason)),
                     });
                 }
                 // Wait in slices of at most 100 ms so a group error reported

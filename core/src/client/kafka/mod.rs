@@ -110,7 +110,7 @@ pub(crate) async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + 
 pub(crate) fn kafka_error(op: &str, e: KafkaError) -> Error {
     match e.rdkafka_error_code() {
         Some(code) => broker_error(op, code, None),
-        None => Error::Kafka { op: op.to_string(), reason: e.to_string() },
+        None => Error::kafka(op, e.to_string(), false),
     }
 }
 
@@ -129,7 +129,31 @@ pub(crate) fn broker_error(op: &str, code: RDKafkaErrorCode, topic: Option<&str>
         (RDKafkaErrorCode::InvalidPartitions, Some(t)) => {
             Error::InvalidPartitions { topic: t, reason: "refused by the cluster".into() }
         }
-        _ => Error::Kafka { op: op.to_string(), reason: format!("{code:?} ({code})") },
+        _ => librdkafka_error(op, code, None),
+    }
+}
+
+/// Our error for librdkafka's `code`: a broker's code (zero or more) keeps
+/// its number and Kafka's retriability; librdkafka's own (negative) codes
+/// are retriable when the broker could not be reached or did not answer.
+pub(crate) fn librdkafka_error(op: &str, code: RDKafkaErrorCode, detail: Option<&str>) -> Error {
+    let number = code as i32;
+    match i16::try_from(number) {
+        Ok(broker) if broker > 0 => Error::kafka_code(op, broker, detail),
+        _ => {
+            let retriable = matches!(
+                code,
+                RDKafkaErrorCode::BrokerTransportFailure
+                    | RDKafkaErrorCode::OperationTimedOut
+                    | RDKafkaErrorCode::AllBrokersDown
+                    | RDKafkaErrorCode::MessageTimedOut
+            );
+            let reason = match detail {
+                Some(detail) => format!("{code:?} ({code}): {detail}"),
+                None => format!("{code:?} ({code})"),
+            };
+            Error::kafka(op, reason, retriable)
+        }
     }
 }
 
@@ -143,4 +167,40 @@ pub(crate) fn tpl_of(tps: &[TopicPartition]) -> rdkafka::TopicPartitionList {
 
 pub(crate) fn tps_of(tpl: &rdkafka::TopicPartitionList) -> Vec<TopicPartition> {
     tpl.elements().iter().map(|e| TopicPartition::new(e.topic(), e.partition())).collect()
+}
+
+#[cfg(test)]
+mod error_tests {
+    use rdkafka::types::RDKafkaErrorCode;
+
+    use super::{broker_error, librdkafka_error};
+    use crate::Error;
+
+    #[test]
+    fn a_broker_error_keeps_its_code_and_kafkas_retriability() {
+        let e = broker_error("commit offsets", RDKafkaErrorCode::NotCoordinator, None);
+        assert_eq!(e.kafka_error_code(), Some(16));
+        assert!(e.is_retriable(), "NOT_COORDINATOR is retriable in Kafka's protocol");
+        assert!(e.to_string().contains("NotCoordinator (16)"), "{e}");
+        let e = broker_error("join group", RDKafkaErrorCode::GroupAuthorizationFailed, None);
+        assert_eq!((e.kafka_error_code(), e.is_retriable()), (Some(30), false));
+        let e = Error::kafka_code("heartbeat (group 'g')", 27, None);
+        assert_eq!(
+            (e.kafka_error_code(), e.is_retriable()),
+            (Some(27), false),
+            "REBALANCE_IN_PROGRESS: rejoin"
+        );
+        let e = Error::kafka_code("sync group (group 'g')", 15, None);
+        assert!(e.is_retriable() && e.to_string().contains("CoordinatorNotAvailable (15)"), "{e}");
+    }
+
+    #[test]
+    fn librdkafkas_own_codes_carry_no_broker_code_and_retry_only_when_unreached() {
+        let e = librdkafka_error("fetch metadata", RDKafkaErrorCode::BrokerTransportFailure, Some("down"));
+        assert_eq!((e.kafka_error_code(), e.is_retriable()), (None, true));
+        assert!(e.to_string().ends_with(": down"), "{e}");
+        let e = librdkafka_error("create topic", RDKafkaErrorCode::InvalidArgument, None);
+        assert_eq!((e.kafka_error_code(), e.is_retriable()), (None, false));
+        assert!(!Error::UnknownTopic("t".into()).is_retriable(), "errors of ours are not retriable");
+    }
 }
