@@ -244,12 +244,12 @@ impl Error {
             Some(detail) if !detail.is_empty() => format!("the broker answered {name} ({code}): {detail}"),
             _ => format!("the broker answered {name} ({code})"),
         };
-        Error::Kafka {
-            op: op.into(),
-            reason,
-            code: Some(code),
-            retriable: known.is_some_and(|e| e.is_retriable()),
-        }
+        Error::Kafka { op: op.into(), reason, code: Some(code), retriable: Error::code_is_retriable(code) }
+    }
+
+    /// Whether Kafka's protocol marks error `code` retriable.
+    pub(crate) fn code_is_retriable(code: i16) -> bool {
+        kafka_protocol::ResponseError::try_from_code(code).is_some_and(|e| e.is_retriable())
     }
 
     /// Whether trying the same call again can succeed: a retriable broker

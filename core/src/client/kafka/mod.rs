@@ -137,9 +137,18 @@ pub(crate) fn broker_error(op: &str, code: RDKafkaErrorCode, topic: Option<&str>
 /// its number and Kafka's retriability; librdkafka's own (negative) codes
 /// are retriable when the broker could not be reached or did not answer.
 pub(crate) fn librdkafka_error(op: &str, code: RDKafkaErrorCode, detail: Option<&str>) -> Error {
-    let number = code as i32;
-    match i16::try_from(number) {
-        Ok(broker) if broker > 0 => Error::kafka_code(op, broker, detail),
+    // librdkafka's names, as before (`MessageSizeTooLarge (Broker: ...)`).
+    let reason = match detail {
+        Some(detail) => format!("{code:?} ({code}): {detail}"),
+        None => format!("{code:?} ({code})"),
+    };
+    match i16::try_from(code as i32) {
+        Ok(broker) if broker > 0 => Error::Kafka {
+            op: op.to_string(),
+            reason,
+            code: Some(broker),
+            retriable: Error::code_is_retriable(broker),
+        },
         _ => {
             let retriable = matches!(
                 code,
@@ -148,10 +157,6 @@ pub(crate) fn librdkafka_error(op: &str, code: RDKafkaErrorCode, detail: Option<
                     | RDKafkaErrorCode::AllBrokersDown
                     | RDKafkaErrorCode::MessageTimedOut
             );
-            let reason = match detail {
-                Some(detail) => format!("{code:?} ({code}): {detail}"),
-                None => format!("{code:?} ({code})"),
-            };
             Error::kafka(op, reason, retriable)
         }
     }
@@ -181,7 +186,7 @@ mod error_tests {
         let e = broker_error("commit offsets", RDKafkaErrorCode::NotCoordinator, None);
         assert_eq!(e.kafka_error_code(), Some(16));
         assert!(e.is_retriable(), "NOT_COORDINATOR is retriable in Kafka's protocol");
-        assert!(e.to_string().contains("NotCoordinator (16)"), "{e}");
+        assert!(e.to_string().contains("NotCoordinator ("), "librdkafka's name for it: {e}");
         let e = broker_error("join group", RDKafkaErrorCode::GroupAuthorizationFailed, None);
         assert_eq!((e.kafka_error_code(), e.is_retriable()), (Some(30), false));
         let e = Error::kafka_code("heartbeat (group 'g')", 27, None);
