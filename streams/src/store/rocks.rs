@@ -44,10 +44,8 @@ pub(crate) struct Segmenting {
     pub(crate) time: KeyTime,
     /// Whether this is a stream-stream join's window store. It is read by
     /// ranges only, so it keeps no bloom filter (the filter answers point
-    /// lookups only, and building it cost its flushes); and an entry past
-    /// the retention behind the newest time is never read again (the join
-    /// drops a record whose window it would fall in), so a write of one is
-    /// skipped, not only writes into whole expired segments.
+    /// lookups only, and building it cost its flushes). (Its entries past
+    /// the retention are left out earlier, by the window cache's flush.)
     pub(crate) join: bool,
 }
 
@@ -363,11 +361,6 @@ impl RocksStore {
         let times: Vec<Option<i64>> = entries.iter().map(|(k, _)| segments.spec.time.of(k)).collect();
         segments.observed = times.iter().flatten().fold(segments.observed, |a, &t| a.max(t));
         let min_live = segments.min_live();
-        // A join store's entries older than this are never read again.
-        let expired = match segments.spec.join {
-            true => segments.observed.saturating_sub(segments.spec.retention),
-            false => i64::MIN,
-        };
         let mut stored = Vec::new();
         for (&(key, value), time) in entries.iter().zip(times) {
             let Some(time) = time else {
@@ -379,7 +372,7 @@ impl RocksStore {
                 });
             };
             let id = segments.spec.segment_id(time);
-            if id < min_live || (time < expired && value.is_some()) {
+            if id < min_live {
                 continue;
             }
             segments.newest = segments.newest.max(Some(id));

@@ -151,21 +151,44 @@ impl std::hash::Hasher for TopicHasher {
 
 type TopicHash = std::hash::BuildHasherDefault<TopicHasher>;
 
+/// Where an append notes its record's delivery.
+trait NoteDelivery {
+    /// A record appended to `batch` at `index`.
+    fn appended(&mut self, batch: &Arc<BatchCompletion>, index: u32, timestamp: i64);
+    /// A record with a delivery of its own (appended directly).
+    fn push(&mut self, delivery: Delivery);
+}
+
 /// The deliveries of one enqueue call: one per batch its records went
 /// into, standing for all of that batch's records of the call.
 #[derive(Debug, Default)]
 struct Deliveries(Vec<Delivery>);
 
-impl Deliveries {
-    /// Notes a record appended to `batch` at `index`. A batch already
-    /// noted in this call has its delivery advanced in place: no new handle
-    /// on the batch per record (an atomic count the sender thread shares,
-    /// which showed in the profile of every producing stream thread).
+impl NoteDelivery for Deliveries {
+    /// A batch already noted in this call has its delivery advanced in
+    /// place: no new handle on the batch per record (an atomic count the
+    /// sender thread shares, which showed in the profile of every
+    /// producing stream thread).
     fn appended(&mut self, batch: &Arc<BatchCompletion>, index: u32, timestamp: i64) {
         match self.0.iter_mut().rev().find(|d| d.is_batch(batch)) {
             Some(delivery) => delivery.advance(index, timestamp),
             None => self.0.push(Delivery::embedded(Arc::clone(batch), index, timestamp)),
         }
+    }
+
+    fn push(&mut self, delivery: Delivery) {
+        self.0.push(delivery);
+    }
+}
+
+/// One record's delivery (`enqueue`): no list to allocate.
+impl NoteDelivery for Option<Delivery> {
+    fn appended(&mut self, batch: &Arc<BatchCompletion>, index: u32, timestamp: i64) {
+        *self = Some(Delivery::embedded(Arc::clone(batch), index, timestamp));
+    }
+
+    fn push(&mut self, delivery: Delivery) {
+        *self = Some(delivery);
     }
 }
 
@@ -500,18 +523,18 @@ impl Accumulator {
 
     fn append(&self, record: ProducerRecord, size: usize) -> Result<Delivery> {
         let mut state = self.state.lock().expect("producer state lock");
-        let mut deliveries = Deliveries::default();
-        self.append_locked(&mut state, record, size, &mut deliveries)?;
-        Ok(deliveries.0.pop().expect("one record, one delivery"))
+        let mut delivery = None;
+        self.append_locked(&mut state, record, size, &mut delivery)?;
+        Ok(delivery.expect("an appended record has its delivery"))
     }
 
     /// Appends `record` and notes it in `deliveries`.
-    fn append_locked(
+    fn append_locked<D: NoteDelivery>(
         &self,
         state: &mut State,
         record: ProducerRecord,
         size: usize,
-        deliveries: &mut Deliveries,
+        deliveries: &mut D,
     ) -> Result<()> {
         let timestamp = record.timestamp.unwrap_or_else(|| SystemClock.now_ms());
         if state.shutdown {
@@ -539,7 +562,7 @@ impl Accumulator {
         if self.config.linger_ms == 0 {
             let topic = t.name.clone();
             if let Some(completion) = self.try_direct(state, &topic, partition, &record, timestamp, size) {
-                deliveries.0.push(Delivery::embedded(completion, 0, timestamp));
+                deliveries.push(Delivery::embedded(completion, 0, timestamp));
                 return Ok(());
             }
             return self.append_to_batch(state, &topic, partition, record, timestamp, size, deliveries);
@@ -567,7 +590,7 @@ impl Accumulator {
     /// Appends to the partition's batch, sealing it first when the record
     /// does not fit.
     #[allow(clippy::too_many_arguments, reason = "the record's coordinates, resolved once by the caller")]
-    fn append_to_batch(
+    fn append_to_batch<D: NoteDelivery>(
         &self,
         state: &mut State,
         topic: &Arc<str>,
@@ -575,7 +598,7 @@ impl Accumulator {
         record: ProducerRecord,
         timestamp: i64,
         size: usize,
-        deliveries: &mut Deliveries,
+        deliveries: &mut D,
     ) -> Result<()> {
         let batch_size = self.config.batch_size;
         let full = state.topics[topic].open[partition as usize]
@@ -599,14 +622,14 @@ impl Accumulator {
     /// Appends to the partition's open batch (opening one if none is) and
     /// notes the record in `deliveries`; returns whether the batch is now
     /// full, and whether it was just opened.
-    fn append_open(
+    fn append_open<D: NoteDelivery>(
         &self,
         t: &mut TopicState,
         partition: i32,
         record: &ProducerRecord,
         timestamp: i64,
         size: usize,
-        deliveries: &mut Deliveries,
+        deliveries: &mut D,
     ) -> (bool, bool) {
         let batch_size = self.config.batch_size;
         let slot = &mut t.open[partition as usize];
