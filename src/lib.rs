@@ -7,7 +7,7 @@
 //!   client API (`Cluster`, `Producer`, `Consumer`, `Admin`) and the Kafka
 //!   wire-protocol server;
 //! * [`streams`] — the Streams DSL and its runtime (RocksDB state,
-//!   changelogs, windows; stream and table joins are not here yet);
+//!   changelogs, windows, stream and table joins);
 //! * [`connect`] and [`connectors`] — the Connect runtime (standalone and
 //!   distributed, REST API) and the file connectors.
 //!

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use crate::record::RecordError;
-use crate::topic::TopicPartition;
+use crate::vocabulary::TopicPartition;
 
 /// Result alias for runnel-core.
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -20,6 +20,24 @@
 //! * **Background maintenance never blocks appends.** Retention and compaction
 //!   work on sealed segments and swap results in under a short lock.
 //!
+//! # Layers
+//!
+//! Each module calls only the layers below it; `tests/layering.rs` at the
+//! workspace root reads the source and fails on an upward reference or a
+//! cycle between modules.
+//!
+//! | layer | owns | may use |
+//! | --- | --- | --- |
+//! | [`vocabulary`], [`time`] | [`TopicPartition`](vocabulary::TopicPartition), [`OffsetAndMetadata`](vocabulary::OffsetAndMetadata), group states, assignment strategy names, [`ErrorCode`](vocabulary::ErrorCode); clocks | nothing |
+//! | [`record`] | Kafka's v2 record batch codec, compression, CRC32C, the murmur2 partitioner | vocabulary |
+//! | `error` | [`Error`], [`Result`] | vocabulary, record |
+//! | [`topic`] | topic names, [`NewTopic`](topic::NewTopic), descriptions | vocabulary, error |
+//! | [`log`] | one partition's storage: segments, indexes, recovery, retention, compaction | all of the above |
+//! | [`broker`] | topics, partitions, group coordination, committed offsets | log and below |
+//! | `protocol` | Kafka's framing and the error code of each [`Error`], shared by the server and the wire clients | vocabulary, error |
+//! | [`server`] | the Kafka wire-protocol server over a broker ([`broker::BrokerHandle`]) | broker, protocol, and below |
+//! | [`client`] | `Cluster`, `Producer`, `Consumer`, `Admin`; the embedded backend (calls `broker`), the `kafka://` backend (librdkafka) and the wire group client (uses `protocol`) | broker, protocol, and below; never `server` |
+//!
 //! # Example
 //!
 //! ```
@@ -49,9 +67,11 @@ pub mod broker;
 pub mod client;
 mod error;
 pub mod log;
+pub(crate) mod protocol;
 pub mod record;
 pub mod server;
 pub mod time;
 pub mod topic;
+pub mod vocabulary;
 
 pub use error::{CommitRejection, Error, Result};

@@ -1,7 +1,6 @@
 //! Topic names, topic-partitions, and the request to create a topic.
 
 use std::collections::BTreeMap;
-use std::fmt;
 
 use crate::{Error, Result};
 
@@ -9,28 +8,7 @@ use crate::{Error, Result};
 /// staying under the usual 255-byte file name limit).
 pub const MAX_TOPIC_NAME_LEN: usize = 249;
 
-/// A topic and a partition number; displayed and stored on disk as
-/// `topic-partition`, as Kafka names partition directories.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct TopicPartition {
-    /// The topic.
-    pub topic: String,
-    /// The partition, from 0.
-    pub partition: i32,
-}
-
-impl TopicPartition {
-    /// `topic`'s partition `partition`.
-    pub fn new(topic: impl Into<String>, partition: i32) -> Self {
-        TopicPartition { topic: topic.into(), partition }
-    }
-}
-
-impl fmt::Display for TopicPartition {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}-{}", self.topic, self.partition)
-    }
-}
+pub use crate::vocabulary::TopicPartition;
 
 /// Checks a topic name the way Kafka does: 1 to 249 characters from
 /// `[a-zA-Z0-9._-]`, and not `.` or `..`.

@@ -9,8 +9,6 @@
 
 mod byte_array;
 mod json;
-mod json_tree;
-mod json_writer;
 mod string;
 
 use std::collections::HashMap;

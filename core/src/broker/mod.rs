@@ -90,6 +90,21 @@ pub struct MaintenanceReport {
     pub errors: Vec<(TopicPartition, String)>,
 }
 
+/// Whatever hands out the broker it runs on, so the Kafka-protocol server
+/// (which sits above the broker and knows nothing of clients) can serve it:
+/// a shared [`Broker`], or an embedded `client::Cluster`.
+pub trait BrokerHandle {
+    /// The broker in this process, or `None` when there is none (a
+    /// `kafka://` cluster).
+    fn embedded_broker(&self) -> Option<Arc<Broker>>;
+}
+
+impl BrokerHandle for Arc<Broker> {
+    fn embedded_broker(&self) -> Option<Arc<Broker>> {
+        Some(self.clone())
+    }
+}
+
 /// An embedded broker: owns a data directory and the topics in it.
 ///
 /// See the [crate docs](crate) for an example.

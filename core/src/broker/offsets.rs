@@ -17,28 +17,11 @@ use std::collections::{BTreeMap, HashMap};
 
 use crate::record::{Compression, RecordBatchBuilder};
 use crate::topic::TopicPartition;
+pub use crate::vocabulary::OffsetAndMetadata;
 use crate::{Error, Result};
 
 /// Name of the internal topic holding committed offsets.
 pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
-
-/// A committed position: the next offset to consume, plus optional metadata.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OffsetAndMetadata {
-    /// Next offset the group will consume.
-    pub offset: i64,
-    /// Free-form metadata stored with the commit.
-    pub metadata: String,
-    /// When it was committed (ms since the epoch).
-    pub commit_timestamp: i64,
-}
-
-impl OffsetAndMetadata {
-    /// An offset with no metadata, stamped `now`.
-    pub fn new(offset: i64, now: i64) -> Self {
-        OffsetAndMetadata { offset, metadata: String::new(), commit_timestamp: now }
-    }
-}
 
 fn put_string(out: &mut Vec<u8>, s: &str) {
     out.extend_from_slice(&(s.len() as i16).to_be_bytes());
@@ -172,7 +155,7 @@ pub(crate) fn encode_batch(
 
 /// The partition of the offsets topic that holds `group`'s commits.
 pub(crate) fn partition_for_group(group: &str, partitions: i32) -> i32 {
-    crate::client::partition_for_key(group.as_bytes(), partitions)
+    crate::record::partition_for_key(group.as_bytes(), partitions)
 }
 
 #[cfg(test)]

@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 
 use crate::record::Compression;
+pub use crate::vocabulary::AssignmentStrategy;
 use crate::{Error, Result};
 
 fn invalid(key: &str, reason: impl Into<String>) -> Error {
@@ -185,43 +186,6 @@ pub enum OffsetReset {
     None,
 }
 
-/// How a group's partitions are divided among its members
-/// (`partition.assignment.strategy`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum AssignmentStrategy {
-    /// Per topic, contiguous ranges of partitions (`range`).
-    Range,
-    /// All partitions dealt out one by one (`roundrobin`).
-    RoundRobin,
-    /// Balanced, keeps partitions where they are, and revokes only those that
-    /// move (`cooperative-sticky`).
-    CooperativeSticky,
-}
-
-impl AssignmentStrategy {
-    /// Kafka's protocol name.
-    pub fn name(self) -> &'static str {
-        match self {
-            AssignmentStrategy::Range => "range",
-            AssignmentStrategy::RoundRobin => "roundrobin",
-            AssignmentStrategy::CooperativeSticky => "cooperative-sticky",
-        }
-    }
-
-    fn parse(key: &str, value: &str) -> Result<Self> {
-        // Accept the Java class names too.
-        let short = value.trim().rsplit('.').next().unwrap_or_default();
-        Ok(match short {
-            "range" | "RangeAssignor" => AssignmentStrategy::Range,
-            "roundrobin" | "RoundRobinAssignor" => AssignmentStrategy::RoundRobin,
-            "cooperative-sticky" | "CooperativeStickyAssignor" => AssignmentStrategy::CooperativeSticky,
-            other => {
-                return Err(invalid(key, format!("'{other}' is not range, roundrobin or cooperative-sticky")))
-            }
-        })
-    }
-}
-
 /// Consumer settings.
 ///
 /// | key | field | default |
@@ -346,7 +310,14 @@ impl ConsumerConfig {
                 self.assignment_strategies = value
                     .split(',')
                     .filter(|s| !s.trim().is_empty())
-                    .map(|s| AssignmentStrategy::parse(key, s))
+                    .map(|s| {
+                        AssignmentStrategy::from_name(s).ok_or_else(|| {
+                            invalid(
+                                key,
+                                format!("'{}' is not range, roundrobin or cooperative-sticky", s.trim()),
+                            )
+                        })
+                    })
                     .collect::<Result<_>>()?;
                 if self.assignment_strategies.is_empty() {
                     return Err(invalid(key, "no assignor named"));

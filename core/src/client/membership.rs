@@ -39,17 +39,17 @@
 
 use std::time::Duration;
 
-use bytes::{Buf, BufMut, Bytes, BytesMut};
+use bytes::Bytes;
 use kafka_protocol::messages::join_group_request::JoinGroupRequestProtocol;
 use kafka_protocol::messages::leave_group_request::MemberIdentity;
 use kafka_protocol::messages::sync_group_request::SyncGroupRequestAssignment;
 use kafka_protocol::messages::{
     ApiKey, FindCoordinatorRequest, FindCoordinatorResponse, GroupId, HeartbeatRequest, HeartbeatResponse,
-    JoinGroupRequest, JoinGroupResponse, LeaveGroupRequest, LeaveGroupResponse, RequestHeader,
-    ResponseHeader, SyncGroupRequest, SyncGroupResponse,
+    JoinGroupRequest, JoinGroupResponse, LeaveGroupRequest, LeaveGroupResponse, SyncGroupRequest,
+    SyncGroupResponse,
 };
 use kafka_protocol::protocol::{Decodable, Encodable};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tracing::debug;
 
@@ -57,12 +57,9 @@ use super::Cluster;
 use crate::broker::group::{
     GenericHeartbeatOutcome, GenericJoinError, GenericJoinOutcome, GenericJoinRequest, GenericSyncOutcome,
 };
-use crate::server::str_bytes as s;
-// Kafka's error codes this client acts on.
-use crate::server::codes::{
-    COORDINATOR_LOAD_IN_PROGRESS, COORDINATOR_NOT_AVAILABLE, ILLEGAL_GENERATION, MEMBER_ID_REQUIRED, NONE,
-    NOT_COORDINATOR, REBALANCE_IN_PROGRESS, UNKNOWN_MEMBER_ID,
-};
+use crate::protocol::frame::{decode_response, encode_request, read_frame};
+use crate::protocol::str_bytes as s;
+use crate::vocabulary::ErrorCode;
 use crate::{Error, Result};
 
 /// Settings of a [`GroupMembership`], with Kafka's keys.
@@ -432,6 +429,10 @@ const SYNC_GROUP_VERSION: i16 = 3;
 const HEARTBEAT_VERSION: i16 = 3;
 const LEAVE_GROUP_VERSION: i16 = 3;
 
+/// The largest coordinator answer read (a JoinGroup response lists every
+/// member's metadata).
+const MAX_RESPONSE_BYTES: usize = 64 * 1024 * 1024;
+
 fn refused(config: &MembershipConfig, what: &str, code: i16) -> Error {
     Error::kafka_code(format!("{what} (group '{}')", config.group_id), code, None)
 }
@@ -488,10 +489,10 @@ impl WireConnection {
         let resp: FindCoordinatorResponse = conn
             .call(ApiKey::FindCoordinator, FIND_COORDINATOR_VERSION, &req, config.request_timeout)
             .await?;
-        match resp.error_code {
-            NONE => Ok(Some(format!("{}:{}", resp.host, resp.port))),
-            COORDINATOR_NOT_AVAILABLE | COORDINATOR_LOAD_IN_PROGRESS => Ok(None),
-            code => Err(refused(config, "FindCoordinator", code)),
+        match ErrorCode::from_code(resp.error_code) {
+            Some(ErrorCode::None) => Ok(Some(format!("{}:{}", resp.host, resp.port))),
+            Some(ErrorCode::CoordinatorNotAvailable) | Some(ErrorCode::CoordinatorLoadInProgress) => Ok(None),
+            _ => Err(refused(config, "FindCoordinator", resp.error_code)),
         }
     }
 
@@ -518,41 +519,12 @@ impl WireConnection {
     ) -> std::result::Result<Resp, String> {
         self.correlation_id = self.correlation_id.wrapping_add(1);
         let correlation_id = self.correlation_id;
-        let mut out = BytesMut::with_capacity(256);
-        out.put_i32(0);
-        RequestHeader::default()
-            .with_request_api_key(api as i16)
-            .with_request_api_version(version)
-            .with_correlation_id(correlation_id)
-            .with_client_id(Some(s(&self.client_id)))
-            .encode(&mut out, api.request_header_version(version))
-            .map_err(|e| format!("encoding the header: {e}"))?;
-        req.encode(&mut out, version).map_err(|e| format!("encoding the request: {e}"))?;
-        let len = (out.len() - 4) as i32;
-        out[..4].copy_from_slice(&len.to_be_bytes());
+        let out = encode_request(api, version, correlation_id, &self.client_id, req)?;
         self.stream.write_all(&out).await.map_err(|e| format!("write failed: {e}"))?;
-        let mut len_buf = [0u8; 4];
-        self.stream.read_exact(&mut len_buf).await.map_err(|e| format!("read failed: {e}"))?;
-        let len = i32::from_be_bytes(len_buf);
-        if !(0..=64 * 1024 * 1024).contains(&len) {
-            return Err(format!("response length {len} is out of range"));
-        }
-        let mut body = BytesMut::zeroed(len as usize);
-        self.stream.read_exact(&mut body).await.map_err(|e| format!("response cut short: {e}"))?;
-        let mut buf = body.freeze();
-        let header = ResponseHeader::decode(&mut buf, api.response_header_version(version))
-            .map_err(|e| format!("response header: {e}"))?;
-        if header.correlation_id != correlation_id {
-            return Err(format!(
-                "response for request {} while waiting for {correlation_id}",
-                header.correlation_id
-            ));
-        }
-        let resp = Resp::decode(&mut buf, version).map_err(|e| format!("response: {e}"))?;
-        if buf.has_remaining() && buf.iter().any(|&b| b != 0) {
-            return Err(format!("{} bytes left over after the response", buf.remaining()));
-        }
-        Ok(resp)
+        let frame = read_frame(&mut self.stream, MAX_RESPONSE_BYTES)
+            .await?
+            .ok_or_else(|| "the coordinator closed the connection".to_string())?;
+        decode_response(frame, api, version, correlation_id)
     }
 
     async fn join(
@@ -578,18 +550,18 @@ impl WireConnection {
         // The coordinator holds a join until every member rejoined.
         let timeout = config.rebalance_timeout + config.request_timeout;
         let resp: JoinGroupResponse = self.call(ApiKey::JoinGroup, JOIN_GROUP_VERSION, &req, timeout).await?;
-        match resp.error_code {
-            NONE => Ok(JoinAnswer::Joined(Joined {
+        match ErrorCode::from_code(resp.error_code) {
+            Some(ErrorCode::None) => Ok(JoinAnswer::Joined(Joined {
                 generation: resp.generation_id,
                 member_id: resp.member_id.to_string(),
                 leader: resp.leader.to_string(),
                 protocol: resp.protocol_name.map(|p| p.to_string()).unwrap_or_default(),
                 members: resp.members.into_iter().map(|m| (m.member_id.to_string(), m.metadata)).collect(),
             })),
-            MEMBER_ID_REQUIRED => Ok(JoinAnswer::Retry(resp.member_id.to_string())),
-            UNKNOWN_MEMBER_ID => Ok(JoinAnswer::Retry(String::new())),
-            REBALANCE_IN_PROGRESS => Ok(JoinAnswer::Retry(member_id.to_string())),
-            code => Err(refused(config, "JoinGroup", code)),
+            Some(ErrorCode::MemberIdRequired) => Ok(JoinAnswer::Retry(resp.member_id.to_string())),
+            Some(ErrorCode::UnknownMemberId) => Ok(JoinAnswer::Retry(String::new())),
+            Some(ErrorCode::RebalanceInProgress) => Ok(JoinAnswer::Retry(member_id.to_string())),
+            _ => Err(refused(config, "JoinGroup", resp.error_code)),
         }
     }
 
@@ -641,22 +613,24 @@ impl WireConnection {
             .with_members(vec![MemberIdentity::default().with_member_id(s(member_id))]);
         let resp: LeaveGroupResponse =
             self.call(ApiKey::LeaveGroup, LEAVE_GROUP_VERSION, &req, config.request_timeout).await?;
-        match resp.error_code {
-            NONE | UNKNOWN_MEMBER_ID => Ok(()),
-            code => Err(refused(config, "LeaveGroup", code)),
+        match ErrorCode::from_code(resp.error_code) {
+            Some(ErrorCode::None) | Some(ErrorCode::UnknownMemberId) => Ok(()),
+            _ => Err(refused(config, "LeaveGroup", resp.error_code)),
         }
     }
 }
 
 fn event(config: &MembershipConfig, what: &str, code: i16, assignment: Bytes) -> Result<MembershipEvent> {
-    match code {
-        NONE => Ok(MembershipEvent::Assigned(assignment)),
-        REBALANCE_IN_PROGRESS | ILLEGAL_GENERATION => Ok(MembershipEvent::Rejoin),
-        UNKNOWN_MEMBER_ID => Ok(MembershipEvent::Lost),
-        NOT_COORDINATOR | COORDINATOR_NOT_AVAILABLE => {
+    match ErrorCode::from_code(code) {
+        Some(ErrorCode::None) => Ok(MembershipEvent::Assigned(assignment)),
+        Some(ErrorCode::RebalanceInProgress) | Some(ErrorCode::IllegalGeneration) => {
+            Ok(MembershipEvent::Rejoin)
+        }
+        Some(ErrorCode::UnknownMemberId) => Ok(MembershipEvent::Lost),
+        Some(ErrorCode::NotCoordinator) | Some(ErrorCode::CoordinatorNotAvailable) => {
             debug!(group = config.group_id, what, "coordinator moved");
             Err(refused(config, what, code))
         }
-        code => Err(refused(config, what, code)),
+        _ => Err(refused(config, what, code)),
     }
 }

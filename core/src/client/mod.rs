@@ -16,27 +16,33 @@
 //! [`ConsumerConfig`].
 
 mod admin;
+mod answers;
 mod config;
 mod consumer;
 pub(crate) mod embedded;
 pub(crate) mod kafka;
+mod listener;
 mod membership;
-mod partitioner;
 mod producer;
 mod record;
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
-pub use admin::{Admin, GroupDescription, GroupListing, GroupMember, OffsetSpec, PartitionLag};
+pub use crate::record::{murmur2, partition_for_key};
+pub use crate::vocabulary::{OffsetAndMetadata, TopicPartition};
+pub use admin::Admin;
+pub use answers::{
+    GroupDescription, GroupListing, GroupMember, OffsetAndTimestamp, OffsetSpec, PartitionLag,
+};
 pub use config::{Acks, AssignmentStrategy, ConsumerConfig, OffsetReset, ProducerConfig};
-pub use consumer::{Consumer, OffsetAndTimestamp, RebalanceListener};
+pub use consumer::Consumer;
+pub use listener::RebalanceListener;
 pub use membership::{GroupMembership, Joined, MembershipConfig, MembershipEvent};
-pub use partitioner::{murmur2, partition_for_key};
 pub use producer::{Delivery, Producer};
 pub use record::{ConsumerRecord, ProducerRecord, RecordMetadata};
 
-use crate::broker::{Broker, BrokerConfig};
+use crate::broker::{Broker, BrokerConfig, BrokerHandle};
 use crate::{Error, Result};
 use embedded::EmbeddedCluster;
 
@@ -145,14 +151,6 @@ impl Cluster {
         Cluster { backend: Backend::Embedded(Arc::new(EmbeddedCluster::new(broker))) }
     }
 
-    /// The shared embedded backend (the Kafka-protocol server serves it).
-    pub(crate) fn embedded_backend(&self) -> Option<Arc<EmbeddedCluster>> {
-        match &self.backend {
-            Backend::Embedded(e) => Some(e.clone()),
-            Backend::Kafka(_) => None,
-        }
-    }
-
     /// The bootstrap servers of a `kafka://` cluster (empty when embedded).
     pub fn bootstrap_servers(&self) -> Vec<String> {
         match &self.backend {
@@ -214,6 +212,17 @@ impl Cluster {
             }
             // Each client closes its own connections.
             Backend::Kafka(_) => Ok(()),
+        }
+    }
+}
+
+/// An embedded cluster hands its broker to the Kafka-protocol server
+/// (`KafkaServer::start(&cluster, ..)`); a `kafka://` cluster has none.
+impl BrokerHandle for Cluster {
+    fn embedded_broker(&self) -> Option<Arc<Broker>> {
+        match &self.backend {
+            Backend::Embedded(e) => Some(e.shared_broker()),
+            Backend::Kafka(_) => None,
         }
     }
 }

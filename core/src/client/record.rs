@@ -115,3 +115,19 @@ impl ConsumerRecord {
         TopicPartition::new(self.topic.to_string(), self.partition)
     }
 }
+/// Upper bound on the framing a record adds to its key, value and headers
+/// (length, attributes, timestamp and offset deltas, field lengths).
+const RECORD_OVERHEAD: usize = 21;
+
+/// A record's size as the producers count it against `max.request.size`
+/// and `buffer.memory`.
+pub(crate) fn estimated_size(record: &ProducerRecord) -> usize {
+    RECORD_OVERHEAD
+        + record.key.as_ref().map_or(0, |k| k.len())
+        + record.value.as_ref().map_or(0, |v| v.len())
+        + record
+            .headers
+            .iter()
+            .map(|h| h.key.len() + h.value.as_ref().map_or(0, |v| v.len()) + 10)
+            .sum::<usize>()
+}

@@ -32,6 +32,7 @@
 mod batch;
 mod builder;
 mod compression;
+mod partitioner;
 mod varint;
 
 use bytes::Bytes;
@@ -41,6 +42,7 @@ pub use batch::{
     BATCH_HEADER_LEN, LOG_OVERHEAD, MAGIC_V2, MAX_UNCOMPRESSED_BATCH_BYTES,
 };
 pub use builder::RecordBatchBuilder;
+pub use partitioner::{murmur2, partition_for_key};
 
 /// Compression codec of a batch (attribute bits 0-2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]

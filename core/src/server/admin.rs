@@ -22,10 +22,12 @@ use kafka_protocol::messages::{
 };
 use tracing::info;
 
-use super::str_bytes as s;
-use super::{blocking, codes, Shared};
+use super::{blocking, Shared};
 use crate::broker::{is_internal, Broker};
+use crate::protocol::error_code_for;
+use crate::protocol::str_bytes as s;
 use crate::topic::{validate_topic_name, NewTopic};
+use crate::vocabulary::ErrorCode;
 use crate::{Error, Result};
 
 const RESOURCE_TOPIC: i8 = 2;
@@ -44,7 +46,7 @@ macro_rules! failed_with_message {
     ($($t:ty),*) => {$(
         impl Failed for $t {
             fn failed(self, e: &Error) -> Self {
-                self.with_error_code(codes::for_error(e)).with_error_message(Some(s(&e.to_string())))
+                self.with_error_code(error_code_for(e).code()).with_error_message(Some(s(&e.to_string())))
             }
         }
     )*};
@@ -93,12 +95,12 @@ pub(super) async fn create_topics(
                 let name = t.name.0.to_string();
                 let result = CreatableTopicResult::default().with_name(t.name.clone());
                 if t.replication_factor > 1 || t.assignments.iter().any(|a| a.broker_ids.len() > 1) {
-                    return result.with_error_code(codes::INVALID_REPLICATION_FACTOR).with_error_message(
-                        Some(s(&format!(
+                    return result
+                        .with_error_code(ErrorCode::InvalidReplicationFactor.code())
+                        .with_error_message(Some(s(&format!(
                             "replication factor {} is larger than the 1 broker available",
                             t.replication_factor
-                        ))),
-                    );
+                        ))));
                 }
                 let partitions = if !t.assignments.is_empty() {
                     t.assignments.len() as i32
@@ -192,7 +194,7 @@ pub(super) async fn delete_topics(shared: &Arc<Shared>, req: DeleteTopicsRequest
     for _ in 0..by_id_only {
         results.push(
             DeletableTopicResult::default()
-                .with_error_code(codes::UNKNOWN_TOPIC_OR_PARTITION)
+                .with_error_code(ErrorCode::UnknownTopicOrPartition.code())
                 .with_error_message(Some(s("topic ids are not assigned by this broker; delete by name"))),
         );
     }

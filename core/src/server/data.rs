@@ -21,10 +21,12 @@ use kafka_protocol::protocol::StrBytes;
 use tracing::{debug, warn};
 
 use super::idempotence::SequenceCheck;
-use super::{blocking, codes, Shared};
+use super::{blocking, Shared};
 use crate::broker::is_internal;
+use crate::protocol::error_code_for;
 use crate::record::{batches, BatchHeader};
 use crate::topic::TopicPartition;
+use crate::vocabulary::ErrorCode;
 use crate::Error;
 
 fn topic_name(s: &str) -> TopicName {
@@ -75,8 +77,8 @@ fn topic_metadata(shared: &Shared, name: &str) -> MetadataResponseTopic {
     match shared.broker().partition_logs(name) {
         Err(e) => {
             let code = match crate::topic::validate_topic_name(name) {
-                Err(_) => codes::INVALID_TOPIC_EXCEPTION,
-                Ok(()) => codes::for_error(&e),
+                Err(_) => ErrorCode::InvalidTopicException.code(),
+                Ok(()) => error_code_for(&e).code(),
             };
             topic.with_error_code(code)
         }
@@ -92,7 +94,7 @@ fn topic_metadata(shared: &Shared, name: &str) -> MetadataResponseTopic {
                     match log {
                         Ok(_) => part.with_leader_id(node).with_isr_nodes(vec![node]),
                         Err(_) => part
-                            .with_error_code(codes::KAFKA_STORAGE_ERROR)
+                            .with_error_code(ErrorCode::KafkaStorageError.code())
                             .with_leader_id(BrokerId(-1))
                             .with_offline_replicas(vec![node]),
                     }
@@ -160,7 +162,7 @@ pub(super) async fn produce(shared: &Arc<Shared>, req: ProduceRequest) -> Option
                     .map(|w| {
                         let r = if transactional {
                             PartitionResult::error(
-                                codes::INVALID_REQUEST,
+                                ErrorCode::InvalidRequest.code(),
                                 "transactions are not supported by this broker".into(),
                             )
                         } else {
@@ -203,10 +205,10 @@ pub(super) async fn produce(shared: &Arc<Shared>, req: ProduceRequest) -> Option
 
 fn write_partition(shared: &Shared, w: &PartitionWrite) -> PartitionResult {
     let broker = shared.broker();
-    let fail = |e: Error| PartitionResult::error(codes::for_error(&e), e.to_string());
+    let fail = |e: Error| PartitionResult::error(error_code_for(&e).code(), e.to_string());
     if is_internal(&w.topic) {
         return PartitionResult::error(
-            codes::INVALID_TOPIC_EXCEPTION,
+            ErrorCode::InvalidTopicException.code(),
             format!("cannot produce to internal topic {}", w.topic),
         );
     }
@@ -218,23 +220,28 @@ fn write_partition(shared: &Shared, w: &PartitionWrite) -> PartitionResult {
         Err(e) => return fail(e),
     };
     let Some(records) = w.records.as_ref().filter(|r| !r.is_empty()) else {
-        return PartitionResult::error(codes::INVALID_RECORD, "produce request without records".into());
+        return PartitionResult::error(
+            ErrorCode::InvalidRecord.code(),
+            "produce request without records".into(),
+        );
     };
     // Produce v3+ carries exactly one batch per partition (Kafka's rule).
     let header = match BatchHeader::parse(records) {
         Ok(h) => h,
-        Err(e) => return PartitionResult::error(codes::CORRUPT_MESSAGE, format!("record batch: {e}")),
+        Err(e) => {
+            return PartitionResult::error(ErrorCode::CorruptMessage.code(), format!("record batch: {e}"))
+        }
     };
     if header.total_len() != records.len() {
         let count = batches(records).count();
         return PartitionResult::error(
-            codes::INVALID_RECORD,
+            ErrorCode::InvalidRecord.code(),
             format!("expected exactly one record batch per partition, got {count} ({} bytes)", records.len()),
         );
     }
     if header.is_transactional() || header.is_control() {
         return PartitionResult::error(
-            codes::INVALID_RECORD,
+            ErrorCode::InvalidRecord.code(),
             "transactional and control batches are not accepted (transactions are not supported)".into(),
         );
     }
@@ -244,7 +251,7 @@ fn write_partition(shared: &Shared, w: &PartitionWrite) -> PartitionResult {
         Ok(info) => {
             shared.metrics.bytes_in(&w.topic, buf.len(), info.record_count);
             Ok(PartitionResult {
-                code: codes::NONE,
+                code: ErrorCode::None.code(),
                 message: None,
                 base_offset: info.first_offset,
                 log_append_time: info.log_append_time.unwrap_or(-1),
@@ -275,7 +282,7 @@ fn write_partition(shared: &Shared, w: &PartitionWrite) -> PartitionResult {
         SequenceCheck::Duplicate { base_offset } => {
             debug!(partition = %tp, producer = header.producer_id, seq = header.base_sequence, "duplicate batch dropped");
             PartitionResult {
-                code: codes::NONE,
+                code: ErrorCode::None.code(),
                 message: None,
                 base_offset,
                 log_append_time: -1,
@@ -283,14 +290,14 @@ fn write_partition(shared: &Shared, w: &PartitionWrite) -> PartitionResult {
             }
         }
         SequenceCheck::OutOfOrder { expected } => PartitionResult::error(
-            codes::OUT_OF_ORDER_SEQUENCE_NUMBER,
+            ErrorCode::OutOfOrderSequenceNumber.code(),
             format!(
                 "producer {} epoch {}: sequence {} out of order for {tp}, expected {expected}",
                 header.producer_id, header.producer_epoch, header.base_sequence
             ),
         ),
         SequenceCheck::Fenced { current } => PartitionResult::error(
-            codes::INVALID_PRODUCER_EPOCH,
+            ErrorCode::InvalidProducerEpoch.code(),
             format!(
                 "producer {} epoch {} is fenced by epoch {current} on {tp}",
                 header.producer_id, header.producer_epoch
@@ -307,7 +314,7 @@ pub(super) async fn init_producer_id(
     if req.transactional_id.is_some() {
         warn!("InitProducerId with a transactional.id refused: transactions are not supported");
         return resp
-            .with_error_code(codes::INVALID_REQUEST)
+            .with_error_code(ErrorCode::InvalidRequest.code())
             .with_producer_id(ProducerId(-1))
             .with_producer_epoch(-1);
     }
@@ -319,7 +326,7 @@ pub(super) async fn init_producer_id(
         Ok(id) => resp.with_producer_id(ProducerId(id)).with_producer_epoch(0),
         Err(e) => {
             warn!(error = %e, "cannot allocate a producer id");
-            resp.with_error_code(codes::for_error(&e))
+            resp.with_error_code(error_code_for(&e).code())
                 .with_producer_id(ProducerId(-1))
                 .with_producer_epoch(-1)
         }
@@ -342,7 +349,7 @@ pub(super) async fn fetch(shared: &Arc<Shared>, req: FetchRequest) -> FetchRespo
         .flat_map(|t| {
             let topic = t.topic.0.to_string();
             t.partitions.iter().map(move |p| FetchSlot {
-                log: shared.broker().log(&topic, p.partition).map_err(|e| codes::for_error(&e)),
+                log: shared.broker().log(&topic, p.partition).map_err(|e| error_code_for(&e).code()),
                 topic: topic.clone(),
                 partition: p.partition,
                 offset: p.fetch_offset,
@@ -362,7 +369,7 @@ pub(super) async fn fetch(shared: &Arc<Shared>, req: FetchRequest) -> FetchRespo
             w.borrow_and_update();
         }
         let (results, total) = read_all(&slots, max_bytes);
-        let any_error = results.iter().any(|r| r.error_code != codes::NONE);
+        let any_error = results.iter().any(|r| r.error_code != ErrorCode::None.code());
         if total >= min_bytes || any_error || tokio::time::Instant::now() >= deadline || watches.is_empty() {
             return finish_fetch(shared, &slots, results);
         }
@@ -411,7 +418,7 @@ fn read_all(slots: &[FetchSlot], max_bytes: usize) -> (Vec<PartitionData>, usize
                     if !matches!(e, Error::OffsetOutOfRange { .. }) {
                         warn!(topic = %s.topic, partition = s.partition, error = %e, "fetch failed");
                     }
-                    part.with_error_code(codes::for_error(&e))
+                    part.with_error_code(error_code_for(&e).code())
                         .with_high_watermark(log.log_end_offset())
                         .with_last_stable_offset(log.log_end_offset())
                         .with_log_start_offset(log.log_start_offset())
@@ -467,7 +474,7 @@ pub(super) fn list_offsets(
                                 Ok(l) => l,
                                 Err(e) => {
                                     return resp
-                                        .with_error_code(codes::for_error(&e))
+                                        .with_error_code(error_code_for(&e).code())
                                         .with_offset(-1)
                                         .with_timestamp(-1)
                                 }
@@ -483,7 +490,7 @@ pub(super) fn list_offsets(
                                 Ok(Some((offset, ts))) => resp.with_offset(offset).with_timestamp(ts),
                                 Ok(None) => resp.with_offset(-1).with_timestamp(-1),
                                 Err(e) => resp
-                                    .with_error_code(codes::for_error(&e))
+                                    .with_error_code(error_code_for(&e).code())
                                     .with_offset(-1)
                                     .with_timestamp(-1),
                             }

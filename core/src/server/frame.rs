@@ -1,13 +1,13 @@
-//! Kafka's framing: a 4-byte big-endian length, then a request header and
-//! body. Decoding checks everything a hostile or buggy peer could get wrong
+//! The server's side of Kafka's framing (the shared parts are in
+//! [`crate::protocol::frame`]): requests in, responses out. Decoding checks everything a hostile or buggy peer could get wrong
 //! (size, API key, version, leftover bytes) and never panics.
 
-use bytes::{Buf, BufMut, Bytes, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind, ResponseHeader, ResponseKind};
 use kafka_protocol::protocol::{Decodable, Encodable};
-use tokio::io::{AsyncRead, AsyncReadExt};
 
 use super::versions;
+use crate::protocol::frame::framed;
 
 /// One decoded request.
 #[derive(Debug)]
@@ -27,33 +27,6 @@ pub(crate) enum FrameError {
     /// An ApiVersions request at a version above ours: Kafka answers with
     /// UNSUPPORTED_VERSION in a v0 body so the client can retry lower.
     ApiVersionsTooNew { correlation_id: i32 },
-}
-
-/// Reads one frame; `Ok(None)` at a clean end of stream (before a length).
-///
-/// # Errors
-/// A negative length or one above `max_bytes` (the stream is then out of
-/// step and must be closed), or an I/O error / EOF inside a frame.
-pub(crate) async fn read_frame<R: AsyncRead + Unpin>(
-    reader: &mut R,
-    max_bytes: usize,
-) -> Result<Option<Bytes>, String> {
-    let mut len_buf = [0u8; 4];
-    match reader.read_exact(&mut len_buf).await {
-        Ok(_) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
-        Err(e) => return Err(format!("read failed: {e}")),
-    }
-    let len = i32::from_be_bytes(len_buf);
-    if len < 0 {
-        return Err(format!("negative frame length {len}"));
-    }
-    if len as usize > max_bytes {
-        return Err(format!("frame of {len} bytes exceeds socket.request.max.bytes={max_bytes}"));
-    }
-    let mut body = BytesMut::zeroed(len as usize);
-    reader.read_exact(&mut body).await.map_err(|e| format!("frame of {len} bytes cut short: {e}"))?;
-    Ok(Some(body.freeze()))
 }
 
 /// Decodes a request frame (without its length prefix).
@@ -131,21 +104,19 @@ pub(crate) fn encode_response(
         ResponseKind::Fetch(fetch) => fetch.compute_size(version).unwrap_or(0) + 64,
         _ => 256,
     };
-    let mut out = BytesMut::with_capacity(capacity);
-    out.put_i32(0);
-    let header = ResponseHeader::default().with_correlation_id(correlation_id);
-    header
-        .encode(&mut out, api_key.response_header_version(version))
-        .map_err(|e| format!("{api_key:?} v{version} response header: {e}"))?;
-    body.encode(&mut out, version).map_err(|e| format!("{api_key:?} v{version} response: {e:#}"))?;
-    let len = (out.len() - 4) as i32;
-    out[..4].copy_from_slice(&len.to_be_bytes());
-    Ok(out)
+    framed(capacity, |out| {
+        let header = ResponseHeader::default().with_correlation_id(correlation_id);
+        header
+            .encode(out, api_key.response_header_version(version))
+            .map_err(|e| format!("{api_key:?} v{version} response header: {e}"))?;
+        body.encode(out, version).map_err(|e| format!("{api_key:?} v{version} response: {e:#}"))
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use bytes::BufMut;
     use kafka_protocol::messages::{ApiVersionsRequest, MetadataRequest};
     use kafka_protocol::protocol::StrBytes;
 
@@ -204,17 +175,5 @@ mod tests {
             decode_request(f.freeze()).unwrap_err(),
             FrameError::ApiVersionsTooNew { correlation_id: 7 }
         );
-    }
-
-    #[tokio::test]
-    async fn oversized_and_negative_frames_are_refused_before_reading_them() {
-        let mut big: &[u8] = &1000i32.to_be_bytes();
-        assert!(read_frame(&mut big, 999).await.unwrap_err().contains("exceeds"));
-        let mut neg: &[u8] = &(-1i32).to_be_bytes();
-        assert!(read_frame(&mut neg, 999).await.unwrap_err().contains("negative"));
-        let mut empty: &[u8] = &[];
-        assert_eq!(read_frame(&mut empty, 999).await.unwrap(), None);
-        let mut short: &[u8] = &[0, 0, 0, 5, 1, 2];
-        assert!(read_frame(&mut short, 999).await.unwrap_err().contains("cut short"));
     }
 }

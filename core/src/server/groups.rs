@@ -40,15 +40,17 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 use tracing::{debug, warn};
 
-use super::str_bytes as s;
-use super::{blocking, codes, Shared};
+use super::{blocking, Shared};
 use crate::broker::group::{
     GenericHeartbeatOutcome, GenericJoinError, GenericJoinOutcome, GenericJoinRequest, GenericSyncOutcome,
     GroupState, HeartbeatOutcome, JoinRequest, SyncOutcome,
 };
-use crate::broker::OffsetAndMetadata;
-use crate::client::AssignmentStrategy;
+use crate::protocol::error_code_for;
+use crate::protocol::str_bytes as s;
 use crate::topic::TopicPartition;
+use crate::vocabulary::AssignmentStrategy;
+use crate::vocabulary::ErrorCode;
+use crate::vocabulary::OffsetAndMetadata;
 
 const CONSUMER: &str = "consumer";
 
@@ -134,15 +136,18 @@ pub(super) fn find_coordinator(
 ) -> FindCoordinatorResponse {
     let answer = |key_type: i8| -> (i16, Option<StrBytes>) {
         if key_type == 0 {
-            (codes::NONE, None)
+            (ErrorCode::None.code(), None)
         } else {
-            (codes::COORDINATOR_NOT_AVAILABLE, Some(s("transactions are not supported by this broker")))
+            (
+                ErrorCode::CoordinatorNotAvailable.code(),
+                Some(s("transactions are not supported by this broker")),
+            )
         }
     };
     if version < 4 {
         let (code, msg) = answer(req.key_type);
         let resp = FindCoordinatorResponse::default().with_error_code(code).with_error_message(msg);
-        if code != codes::NONE {
+        if code != ErrorCode::None.code() {
             return resp.with_node_id(BrokerId(-1)).with_port(-1);
         }
         return resp
@@ -156,7 +161,7 @@ pub(super) fn find_coordinator(
             .map(|key| {
                 let (code, msg) = answer(req.key_type);
                 let c = Coordinator::default().with_key(key).with_error_code(code).with_error_message(msg);
-                if code != codes::NONE {
+                if code != ErrorCode::None.code() {
                     c.with_node_id(BrokerId(-1)).with_port(-1)
                 } else {
                     c.with_node_id(BrokerId(shared.node_id))
@@ -210,7 +215,7 @@ pub(super) async fn join(
     }
     if shared.broker().groups().generic().is_active(&group, shared.broker().now_ms()) {
         warn!(group, "JoinGroup refused: the group exists with another protocol type");
-        return fail(codes::INCONSISTENT_GROUP_PROTOCOL);
+        return fail(ErrorCode::InconsistentGroupProtocol.code());
     }
     let mut strategies = Vec::new();
     let mut names: Vec<(AssignmentStrategy, StrBytes)> = Vec::new();
@@ -225,7 +230,7 @@ pub(super) async fn join(
             }
             Err(reason) => {
                 warn!(group, protocol = %p.name, %reason, "JoinGroup: bad subscription metadata");
-                return fail(codes::INCONSISTENT_GROUP_PROTOCOL);
+                return fail(ErrorCode::InconsistentGroupProtocol.code());
             }
         }
     }
@@ -236,7 +241,7 @@ pub(super) async fn join(
             ?offered,
             "JoinGroup refused: no supported assignor offered (range, roundrobin, cooperative-sticky)"
         );
-        return fail(codes::INCONSISTENT_GROUP_PROTOCOL);
+        return fail(ErrorCode::InconsistentGroupProtocol.code());
     };
     let topics: BTreeSet<String> = subscription.topics.iter().map(|t| t.to_string()).collect();
     let owned: Vec<TopicPartition> = subscription
@@ -245,7 +250,7 @@ pub(super) async fn join(
         .flat_map(|tp| tp.partitions.iter().map(|&p| TopicPartition::new(tp.topic.0.as_str(), p)))
         .collect();
     let Some((session_timeout, rebalance_timeout)) = join_timeouts(shared, &group, &req, version) else {
-        return fail(codes::INVALID_SESSION_TIMEOUT);
+        return fail(ErrorCode::InvalidSessionTimeout.code());
     };
     let mut join = JoinRequest {
         group_id: group.clone(),
@@ -264,7 +269,7 @@ pub(super) async fn join(
             Ok(id) => id,
             Err(e) => {
                 debug!(group, error = %e, "JoinGroup refused");
-                return fail(codes::for_error(&e));
+                return fail(error_code_for(&e).code());
             }
         };
         join.member_id = Some(member_id.clone());
@@ -276,7 +281,7 @@ pub(super) async fn join(
                 SyncOutcome::Assigned(a) => break Some(a),
                 SyncOutcome::Rejoin => break None,
                 SyncOutcome::UnknownMember => {
-                    return fail(codes::UNKNOWN_MEMBER_ID).with_member_id(s(&member_id));
+                    return fail(ErrorCode::UnknownMemberId.code()).with_member_id(s(&member_id));
                 }
                 SyncOutcome::Pending => {}
             }
@@ -285,7 +290,7 @@ pub(super) async fn join(
             tokio::select! {
                 _ = changes.changed() => {}
                 _ = tokio::time::sleep(Duration::from_millis(200)) => {}
-                _ = super::stopped(&mut shutdown) => return fail(codes::COORDINATOR_NOT_AVAILABLE),
+                _ = super::stopped(&mut shutdown) => return fail(ErrorCode::CoordinatorNotAvailable.code()),
             }
         };
         let Some(assignment) = assignment else { continue };
@@ -332,10 +337,12 @@ pub(super) async fn sync(shared: &Arc<Shared>, req: SyncGroupRequest) -> SyncGro
             .with_assignment(assignment_bytes(&a.partitions)),
         SyncOutcome::Assigned(a) => {
             debug!(group, member = %req.member_id, asked = req.generation_id, current = a.generation, "SyncGroup for an old generation");
-            resp.with_error_code(codes::ILLEGAL_GENERATION)
+            resp.with_error_code(ErrorCode::IllegalGeneration.code())
         }
-        SyncOutcome::Pending | SyncOutcome::Rejoin => resp.with_error_code(codes::REBALANCE_IN_PROGRESS),
-        SyncOutcome::UnknownMember => resp.with_error_code(codes::UNKNOWN_MEMBER_ID),
+        SyncOutcome::Pending | SyncOutcome::Rejoin => {
+            resp.with_error_code(ErrorCode::RebalanceInProgress.code())
+        }
+        SyncOutcome::UnknownMember => resp.with_error_code(ErrorCode::UnknownMemberId.code()),
     }
 }
 
@@ -350,10 +357,10 @@ pub(super) fn heartbeat(shared: &Arc<Shared>, req: HeartbeatRequest) -> Heartbea
             broker.now_ms(),
         );
         return HeartbeatResponse::default().with_error_code(match outcome {
-            GenericHeartbeatOutcome::Ok => codes::NONE,
-            GenericHeartbeatOutcome::RebalanceInProgress => codes::REBALANCE_IN_PROGRESS,
-            GenericHeartbeatOutcome::IllegalGeneration => codes::ILLEGAL_GENERATION,
-            GenericHeartbeatOutcome::UnknownMember => codes::UNKNOWN_MEMBER_ID,
+            GenericHeartbeatOutcome::Ok => ErrorCode::None.code(),
+            GenericHeartbeatOutcome::RebalanceInProgress => ErrorCode::RebalanceInProgress.code(),
+            GenericHeartbeatOutcome::IllegalGeneration => ErrorCode::IllegalGeneration.code(),
+            GenericHeartbeatOutcome::UnknownMember => ErrorCode::UnknownMemberId.code(),
         });
     }
     let outcome = broker.groups().heartbeat(
@@ -364,9 +371,9 @@ pub(super) fn heartbeat(shared: &Arc<Shared>, req: HeartbeatRequest) -> Heartbea
         &counts(shared),
     );
     HeartbeatResponse::default().with_error_code(match outcome {
-        HeartbeatOutcome::Ok => codes::NONE,
-        HeartbeatOutcome::Rejoin => codes::REBALANCE_IN_PROGRESS,
-        HeartbeatOutcome::UnknownMember => codes::UNKNOWN_MEMBER_ID,
+        HeartbeatOutcome::Ok => ErrorCode::None.code(),
+        HeartbeatOutcome::Rejoin => ErrorCode::RebalanceInProgress.code(),
+        HeartbeatOutcome::UnknownMember => ErrorCode::UnknownMemberId.code(),
     })
 }
 
@@ -410,10 +417,10 @@ async fn generic_join(
     let broker = shared.broker();
     if broker.groups().describe(&group, broker.now_ms()).is_some_and(|d| !d.members.is_empty()) {
         warn!(group, protocol_type = %req.protocol_type, "JoinGroup refused: the group is a consumer group");
-        return fail(codes::INCONSISTENT_GROUP_PROTOCOL);
+        return fail(ErrorCode::InconsistentGroupProtocol.code());
     }
     let Some((session_timeout, rebalance_timeout)) = join_timeouts(shared, &group, &req, version) else {
-        return fail(codes::INVALID_SESSION_TIMEOUT);
+        return fail(ErrorCode::InvalidSessionTimeout.code());
     };
     let join = GenericJoinRequest {
         group_id: group.clone(),
@@ -429,11 +436,11 @@ async fn generic_join(
     let member_id = match generic.join(join, broker.now_ms()) {
         Ok(id) => id,
         Err(GenericJoinError::UnknownMember) => {
-            return fail(codes::UNKNOWN_MEMBER_ID).with_member_id(req.member_id);
+            return fail(ErrorCode::UnknownMemberId.code()).with_member_id(req.member_id);
         }
         Err(GenericJoinError::InconsistentProtocol(reason)) => {
             warn!(group, %reason, "JoinGroup refused");
-            return fail(codes::INCONSISTENT_GROUP_PROTOCOL);
+            return fail(ErrorCode::InconsistentGroupProtocol.code());
         }
     };
     let mut shutdown = shared.shutdown.clone();
@@ -459,14 +466,14 @@ async fn generic_join(
                     );
             }
             GenericJoinOutcome::UnknownMember => {
-                return fail(codes::UNKNOWN_MEMBER_ID).with_member_id(s(&member_id));
+                return fail(ErrorCode::UnknownMemberId.code()).with_member_id(s(&member_id));
             }
             GenericJoinOutcome::Pending => {}
         }
         tokio::select! {
             _ = changes.changed() => {}
             _ = tokio::time::sleep(Duration::from_millis(200)) => {}
-            _ = super::stopped(&mut shutdown) => return fail(codes::COORDINATOR_NOT_AVAILABLE),
+            _ = super::stopped(&mut shutdown) => return fail(ErrorCode::CoordinatorNotAvailable.code()),
         }
     }
 }
@@ -499,15 +506,19 @@ async fn generic_sync(shared: &Arc<Shared>, req: SyncGroupRequest) -> SyncGroupR
             }
             GenericSyncOutcome::Pending => {}
             GenericSyncOutcome::RebalanceInProgress => {
-                return resp.with_error_code(codes::REBALANCE_IN_PROGRESS)
+                return resp.with_error_code(ErrorCode::RebalanceInProgress.code())
             }
-            GenericSyncOutcome::IllegalGeneration => return resp.with_error_code(codes::ILLEGAL_GENERATION),
-            GenericSyncOutcome::UnknownMember => return resp.with_error_code(codes::UNKNOWN_MEMBER_ID),
+            GenericSyncOutcome::IllegalGeneration => {
+                return resp.with_error_code(ErrorCode::IllegalGeneration.code())
+            }
+            GenericSyncOutcome::UnknownMember => {
+                return resp.with_error_code(ErrorCode::UnknownMemberId.code())
+            }
         }
         tokio::select! {
             _ = changes.changed() => {}
             _ = tokio::time::sleep(Duration::from_millis(200)) => {}
-            _ = super::stopped(&mut shutdown) => return resp.with_error_code(codes::COORDINATOR_NOT_AVAILABLE),
+            _ = super::stopped(&mut shutdown) => return resp.with_error_code(ErrorCode::CoordinatorNotAvailable.code()),
         }
     }
 }
@@ -555,10 +566,10 @@ pub(super) async fn offset_commit(shared: &Arc<Shared>, req: OffsetCommitRequest
         let member = member.as_ref().map(|(m, g)| (m.as_str(), *g));
         let code =
             match broker.groups().commit(&group, member, now, || broker.commit_offsets(&group, &offsets)) {
-                Ok(()) => codes::NONE,
+                Ok(()) => ErrorCode::None.code(),
                 Err(e) => {
                     debug!(group, error = %e, "offset commit refused");
-                    codes::for_error(&e)
+                    error_code_for(&e).code()
                 }
             };
         OffsetCommitResponse::default().with_topics(
@@ -569,8 +580,11 @@ pub(super) async fn offset_commit(shared: &Arc<Shared>, req: OffsetCommitRequest
                         .into_iter()
                         .map(|(p, _, _)| {
                             let tp = TopicPartition::new(name.0.as_str(), p);
-                            let c =
-                                if unknown.contains(&tp) { codes::UNKNOWN_TOPIC_OR_PARTITION } else { code };
+                            let c = if unknown.contains(&tp) {
+                                ErrorCode::UnknownTopicOrPartition.code()
+                            } else {
+                                code
+                            };
                             OffsetCommitResponsePartition::default()
                                 .with_partition_index(p)
                                 .with_error_code(c)
@@ -790,13 +804,13 @@ pub(super) async fn delete(shared: &Arc<Shared>, req: DeleteGroupsRequest) -> De
                     let group = id.0.to_string();
                     let known = broker.groups().describe(&group, broker.now_ms()).is_some();
                     let code = match broker.groups().remove_if_empty(&group, broker.now_ms()) {
-                        Err(e) => codes::for_error(&e),
+                        Err(e) => error_code_for(&e).code(),
                         Ok(()) => match broker.delete_group_offsets(&group) {
-                            Ok(0) if !known => codes::GROUP_ID_NOT_FOUND,
-                            Ok(_) => codes::NONE,
+                            Ok(0) if !known => ErrorCode::GroupIdNotFound.code(),
+                            Ok(_) => ErrorCode::None.code(),
                             Err(e) => {
                                 warn!(group, error = %e, "deleting group offsets failed");
-                                codes::for_error(&e)
+                                error_code_for(&e).code()
                             }
                         },
                     };

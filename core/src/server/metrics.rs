@@ -15,7 +15,6 @@ use tracing::{debug, warn};
 
 use super::versions::SUPPORTED;
 use crate::broker::Broker;
-use crate::client::embedded::EmbeddedCluster;
 
 /// Upper bounds of the latency buckets, in seconds.
 const BUCKETS: [f64; 14] =
@@ -205,7 +204,7 @@ fn escape(s: &str) -> String {
 pub(crate) async fn serve(
     listener: TcpListener,
     metrics: Arc<Metrics>,
-    cluster: Arc<EmbeddedCluster>,
+    broker: Arc<Broker>,
     mut shutdown: tokio::sync::watch::Receiver<bool>,
 ) {
     loop {
@@ -221,7 +220,7 @@ pub(crate) async fn serve(
             },
         };
         let metrics = metrics.clone();
-        let cluster = cluster.clone();
+        let broker = broker.clone();
         tokio::spawn(async move {
             let mut buf = Vec::with_capacity(1024);
             let mut chunk = [0u8; 1024];
@@ -246,9 +245,8 @@ pub(crate) async fn serve(
             let mut parts = line.split_whitespace();
             let (method, path) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
             let (status, body) = if method == "GET" && (path == "/metrics" || path.starts_with("/metrics?")) {
-                let body = tokio::task::spawn_blocking(move || metrics.render(cluster.broker()))
-                    .await
-                    .unwrap_or_default();
+                let body =
+                    tokio::task::spawn_blocking(move || metrics.render(&broker)).await.unwrap_or_default();
                 ("200 OK", body)
             } else {
                 ("404 Not Found", format!("no such page: {method} {path}; metrics are at GET /metrics\n"))

@@ -18,7 +18,7 @@
 //!   assignment is accepted but not used. Groups of any other protocol
 //!   type (Kafka Connect's `connect`, ...) are leader-assigned as in Kafka:
 //!   the coordinator passes metadata to the leader and its assignment back
-//!   (see [`crate::broker::group::GenericGroups`]).
+//!   (the broker's `broker::group` module keeps those groups).
 //!
 //! # Example
 //!
@@ -39,7 +39,6 @@
 
 mod admin;
 mod alloc;
-pub(crate) mod codes;
 mod data;
 mod frame;
 mod groups;
@@ -60,9 +59,8 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tracing::{debug, info, warn};
 
-use crate::broker::Broker;
-use crate::client::embedded::EmbeddedCluster;
-use crate::client::Cluster;
+use crate::broker::{Broker, BrokerHandle};
+use crate::vocabulary::ErrorCode;
 use crate::{Error, Result};
 use frame::FrameError;
 
@@ -133,7 +131,7 @@ impl ServerConfig {
 /// State every connection shares.
 #[derive(Debug)]
 pub(crate) struct Shared {
-    embedded: Arc<EmbeddedCluster>,
+    broker: Arc<Broker>,
     node_id: i32,
     host: StrBytes,
     port: i32,
@@ -147,7 +145,7 @@ pub(crate) struct Shared {
 
 impl Shared {
     fn broker(&self) -> &Broker {
-        self.embedded.broker()
+        &self.broker
     }
 }
 
@@ -162,14 +160,15 @@ pub struct KafkaServer {
 }
 
 impl KafkaServer {
-    /// Binds `config.listen` and starts serving `cluster`, which must be
-    /// embedded (a `file:` cluster); its embedded clients share topics and
-    /// groups with the server's clients.
+    /// Binds `config.listen` and starts serving `cluster`'s broker: an
+    /// embedded `client::Cluster` (a `file:` cluster, whose embedded clients
+    /// then share topics and groups with the server's clients) or a shared
+    /// [`Broker`].
     ///
     /// # Errors
     /// [`Error::InvalidUrl`] for a non-embedded cluster; I/O errors binding.
-    pub async fn start(cluster: &Cluster, config: ServerConfig) -> Result<KafkaServer> {
-        let embedded = cluster.embedded_backend().ok_or_else(|| Error::InvalidUrl {
+    pub async fn start(cluster: &impl BrokerHandle, config: ServerConfig) -> Result<KafkaServer> {
+        let broker = cluster.embedded_broker().ok_or_else(|| Error::InvalidUrl {
             url: "kafka://".into(),
             reason: "a server needs an embedded (file:) cluster to serve".into(),
         })?;
@@ -179,7 +178,6 @@ impl KafkaServer {
         let local_addr = listener.local_addr().map_err(Error::io("local address of", "listener"))?;
         let (host, port) =
             config.advertised.clone().unwrap_or_else(|| (local_addr.ip().to_string(), local_addr.port()));
-        let broker = embedded.broker();
         let cluster_id = cluster_id(broker.dir())?;
         let producer_ids = idempotence::ProducerIds::open(broker.dir())?;
         let (stop, shutdown) = watch::channel(false);
@@ -190,14 +188,13 @@ impl KafkaServer {
                     TcpListener::bind(addr).await.map_err(|e| Error::io("listen on", addr.to_string())(e))?;
                 let bound = l.local_addr().map_err(Error::io("local address of", "metrics listener"))?;
                 info!(addr = %bound, "metrics at http://{bound}/metrics");
-                let task =
-                    tokio::spawn(metrics::serve(l, metrics.clone(), embedded.clone(), shutdown.clone()));
+                let task = tokio::spawn(metrics::serve(l, metrics.clone(), broker.clone(), shutdown.clone()));
                 (Some(bound), Some(task))
             }
             None => (None, None),
         };
         let shared = Arc::new(Shared {
-            embedded,
+            broker,
             node_id: config.node_id,
             host: StrBytes::from_string(host.clone()),
             port: i32::from(port),
@@ -326,7 +323,7 @@ async fn serve_connection(stream: TcpStream, peer: SocketAddr, shared: &Arc<Shar
         let frame = tokio::select! {
             biased;
             _ = stopped(&mut shutdown) => break,
-            read = tokio::time::timeout(config.idle_timeout, frame::read_frame(&mut reader, config.max_request_bytes)) => {
+            read = tokio::time::timeout(config.idle_timeout, crate::protocol::frame::read_frame(&mut reader, config.max_request_bytes)) => {
                 match read {
                     Err(_) => {
                         debug!(%peer, "closing idle connection");
@@ -346,7 +343,8 @@ async fn serve_connection(stream: TcpStream, peer: SocketAddr, shared: &Arc<Shar
         let request = match frame::decode_request(frame) {
             Ok(r) => r,
             Err(FrameError::ApiVersionsTooNew { correlation_id }) => {
-                let body = ResponseKind::ApiVersions(versions::api_versions(codes::UNSUPPORTED_VERSION));
+                let body =
+                    ResponseKind::ApiVersions(versions::api_versions(ErrorCode::UnsupportedVersion.code()));
                 match frame::encode_response(ApiKey::ApiVersions, 0, correlation_id, &body) {
                     Ok(bytes) => {
                         if writer.write_all(&bytes).await.is_err() || writer.flush().await.is_err() {
@@ -399,7 +397,9 @@ async fn handle(shared: &Arc<Shared>, request: frame::Request, peer: SocketAddr)
     let version = request.version;
     let client_id = request.client_id;
     Some(match request.body {
-        RequestKind::ApiVersions(_) => ResponseKind::ApiVersions(versions::api_versions(codes::NONE)),
+        RequestKind::ApiVersions(_) => {
+            ResponseKind::ApiVersions(versions::api_versions(ErrorCode::None.code()))
+        }
         RequestKind::Metadata(r) => ResponseKind::Metadata(data::metadata(shared, r, version).await),
         RequestKind::Produce(r) => return data::produce(shared, r).await.map(ResponseKind::Produce),
         RequestKind::Fetch(r) => ResponseKind::Fetch(data::fetch(shared, r).await),
@@ -444,10 +444,6 @@ async fn handle(shared: &Arc<Shared>, request: frame::Request, peer: SocketAddr)
 
 /// Runs blocking broker work (file I/O, fsync) off the async workers.
 /// A protocol string from a `&str`.
-pub(crate) fn str_bytes(v: &str) -> kafka_protocol::protocol::StrBytes {
-    kafka_protocol::protocol::StrBytes::from_string(v.to_string())
-}
-
 pub(crate) async fn blocking<T: Send + 'static>(
     shared: &Arc<Shared>,
     f: impl FnOnce(&Shared) -> T + Send + 'static,

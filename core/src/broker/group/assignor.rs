@@ -13,8 +13,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::client::AssignmentStrategy;
 use crate::topic::TopicPartition;
+use crate::vocabulary::AssignmentStrategy;
 
 /// What the assignor knows about one member.
 #[derive(Debug, Clone)]

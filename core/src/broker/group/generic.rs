@@ -32,42 +32,42 @@ use tracing::info;
 
 /// A request to join (or rejoin) a generic group.
 #[derive(Debug, Clone)]
-pub struct GenericJoinRequest {
+pub(crate) struct GenericJoinRequest {
     /// The group.
-    pub group_id: String,
+    pub(crate) group_id: String,
     /// `None` for a new member; the id from the previous join otherwise.
-    pub member_id: Option<String>,
+    pub(crate) member_id: Option<String>,
     /// The client's name, for logs and describe.
-    pub client_id: String,
+    pub(crate) client_id: String,
     /// The protocol type (`connect`, ...); all members must agree.
-    pub protocol_type: String,
+    pub(crate) protocol_type: String,
     /// `(protocol name, metadata)`, preferred first.
-    pub protocols: Vec<(String, Bytes)>,
+    pub(crate) protocols: Vec<(String, Bytes)>,
     /// `session.timeout.ms`.
-    pub session_timeout_ms: u64,
+    pub(crate) session_timeout_ms: u64,
     /// `rebalance.timeout.ms`: how long a rebalance waits for this member.
-    pub rebalance_timeout_ms: u64,
+    pub(crate) rebalance_timeout_ms: u64,
 }
 
 /// What a member learns when the join phase it joined completes.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct JoinedGeneration {
+pub(crate) struct JoinedGeneration {
     /// The new generation.
-    pub generation: i32,
+    pub(crate) generation: i32,
     /// The chosen protocol.
-    pub protocol: String,
+    pub(crate) protocol: String,
     /// The leader's member id.
-    pub leader: String,
+    pub(crate) leader: String,
     /// This member's id.
-    pub member_id: String,
+    pub(crate) member_id: String,
     /// Every member's `(id, metadata)` for the chosen protocol; empty
     /// unless this member is the leader.
-    pub members: Vec<(String, Bytes)>,
+    pub(crate) members: Vec<(String, Bytes)>,
 }
 
 /// What waiting for a join returns.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum GenericJoinOutcome {
+pub(crate) enum GenericJoinOutcome {
     /// Still waiting for members to rejoin.
     Pending,
     /// The join phase completed.
@@ -78,7 +78,7 @@ pub enum GenericJoinOutcome {
 
 /// What a sync returns.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum GenericSyncOutcome {
+pub(crate) enum GenericSyncOutcome {
     /// Waiting for the leader's assignment.
     Pending,
     /// This member's assignment (empty when the leader gave it nothing).
@@ -93,7 +93,7 @@ pub enum GenericSyncOutcome {
 
 /// What a heartbeat returns.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum GenericHeartbeatOutcome {
+pub(crate) enum GenericHeartbeatOutcome {
     /// Keep going.
     Ok,
     /// A rebalance is in progress: join again.
@@ -106,7 +106,7 @@ pub enum GenericHeartbeatOutcome {
 
 /// Why a join was refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum GenericJoinError {
+pub(crate) enum GenericJoinError {
     /// The member id is unknown to the group: join again without one.
     UnknownMember,
     /// The protocol type differs from the group's, or no protocol is
@@ -116,7 +116,7 @@ pub enum GenericJoinError {
 
 /// A generic group's state (Kafka's names).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum GenericGroupState {
+pub(crate) enum GenericGroupState {
     /// No members.
     Empty,
     /// Waiting for members to (re)join.
@@ -129,7 +129,7 @@ pub enum GenericGroupState {
 
 impl GenericGroupState {
     /// Kafka's name for the state.
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             GenericGroupState::Empty => "Empty",
             GenericGroupState::PreparingRebalance => "PreparingRebalance",
@@ -141,30 +141,30 @@ impl GenericGroupState {
 
 /// One member as described.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct GenericMemberDescription {
+pub(crate) struct GenericMemberDescription {
     /// Member id.
-    pub member_id: String,
+    pub(crate) member_id: String,
     /// Client id.
-    pub client_id: String,
+    pub(crate) client_id: String,
     /// Metadata for the group's protocol (empty before one was chosen).
-    pub metadata: Bytes,
+    pub(crate) metadata: Bytes,
     /// The member's current assignment.
-    pub assignment: Bytes,
+    pub(crate) assignment: Bytes,
 }
 
 /// A generic group as the coordinator sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct GenericGroupDescription {
+pub(crate) struct GenericGroupDescription {
     /// State.
-    pub state: GenericGroupState,
+    pub(crate) state: GenericGroupState,
     /// Protocol type.
-    pub protocol_type: String,
+    pub(crate) protocol_type: String,
     /// The chosen protocol, once a generation completed.
-    pub protocol: Option<String>,
+    pub(crate) protocol: Option<String>,
     /// Current generation.
-    pub generation: i32,
+    pub(crate) generation: i32,
     /// Members by id.
-    pub members: Vec<GenericMemberDescription>,
+    pub(crate) members: Vec<GenericMemberDescription>,
 }
 
 #[derive(Debug)]
@@ -301,7 +301,7 @@ impl Group {
 
 /// The generic (non-consumer) groups of one broker.
 #[derive(Debug, Default)]
-pub struct GenericGroups {
+pub(crate) struct GenericGroups {
     groups: Mutex<HashMap<String, Group>>,
     next_member: std::sync::atomic::AtomicU64,
 }
@@ -318,7 +318,7 @@ impl GenericGroups {
     /// # Errors
     /// [`GenericJoinError`]: an unknown member id, or a protocol type or
     /// protocol list the group's members do not share.
-    pub fn join(&self, req: GenericJoinRequest, now: i64) -> Result<String, GenericJoinError> {
+    pub(crate) fn join(&self, req: GenericJoinRequest, now: i64) -> Result<String, GenericJoinError> {
         let mut groups = self.lock();
         let group = groups.entry(req.group_id.clone()).or_insert_with(|| Group::new(&req.protocol_type));
         group.expire(&req.group_id, now);
@@ -383,7 +383,7 @@ impl GenericGroups {
 
     /// Whether the join phase `member_id` joined has completed. A member
     /// waiting here counts as alive.
-    pub fn join_outcome(&self, group_id: &str, member_id: &str, now: i64) -> GenericJoinOutcome {
+    pub(crate) fn join_outcome(&self, group_id: &str, member_id: &str, now: i64) -> GenericJoinOutcome {
         let mut groups = self.lock();
         let Some(group) = groups.get_mut(group_id) else { return GenericJoinOutcome::UnknownMember };
         if let Some(m) = group.members.get_mut(member_id) {
@@ -413,7 +413,7 @@ impl GenericGroups {
     /// Syncs: the leader hands in every member's assignment
     /// (`assignments`); every member then gets its own. A follower's sync
     /// stays [`GenericSyncOutcome::Pending`] until the leader's arrives.
-    pub fn sync(
+    pub(crate) fn sync(
         &self,
         group_id: &str,
         member_id: &str,
@@ -454,7 +454,7 @@ impl GenericGroups {
     }
 
     /// Records that the member is alive; says whether it must rejoin.
-    pub fn heartbeat(
+    pub(crate) fn heartbeat(
         &self,
         group_id: &str,
         member_id: &str,
@@ -480,7 +480,7 @@ impl GenericGroups {
 
     /// Removes a member (it is closing); the others rebalance. Returns
     /// whether it was a member.
-    pub fn leave(&self, group_id: &str, member_id: &str, now: i64) -> bool {
+    pub(crate) fn leave(&self, group_id: &str, member_id: &str, now: i64) -> bool {
         let mut groups = self.lock();
         let Some(group) = groups.get_mut(group_id) else { return false };
         let known = group.members.contains_key(member_id);
@@ -489,7 +489,7 @@ impl GenericGroups {
     }
 
     /// Whether this id names a generic group with members.
-    pub fn is_active(&self, group_id: &str, now: i64) -> bool {
+    pub(crate) fn is_active(&self, group_id: &str, now: i64) -> bool {
         let mut groups = self.lock();
         groups.get_mut(group_id).is_some_and(|g| {
             g.expire(group_id, now);
@@ -499,13 +499,13 @@ impl GenericGroups {
 
     /// A receiver that changes whenever the group does (to wait for a join
     /// phase or the leader's assignment without polling).
-    pub fn watch(&self, group_id: &str, protocol_type: &str) -> watch::Receiver<u64> {
+    pub(crate) fn watch(&self, group_id: &str, protocol_type: &str) -> watch::Receiver<u64> {
         let mut groups = self.lock();
         groups.entry(group_id.to_string()).or_insert_with(|| Group::new(protocol_type)).changed.subscribe()
     }
 
     /// The group's state and members; `None` if unknown.
-    pub fn describe(&self, group_id: &str, now: i64) -> Option<GenericGroupDescription> {
+    pub(crate) fn describe(&self, group_id: &str, now: i64) -> Option<GenericGroupDescription> {
         let mut groups = self.lock();
         let group = groups.get_mut(group_id)?;
         group.expire(group_id, now);
@@ -528,7 +528,7 @@ impl GenericGroups {
     }
 
     /// Ids of the generic groups that have members.
-    pub fn active_groups(&self) -> Vec<String> {
+    pub(crate) fn active_groups(&self) -> Vec<String> {
         let groups = self.lock();
         let mut v: Vec<String> =
             groups.iter().filter(|(_, g)| !g.members.is_empty()).map(|(id, _)| id.clone()).collect();

@@ -30,9 +30,9 @@
 pub(crate) mod assignor;
 mod generic;
 
-pub use generic::{
-    GenericGroupDescription, GenericGroupState, GenericGroups, GenericHeartbeatOutcome, GenericJoinError,
-    GenericJoinOutcome, GenericJoinRequest, GenericMemberDescription, GenericSyncOutcome, JoinedGeneration,
+pub(crate) use generic::{
+    GenericGroups, GenericHeartbeatOutcome, GenericJoinError, GenericJoinOutcome, GenericJoinRequest,
+    GenericSyncOutcome,
 };
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -41,8 +41,9 @@ use std::sync::Mutex;
 use tokio::sync::watch;
 use tracing::info;
 
-use crate::client::AssignmentStrategy;
 use crate::topic::TopicPartition;
+use crate::vocabulary::AssignmentStrategy;
+pub use crate::vocabulary::GroupState;
 use crate::{CommitRejection, Error, Result};
 use assignor::MemberSubscription;
 
@@ -124,28 +125,6 @@ pub enum HeartbeatOutcome {
     Rejoin,
     /// The member was removed (session timeout, or left): join again as new.
     UnknownMember,
-}
-
-/// The state of a group.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum GroupState {
-    /// No members.
-    Empty,
-    /// Waiting for members to rejoin.
-    PreparingRebalance,
-    /// Assigned and consuming.
-    Stable,
-}
-
-impl GroupState {
-    /// Kafka's name for the state.
-    pub fn name(self) -> &'static str {
-        match self {
-            GroupState::Empty => "Empty",
-            GroupState::PreparingRebalance => "PreparingRebalance",
-            GroupState::Stable => "Stable",
-        }
-    }
 }
 
 /// One member in a group description.
@@ -343,7 +322,7 @@ pub struct GroupCoordinator {
 impl GroupCoordinator {
     /// The groups whose protocol type is not `consumer` (Kafka Connect's
     /// `connect`, ...): leader-assigned, see [`GenericGroups`].
-    pub fn generic(&self) -> &GenericGroups {
+    pub(crate) fn generic(&self) -> &GenericGroups {
         &self.generic
     }
 

@@ -13,10 +13,11 @@ use super::super::embedded::EmbeddedCluster;
 use super::super::{AssignmentStrategy, ConsumerConfig, ConsumerRecord, OffsetReset};
 use super::fetch::PartitionState;
 use super::membership::{self, Membership, Phase};
-use super::{OffsetAndTimestamp, RebalanceListener};
 use crate::broker::group::{JoinRequest, SyncOutcome};
-use crate::broker::{is_internal, OffsetAndMetadata};
+use crate::broker::is_internal;
+use crate::client::{OffsetAndTimestamp, RebalanceListener};
 use crate::topic::TopicPartition;
+use crate::vocabulary::OffsetAndMetadata;
 use crate::{Error, Result};
 
 #[derive(Debug)]

@@ -49,60 +49,11 @@ use std::time::Duration;
 use super::embedded::EmbeddedCluster;
 use super::kafka::consumer::KafkaConsumer;
 use super::kafka::KafkaCluster;
-use super::{ConsumerConfig, ConsumerRecord};
-use crate::broker::OffsetAndMetadata;
+use super::{ConsumerConfig, ConsumerRecord, OffsetAndTimestamp, RebalanceListener};
 use crate::topic::TopicPartition;
+use crate::vocabulary::OffsetAndMetadata;
 use crate::Result;
 use embedded::EmbeddedConsumer;
-
-/// Hears about partitions moving to and from this consumer during
-/// rebalances. Callbacks run inside `poll`, before it returns records.
-///
-/// ```
-/// use runnel_core::client::RebalanceListener;
-/// use runnel_core::topic::TopicPartition;
-///
-/// /// Flushes per-partition state when a partition leaves this consumer.
-/// struct HandOver;
-///
-/// impl RebalanceListener for HandOver {
-///     fn on_partitions_revoked(&mut self, partitions: &[TopicPartition]) {
-///         for tp in partitions {
-///             println!("flushing state of {tp} before it moves");
-///         }
-///     }
-///     fn on_partitions_assigned(&mut self, partitions: &[TopicPartition]) {
-///         println!("now owning {} more partition(s)", partitions.len());
-///     }
-/// }
-/// # let _ = HandOver;
-/// ```
-pub trait RebalanceListener: Send {
-    /// These partitions are being taken away; commit or hand over their work now.
-    fn on_partitions_revoked(&mut self, partitions: &[TopicPartition]) {
-        let _ = partitions;
-    }
-
-    /// These partitions were added to this consumer's assignment.
-    fn on_partitions_assigned(&mut self, partitions: &[TopicPartition]) {
-        let _ = partitions;
-    }
-
-    /// These partitions were lost without a chance to commit (the consumer
-    /// was removed from the group). Defaults to `on_partitions_revoked`.
-    fn on_partitions_lost(&mut self, partitions: &[TopicPartition]) {
-        self.on_partitions_revoked(partitions);
-    }
-}
-
-/// An offset found by timestamp.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct OffsetAndTimestamp {
-    /// The first offset whose record timestamp is at or after the query.
-    pub offset: i64,
-    /// That record's timestamp.
-    pub timestamp: i64,
-}
 
 #[derive(Debug)]
 enum Backend {

@@ -15,7 +15,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer as _};
 use rdkafka::{Offset, TopicPartitionList};
 
 use super::{blocking, broker_error, kafka_error, KafkaCluster, REQUEST_TIMEOUT};
-use crate::client::admin::{GroupDescription, GroupListing, GroupMember, OffsetSpec, PartitionLag};
+use crate::client::answers::{GroupDescription, GroupListing, GroupMember, OffsetSpec, PartitionLag};
 use crate::client::AssignmentStrategy;
 use crate::topic::{NewTopic, PartitionDescription, TopicDescription, TopicPartition};
 use crate::{Error, Result};

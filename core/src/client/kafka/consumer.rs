@@ -19,11 +19,12 @@ use super::{blocking, kafka_error, tpl_of, tps_of, KafkaCluster, REQUEST_TIMEOUT
 
 /// How long `close` waits for librdkafka to leave the group.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(30);
-use crate::broker::OffsetAndMetadata;
-use crate::client::consumer::{OffsetAndTimestamp, RebalanceListener};
+use crate::client::answers::OffsetAndTimestamp;
+use crate::client::listener::RebalanceListener;
 use crate::client::{AssignmentStrategy, ConsumerConfig, ConsumerRecord, OffsetReset};
 use crate::record::{Header, TimestampType};
 use crate::topic::TopicPartition;
+use crate::vocabulary::OffsetAndMetadata;
 use crate::{CommitRejection, Error, Result};
 
 /// Routes librdkafka's rebalance callbacks to the listener.

@@ -12,9 +12,9 @@ use rdkafka::util::Timeout;
 
 use super::{blocking, kafka_error, KafkaCluster};
 use crate::client::config::Acks;
-use crate::client::partitioner::partition_for_key;
-use crate::client::producer::estimated_size;
+use crate::client::record::estimated_size;
 use crate::client::{ProducerConfig, ProducerRecord, RecordMetadata};
+use crate::record::partition_for_key;
 use crate::{Error, Result};
 use rdkafka::message::Message as _;
 

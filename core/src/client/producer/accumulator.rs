@@ -20,18 +20,15 @@ use tokio::sync::{watch, Notify, Semaphore};
 use tracing::{debug, warn};
 
 use super::super::embedded::EmbeddedCluster;
-use super::super::partitioner::partition_for_key;
 use super::super::{ProducerConfig, ProducerRecord};
 use super::Delivery;
+use crate::client::record::estimated_size;
 use crate::log::Log;
+use crate::record::partition_for_key;
 use crate::record::RecordBatchBuilder;
 use crate::time::{Clock, SystemClock};
 use crate::topic::TopicPartition;
 use crate::{Error, Result};
-
-/// Upper bound on the framing a record adds to its key, value and headers
-/// (length, attributes, timestamp and offset deltas, field lengths).
-const RECORD_OVERHEAD: usize = 21;
 
 /// What a stored batch reports back.
 #[derive(Debug, Clone, Copy)]
@@ -352,14 +349,7 @@ impl Accumulator {
     }
 
     pub(crate) fn estimate(record: &ProducerRecord) -> usize {
-        RECORD_OVERHEAD
-            + record.key.as_ref().map_or(0, |k| k.len())
-            + record.value.as_ref().map_or(0, |v| v.len())
-            + record
-                .headers
-                .iter()
-                .map(|h| h.key.len() + h.value.as_ref().map_or(0, |v| v.len()) + 10)
-                .sum::<usize>()
+        estimated_size(record)
     }
 
     async fn reserve(&self, bytes: usize) -> Result<()> {

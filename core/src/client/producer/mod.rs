@@ -42,11 +42,6 @@
 
 mod accumulator;
 
-/// A record's size as the producers count it against `max.request.size`.
-pub(crate) fn estimated_size(record: &ProducerRecord) -> usize {
-    Accumulator::estimate(record)
-}
-
 use std::future::{Future, IntoFuture};
 use std::pin::Pin;
 use std::sync::Arc;

@@ -6,7 +6,7 @@
 /// Java client, including its treatment of the trailing 1-3 bytes.
 ///
 /// ```
-/// assert_eq!(runnel_core::client::murmur2(b"12345"), -1188365604);
+/// assert_eq!(runnel_core::record::murmur2(b"12345"), -1188365604);
 /// ```
 pub fn murmur2(data: &[u8]) -> i32 {
     const SEED: u32 = 0x9747_b28c;
@@ -44,7 +44,7 @@ pub fn murmur2(data: &[u8]) -> i32 {
 /// `toPositive(murmur2(key)) % partitions`.
 ///
 /// ```
-/// use runnel_core::client::partition_for_key;
+/// use runnel_core::record::partition_for_key;
 /// assert_eq!(partition_for_key(b"user-42", 8), partition_for_key(b"user-42", 8));
 /// ```
 pub fn partition_for_key(key: &[u8], partitions: i32) -> i32 {

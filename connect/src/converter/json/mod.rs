@@ -24,11 +24,14 @@ use std::collections::HashMap;
 
 use base64::Engine as _;
 
-use super::json_tree::{Json, Number};
-use super::json_writer::{At, SchemaCache};
+mod tree;
+mod writer;
+
 use super::{Converter, ConverterError};
 use crate::config_def::{ConfigDef, ConfigType, Importance, Validator};
 use crate::data::{Decimal, DecimalValue, Schema, SchemaAndValue, SchemaBuilder, SchemaType, Struct, Value};
+use tree::{Json, Number};
+use writer::{At, SchemaCache};
 
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
 
@@ -642,7 +645,7 @@ impl Converter for JsonConverter {
             return Ok(None);
         }
         let fail = |reason: String| ConverterError::Serialize { topic: topic.to_string(), reason };
-        // Written straight into the text (json_writer.rs), schemas from the
+        // Written straight into the text (writer.rs), schemas from the
         // cache: the same bytes as the tree below, which tests compare.
         let mut out = String::with_capacity(256);
         if self.schemas_enable {

@@ -1,7 +1,7 @@
 //! The JSON converter's fast path: values written straight into the output
 //! text (no intermediate tree, no per-field allocations), and each schema's
 //! JSON written once and kept. The output is byte for byte what the tree
-//! writer produces (`json::tests` compares them).
+//! writer produces (the converter's tests compare them).
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -9,8 +9,8 @@ use std::sync::Mutex;
 
 use base64::Engine as _;
 
-use super::json::JsonConverter;
-use super::json_tree::{write_number, write_string, Number};
+use super::tree::{write_number, write_string, Number};
+use super::JsonConverter;
 use crate::data::{Decimal, DecimalValue, Schema, SchemaType, Value};
 
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
