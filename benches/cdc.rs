@@ -19,8 +19,7 @@
 //! Peak RSS is printed (memory is bounded by `max.queue.size`).
 //! `RUNNEL_BENCH_CHANGES` sets the change count (default 1,000,000).
 
-#[path = "../connectors/tests/support/postgres.rs"]
-mod postgres;
+use runnel_testkit::postgres;
 #[path = "support/rss.rs"]
 mod rss;
 

@@ -16,8 +16,7 @@
 //!
 //! Targets (issue 20): ≥ 0.5× the `\copy` rate and ≥ 100,000 rows/s.
 
-#[path = "../connectors/tests/support/postgres.rs"]
-mod postgres;
+use runnel_testkit::postgres;
 #[path = "support/rss.rs"]
 mod rss;
 

@@ -16,7 +16,7 @@
 //! `orders (id bigint PRIMARY KEY, customer_id bigint, amount_cents bigint)`;
 //! the sink creates `revenue_per_customer (customer_id, window_start,
 //! customer_name, revenue_cents)` in the same database. It runs until
-//! Ctrl-C. `tests/cdc_pipeline.rs` runs it against a throwaway PostgreSQL
+//! Ctrl-C. `tests/end_to_end/cdc_pipeline.rs` runs it against a throwaway PostgreSQL
 //! and checks the table against the orders.
 
 use std::collections::HashMap;

@@ -11,7 +11,7 @@
 //! `cargo run --release --example interactive_queries` starts an embedded
 //! cluster in a temporary directory, counts the words of a few lines, then
 //! asks its own HTTP server for some of them and prints the answers.
-//! `tests/interactive_queries.rs` runs the same server with two instances
+//! `tests/end_to_end/interactive_queries.rs` runs the same server with two instances
 //! and checks the answers and the redirects.
 
 use std::net::SocketAddr;

@@ -28,7 +28,7 @@
 //! behaviour with caching on), so a window can appear more than once; its
 //! last line is its final count.
 //!
-//! `tests/quickstart.rs` runs this same pipeline and checks its output
+//! `tests/end_to_end/quickstart.rs` runs this same pipeline and checks its output
 //! against counts computed straight from the sample file.
 
 use std::collections::BTreeMap;

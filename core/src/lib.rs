@@ -22,7 +22,7 @@
 //!
 //! # Layers
 //!
-//! Each module calls only the layers below it; `tests/layering.rs` at the
+//! Each module calls only the layers below it; `tests/end_to_end/layering.rs` at the
 //! workspace root reads the source and fails on an upward reference or a
 //! cycle between modules.
 //!

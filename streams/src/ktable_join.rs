@@ -14,7 +14,7 @@
 //!
 //! Whether a pair has a result depends on the join: inner needs both
 //! values, left needs the left one, outer either. This reproduces the
-//! KTable-KTable table of Kafka's join semantics (`streams/tests/joins.rs`
+//! KTable-KTable table of Kafka's join semantics (`streams/tests/integration/joins.rs`
 //! replays it). The lookup sees the other table's current value, as in
 //! Kafka without versioned stores.
 

@@ -61,34 +61,19 @@ impl Rng {
     }
 }
 
-/// Whether this run tests the `kafka://` backend (`RUNNEL_TEST_BACKEND=kafka`):
-/// clients then reach the same broker through the Kafka-protocol server
-/// and librdkafka, while tests still inspect the broker directly.
-pub fn kafka_backend() -> bool {
-    std::env::var("RUNNEL_TEST_BACKEND").as_deref() == Ok("kafka")
-}
-
-/// Says that a test does not apply to the `kafka://` backend, and why.
-pub fn skip_on_kafka(why: &str) -> bool {
-    if kafka_backend() {
-        eprintln!("skipped on kafka://: {why}");
-    }
-    kafka_backend()
-}
+use runnel_testkit::served::ServedCluster;
+#[allow(unused_imports)] // Each test binary uses its own subset.
+pub use runnel_testkit::served::{kafka_backend, skip_on_kafka};
 
 /// An embedded cluster, and the cluster handle the clients under test use:
-/// the same embedded one, or `kafka://` through a server over it. The
-/// server runs on its own runtime thread, as a separate broker process
-/// would, so clients that block (librdkafka's synchronous calls) cannot
-/// starve it.
+/// the same embedded one, or `kafka://` through a server over it when
+/// `RUNNEL_TEST_BACKEND=kafka` (the test kit's [`ServedCluster`]).
 pub struct TestCluster {
     /// The embedded cluster, for inspecting the broker.
     pub embedded: runnel_core::client::Cluster,
     /// The cluster clients are created from.
     pub client: runnel_core::client::Cluster,
-    /// Without close(), the server keeps running until the test process
-    /// exits, so clients dropped after the cluster can still leave cleanly.
-    server: Option<(std::sync::mpsc::Sender<()>, std::thread::JoinHandle<()>)>,
+    served: ServedCluster,
 }
 
 impl TestCluster {
@@ -100,26 +85,8 @@ impl TestCluster {
     }
 
     pub async fn over(embedded: runnel_core::client::Cluster) -> TestCluster {
-        if !kafka_backend() {
-            return TestCluster { client: embedded.clone(), embedded, server: None };
-        }
-        let (addr_tx, addr_rx) = std::sync::mpsc::channel();
-        let (stop_tx, stop_rx) = std::sync::mpsc::channel::<()>();
-        let served = embedded.clone();
-        let thread = std::thread::spawn(move || {
-            let rt =
-                tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-            let mut config = runnel_core::server::ServerConfig::new("127.0.0.1:0".parse().unwrap());
-            // The group tests use short session timeouts to stay quick.
-            config.group_min_session_timeout_ms = 100;
-            let server = rt.block_on(runnel_core::server::KafkaServer::start(&served, config)).unwrap();
-            addr_tx.send(server.local_addr()).unwrap();
-            let _ = stop_rx.recv();
-            rt.block_on(server.shutdown());
-        });
-        let addr = tokio::task::spawn_blocking(move || addr_rx.recv().unwrap()).await.unwrap();
-        let client = runnel_core::client::Cluster::open(&format!("kafka://{addr}")).await.unwrap();
-        TestCluster { embedded, client, server: Some((stop_tx, thread)) }
+        let served = ServedCluster::start(embedded, kafka_backend()).await;
+        TestCluster { embedded: served.embedded.clone(), client: served.client.clone(), served }
     }
 
     /// The broker behind both handles.
@@ -128,16 +95,8 @@ impl TestCluster {
     }
 
     /// Stops the server (if any) and closes the embedded cluster cleanly.
-    pub async fn close(mut self) -> runnel_core::Result<()> {
-        self.stop_server().await;
-        self.embedded.close().await
-    }
-
-    async fn stop_server(&mut self) {
-        if let Some((stop, thread)) = self.server.take() {
-            let _ = stop.send(());
-            tokio::task::spawn_blocking(move || thread.join().unwrap()).await.unwrap();
-        }
+    pub async fn close(self) -> runnel_core::Result<()> {
+        self.served.close().await
     }
 }
 

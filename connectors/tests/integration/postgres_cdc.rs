@@ -1,10 +1,10 @@
 //! `PostgresCdcSource` against a real, throwaway PostgreSQL (see
-//! `support/postgres.rs`) and a real embedded cluster: events checked
+//! `runnel_testkit::postgres`) and a real embedded cluster: events checked
 //! field by field against Debezium's documented envelope, every mapped
 //! type, replica identities, schema changes, snapshot modes, heartbeats,
 //! a lost slot, and the errors an operator must be able to act on.
 
-mod support;
+use runnel_testkit as support;
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};

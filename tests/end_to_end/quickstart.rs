@@ -6,11 +6,11 @@
 
 use std::collections::BTreeMap;
 
-#[path = "../examples/quickstart.rs"]
+#[path = "../../examples/quickstart.rs"]
 #[allow(dead_code)]
-mod quickstart;
+mod example;
 
-use quickstart::{parse_click, parse_user, Options, GRACE, SAMPLE, UNKNOWN_REGION, USERS_SAMPLE, WINDOW};
+use example::{parse_click, parse_user, Options, GRACE, SAMPLE, UNKNOWN_REGION, USERS_SAMPLE, WINDOW};
 
 #[test]
 fn the_parser_reads_the_log_format_and_refuses_what_is_not_a_click() {
@@ -18,7 +18,7 @@ fn the_parser_reads_the_log_format_and_refuses_what_is_not_a_click() {
     // 2026-12-01T09:00:05.830Z, as `date -u -d 2026-12-01T09:00:05.830Z +%s%3N` prints it.
     assert_eq!(click.timestamp_ms, 1_796_115_605_830);
     assert_eq!((click.user, click.page), ("user-02", "/pricing"));
-    assert_eq!(quickstart::format_utc(1_796_115_605_830), "2026-12-01T09:00:05Z");
+    assert_eq!(example::format_utc(1_796_115_605_830), "2026-12-01T09:00:05Z");
     assert_eq!(parse_click("2024-02-29T23:59:59Z u /").unwrap().timestamp_ms, 1_709_251_199_000);
     for bad in [
         "2026-12-01T09:14:1",
@@ -77,7 +77,7 @@ async fn the_main_job_counts_every_click_of_the_sample_in_its_window() {
         work_dir: dir.path().to_path_buf(),
         progress: false,
     };
-    let summary = quickstart::run(&options).await.unwrap();
+    let summary = example::run(&options).await.unwrap();
 
     assert_eq!(summary.lines_in_file, lines.len() as u64);
     assert_eq!(summary.source_records, lines.len() as u64, "records in = records out of the source");

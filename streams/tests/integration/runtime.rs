@@ -12,65 +12,36 @@ use runnel_streams::{
     Consumed, ErrorResponse, Produced, Serdes, Streams, StreamsBuilder, StreamsConfig, StreamsError,
     StreamsState,
 };
+use runnel_testkit::served::ServedCluster;
 
-/// An embedded cluster, optionally served over the Kafka protocol by a
-/// broker on its own runtime thread (as a separate broker process would be).
+/// An embedded cluster in a temp dir, optionally served over the Kafka
+/// protocol (the test kit's [`ServedCluster`]), with a state dir beside it.
 struct TestCluster {
-    embedded: Cluster,
-    client: Cluster,
-    server: Option<(std::sync::mpsc::Sender<()>, std::thread::JoinHandle<()>)>,
-    /// The server's `host:port` when served over the Kafka protocol.
-    bootstrap: Option<String>,
+    served: ServedCluster,
     _dir: tempfile::TempDir,
+}
+
+impl std::ops::Deref for TestCluster {
+    type Target = ServedCluster;
+
+    fn deref(&self) -> &ServedCluster {
+        &self.served
+    }
 }
 
 impl TestCluster {
     async fn open(kafka: bool) -> TestCluster {
         let dir = tempfile::tempdir().unwrap();
         let embedded = Cluster::open(&format!("file:{}", dir.path().join("data").display())).await.unwrap();
-        if !kafka {
-            return TestCluster {
-                client: embedded.clone(),
-                embedded,
-                server: None,
-                bootstrap: None,
-                _dir: dir,
-            };
-        }
-        let (addr_tx, addr_rx) = std::sync::mpsc::channel();
-        let (stop_tx, stop_rx) = std::sync::mpsc::channel::<()>();
-        let served = embedded.clone();
-        let thread = std::thread::spawn(move || {
-            let rt =
-                tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-            let mut config = runnel_core::server::ServerConfig::new("127.0.0.1:0".parse().unwrap());
-            config.group_min_session_timeout_ms = 100;
-            let server = rt.block_on(runnel_core::server::KafkaServer::start(&served, config)).unwrap();
-            addr_tx.send(server.local_addr()).unwrap();
-            let _ = stop_rx.recv();
-            rt.block_on(server.shutdown());
-        });
-        let addr = tokio::task::spawn_blocking(move || addr_rx.recv().unwrap()).await.unwrap();
-        let client = Cluster::open(&format!("kafka://{addr}")).await.unwrap();
-        TestCluster {
-            embedded,
-            client,
-            server: Some((stop_tx, thread)),
-            bootstrap: Some(addr.to_string()),
-            _dir: dir,
-        }
+        TestCluster { served: ServedCluster::start(embedded, kafka).await, _dir: dir }
     }
 
     fn state_dir(&self) -> std::path::PathBuf {
         self._dir.path().join("state")
     }
 
-    async fn close(mut self) {
-        if let Some((stop, thread)) = self.server.take() {
-            let _ = stop.send(());
-            tokio::task::spawn_blocking(move || thread.join().unwrap()).await.unwrap();
-        }
-        self.embedded.close().await.unwrap();
+    async fn close(self) {
+        self.served.close().await.unwrap();
     }
 }
 
@@ -411,7 +382,7 @@ fn spawn_test(
     state_dir: &std::path::Path,
 ) -> std::process::Child {
     std::process::Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", test, "--nocapture", "--test-threads", "1"])
+        .args(["--exact", &test_name(test), "--nocapture", "--test-threads", "1"])
         .env(bootstrap_env, bootstrap)
         .env("RUNNEL_STREAMS_CHILD_STATE", state_dir)
         .stdout(std::process::Stdio::null())
@@ -1483,4 +1454,11 @@ async fn a_window_fetch_sees_counts_not_yet_committed() {
     assert_eq!(store.fetch(&"k".to_string(), 0).unwrap(), Some(3));
     assert_eq!(store.fetch_range(&"k".to_string(), 0, 20_000).unwrap(), vec![(0, 3), (10_000, 1)]);
     streams.close().await.unwrap();
+}
+
+/// A test's name as the harness knows it (the module path inside this test
+/// binary, then the function), for running one test in a child process.
+fn test_name(function: &str) -> String {
+    let module = module_path!().split_once("::").map_or("", |(_, m)| m);
+    format!("{module}::{function}")
 }

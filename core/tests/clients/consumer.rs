@@ -1,7 +1,7 @@
 //! The consumer against the embedded cluster: assign, poll, positions,
-//! seeks, offset reset, pause/resume and commits (groups: tests/groups.rs).
+//! seeks, offset reset, pause/resume and commits (groups: groups.rs beside this file).
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};

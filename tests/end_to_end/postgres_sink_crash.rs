@@ -10,10 +10,8 @@
 //! change event the CDC source replayed after a kill is a second event, at
 //! its own offset, applied idempotently as an upsert).
 
-#[path = "support/kill.rs"]
-mod kill;
-#[path = "../connectors/tests/support/postgres.rs"]
-mod postgres;
+use runnel_testkit::kill;
+use runnel_testkit::postgres;
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};

@@ -3,7 +3,7 @@
 //! zombie fencing, idle members, independent groups, and at-least-once
 //! delivery while members churn.
 
-mod common;
+use crate::common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, Ordering};

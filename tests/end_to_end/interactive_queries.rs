@@ -6,11 +6,11 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-#[path = "../examples/interactive_queries.rs"]
+#[path = "../../examples/interactive_queries.rs"]
 #[allow(dead_code)]
-mod interactive_queries;
+mod example;
 
-use interactive_queries::{http_get, start_instance, write_lines, LINES};
+use example::{http_get, start_instance, write_lines, LINES};
 use runnel::core::client::Cluster;
 use runnel::core::topic::NewTopic;
 

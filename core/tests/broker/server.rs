@@ -2,7 +2,7 @@
 //! `kafka-protocol`, bad input of every kind, idempotent produce, long
 //! polls, sharing with embedded clients, and a mutation fuzzer.
 
-mod common;
+use crate::common;
 
 #[global_allocator]
 static ALLOC: runnel_core::server::LargeAllocGuard = runnel_core::server::LargeAllocGuard;

@@ -3,7 +3,7 @@
 //! SIGKILL at random moments, many rounds. After every kill the log must
 //! reopen, hold every acknowledged batch intact, and accept appends again.
 
-mod common;
+use crate::common;
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
@@ -61,7 +61,7 @@ fn crash_at_random_moments_never_loses_an_acknowledged_batch() {
     let rounds = 25;
     for round in 1..=rounds {
         let mut child = Command::new(&exe)
-            .args(["--exact", "crash_child", "--ignored", "--nocapture", "--test-threads=1"])
+            .args(["--exact", &test_name("crash_child"), "--ignored", "--nocapture", "--test-threads=1"])
             .env(CHILD_ENV, dir.path())
             .env(ROUND_ENV, round.to_string())
             .stdout(Stdio::piped())
@@ -123,4 +123,11 @@ fn crash_at_random_moments_never_loses_an_acknowledged_batch() {
         );
     }
     assert!(acked.len() > rounds as usize * 5, "children made progress before being killed");
+}
+
+/// A test's name as the harness knows it (the module path inside this test
+/// binary, then the function), for running one test in a child process.
+fn test_name(function: &str) -> String {
+    let module = module_path!().split_once("::").map_or("", |(_, m)| m);
+    format!("{module}::{function}")
 }

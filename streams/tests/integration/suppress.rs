@@ -1,7 +1,7 @@
 //! Suppress and emit-final (issue 16, point 6): `KTable::suppress` with
 //! `Suppressed::until_window_closes` / `until_time_limit` and
 //! `BufferConfig`, and `EmitStrategy::on_window_close`, through the
-//! `TopologyTestDriver`. The restart case is in `tests/runtime.rs`.
+//! `TopologyTestDriver`. The restart case is in `runtime.rs` beside this file.
 
 use std::time::Duration;
 

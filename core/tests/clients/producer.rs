@@ -1,7 +1,7 @@
 //! The producer against the embedded cluster: partitioning, batching,
 //! backpressure, flush and close.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::time::Duration;

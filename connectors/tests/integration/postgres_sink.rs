@@ -1,11 +1,11 @@
 //! `PostgresSink` against a real, throwaway PostgreSQL (see
-//! `support/postgres.rs`): each insert and key mode, deletes and
+//! `runnel_testkit::postgres`): each insert and key mode, deletes and
 //! truncates, created and widened tables with Debezium's types, the
 //! offsets table that makes a restarted task skip what it applied, and a
 //! CDC → sink round trip through a real worker and embedded cluster that
 //! ends with equal tables.
 
-mod support;
+use runnel_testkit as support;
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};

@@ -1,7 +1,7 @@
 //! The admin client: topics, configs, and consumer groups (describe with
 //! lag, delete, reset offsets with a dry run).
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::time::Duration;

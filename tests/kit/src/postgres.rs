@@ -8,8 +8,6 @@
 //! [`TestPostgres::start`] returns `None` after a loud message, unless
 //! `RUNNEL_REQUIRE_POSTGRES=1` (CI), which makes it panic.
 
-#![allow(dead_code)]
-
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

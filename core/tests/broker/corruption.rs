@@ -8,7 +8,7 @@
 //! * index files: rebuilt, every record still reads back;
 //! * a missing segment file: reported at open.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -2,7 +2,7 @@
 //! foreign-key changes, deletes on both sides, rows without a foreign
 //! key, and old values for aggregations downstream, through the
 //! `TopologyTestDriver`. Different partition counts and out-of-order
-//! responses run on the real runtime in `tests/runtime.rs`.
+//! responses run on the real runtime in `runtime.rs` beside this file.
 
 use runnel_streams::{
     Consumed, Grouped, KTable, Materialized, Produced, Serdes, StreamsBuilder, StreamsConfig,

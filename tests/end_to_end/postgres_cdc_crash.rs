@@ -6,10 +6,8 @@
 //! change must be in the topic; duplicates (only ever a replay of what was
 //! not yet committed when a worker died) are counted and printed.
 
-#[path = "support/kill.rs"]
-mod kill;
-#[path = "../connectors/tests/support/postgres.rs"]
-mod postgres;
+use runnel_testkit::kill;
+use runnel_testkit::postgres;
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::Path;

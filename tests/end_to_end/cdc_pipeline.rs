@@ -4,16 +4,15 @@
 //! per customer, exactly the revenue of the orders table, under the
 //! customer's name.
 
-#[path = "../examples/cdc_pipeline.rs"]
+#[path = "../../examples/cdc_pipeline.rs"]
 #[allow(dead_code)]
-mod cdc_pipeline;
-#[path = "../connectors/tests/support/postgres.rs"]
-mod postgres;
+mod example;
+use runnel_testkit::postgres;
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use cdc_pipeline::{Database, PREFIX, TABLE};
+use example::{Database, PREFIX, TABLE};
 use runnel::core::client::ConsumerConfig;
 use runnel::core::topic::TopicPartition;
 
@@ -45,7 +44,7 @@ async fn orders_joined_to_customers_land_as_revenue_per_customer_and_minute() {
         password: postgres::PASSWORD.into(),
         dbname: "shop".into(),
     };
-    let pipeline = cdc_pipeline::start(&database, dir.path()).await.unwrap();
+    let pipeline = example::start(&database, dir.path()).await.unwrap();
     // The customers are in their topic before any order is written.
     let consumer = pipeline.cluster.consumer(ConsumerConfig::default()).unwrap();
     let customers = [TopicPartition::new(format!("{PREFIX}.public.customers"), 0)];
