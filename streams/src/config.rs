@@ -111,7 +111,7 @@ impl StreamsConfig {
     /// `Some(Duration::ZERO)` (the default) waits only for records the
     /// cluster already holds, `Some(d)` also up to `d` for new ones.
     pub fn with_max_task_idle(mut self, idle: Option<std::time::Duration>) -> Self {
-        self.max_task_idle_ms = idle.map_or(-1, crate::window::millis);
+        self.max_task_idle_ms = idle.map_or(-1, crate::duration::millis);
         self
     }
 
@@ -341,7 +341,7 @@ impl StreamsConfig {
             }
         }
         if let Some(server) = &self.application_server {
-            if crate::runtime::HostInfo::parse(server).is_none() {
+            if HostInfo::parse(server).is_none() {
                 return Err(StreamsError::InvalidConfig {
                     key: Self::APPLICATION_SERVER.to_string(),
                     reason: format!("{server:?} is not host:port"),
@@ -370,6 +370,29 @@ fn parse_bytes(key: &str, value: String) -> Result<u64, StreamsError> {
         key: key.to_string(),
         reason: format!("{value:?} is not a number of bytes"),
     })
+}
+
+/// An instance's `application.server` (Kafka's `HostInfo`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct HostInfo {
+    /// Host name or address.
+    pub host: String,
+    /// Port.
+    pub port: u16,
+}
+
+impl HostInfo {
+    /// Parses `host:port`.
+    pub fn parse(server: &str) -> Option<HostInfo> {
+        let (host, port) = server.rsplit_once(':')?;
+        Some(HostInfo { host: host.to_string(), port: port.parse().ok()? })
+    }
+}
+
+impl std::fmt::Display for HostInfo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}", self.host, self.port)
+    }
 }
 
 #[cfg(test)]

@@ -17,14 +17,14 @@
 //! [`NodeDef::share`], typed by the node's input.
 
 use std::any::Any;
-use std::fmt;
 use std::sync::Arc;
 
+use crate::processor::FlushListener;
 use crate::processor::{Forwarder, Processor, SharedProcessor};
 use crate::source_sink::SourceProcessor;
 use crate::store::global::GlobalStores;
 use crate::store::rocks::Segmenting;
-use crate::store::state::{FlushListener, StoreHandle};
+use crate::store::state::{StoreHandle, TypedSerdes};
 use crate::StreamsError;
 
 /// Index of a node in [`Graph::nodes`]; parents always have smaller ids.
@@ -45,7 +45,7 @@ pub(crate) struct BuildContext<'a> {
     pub(crate) listeners: Vec<Option<Box<dyn FlushListener>>>,
     /// Processor API nodes of the task: initialized, punctuated and closed
     /// by it.
-    pub(crate) managed: Vec<crate::processor_api::ManagedNode>,
+    pub(crate) managed: Vec<crate::processor::managed::ManagedNode>,
 }
 
 impl BuildContext<'_> {
@@ -171,17 +171,6 @@ pub(crate) struct StoreDef {
     /// shared with the join's other window store, which keeps flushed
     /// entries readable.
     pub(crate) window_cache: Option<(String, usize)>,
-}
-
-/// A store's serdes with their types erased; a typed handle downcasts
-/// them back (and fails on another type).
-#[derive(Clone)]
-pub(crate) struct TypedSerdes(pub(crate) Arc<dyn Any + Send + Sync>);
-
-impl fmt::Debug for TypedSerdes {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("TypedSerdes")
-    }
 }
 
 /// The graph under construction.

@@ -53,6 +53,22 @@
 //! timestamp), table-table and foreign-key joins, suppression, interactive
 //! queries and exactly-once processing; those are open issues.
 //!
+//! # Layers
+//!
+//! Modules call only downward; `tests/end_to_end/layering.rs` at the
+//! workspace root fails on a cycle between modules (unit tests aside).
+//!
+//! | layer | modules |
+//! | --- | --- |
+//! | data | `record`, `serdes`, `window` (window types and their serdes), `change`, `duration`, `error`, `config`, `options`, `metrics` |
+//! | state | `store` (RocksDB stores, record and window caches, changelogs, checkpoints) |
+//! | processing | `processor` (the `Processor` trait, its context, flush listeners, typed store handles, Processor API nodes as tasks hold them) |
+//! | nodes | `nodes`, `source_sink`, `stateful` (the processors the DSL uses) |
+//! | graph | `graph` (the logical graph and its factories) |
+//! | tasks | `task`, `topology` |
+//! | DSL | `dsl`: the types the DSL returns (`KStream`, `KTable`, grouped streams, `StreamsBuilder`) are declared in `dsl` itself, since they return each other; their operations live in its child modules |
+//! | runtime | `runtime` (stream threads, rebalancing, interactive queries), `test_driver`, `describe` |
+//!
 //! # Example
 //!
 //! ```
@@ -89,59 +105,47 @@
 
 #![warn(missing_docs, unreachable_pub)]
 
-mod builder;
 mod change;
 mod config;
 mod describe;
+mod dsl;
+mod duration;
 mod error;
-mod fk_join;
-mod global;
 mod graph;
-mod kgrouped;
-mod kjoin;
-mod ksliding;
-mod kstream;
-mod ktable;
-mod ktable_join;
-mod kwindowed;
 mod metrics;
 mod nodes;
 mod options;
 mod processor;
-mod processor_api;
 mod record;
 mod runtime;
 mod serdes;
 mod source_sink;
 mod stateful;
 mod store;
-mod suppress;
 mod task;
 mod test_driver;
 mod topology;
-mod versioned;
 mod window;
 
-pub use builder::{StreamsBuilder, Topics};
 pub use change::Change;
 pub use config::StreamsConfig;
 pub use describe::{
     GlobalStoreDescription, NodeDescription, NodeDescriptionKind, SubtopologyDescription, TopologyDescription,
 };
+pub use dsl::kjoin::{JoinWindows, Joined, StreamJoined};
+pub use dsl::ksliding::SlidingWindowedKStream;
+pub use dsl::kstream::BranchedKStream;
+pub use dsl::kwindowed::{SessionWindowedKStream, TimeWindowedKStream};
+pub use dsl::processor_api::StoreBuilder;
+pub use dsl::suppress::{BufferConfig, EmitStrategy, Suppressed};
+pub use dsl::{GlobalKTable, KGroupedStream, KGroupedTable, KStream, KTable, StreamsBuilder, Topics};
 pub use error::{BoxError, StreamsError};
-pub use global::GlobalKTable;
-pub use kgrouped::{KGroupedStream, KGroupedTable};
-pub use kjoin::{JoinWindows, Joined, StreamJoined};
-pub use ksliding::SlidingWindowedKStream;
-pub use kstream::{BranchedKStream, KStream};
-pub use ktable::KTable;
-pub use kwindowed::{SessionWindowedKStream, TimeWindowedKStream};
 pub use metrics::StreamsMetrics;
 pub use options::{Branched, Consumed, Grouped, Materialized, Named, Produced, Repartitioned};
+pub use processor::KeyValueStoreRef;
 pub use processor::{
     Forwarder, Processor, ProcessorContext, Punctuation, PunctuationType, ScheduleId, TaskId,
 };
-pub use processor_api::{KeyValueStoreRef, StoreBuilder};
 pub use record::{Headers, Record, RecordCollector, SinkRecord};
 pub use runtime::{ErrorResponse, HostInfo, KeyQueryMetadata, StoreQueryParameters, Streams, StreamsState};
 pub use serdes::{
@@ -150,7 +154,6 @@ pub use serdes::{
 };
 pub use store::kv::KeyValueStore;
 pub use store::window_view::{SessionStore, WindowStore};
-pub use suppress::{BufferConfig, EmitStrategy, Suppressed};
 pub use test_driver::{TestInputTopic, TestOutputTopic, TopologyTestDriver};
 pub use topology::{ChangelogTopic, RepartitionTopic, Topology};
 pub use window::{

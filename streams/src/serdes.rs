@@ -210,21 +210,6 @@ impl Serdes {
     pub fn nullable<S>(inner: S) -> Nullable<S> {
         Nullable(inner)
     }
-    /// Time-windowed keys as Kafka's `TimeWindowedSerde` writes them:
-    /// `key ‖ start` (8-byte big-endian millis); reading sets the end to
-    /// `start + window_size`.
-    pub fn time_windowed<K: 'static>(
-        inner: impl Serde<K>,
-        window_size: std::time::Duration,
-    ) -> crate::TimeWindowedSerde<K> {
-        let size = crate::window::millis(window_size);
-        crate::TimeWindowedSerde { inner: std::sync::Arc::new(inner), size }
-    }
-    /// Session-windowed keys as Kafka's `SessionWindowedSerde` writes them:
-    /// `key ‖ end ‖ start`.
-    pub fn session_windowed<K: 'static>(inner: impl Serde<K>) -> crate::SessionWindowedSerde<K> {
-        crate::SessionWindowedSerde { inner: std::sync::Arc::new(inner) }
-    }
 }
 
 /// UTF-8 string serde; see [`Serdes::string`].

@@ -8,11 +8,12 @@
 use std::sync::Arc;
 
 use crate::change::Change;
+use crate::processor::typed_store::TypedStore;
+use crate::processor::FlushListener;
 use crate::processor::{Forwarder, Processor, ProcessorContext};
 use crate::record::{Headers, Record};
 use crate::serdes::Serde;
-use crate::store::state::FlushListener;
-use crate::store::typed::{serde_error, TypedStore};
+use crate::store::serde_error::serde_error;
 use crate::StreamsError;
 
 type Res = Result<(), StreamsError>;

@@ -37,12 +37,13 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::metrics::Counters;
+use crate::processor::managed::ManagedNode;
+use crate::processor::FlushListener;
 use crate::processor::{ProcessorContext, Punctuation, PunctuationType, ScheduleId, TaskId};
-use crate::processor_api::ManagedNode;
 use crate::record::{ConsumedRecord, RecordCollector, SinkRecord};
 use crate::source_sink::SourceProcessor;
 use crate::store::checkpoint::{self, Offsets};
-use crate::store::state::{FlushListener, StoreHandle, TaskStores};
+use crate::store::state::{StoreHandle, TaskStores};
 use crate::StreamsError;
 
 /// The processors of one sub-topology for one partition, its stores, and

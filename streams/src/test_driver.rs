@@ -466,7 +466,7 @@ impl TopologyTestDriver {
     /// A punctuator's error, or one of the processing it caused.
     pub fn advance_wall_clock_time(&self, by: Duration) -> Result<(), StreamsError> {
         let mut state = self.state.borrow_mut();
-        let millis = crate::window::millis(by);
+        let millis = crate::duration::millis(by);
         state.wall_clock_ms = state.wall_clock_ms.saturating_add(millis);
         state.punctuate_wall_clock()
     }
@@ -564,7 +564,7 @@ impl<K: 'static, V: 'static> TestInputTopic<K, V> {
 
     /// Moves the topic's current time forward.
     pub fn advance_time(&self, by: Duration) {
-        let millis = crate::window::millis(by);
+        let millis = crate::duration::millis(by);
         let mut time = self.current_time.borrow_mut();
         *time = time.saturating_add(millis);
     }

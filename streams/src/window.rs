@@ -26,7 +26,8 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::serdes::{Serde, SerdeError};
+use crate::duration::millis;
+use crate::serdes::{Serde, SerdeError, Serdes};
 
 /// A time interval in epoch milliseconds. Time windows include `start` and
 /// exclude `end`; session windows include both (Kafka's `TimeWindow` and
@@ -68,11 +69,6 @@ impl<K: fmt::Display> fmt::Display for Windowed<K> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "[{}@{}/{}]", self.key, self.window.start, self.window.end)
     }
-}
-
-/// A duration in milliseconds, `i64::MAX` when it does not fit.
-pub(crate) fn millis(d: Duration) -> i64 {
-    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
 
 /// Fixed-size windows by event time: tumbling (`advance == size`, the
@@ -372,6 +368,26 @@ impl<K> fmt::Debug for TimeWindowedSerde<K> {
 impl<K> fmt::Debug for SessionWindowedSerde<K> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SessionWindowedSerde").finish_non_exhaustive()
+    }
+}
+
+/// The windowed-key serdes live beside the window types they read and
+/// write.
+impl Serdes {
+    /// Time-windowed keys as Kafka's `TimeWindowedSerde` writes them:
+    /// `key ‖ start` (8-byte big-endian millis); reading sets the end to
+    /// `start + window_size`.
+    pub fn time_windowed<K: 'static>(
+        inner: impl Serde<K>,
+        window_size: std::time::Duration,
+    ) -> TimeWindowedSerde<K> {
+        let size = crate::duration::millis(window_size);
+        TimeWindowedSerde { inner: std::sync::Arc::new(inner), size }
+    }
+    /// Session-windowed keys as Kafka's `SessionWindowedSerde` writes them:
+    /// `key ‖ end ‖ start`.
+    pub fn session_windowed<K: 'static>(inner: impl Serde<K>) -> SessionWindowedSerde<K> {
+        SessionWindowedSerde { inner: std::sync::Arc::new(inner) }
     }
 }
 

@@ -10,39 +10,7 @@
 
 use std::fmt;
 
-use super::{DataError, Schema, SchemaType};
-
-/// A Connect value, with or without a schema.
-#[derive(Clone, Debug, PartialEq, Default)]
-pub enum Value {
-    /// Null (a tombstone at the top level of a record value).
-    #[default]
-    Null,
-    /// `int8`.
-    Int8(i8),
-    /// `int16`.
-    Int16(i16),
-    /// `int32` (also `Date` and `Time`).
-    Int32(i32),
-    /// `int64` (also `Timestamp`).
-    Int64(i64),
-    /// `float32`.
-    Float32(f32),
-    /// `float64`.
-    Float64(f64),
-    /// `boolean`.
-    Boolean(bool),
-    /// `string`.
-    String(String),
-    /// `bytes` (also `Decimal`).
-    Bytes(Vec<u8>),
-    /// `array`.
-    Array(Vec<Value>),
-    /// `map`: ordered key/value pairs; keys are values of any type.
-    Map(Vec<(Value, Value)>),
-    /// `struct`.
-    Struct(Struct),
-}
+use super::{DataError, Schema, SchemaType, Value};
 
 impl Value {
     /// Whether this is [`Value::Null`].

@@ -98,6 +98,9 @@ pub struct RestServer {
     addrs: Vec<SocketAddr>,
     cancel: CancellationToken,
     servers: Vec<JoinHandle<()>>,
+    /// How long shutdown waits for requests in flight
+    /// (`task.shutdown.graceful.timeout.ms`).
+    grace: std::time::Duration,
 }
 
 impl RestServer {
@@ -131,6 +134,7 @@ impl RestServer {
             bound.push((socket, addr));
         }
         let cancel = CancellationToken::new();
+        let grace = worker.config().shutdown_timeout;
         let app = router(worker);
         let mut addrs = Vec::with_capacity(bound.len());
         let mut servers = Vec::with_capacity(bound.len());
@@ -145,7 +149,7 @@ impl RestServer {
             }));
             addrs.push(addr);
         }
-        Ok(RestServer { addrs, cancel, servers })
+        Ok(RestServer { addrs, cancel, servers, grace })
     }
 
     /// The bound addresses, one per listener (with the real port when the
@@ -160,11 +164,20 @@ impl RestServer {
     }
 
     /// Stops accepting, lets requests in flight finish, and returns when
-    /// every server has stopped.
+    /// every server has stopped, waiting at most
+    /// `task.shutdown.graceful.timeout.ms` for them: a request held up by a
+    /// plugin that hangs (a connector whose `start` never returns) is left
+    /// behind, logged.
     pub async fn shutdown(self) {
         self.cancel.cancel();
-        for server in self.servers {
-            let _ = server.await;
+        for mut server in self.servers {
+            if tokio::time::timeout(self.grace, &mut server).await.is_err() {
+                server.abort();
+                tracing::warn!(
+                    timeout_ms = self.grace.as_millis() as u64,
+                    "REST requests still in flight after task.shutdown.graceful.timeout.ms; not waiting for them"
+                );
+            }
         }
         info!("REST API stopped");
     }

@@ -27,7 +27,6 @@ const IGNORED_WORKER_KEYS: &[&str] = &[
     "rest.advertised.port",
     "rest.advertised.listener",
     "header.converter",
-    "task.shutdown.graceful.timeout.ms",
     "client.id",
 ];
 
@@ -81,6 +80,15 @@ fn worker_def() -> ConfigDef {
             60_000i64,
             Importance::Low,
             "How often sink tasks flush and commit their offsets.",
+        )
+        .validate(Validator::Range { min: Some(0.0), max: None })
+        .define_with_default(
+            "task.shutdown.graceful.timeout.ms",
+            ConfigType::Long,
+            5_000i64,
+            Importance::Low,
+            "How long stopping a task or a connector may take before the worker stops waiting for it \
+             (its plugin code is abandoned, the worker carries on).",
         )
         .validate(Validator::Range { min: Some(0.0), max: None })
         .define_optional(
@@ -208,6 +216,7 @@ impl ConverterConfig {
 /// | `offset.storage.topic` | `connect-offsets` |
 /// | `offset.storage.partitions` | 25 |
 /// | `offset.flush.interval.ms` | 60000 |
+/// | `task.shutdown.graceful.timeout.ms` | 5000 |
 /// | `listeners` | `http://127.0.0.1:8083` |
 /// | `state.dir` (ours) | `<data dir>/connect-state` for `file:` clusters, `<tmp>/runnel-connect` otherwise |
 /// | `producer.*`, `consumer.*` | client overrides with the Java client's keys |
@@ -229,6 +238,10 @@ pub struct WorkerConfig {
     pub offset_storage_partitions: i32,
     /// How often sink tasks flush and commit.
     pub offset_flush_interval: Duration,
+    /// `task.shutdown.graceful.timeout.ms`: how long stopping a task or a
+    /// connector may take; past it the worker stops waiting (the plugin's
+    /// code is abandoned) and carries on.
+    pub shutdown_timeout: Duration,
     /// REST listeners, as given (the REST server reads them).
     pub listeners: Vec<String>,
     /// `state.dir`: where tasks keep local state, under
@@ -355,6 +368,9 @@ impl WorkerConfig {
             offset_storage_partitions: parsed.get_int("offset.storage.partitions").unwrap_or(25),
             offset_flush_interval: Duration::from_millis(
                 parsed.get_long("offset.flush.interval.ms").unwrap_or(60_000) as u64,
+            ),
+            shutdown_timeout: Duration::from_millis(
+                parsed.get_long("task.shutdown.graceful.timeout.ms").unwrap_or(5_000) as u64,
             ),
             listeners: parsed.get_list("listeners").map(<[String]>::to_vec).unwrap_or_default(),
             state_dir,

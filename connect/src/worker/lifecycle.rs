@@ -2,14 +2,18 @@
 //! down, config kept), restart of the connector or single tasks, config
 //! updates, removal and the worker's shutdown.
 //!
-//! Every operation holds the worker's connector map for its duration, so
-//! two operations on connectors never interleave. A connector that fails to
+//! Every operation checks its connector out of the worker's table
+//! (`table.rs`) for its duration, so two operations on one connector never
+//! interleave, while no lock is held during plugin code: other connectors'
+//! operations and every read go on. Stopping a task or a connector waits
+//! at most `task.shutdown.graceful.timeout.ms`. A connector that fails to
 //! start again (on resume, restart or a config update) stays known with
 //! its config and shows FAILED with the error as its trace; a restart
 //! tries again.
 
 use tracing::info;
 
+use super::table::View;
 use super::{
     kind_of, stop_run, stop_slot, ConnectorConfig, ConnectorStatus, Managed, Running, State, TargetState,
     TaskSlot, Worker,
@@ -59,13 +63,13 @@ impl Worker {
         if let Some(d) = self.dist() {
             return d.set_target(name, target).await;
         }
-        let mut connectors = self.connectors.lock().await;
-        let m = connectors.get_mut(name).ok_or_else(|| ConnectError::UnknownConnector(name.to_string()))?;
+        let mut checkout = self.connectors.checkout(name).await?;
+        let m = &mut *checkout;
         m.target = target;
         match (target, m.run.as_ref()) {
             (TargetState::Stopped, _) => {
                 if let Some(run) = m.run.take() {
-                    stop_run(name, run).await;
+                    stop_run(name, run, self.config.shutdown_timeout).await;
                 }
                 self.put_bare_status(name, m.kind, State::Stopped, None);
             }
@@ -130,15 +134,22 @@ impl Worker {
         if let Some(d) = self.dist() {
             return d.put_config(&name, &props, false).await;
         }
-        let mut connectors = self.connectors.lock().await;
-        let Some(m) = connectors.get_mut(&name) else {
-            let kind = kind_of(&connector);
-            let run = self.start_run(&config, connector, false).await?;
-            connectors.insert(name, Managed { config, kind, target: TargetState::Started, run: Some(run) });
-            return Ok(true);
+        let mut checkout = match self.connectors.checkout(&name).await {
+            Ok(checkout) => checkout,
+            Err(ConnectError::UnknownConnector(_)) => {
+                let kind = kind_of(&connector);
+                let view =
+                    View { config: props.clone(), kind, target: TargetState::Started, tasks: Vec::new() };
+                let mut slot = self.connectors.reserve(&name, view)?;
+                let run = self.start_run(&config, connector, false).await?;
+                slot.fill(Managed { config, kind, target: TargetState::Started, run: Some(run) });
+                return Ok(true);
+            }
+            Err(e) => return Err(e),
         };
+        let m = &mut *checkout;
         if let Some(run) = m.run.take() {
-            stop_run(&name, run).await;
+            stop_run(&name, run, self.config.shutdown_timeout).await;
         }
         m.kind = kind_of(&connector);
         m.config = config;
@@ -165,8 +176,8 @@ impl Worker {
         if let Some(d) = self.dist() {
             return d.restart_connector(self, name, request).await;
         }
-        let mut connectors = self.connectors.lock().await;
-        let m = connectors.get_mut(name).ok_or_else(|| ConnectError::UnknownConnector(name.to_string()))?;
+        let mut checkout = self.connectors.checkout(name).await?;
+        let m = &mut *checkout;
         let mut plan = self.status.connector(name).unwrap_or_else(|| ConnectorStatus {
             name: name.to_string(),
             kind: m.kind,
@@ -204,13 +215,13 @@ impl Worker {
                 Ok(false) => {
                     // Its task configs changed: restart everything with the new ones.
                     let run = m.run.take().expect("checked above");
-                    stop_run(name, run).await;
+                    stop_run(name, run, self.config.shutdown_timeout).await;
                     self.start_managed(m, None).await;
                     return Ok(plan);
                 }
                 Err(e) => {
                     let run = m.run.take().expect("checked above");
-                    stop_run(name, run).await;
+                    stop_run(name, run, self.config.shutdown_timeout).await;
                     self.put_bare_status(name, m.kind, State::Failed, Some(e.to_string()));
                     return Ok(plan);
                 }
@@ -248,8 +259,8 @@ impl Worker {
                 c.task_configs(config.tasks_max)
             }
         };
-        let mut old = std::mem::replace(&mut run.connector, fresh);
-        super::stop_connector_object(&mut old).await;
+        let old = std::mem::replace(&mut run.connector, fresh);
+        super::stop_connector_object(&config.name, old, self.config.shutdown_timeout).await;
         let state = if *run.pause.borrow() { State::Paused } else { State::Running };
         self.status.set_connector(&config.name, state, None);
         let same = task_configs.len().min(config.tasks_max) == run.tasks.len()
@@ -266,8 +277,8 @@ impl Worker {
         if let Some(d) = self.dist() {
             return d.restart_task(name, task).await;
         }
-        let mut connectors = self.connectors.lock().await;
-        let m = connectors.get_mut(name).ok_or_else(|| ConnectError::UnknownConnector(name.to_string()))?;
+        let mut checkout = self.connectors.checkout(name).await?;
+        let m = &mut *checkout;
         let unknown = || ConnectError::UnknownTask { connector: name.to_string(), task };
         let run = m.run.as_mut().ok_or_else(unknown)?;
         if task as usize >= run.tasks.len() {
@@ -282,7 +293,7 @@ impl Worker {
     /// the same config.
     async fn restart_slot(&self, config: &ConnectorConfig, run: &mut Running, id: u32) {
         let slot = &mut run.tasks[id as usize];
-        stop_slot(slot).await;
+        stop_slot(slot, self.config.shutdown_timeout, &config.name, id).await;
         *slot = TaskSlot { props: slot.props.clone(), cancel: run.cancel.child_token(), handle: None };
         self.status.set_task(&config.name, id, State::Unassigned, None);
         self.spawn_slot(config, run, id).await;
@@ -298,15 +309,12 @@ impl Worker {
         if let Some(d) = self.dist() {
             return d.remove(name).await;
         }
-        let m = self
-            .connectors
-            .lock()
-            .await
-            .remove(name)
-            .ok_or_else(|| ConnectError::UnknownConnector(name.to_string()))?;
-        if let Some(run) = m.run {
-            stop_run(name, run).await;
+        let mut checkout = self.connectors.checkout(name).await?;
+        checkout.remove();
+        if let Some(run) = checkout.run.take() {
+            stop_run(name, run, self.config.shutdown_timeout).await;
         }
+        drop(checkout);
         self.status.remove(name);
         self.topics.reset(name);
         Ok(())
@@ -321,10 +329,10 @@ impl Worker {
         if let Some(d) = self.dist() {
             d.shutdown(self).await;
         }
-        let managed = std::mem::take(&mut *self.connectors.lock().await);
-        for (name, m) in managed {
-            if let Some(run) = m.run {
-                stop_run(&name, run).await;
+        for mut checkout in self.connectors.checkout_all(self.config.shutdown_timeout).await {
+            let name = checkout.config.name.clone();
+            if let Some(run) = checkout.run.take() {
+                stop_run(&name, run, self.config.shutdown_timeout).await;
             }
             self.status.set_connector(&name, State::Stopped, None);
         }

@@ -42,18 +42,20 @@ mod offsets_admin;
 mod sink;
 mod source;
 mod status;
+mod table;
 mod topics;
 mod validate;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use runnel_core::client::{Cluster, ConsumerConfig};
 use runnel_core::topic::NewTopic;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
-use tracing::info;
+use tracing::{info, warn};
 
 pub use config::{
     ConnectorConfig, ConverterConfig, DistributedConfig, ErrorsConfig, Tolerance, WorkerConfig,
@@ -132,7 +134,7 @@ pub enum TargetState {
 
 /// A connector the worker knows: its config and, unless stopped (or failed
 /// to start), its running instance.
-struct Managed {
+pub(crate) struct Managed {
     config: ConnectorConfig,
     kind: ConnectorKind,
     target: TargetState,
@@ -192,7 +194,7 @@ pub struct Worker {
     offsets: Arc<OffsetStore>,
     worker_id: String,
     topics: ActiveTopics,
-    connectors: tokio::sync::Mutex<BTreeMap<String, Managed>>,
+    connectors: table::ConnectorTable,
     /// Set in distributed mode ([`Worker::start_distributed`]).
     distributed: std::sync::OnceLock<distributed::Distributed>,
 }
@@ -251,7 +253,7 @@ impl Worker {
             offsets: Arc::new(offsets),
             worker_id,
             topics: ActiveTopics::default(),
-            connectors: tokio::sync::Mutex::new(BTreeMap::new()),
+            connectors: table::ConnectorTable::default(),
             distributed: std::sync::OnceLock::new(),
         })
     }
@@ -296,7 +298,7 @@ impl Worker {
         if let Some(d) = self.dist() {
             return d.connectors();
         }
-        self.connectors.lock().await.keys().cloned().collect()
+        self.connectors.names()
     }
 
     /// A connector's config.
@@ -304,7 +306,7 @@ impl Worker {
         if let Some(d) = self.dist() {
             return d.connector_config(name);
         }
-        self.connectors.lock().await.get(name).map(|m| m.config.props.clone())
+        self.connectors.view(name).map(|v| v.config)
     }
 
     /// A connector's config, kind and task configs.
@@ -312,13 +314,12 @@ impl Worker {
         if let Some(d) = self.dist() {
             return d.connector_info(self, name);
         }
-        let connectors = self.connectors.lock().await;
-        let m = connectors.get(name)?;
+        let view = self.connectors.view(name)?;
         Some(ConnectorInfo {
             name: name.to_string(),
-            config: m.config.props.clone(),
-            kind: m.kind,
-            tasks: m.run.iter().flat_map(|r| r.tasks.iter().map(|t| t.props.clone())).collect(),
+            config: view.config,
+            kind: view.kind,
+            tasks: view.tasks,
         })
     }
 
@@ -327,7 +328,7 @@ impl Worker {
         if let Some(d) = self.dist() {
             return d.target_state(name);
         }
-        self.connectors.lock().await.get(name).map(|m| m.target)
+        self.connectors.view(name).map(|v| v.target)
     }
 
     /// The topics a connector produced to or consumed from since it was
@@ -367,7 +368,7 @@ impl Worker {
                 None => Err(ConnectError::UnknownConnector(name.to_string())),
             };
         }
-        match self.connectors.lock().await.contains_key(name) {
+        match self.connectors.view(name).is_some() {
             true => Ok(()),
             false => Err(ConnectError::UnknownConnector(name.to_string())),
         }
@@ -425,13 +426,13 @@ impl Worker {
         if let Some(d) = self.dist() {
             return d.put_config(&name, &props, true).await.map(|_| ());
         }
-        let mut connectors = self.connectors.lock().await;
-        if connectors.contains_key(&name) {
-            return Err(ConnectError::DuplicateConnector(name));
-        }
         let kind = kind_of(&connector);
+        let view =
+            table::View { config: props.clone(), kind, target: TargetState::Started, tasks: Vec::new() };
+        // Listed at once; a start that fails (or hangs) holds up nothing else.
+        let mut slot = self.connectors.reserve(&name, view)?;
         let run = self.start_run(&config, connector, false).await?;
-        connectors.insert(name, Managed { config, kind, target: TargetState::Started, run: Some(run) });
+        slot.fill(Managed { config, kind, target: TargetState::Started, run: Some(run) });
         Ok(())
     }
 
@@ -476,7 +477,7 @@ impl Worker {
         let (pause, _) = watch::channel(paused);
         if kind == ConnectorKind::Source {
             if let Err(e) = self.recover_pending(&name, None).await {
-                stop_connector_object(&mut connector).await;
+                stop_connector_object(&name, connector, self.config.shutdown_timeout).await;
                 return Err(e);
             }
         }
@@ -682,27 +683,53 @@ fn kind_of(connector: &Connector) -> ConnectorKind {
     }
 }
 
-async fn stop_connector_object(connector: &mut Connector) {
-    match connector {
-        Connector::Source(c) => c.stop().await,
-        Connector::Sink(c) => c.stop().await,
+/// Stops a connector object. Its `stop` runs in a task of its own, and the
+/// worker waits for it at most `grace` (`task.shutdown.graceful.timeout.ms`):
+/// a plugin that hangs in `stop` is left behind, logged, and holds up
+/// nothing else.
+async fn stop_connector_object(name: &str, connector: Connector, grace: Duration) {
+    let mut stopping = tokio::spawn(async move {
+        let mut connector = connector;
+        match &mut connector {
+            Connector::Source(c) => c.stop().await,
+            Connector::Sink(c) => c.stop().await,
+        }
+    });
+    if tokio::time::timeout(grace, &mut stopping).await.is_err() {
+        stopping.abort();
+        warn!(
+            connector = name,
+            timeout_ms = grace.as_millis() as u64,
+            "the connector did not stop within task.shutdown.graceful.timeout.ms; no longer waiting for it"
+        );
     }
 }
 
-/// Stops a task: cancels it and waits until it has flushed and stopped.
-async fn stop_slot(slot: &mut TaskSlot) {
+/// Stops a task: cancels it and waits until it has flushed and stopped, at
+/// most `grace` (`task.shutdown.graceful.timeout.ms`); a task still running
+/// then is aborted at its next await and logged.
+async fn stop_slot(slot: &mut TaskSlot, grace: Duration, connector: &str, task: u32) {
     slot.cancel.cancel();
-    if let Some(handle) = slot.handle.take() {
-        let _ = handle.await;
+    if let Some(mut handle) = slot.handle.take() {
+        if tokio::time::timeout(grace, &mut handle).await.is_err() {
+            handle.abort();
+            warn!(
+                connector,
+                task,
+                timeout_ms = grace.as_millis() as u64,
+                "the task did not stop within task.shutdown.graceful.timeout.ms; aborted"
+            );
+        }
     }
 }
 
-/// Stops every task (each flushes and commits), then the connector.
-async fn stop_run(name: &str, mut run: Running) {
+/// Stops every task (each flushes and commits), then the connector; each
+/// bounded by `grace`.
+async fn stop_run(name: &str, mut run: Running, grace: Duration) {
     run.cancel.cancel();
-    for slot in &mut run.tasks {
-        stop_slot(slot).await;
+    for (id, slot) in run.tasks.iter_mut().enumerate() {
+        stop_slot(slot, grace, name, id as u32).await;
     }
-    stop_connector_object(&mut run.connector).await;
+    stop_connector_object(name, run.connector, grace).await;
     info!(connector = %name, "connector stopped");
 }

@@ -61,23 +61,21 @@ impl Worker {
         })
     }
 
-    /// Locks the connector table for an offsets change (`what`), checking
-    /// that the connector exists and is stopped; returns the held lock,
-    /// which keeps it stopped during the change, and the connector's kind.
-    async fn lock_stopped(
+    /// Checks the connector out for an offsets change (`what`), checking
+    /// that it exists and is stopped; returns the checkout, which keeps it
+    /// stopped during the change, and the connector's kind.
+    async fn checkout_stopped(
         &self,
         name: &str,
         what: &str,
-    ) -> Result<(tokio::sync::MutexGuard<'_, BTreeMap<String, super::Managed>>, ConnectorKind), ConnectError>
-    {
+    ) -> Result<(super::table::Checkout<'_>, ConnectorKind), ConnectError> {
         self.not_distributed(what)?;
-        let connectors = self.connectors.lock().await;
-        let m = connectors.get(name).ok_or_else(|| ConnectError::UnknownConnector(name.to_string()))?;
+        let m = self.connectors.checkout(name).await?;
         if m.target != TargetState::Stopped || m.run.is_some() {
             return Err(ConnectError::NotStopped(name.to_string()));
         }
         let kind = m.kind;
-        Ok((connectors, kind))
+        Ok((m, kind))
     }
 
     /// Alters a stopped connector's offsets: each entry sets a partition's
@@ -89,7 +87,7 @@ impl Worker {
     /// [`ConnectError::InvalidOffsets`] naming the bad entry;
     /// [`ConnectError::Cluster`].
     pub async fn alter_offsets(&self, name: &str, offsets: Vec<ConnectorOffset>) -> Result<(), ConnectError> {
-        let (_connectors, kind) = self.lock_stopped(name, "altering offsets").await?;
+        let (_connectors, kind) = self.checkout_stopped(name, "altering offsets").await?;
         match kind {
             ConnectorKind::Source => {
                 let (set, remove): (Vec<_>, Vec<_>) = offsets.into_iter().partition(|o| o.offset.is_some());
@@ -123,7 +121,7 @@ impl Worker {
     /// # Errors
     /// As [`Worker::alter_offsets`].
     pub async fn reset_offsets(&self, name: &str) -> Result<(), ConnectError> {
-        let (_connectors, kind) = self.lock_stopped(name, "resetting offsets").await?;
+        let (_connectors, kind) = self.checkout_stopped(name, "resetting offsets").await?;
         match kind {
             ConnectorKind::Source => {
                 let partitions: Vec<SourceMap> =
@@ -143,8 +141,10 @@ impl Worker {
             let info = self.connector_info(name).await;
             return info.map(|i| i.kind).ok_or_else(|| ConnectError::UnknownConnector(name.to_string()));
         }
-        let connectors = self.connectors.lock().await;
-        connectors.get(name).map(|m| m.kind).ok_or_else(|| ConnectError::UnknownConnector(name.to_string()))
+        self.connectors
+            .view(name)
+            .map(|v| v.kind)
+            .ok_or_else(|| ConnectError::UnknownConnector(name.to_string()))
     }
 
     /// The committed offsets of a sink's group.

@@ -10,7 +10,11 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use runnel_connect::plugin::{PluginRegistry, TopicPartition};
+use runnel_connect::config_def::{ConfigDef, ConfigType, Importance};
+use runnel_connect::plugin::{
+    PluginRegistry, Props, SourceConnector, SourceRecord, SourceTask, SourceTaskContext, TaskError,
+    TopicPartition,
+};
 use runnel_connect::rest::RestServer;
 use runnel_connect::worker::{Worker, WorkerConfig};
 use runnel_core::client::{Cluster, ConsumerConfig, ProducerConfig, ProducerRecord};
@@ -49,6 +53,12 @@ impl Reply {
 
 impl Api {
     async fn start() -> Api {
+        Api::start_with(|_| {}, &[]).await
+    }
+
+    /// A worker with the file connectors, more plugins (`plugins`) and
+    /// more worker settings (`settings`).
+    async fn start_with(plugins: impl FnOnce(&mut PluginRegistry), settings: &[(&str, &str)]) -> Api {
         let dir = tempfile::tempdir().unwrap();
         let data = dir.path().join("data");
         let cluster = Cluster::open(&format!("file:{}", data.display())).await.unwrap();
@@ -61,9 +71,11 @@ impl Api {
         ]
         .into_iter()
         .map(|(k, v)| (k.to_string(), v))
+        .chain(settings.iter().map(|(k, v)| (k.to_string(), v.to_string())))
         .collect();
         let mut registry = PluginRegistry::new();
         runnel_connectors::register(&mut registry);
+        plugins(&mut registry);
         let worker = Arc::new(
             Worker::with_cluster(WorkerConfig::from_props(&props).unwrap(), registry, cluster.clone())
                 .await
@@ -82,7 +94,15 @@ impl Api {
         self.worker.shutdown().await.unwrap();
     }
 
+    /// One request; a worker that does not answer within 60 s fails the
+    /// test (a hung worker must not hang the suite).
     async fn call(&self, method: &str, path: &str, body: Option<&str>) -> Reply {
+        tokio::time::timeout(Duration::from_secs(60), self.call_once(method, path, body))
+            .await
+            .unwrap_or_else(|_| panic!("{method} {path}: no answer within 60 s"))
+    }
+
+    async fn call_once(&self, method: &str, path: &str, body: Option<&str>) -> Reply {
         let mut s = tokio::net::TcpStream::connect(self.addr).await.unwrap();
         let body = body.unwrap_or("");
         let request = format!(
@@ -563,4 +583,134 @@ async fn validation_malformed_requests_and_unknown_names() {
     api.send("PATCH", "/connectors/ghost/offsets", json!({"offsets": 3})).await.assert_error(400, "offsets");
     api.get("/no/such/path").await.assert_error(404, "/no/such/path");
     api.stop().await;
+}
+
+/// A source connector that hangs where its config says (`hang.in`):
+/// `start` (the connector's start never returns), `stop` (the connector's
+/// stop never returns) or `task` (its task's poll and stop never return).
+struct Hanging {
+    hang_in: String,
+}
+
+struct HangingTask {
+    hang: bool,
+}
+
+#[async_trait::async_trait]
+impl SourceConnector for Hanging {
+    fn config_def(&self) -> ConfigDef {
+        ConfigDef::new().define("hang.in", ConfigType::String, Importance::High, "start, stop or task")
+    }
+
+    async fn start(&mut self, props: &Props) -> Result<(), TaskError> {
+        self.hang_in = props.get("hang.in").cloned().unwrap_or_default();
+        if self.hang_in == "start" {
+            std::future::pending::<()>().await;
+        }
+        Ok(())
+    }
+
+    fn task_configs(&self, _max_tasks: usize) -> Vec<Props> {
+        vec![Props::new()]
+    }
+
+    fn create_task(&self) -> Box<dyn SourceTask> {
+        Box::new(HangingTask { hang: self.hang_in == "task" })
+    }
+
+    async fn stop(&mut self) {
+        if self.hang_in == "stop" {
+            std::future::pending::<()>().await;
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl SourceTask for HangingTask {
+    async fn start(&mut self, _props: &Props, _context: &SourceTaskContext) -> Result<(), TaskError> {
+        Ok(())
+    }
+
+    async fn poll(&mut self) -> Result<Vec<SourceRecord>, TaskError> {
+        if self.hang {
+            std::future::pending::<()>().await;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        Ok(Vec::new())
+    }
+
+    async fn stop(&mut self) {
+        if self.hang {
+            std::future::pending::<()>().await;
+        }
+    }
+}
+
+fn hanging(name: &str, hang_in: &str) -> Json {
+    json!({"name": name, "config": {"connector.class": "Hanging", "hang.in": hang_in, "tasks.max": "1"}})
+}
+
+/// Plugins that hang in `start`, in `stop`, or in their task freeze neither
+/// the REST API nor other connectors: reads answer at once, a file
+/// connector is created and runs meanwhile, and deleting a connector whose
+/// stop (or task) hangs returns after `task.shutdown.graceful.timeout.ms`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plugin_that_hangs_in_start_or_stop_freezes_nothing_else() {
+    let api = Api::start_with(
+        |registry| registry.register_source("Hanging", &[], || Box::new(Hanging { hang_in: String::new() })),
+        &[("task.shutdown.graceful.timeout.ms", "300")],
+    )
+    .await;
+    let quick = Duration::from_secs(3);
+
+    // A connector whose start never returns: its POST hangs, nothing else does.
+    let stuck = {
+        let (addr, body) = (api.addr, hanging("stuck-start", "start").to_string());
+        tokio::spawn(async move {
+            let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+            let request = format!(
+                "POST /connectors HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n\
+                 Content-Length: {}\r\n\r\n{body}",
+                body.len()
+            );
+            s.write_all(request.as_bytes()).await.unwrap();
+            let mut buf = Vec::new();
+            let _ = s.read_to_end(&mut buf).await;
+        })
+    };
+    api.wait_until("the starting connector listed", "/connectors", |b| b == &json!(["stuck-start"])).await;
+    let started = Instant::now();
+    let r = api.get("/connectors/stuck-start/config").await;
+    assert_eq!((r.status, &r.body["hang.in"]), (200, &json!("start")), "{:?}", r.body);
+
+    // Another connector is created and moves data meanwhile.
+    let input = api.path("in.txt");
+    append(&input, (0..5).map(|i| format!("line-{i}")));
+    let r = api.send("POST", "/connectors", json!({"name": "files", "config": source_config(&input)})).await;
+    assert_eq!(r.status, 201, "{:?}", r.body);
+    assert_eq!(api.wait_for_lines("lines", 5).await.len(), 5);
+    assert!(started.elapsed() < Duration::from_secs(20), "reads and another connector were held up");
+
+    // Deleting a connector whose stop hangs, or whose task hangs, is bounded.
+    for (name, hang_in) in [("stuck-stop", "stop"), ("stuck-task", "task")] {
+        let r = api.send("POST", "/connectors", hanging(name, hang_in)).await;
+        assert_eq!(r.status, 201, "{name}: {:?}", r.body);
+        api.wait_until("its task running", &format!("/connectors/{name}/status"), |b| {
+            b["tasks"][0]["state"] == json!("RUNNING")
+        })
+        .await;
+        let asked = Instant::now();
+        let r = api.call("DELETE", &format!("/connectors/{name}"), None).await;
+        assert_eq!(r.status, 204, "{name}: {:?}", r.body);
+        assert!(asked.elapsed() < quick, "{name}: DELETE took {:?}", asked.elapsed());
+        assert_eq!(api.get(&format!("/connectors/{name}")).await.status, 404, "{name}");
+    }
+    let r = api.get("/connectors").await;
+    assert_eq!(r.body, json!(["files", "stuck-start"]));
+
+    // The worker's shutdown does not wait for the start that never returns.
+    let asked = Instant::now();
+    api.stop().await;
+    assert!(asked.elapsed() < Duration::from_secs(10), "shutdown took {:?}", asked.elapsed());
+    stuck.abort();
 }

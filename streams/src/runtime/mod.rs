@@ -16,7 +16,8 @@ mod queries;
 mod queues;
 mod thread;
 
-pub use queries::{HostInfo, KeyQueryMetadata, StoreQueryParameters};
+pub use crate::config::HostInfo;
+pub use queries::{KeyQueryMetadata, StoreQueryParameters};
 
 use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -303,7 +304,7 @@ impl Streams {
         })?;
         let key = key_serde
             .serialize(&topic, key)
-            .map_err(|e| crate::store::typed::serde_error(store, "serialize", "key", e))?
+            .map_err(|e| crate::store::serde_error::serde_error(store, "serialize", "key", e))?
             .unwrap_or_default();
         let partition = runnel_core::client::partition_for_key(&key, partitions as i32);
         let group = admin.describe_group(app).await.map_err(client_error("describe group"))?;

@@ -25,6 +25,7 @@
 use std::sync::{mpsc, Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+use crate::config::HostInfo;
 use crate::serdes::Serde;
 use crate::store::kv::StoreReader;
 use crate::store::window_view::View;
@@ -187,29 +188,6 @@ impl<K, V> StoreQueryParameters<K, V> {
 impl<K, V> std::fmt::Debug for StoreQueryParameters<K, V> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("StoreQueryParameters").field("name", &self.name).finish_non_exhaustive()
-    }
-}
-
-/// An instance's `application.server` (Kafka's `HostInfo`).
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct HostInfo {
-    /// Host name or address.
-    pub host: String,
-    /// Port.
-    pub port: u16,
-}
-
-impl HostInfo {
-    /// Parses `host:port`.
-    pub fn parse(server: &str) -> Option<HostInfo> {
-        let (host, port) = server.rsplit_once(':')?;
-        Some(HostInfo { host: host.to_string(), port: port.parse().ok()? })
-    }
-}
-
-impl std::fmt::Display for HostInfo {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}:{}", self.host, self.port)
     }
 }
 

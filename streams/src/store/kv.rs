@@ -3,7 +3,7 @@
 use std::fmt;
 
 use crate::serdes::Serde;
-use crate::store::typed::serde_error;
+use crate::store::serde_error::serde_error;
 use crate::store::Entries;
 use crate::StreamsError;
 

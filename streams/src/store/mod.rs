@@ -25,13 +25,14 @@
 //!   [`typed::TypedStore`] for serdes.
 
 pub(crate) mod cache;
+pub(crate) mod cache_entry;
 pub(crate) mod checkpoint;
 pub(crate) mod global;
 pub(crate) mod kv;
 pub(crate) mod memory;
 pub(crate) mod rocks;
+pub(crate) mod serde_error;
 pub(crate) mod state;
-pub(crate) mod typed;
 pub(crate) mod window_cache;
 pub(crate) mod window_view;
 

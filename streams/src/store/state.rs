@@ -2,10 +2,11 @@
 //! [`ProcessorContext`](crate::ProcessorContext) with a [`StoreHandle`]
 //! resolved when the task was built (no lookup by name per record).
 
+use std::any::Any;
 use std::borrow::Cow;
+use std::fmt;
+use std::sync::Arc;
 
-use crate::processor::ProcessorContext;
-use crate::record::Headers;
 use crate::store::cache::{EntryContext, StoreCache};
 use crate::store::rocks::RocksStore;
 use crate::store::window_cache::WindowCache;
@@ -32,7 +33,7 @@ pub(crate) struct StoreSlot {
     /// first (sliding-window stores), else 0. Interactive reads skip them.
     pub(crate) value_offset: usize,
     /// A Processor API store's serdes, for typed handles.
-    pub(crate) typed: Option<crate::graph::TypedSerdes>,
+    pub(crate) typed: Option<TypedSerdes>,
     /// Whether the record cache is on (`Materialized`); off, the cache's
     /// budget stays 0.
     pub(crate) caching: bool,
@@ -221,18 +222,13 @@ impl TaskStores {
     }
 }
 
-/// Receives a store's flushed entries and forwards them downstream: the
-/// node that owns the store (an aggregation, a table source) registers one,
-/// holding its children. `new`/`old` are the flushed value and the value
-/// RocksDB held before.
-pub(crate) trait FlushListener: Send {
-    fn apply(
-        &mut self,
-        ctx: &mut ProcessorContext<'_>,
-        key: &[u8],
-        new: Option<&[u8]>,
-        old: Option<&[u8]>,
-        timestamp: i64,
-        headers: Headers,
-    ) -> Result<(), StreamsError>;
+/// A store's serdes with their types erased; a typed handle downcasts
+/// them back (and fails on another type).
+#[derive(Clone)]
+pub(crate) struct TypedSerdes(pub(crate) Arc<dyn Any + Send + Sync>);
+
+impl fmt::Debug for TypedSerdes {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("TypedSerdes")
+    }
 }

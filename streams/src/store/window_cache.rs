@@ -38,7 +38,7 @@ use std::sync::Arc;
 
 use smallvec::SmallVec;
 
-use super::cache::{BuildFxHasher, DirtyEntry, EntryContext};
+use super::cache_entry::{BuildFxHasher, DirtyEntry, EntryContext};
 #[cfg(test)]
 use super::Entries;
 

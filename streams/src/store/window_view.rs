@@ -6,7 +6,7 @@ use std::fmt;
 
 use crate::serdes::Serde;
 use crate::store::kv::StoreReader;
-use crate::store::typed::serde_error;
+use crate::store::serde_error::serde_error;
 use crate::store::Entries;
 use crate::window::{read_time, Window};
 use crate::StreamsError;

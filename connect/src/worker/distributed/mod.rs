@@ -575,8 +575,8 @@ async fn take_restarts(
             if local.connectors.contains_key(name) && (!only_failed || connector_state == Some(State::Failed))
             {
                 let mut lc = local.connectors.remove(name).expect("present");
-                if let Some(c) = lc.connector.as_mut() {
-                    stop_connector_object(c).await;
+                if let Some(c) = lc.connector.take() {
+                    stop_connector_object(name, c, worker.config.shutdown_timeout).await;
                 }
                 info!(connector = name, "connector restarting on request");
             }
@@ -600,7 +600,7 @@ async fn take_restarts(
 /// Stops a local task so that [`reconcile`] starts it again.
 async fn restart_local_task(worker: &Worker, local: &mut Local, name: &str, id: u32) {
     if let Some(mut lt) = local.tasks.remove(&(name.to_string(), id)) {
-        stop_slot(&mut lt.slot).await;
+        stop_slot(&mut lt.slot, worker.config.shutdown_timeout, name, id).await;
         worker.status.remove_task(name, id);
         info!(connector = name, task = id, "task restarting on request");
     }
@@ -629,7 +629,7 @@ async fn reconcile(worker: &Worker, d: &Distributed, share: &Owned, local: &mut 
         .collect();
     for key in stale {
         let mut lt = local.tasks.remove(&key).expect("listed");
-        stop_slot(&mut lt.slot).await;
+        stop_slot(&mut lt.slot, worker.config.shutdown_timeout, &key.0, key.1).await;
         worker.status.remove_task(&key.0, key.1);
         info!(connector = key.0.as_str(), task = key.1, "task stopped here");
     }
@@ -642,8 +642,8 @@ async fn reconcile(worker: &Worker, d: &Distributed, share: &Owned, local: &mut 
         .collect();
     for name in stale {
         let mut lc = local.connectors.remove(&name).expect("listed");
-        if let Some(c) = lc.connector.as_mut() {
-            stop_connector_object(c).await;
+        if let Some(c) = lc.connector.take() {
+            stop_connector_object(&name, c, worker.config.shutdown_timeout).await;
         }
         info!(connector = name.as_str(), "connector stopped here");
     }
@@ -663,8 +663,8 @@ async fn reconcile(worker: &Worker, d: &Distributed, share: &Owned, local: &mut 
             _ => {}
         }
         if let Some(mut lc) = local.connectors.remove(name) {
-            if let Some(c) = lc.connector.as_mut() {
-                stop_connector_object(c).await;
+            if let Some(c) = lc.connector.take() {
+                stop_connector_object(name, c, worker.config.shutdown_timeout).await;
             }
         }
         if target == TargetState::Stopped {
@@ -757,7 +757,7 @@ async fn start_connector(
     let task_configs: Vec<Props> = task_configs.into_iter().take(config.tasks_max).collect();
     if committed != Some(&task_configs) {
         if let Err(e) = d.configs.write(ConfigLog::task_records(name, &task_configs)).await {
-            stop_connector_object(&mut connector).await;
+            stop_connector_object(name, connector, worker.config.shutdown_timeout).await;
             return Err(e);
         }
         info!(connector = name, tasks = task_configs.len(), "task configs written to the config topic");
@@ -798,12 +798,12 @@ async fn start_task(
 
 async fn stop_everything(worker: &Worker, local: &mut Local) {
     for ((name, id), mut lt) in std::mem::take(&mut local.tasks) {
-        stop_slot(&mut lt.slot).await;
+        stop_slot(&mut lt.slot, worker.config.shutdown_timeout, &name, id).await;
         worker.status.remove_task(&name, id);
     }
-    for (_, mut lc) in std::mem::take(&mut local.connectors) {
-        if let Some(c) = lc.connector.as_mut() {
-            stop_connector_object(c).await;
+    for (name, mut lc) in std::mem::take(&mut local.connectors) {
+        if let Some(c) = lc.connector.take() {
+            stop_connector_object(&name, c, worker.config.shutdown_timeout).await;
         }
     }
 }

@@ -34,21 +34,22 @@ use std::time::Duration;
 
 use smallvec::SmallVec;
 
+use crate::dsl::kgrouped::repartition_names;
+use crate::dsl::kstream::add_repartition;
+use crate::dsl::KStream;
+use crate::dsl::KTable;
+use crate::duration::millis;
 use crate::graph::NodeKind;
 use crate::graph::{downcast_children, share, BuildContext, Erased, Factory, Graph, NodeDef, NodeId};
-use crate::kgrouped::repartition_names;
-use crate::kstream::{add_repartition, KStream};
-use crate::ktable::KTable;
 use crate::processor::{Forwarder, Processor, ProcessorContext};
 use crate::record::{Headers, Record};
 use crate::serdes::Serde;
 use crate::store::cache::EntryContext;
 use crate::store::rocks::Segmenting;
+use crate::store::serde_error::serde_error;
 use crate::store::state::StoreHandle;
-use crate::store::typed::serde_error;
 use crate::store::window_cache::{window_key, window_key_into};
 use crate::store::{ordered_time, ordered_time_of, put_len};
-use crate::window::millis;
 use crate::window::KeyTime;
 use crate::StreamsError;
 
@@ -798,7 +799,7 @@ type TableJoiner<V, VT, VR> = Arc<dyn Fn(&V, Option<&VT>) -> Option<VR> + Send +
 
 /// Looks each stream record's key up in the table's store.
 struct StreamTableJoin<K, V, VT, VR> {
-    store: crate::versioned::TableReader<K, VT>,
+    store: crate::dsl::versioned::TableReader<K, VT>,
     joiner: TableJoiner<V, VT, VR>,
     out: Forwarder<K, VR>,
     /// With a grace period: where records wait.
@@ -1088,7 +1089,8 @@ where
         let factory: Factory = Arc::new(move |ctx: &mut BuildContext<'_>, children: Vec<Erased>| {
             let out = downcast_children::<K, VR>(&node_name, children)?;
             let serdes = (Arc::clone(&key_serde), Arc::clone(&table_value_serde));
-            let store = crate::versioned::TableReader::open(ctx, &node_name, &store_name, serdes, versioned)?;
+            let store =
+                crate::dsl::versioned::TableReader::open(ctx, &node_name, &store_name, serdes, versioned)?;
             let buffer = match &buffering {
                 Some((buffer_name, grace)) => {
                     let (handle, topic) = ctx.store(&node_name, buffer_name)?;

@@ -21,15 +21,17 @@ use std::sync::Arc;
 use tracing::debug;
 
 use crate::change::Change;
-use crate::kgrouped::{AggregationNode, KGroupedStream};
-use crate::ktable::KTable;
-use crate::kwindowed::WindowedLayout;
+use crate::dsl::kgrouped::AggregationNode;
+use crate::dsl::kwindowed::WindowedLayout;
+use crate::dsl::KGroupedStream;
+use crate::dsl::KTable;
 use crate::options::Materialized;
+use crate::processor::typed_store::TypedStore;
 use crate::processor::{Processor, ProcessorContext};
 use crate::record::{Headers, Record};
 use crate::serdes::{Serde, SerdeError};
 use crate::stateful::{aggregate_fn, count_fn, reduce_fn, ChangeForwarder, StreamAggFn};
-use crate::store::typed::{serde_error, TypedStore};
+use crate::store::serde_error::serde_error;
 use crate::window::{read_time, KeyTime, SlidingWindows, WindowStoreKeySerde, Windowed};
 use crate::{Serdes, StreamsError};
 
@@ -80,7 +82,7 @@ where
                 grouped: self.grouped.clone(),
             },
             windows,
-            emit: crate::suppress::EmitStrategy::OnWindowUpdate,
+            emit: crate::dsl::suppress::EmitStrategy::OnWindowUpdate,
         }
     }
 }
@@ -92,7 +94,7 @@ where
 pub struct SlidingWindowedKStream<K, V> {
     grouped: KGroupedStream<K, V>,
     windows: SlidingWindows,
-    emit: crate::suppress::EmitStrategy,
+    emit: crate::dsl::suppress::EmitStrategy,
 }
 
 impl<K, V> fmt::Debug for SlidingWindowedKStream<K, V> {
@@ -110,13 +112,13 @@ where
     /// (the default), or [`EmitStrategy::on_window_close`](crate::EmitStrategy::on_window_close),
     /// once per window with its final result.
     #[must_use]
-    pub fn emit_strategy(mut self, emit: crate::suppress::EmitStrategy) -> Self {
+    pub fn emit_strategy(mut self, emit: crate::dsl::suppress::EmitStrategy) -> Self {
         self.emit = emit;
         self
     }
 
     fn finish<VR: Clone + Send + 'static>(&self, table: KTable<Windowed<K>, VR>) -> KTable<Windowed<K>, VR> {
-        crate::suppress::finish_windowed(table, self.emit)
+        crate::dsl::suppress::finish_windowed(table, self.emit)
     }
 
     /// Counts the records of each key in each window.

@@ -33,17 +33,17 @@ use std::rc::Rc;
 use std::sync::Arc;
 
 use crate::change::Change;
+use crate::dsl::KTable;
 use crate::graph::{
     downcast_children, share, BuildContext, Erased, Factory, Graph, NodeDef, NodeId, NodeKind,
 };
-use crate::ktable::KTable;
 use crate::options::Materialized;
+use crate::processor::typed_store::TypedStore;
 use crate::processor::{Forwarder, Processor, ProcessorContext};
 use crate::record::Record;
 use crate::serdes::Serde;
 use crate::store::cache::EntryContext;
 use crate::store::state::StoreHandle;
-use crate::store::typed::TypedStore;
 use crate::store::{ordered_time, ordered_time_of, prefix_end};
 use crate::StreamsError;
 
@@ -297,7 +297,7 @@ where
     let mut graph = graph_rc.borrow_mut();
     let store = materialized.name.clone().unwrap_or_else(|| graph.new_name(&format!("{topic}-STATE-STORE")));
     graph.add_internal_store(&store, false);
-    let history = crate::window::millis(history);
+    let history = crate::duration::millis(history);
     let ks = materialized.key_serde.unwrap_or(serdes.0);
     let vs = materialized.value_serde.unwrap_or(serdes.1);
     let name = graph.new_name("KTABLE-SOURCE");

@@ -8,6 +8,7 @@ use std::marker::PhantomData;
 use std::rc::Rc;
 use std::sync::Arc;
 
+use super::KStream;
 use crate::graph::{downcast_children, BuildContext, Erased, Factory, Graph, NodeId, RepartitionDef};
 use crate::graph::{SinkTarget, TopicRef};
 use crate::nodes::{BranchPredicate, Filter, FlatMap, FlatMapValues, Map, MapValues, PassThrough, Peek};
@@ -16,40 +17,6 @@ use crate::options::{Branched, Named, Produced, Repartitioned};
 use crate::processor::{Forwarder, Processor};
 use crate::source_sink::{DynamicTopic, FixedTopic, SinkNode, SourceNode};
 use crate::StreamsError;
-
-/// A stream of records with keys `K` and values `V`, as a handle into the
-/// [`StreamsBuilder`](crate::StreamsBuilder) that created it.
-///
-/// Each operator adds a node to the builder's graph and returns a handle to
-/// it; a handle may be used several times (each use is another child, and
-/// records are cloned to each). Operators that can change the key (`map`,
-/// `flat_map`, `select_key`, `process`) mark the result as needing a
-/// repartition before a grouping or join, as Kafka Streams does.
-///
-/// Closures must be `Fn + Send + Sync + 'static`: a topology is instantiated
-/// once per task and tasks run on several threads, sharing the closures.
-///
-/// ```
-/// use runnel_streams::{Consumed, Produced, Serdes, StreamsBuilder};
-///
-/// let mut builder = StreamsBuilder::new();
-/// let words = builder.stream::<String, String>("lines", Consumed::with(Serdes::string(), Serdes::string()));
-/// words
-///     .flat_map_values(|line| line.split_whitespace().map(str::to_lowercase).collect::<Vec<_>>())
-///     .filter(|_, word| word.len() > 3)
-///     .select_key(|_, word| word.clone())
-///     .to("long-words", Produced::with(Serdes::string(), Serdes::string()));
-/// let topology = builder.build()?;
-/// assert_eq!(topology.describe().subtopologies().len(), 1);
-/// # Ok::<(), runnel_streams::StreamsError>(())
-/// ```
-pub struct KStream<K, V> {
-    pub(crate) graph: Rc<RefCell<Graph>>,
-    pub(crate) node: NodeId,
-    pub(crate) repartition_required: bool,
-    pub(crate) next_name: Option<String>,
-    _types: PhantomData<fn() -> (K, V)>,
-}
 
 impl<K, V> Clone for KStream<K, V> {
     fn clone(&self) -> Self {
@@ -280,7 +247,7 @@ where
     {
         let mut graph = self.graph.borrow_mut();
         let name = graph.name_or(self.next_name.clone(), prefix);
-        let node = crate::processor_api::add_managed_processor::<K, V, KO, VO, P, S>(
+        let node = crate::dsl::processor_api::add_managed_processor::<K, V, KO, VO, P, S>(
             &mut graph,
             name,
             vec![self.node],

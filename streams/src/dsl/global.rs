@@ -15,53 +15,18 @@ use std::marker::PhantomData;
 use std::rc::Rc;
 use std::sync::Arc;
 
+use super::GlobalKTable;
+use crate::dsl::KStream;
 use crate::graph::{
     downcast_children, share, BuildContext, Erased, Factory, GlobalDef, Graph, NodeDef, NodeKind,
 };
-use crate::kstream::KStream;
 use crate::options::{Consumed, Materialized};
 use crate::processor::{Forwarder, Processor, ProcessorContext};
 use crate::record::Record;
 use crate::serdes::Serde;
 use crate::store::global::GlobalStore;
-use crate::store::typed::serde_error;
+use crate::store::serde_error::serde_error;
 use crate::StreamsError;
-
-/// A table of the latest value per key of a topic, held in full by every
-/// instance; from [`StreamsBuilder::global_table`](crate::StreamsBuilder::global_table).
-/// Join streams with it through [`KStream::join_global`] and
-/// [`KStream::left_join_global`].
-///
-/// ```
-/// use runnel_streams::{Consumed, Materialized, Produced, Serdes, StreamsBuilder, StreamsConfig, TopologyTestDriver};
-///
-/// let mut builder = StreamsBuilder::new();
-/// let countries = builder.global_table::<String, String>(
-///     "countries",
-///     Consumed::with(Serdes::string(), Serdes::string()),
-///     Materialized::as_("countries-store"),
-/// );
-/// builder
-///     .stream::<String, String>("orders", Consumed::with(Serdes::string(), Serdes::string()))
-///     // value = country code; join on it, whatever the order's key
-///     .join_global(&countries, |_order, code| code.clone(), |code, name| format!("{code}: {name}"))
-///     .to("orders-with-country", Produced::with(Serdes::string(), Serdes::string()));
-/// let driver = TopologyTestDriver::new(builder.build()?, StreamsConfig::new("shop"))?;
-/// let table = driver.create_input_topic("countries", Serdes::string(), Serdes::string());
-/// let orders = driver.create_input_topic("orders", Serdes::string(), Serdes::string());
-/// let out = driver.create_output_topic("orders-with-country", Serdes::string(), Serdes::string());
-/// table.pipe_input("NL".into(), "Netherlands".into())?;
-/// orders.pipe_input("o1".into(), "NL".into())?;
-/// orders.pipe_input("o2".into(), "XX".into())?; // no match: an inner join drops it
-/// assert_eq!(out.read_key_values_to_list()?, vec![("o1".to_string(), "NL: Netherlands".to_string())]);
-/// # Ok::<(), runnel_streams::StreamsError>(())
-/// ```
-pub struct GlobalKTable<K, V> {
-    graph: Rc<RefCell<Graph>>,
-    store: String,
-    key_serde: Arc<dyn Serde<K>>,
-    value_serde: Arc<dyn Serde<V>>,
-}
 
 impl<K, V> fmt::Debug for GlobalKTable<K, V> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

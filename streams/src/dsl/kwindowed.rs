@@ -16,17 +16,18 @@ use std::sync::Arc;
 
 use tracing::debug;
 
+use crate::dsl::kgrouped::{add_materializing_node, aggregation_node, AggregationNode};
+use crate::dsl::suppress::{finish_windowed, EmitStrategy};
+use crate::dsl::KGroupedStream;
+use crate::dsl::KTable;
 use crate::graph::{Graph, NodeId};
-use crate::kgrouped::{add_materializing_node, aggregation_node, AggregationNode, KGroupedStream};
-use crate::ktable::KTable;
 use crate::options::Materialized;
+use crate::processor::typed_store::TypedStore;
 use crate::processor::{Processor, ProcessorContext};
 use crate::record::Record;
 use crate::serdes::Serde;
 use crate::stateful::{aggregate_fn, count_fn, reduce_fn, StreamAggFn};
 use crate::store::rocks::Segmenting;
-use crate::store::typed::TypedStore;
-use crate::suppress::{finish_windowed, EmitStrategy};
 use crate::window::{
     read_time, KeyTime, SessionWindowedSerde, SessionWindows, TimeWindows, Window, WindowStoreKeySerde,
     Windowed,
@@ -132,7 +133,7 @@ impl<K: Clone + Send + 'static, V: Clone + Send + 'static> KGroupedStream<K, V> 
         let retention = match asked {
             None => minimum,
             Some(asked) => {
-                let asked = crate::window::millis(asked);
+                let asked = crate::duration::millis(asked);
                 if asked < minimum {
                     graph.errors.push(StreamsError::RetentionTooShort {
                         store: node.store.clone(),
@@ -522,7 +523,7 @@ where
         self.prefix.clear();
         self.key_serde
             .serialize_into(self.store.topic(), &key, &mut self.prefix)
-            .map_err(|e| crate::store::typed::serde_error(self.store.name(), "serialize", "key", e))?;
+            .map_err(|e| crate::store::serde_error::serde_error(self.store.name(), "serialize", "key", e))?;
         let gap = self.windows.gap;
         let sessions = self.overlapping(ctx, timestamp.saturating_sub(gap), timestamp.saturating_add(gap))?;
         let mut merged = Window::new(timestamp, timestamp);

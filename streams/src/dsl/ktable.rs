@@ -6,10 +6,11 @@ use std::marker::PhantomData;
 use std::rc::Rc;
 use std::sync::Arc;
 
+use super::KTable;
 use crate::change::Change;
+use crate::dsl::KGroupedTable;
+use crate::dsl::KStream;
 use crate::graph::{Graph, NodeId};
-use crate::kgrouped::KGroupedTable;
-use crate::kstream::KStream;
 use crate::options::Grouped;
 use crate::serdes::{Serde, SerdeError};
 use crate::stateful::{
@@ -18,67 +19,6 @@ use crate::stateful::{
 
 /// The key and value serdes of a table's store.
 pub(crate) type StoreSerdes<K, V> = (Arc<dyn Serde<K>>, Arc<dyn Serde<V>>);
-
-/// A table: the latest value per key, updated by a changelog stream (Kafka's
-/// `KTable`).
-///
-/// Tables come from [`StreamsBuilder::table`](crate::StreamsBuilder::table),
-/// [`KStream::to_table`] and aggregations ([`KGroupedStream`](crate::KGroupedStream),
-/// [`KGroupedTable`]). Between its nodes a table forwards [`Change`]s (new
-/// and old value of a key), so `group_by` aggregations can subtract what a
-/// key contributed before. Materialized tables forward when their record
-/// cache flushes (on commit, or when the cache is full): several updates to
-/// a key between two commits reach downstream as one.
-///
-/// ```
-/// use runnel_streams::{
-///     Consumed, Grouped, Materialized, Produced, Serdes, StreamsBuilder, StreamsConfig, TopologyTestDriver,
-/// };
-///
-/// // user -> region; count users per region.
-/// let mut builder = StreamsBuilder::new();
-/// builder
-///     .table::<String, String>("user-regions", Consumed::with(Serdes::string(), Serdes::string()), Materialized::new())
-///     .group_by(|_user, region| (region.clone(), 1i64), Grouped::with(Serdes::string(), Serdes::i64()))
-///     .count(Materialized::as_("users-per-region"))
-///     .to_stream()
-///     .to("region-counts", Produced::with(Serdes::string(), Serdes::nullable(Serdes::i64())));
-/// let driver = TopologyTestDriver::new(builder.build()?, StreamsConfig::new("regions"))?;
-/// let users = driver.create_input_topic("user-regions", Serdes::string(), Serdes::string());
-/// let counts = driver.create_output_topic("region-counts", Serdes::string(), Serdes::nullable(Serdes::i64()));
-///
-/// users.pipe_input("alice".into(), "EU".into())?;
-/// users.pipe_input("bob".into(), "EU".into())?;
-/// users.pipe_input("alice".into(), "US".into())?; // alice moves: EU -1, US +1
-/// assert_eq!(
-///     counts.read_key_values_to_list()?,
-///     vec![
-///         ("EU".to_string(), Some(1)),
-///         ("EU".to_string(), Some(2)),
-///         ("EU".to_string(), Some(1)),
-///         ("US".to_string(), Some(1)),
-///     ]
-/// );
-/// let store = driver.get_key_value_store("users-per-region", Serdes::string(), Serdes::i64())?;
-/// assert_eq!(store.get(&"EU".to_string())?, Some(1));
-/// # Ok::<(), runnel_streams::StreamsError>(())
-/// ```
-pub struct KTable<K, V> {
-    pub(crate) graph: Rc<RefCell<Graph>>,
-    pub(crate) node: NodeId,
-    /// The store holding the table, when materialized.
-    pub(crate) store: Option<String>,
-    /// The serdes of the table's keys and values, when known (materialized
-    /// tables, windowed ones included): what `suppress` buffers with.
-    pub(crate) serdes: Option<StoreSerdes<K, V>>,
-    /// The grace period of the windowed aggregation this table is the
-    /// result of, in ms.
-    pub(crate) grace: Option<i64>,
-    /// For a versioned table: its history retention in ms (its store holds
-    /// versions, read through a `TableReader`).
-    pub(crate) versioned: Option<i64>,
-    pub(crate) _types: PhantomData<fn() -> (K, V)>,
-}
 
 impl<K, V> Clone for KTable<K, V> {
     fn clone(&self) -> Self {

@@ -1,55 +1,17 @@
 //! [`StreamsBuilder`]: the entry point of the DSL.
 
-use std::cell::RefCell;
 use std::rc::Rc;
 use std::sync::Arc;
 
-use crate::global::GlobalKTable;
-use crate::graph::{Graph, TopicRef};
-use crate::kstream::KStream;
-use crate::ktable::KTable;
+use super::{StreamsBuilder, Topics};
+use crate::dsl::GlobalKTable;
+use crate::dsl::KStream;
+use crate::dsl::KTable;
+use crate::graph::TopicRef;
 use crate::options::{Consumed, Materialized};
 use crate::source_sink::SourceNode;
 use crate::topology::Topology;
 use crate::StreamsError;
-
-/// Builds a [`Topology`] with the DSL: start with [`StreamsBuilder::stream`],
-/// chain [`KStream`] operators, then [`StreamsBuilder::build`].
-///
-/// Nodes get Kafka-style names from a counter shared by the whole builder
-/// (`KSTREAM-SOURCE-0000000000`, `KSTREAM-FILTER-0000000001`, ...) unless
-/// named explicitly.
-///
-/// ```
-/// use runnel_streams::{Consumed, Produced, Serdes, StreamsBuilder};
-///
-/// let mut builder = StreamsBuilder::new();
-/// builder
-///     .stream::<String, String>("clicks", Consumed::with(Serdes::string(), Serdes::string()))
-///     .filter(|_user, page| page.starts_with("/docs"))
-///     .to("doc-clicks", Produced::with(Serdes::string(), Serdes::string()));
-/// let topology = builder.build()?;
-///
-/// assert_eq!(
-///     topology.describe().to_string(),
-///     "Topologies:
-///    Sub-topology: 0
-///     Source: KSTREAM-SOURCE-0000000000 (topics: [clicks])
-///       --> KSTREAM-FILTER-0000000001
-///     Processor: KSTREAM-FILTER-0000000001 (stores: [])
-///       --> KSTREAM-SINK-0000000002
-///       <-- KSTREAM-SOURCE-0000000000
-///     Sink: KSTREAM-SINK-0000000002 (topic: doc-clicks)
-///       <-- KSTREAM-FILTER-0000000001
-///
-/// "
-/// );
-/// # Ok::<(), runnel_streams::StreamsError>(())
-/// ```
-#[derive(Default)]
-pub struct StreamsBuilder {
-    pub(crate) graph: Rc<RefCell<Graph>>,
-}
 
 impl std::fmt::Debug for StreamsBuilder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -101,7 +63,7 @@ impl StreamsBuilder {
         K: Clone + Send + 'static,
         V: Clone + Send + 'static,
     {
-        crate::kgrouped::table(&self.graph, topic.into(), consumed, materialized)
+        crate::dsl::kgrouped::table(&self.graph, topic.into(), consumed, materialized)
     }
 
     /// A table of `topic` held in full by every instance (all partitions),
@@ -118,7 +80,7 @@ impl StreamsBuilder {
         K: 'static,
         V: 'static,
     {
-        crate::global::global_table(&self.graph, topic.into(), consumed, materialized)
+        crate::dsl::global::global_table(&self.graph, topic.into(), consumed, materialized)
     }
 
     /// Validates the graph and returns the topology. [`KStream`] handles
@@ -135,10 +97,6 @@ impl StreamsBuilder {
         Topology::from_graph(graph)
     }
 }
-
-/// One or several topic names for [`StreamsBuilder::stream`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Topics(pub(crate) Vec<String>);
 
 impl From<&str> for Topics {
     fn from(topic: &str) -> Self {

@@ -23,15 +23,15 @@ use std::rc::Rc;
 use std::sync::Arc;
 
 use crate::change::Change;
+use crate::dsl::kgrouped::{add_materializing_node, define_store, serde_or_missing};
+use crate::dsl::kjoin::{JoinKind, Side, TagNode};
+use crate::dsl::versioned::TableReader;
+use crate::dsl::KTable;
 use crate::graph::{downcast_children, share, BuildContext, Erased, Factory, NodeDef, NodeKind};
-use crate::kgrouped::{add_materializing_node, define_store, serde_or_missing};
-use crate::kjoin::{JoinKind, Side, TagNode};
-use crate::ktable::KTable;
 use crate::options::Materialized;
+use crate::processor::typed_store::TypedStore;
 use crate::processor::{Forwarder, Processor, ProcessorContext};
 use crate::record::Record;
-use crate::store::typed::TypedStore;
-use crate::versioned::TableReader;
 use crate::StreamsError;
 
 type TableJoiner<V1, V2, VR> = Arc<dyn Fn(Option<&V1>, Option<&V2>) -> VR + Send + Sync>;

@@ -18,11 +18,15 @@ use std::fmt;
 use std::rc::Rc;
 use std::sync::Arc;
 
+use super::{KGroupedStream, KGroupedTable};
 use crate::change::{Change, ChangeSerde, OptionalSerde};
+use crate::dsl::kstream::{add_repartition, RepartitionNames};
+use crate::dsl::ktable::MissingSerde;
+use crate::dsl::KStream;
+use crate::dsl::KTable;
 use crate::graph::{Graph, NodeId, TopicRef};
-use crate::kstream::{add_repartition, KStream, RepartitionNames};
-use crate::ktable::{KTable, MissingSerde};
 use crate::options::{Consumed, Grouped, Materialized};
+use crate::processor::typed_store::TypedStore;
 use crate::processor::Processor;
 use crate::serdes::Serde;
 use crate::source_sink::SourceNode;
@@ -30,7 +34,6 @@ use crate::stateful::{
     aggregate_fn, count_fn, reduce_fn, ChangeForwarder, StreamAggFn, StreamAggregate, TableAggFn,
     TableAggregate, TableSource,
 };
-use crate::store::typed::TypedStore;
 use crate::{Serdes, StreamsError};
 
 /// The store name of `materialized`, or a generated `<prefix>-STATE-STORE-<n>`;
@@ -226,7 +229,7 @@ where
     );
     if let Some(history) = materialized.versioning {
         drop(graph);
-        return crate::versioned::versioned_table(
+        return crate::dsl::versioned::versioned_table(
             graph_rc,
             source,
             &topic,
@@ -250,46 +253,6 @@ where
     );
     drop(graph);
     KTable::new(Rc::clone(graph_rc), node, Some(store)).with_serdes(lookup.0, lookup.1)
-}
-
-/// A stream grouped by key, ready to aggregate (Kafka's `KGroupedStream`).
-///
-/// Each aggregation keeps its result per key in a RocksDB store and
-/// returns it as a [`KTable`]. Updates are forwarded when the store's
-/// record cache flushes: on commit (after every input record in the
-/// [`TopologyTestDriver`](crate::TopologyTestDriver)) or when the cache is
-/// full.
-///
-/// ```
-/// use runnel_streams::{
-///     Consumed, Grouped, Materialized, Produced, Serdes, StreamsBuilder, StreamsConfig, TopologyTestDriver,
-/// };
-///
-/// let mut builder = StreamsBuilder::new();
-/// builder
-///     .stream::<String, String>("lines", Consumed::with(Serdes::string(), Serdes::string()))
-///     .flat_map_values(|line| line.split_whitespace().map(str::to_string).collect::<Vec<_>>())
-///     .group_by(|_, word| word.clone(), Grouped::with(Serdes::string(), Serdes::string()))
-///     .count(Materialized::as_("word-counts"))
-///     .to_stream()
-///     .to("counts", Produced::with(Serdes::string(), Serdes::nullable(Serdes::i64())));
-/// let topology = builder.build()?;
-/// assert_eq!(topology.repartition_topics("wc")[0].name, "wc-word-counts-repartition");
-/// assert_eq!(topology.changelog_topics("wc")[0].name, "wc-word-counts-changelog");
-///
-/// let driver = TopologyTestDriver::new(topology, StreamsConfig::new("wc"))?;
-/// let lines = driver.create_input_topic("lines", Serdes::string(), Serdes::string());
-/// let counts = driver.create_output_topic("counts", Serdes::string(), Serdes::nullable(Serdes::i64()));
-/// lines.pipe_input("".into(), "a b a".into())?;
-/// // One input record: "a" was updated twice, merged in the cache.
-/// assert_eq!(counts.read_key_values_to_list()?, vec![("a".into(), Some(2)), ("b".into(), Some(1))]);
-/// # Ok::<(), runnel_streams::StreamsError>(())
-/// ```
-pub struct KGroupedStream<K, V> {
-    pub(crate) graph: Rc<RefCell<Graph>>,
-    pub(crate) node: NodeId,
-    pub(crate) repartition_required: bool,
-    pub(crate) grouped: Grouped<K, V>,
 }
 
 impl<K, V> fmt::Debug for KGroupedStream<K, V> {
@@ -394,43 +357,6 @@ pub(crate) fn repartition_names(graph: &mut Graph, name: Option<&str>, store: &s
             source: graph.new_name("KSTREAM-SOURCE"),
         },
     }
-}
-
-/// A table re-grouped by [`KTable::group_by`], ready to aggregate (Kafka's
-/// `KGroupedTable`). Each table update reaches the aggregation as a
-/// subtraction of the old value from its old group and an addition of the
-/// new value to its new group, through a repartition topic.
-///
-/// ```
-/// use runnel_streams::{
-///     Consumed, Grouped, Materialized, Serdes, StreamsBuilder, StreamsConfig, TopologyTestDriver,
-/// };
-///
-/// // account -> (owner, balance) as "owner:balance"; total balance per owner.
-/// let mut builder = StreamsBuilder::new();
-/// builder
-///     .table::<String, String>("accounts", Consumed::with(Serdes::string(), Serdes::string()), Materialized::new())
-///     .group_by(
-///         |_account, v| {
-///             let (owner, balance) = v.split_once(':').unwrap();
-///             (owner.to_string(), balance.parse::<i64>().unwrap())
-///         },
-///         Grouped::with(Serdes::string(), Serdes::i64()),
-///     )
-///     .aggregate(|| 0i64, |_, v, sum| sum + v, |_, v, sum| sum - v, Materialized::as_("balances").with_value_serde(Serdes::i64()));
-/// let driver = TopologyTestDriver::new(builder.build()?, StreamsConfig::new("bank"))?;
-/// let accounts = driver.create_input_topic("accounts", Serdes::string(), Serdes::string());
-/// accounts.pipe_input("acc-1".into(), "ann:100".into())?;
-/// accounts.pipe_input("acc-2".into(), "ann:50".into())?;
-/// accounts.pipe_input("acc-1".into(), "bob:70".into())?; // acc-1 changes owner and balance
-/// let balances = driver.get_key_value_store("balances", Serdes::string(), Serdes::i64())?;
-/// assert_eq!(balances.all()?, vec![("ann".to_string(), 50), ("bob".to_string(), 70)]);
-/// # Ok::<(), runnel_streams::StreamsError>(())
-/// ```
-pub struct KGroupedTable<K, V> {
-    graph: Rc<RefCell<Graph>>,
-    node: NodeId,
-    grouped: Grouped<K, V>,
 }
 
 impl<K, V> fmt::Debug for KGroupedTable<K, V> {

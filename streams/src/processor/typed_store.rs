@@ -3,10 +3,11 @@
 
 use std::sync::Arc;
 
-use crate::processor::ProcessorContext;
+use super::ProcessorContext;
 use crate::record::Headers;
 use crate::serdes::{Serde, SerdeError};
 use crate::store::cache::EntryContext;
+use crate::store::serde_error::serde_error;
 use crate::store::state::StoreHandle;
 use crate::StreamsError;
 
@@ -19,15 +20,6 @@ pub(crate) struct TypedStore<K, V> {
     key_serde: Arc<dyn Serde<K>>,
     value_serde: Arc<dyn Serde<V>>,
     key: Vec<u8>,
-}
-
-pub(crate) fn serde_error(
-    store: &str,
-    op: &'static str,
-    part: &'static str,
-    source: SerdeError,
-) -> StreamsError {
-    StreamsError::StoreSerde { store: store.to_string(), op, part, source }
 }
 
 impl<K: 'static, V: 'static> TypedStore<K, V> {

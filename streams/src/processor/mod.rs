@@ -6,13 +6,18 @@
 //! per node and no boxing; the per-task [`ProcessorContext`] travels along by
 //! reference.
 
+pub(crate) mod managed;
+mod store_ref;
+pub(crate) mod typed_store;
+
 use std::fmt;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use crate::metrics::Counters;
-use crate::record::{Record, RecordCollector};
+use crate::record::{Headers, Record, RecordCollector};
 use crate::store::state::TaskStores;
 use crate::StreamsError;
+pub use store_ref::KeyValueStoreRef;
 
 /// A node that receives records of key type `K` and value type `V`
 /// (Kafka's `Processor`).
@@ -183,7 +188,7 @@ impl ProcessorContext<'_> {
         interval: std::time::Duration,
         kind: PunctuationType,
     ) -> Result<ScheduleId, StreamsError> {
-        let interval = crate::window::millis(interval);
+        let interval = crate::duration::millis(interval);
         let Some((requests, next)) = self.scheduling.as_mut() else {
             return Err(StreamsError::Runtime {
                 reason: "schedule is only available in Processor::init".into(),
@@ -213,8 +218,8 @@ impl ProcessorContext<'_> {
     pub fn key_value_store<K: 'static, V: 'static>(
         &self,
         name: &str,
-    ) -> Result<crate::processor_api::KeyValueStoreRef<K, V>, StreamsError> {
-        crate::processor_api::KeyValueStoreRef::resolve(self.stores, name)
+    ) -> Result<KeyValueStoreRef<K, V>, StreamsError> {
+        KeyValueStoreRef::resolve(self.stores, name)
     }
     pub(crate) fn collector(&mut self) -> &mut dyn RecordCollector {
         &mut *self.collector
@@ -302,4 +307,20 @@ impl<K, V> Processor<K, V> for SharedProcessor<K, V> {
         // processor holds no invariant the lock protects.
         self.0.lock().unwrap_or_else(PoisonError::into_inner).process(ctx, record)
     }
+}
+
+/// Receives a store's flushed entries and forwards them downstream: the
+/// node that owns the store (an aggregation, a table source) registers one,
+/// holding its children. `new`/`old` are the flushed value and the value
+/// RocksDB held before.
+pub(crate) trait FlushListener: Send {
+    fn apply(
+        &mut self,
+        ctx: &mut ProcessorContext<'_>,
+        key: &[u8],
+        new: Option<&[u8]>,
+        old: Option<&[u8]>,
+        timestamp: i64,
+        headers: Headers,
+    ) -> Result<(), StreamsError>;
 }

@@ -32,21 +32,22 @@ use std::rc::Rc;
 use std::sync::Arc;
 
 use crate::change::Change;
+use crate::dsl::kgrouped::{define_store, repartition_names, serde_or_missing};
+use crate::dsl::kstream::add_repartition;
+use crate::dsl::versioned::TableReader;
+use crate::dsl::KTable;
 use crate::graph::{downcast_children, share, BuildContext, Erased, Factory, NodeDef, NodeKind};
-use crate::kgrouped::{define_store, repartition_names, serde_or_missing};
-use crate::kstream::add_repartition;
-use crate::ktable::KTable;
 use crate::nodes::PassThrough;
 use crate::options::Materialized;
+use crate::processor::typed_store::TypedStore;
 use crate::processor::{Forwarder, Processor, ProcessorContext};
 use crate::record::{Headers, Record};
 use crate::serdes::{Serde, SerdeError};
 use crate::stateful::ChangeForwarder;
 use crate::store::cache::EntryContext;
+use crate::store::serde_error::serde_error;
 use crate::store::state::StoreHandle;
-use crate::store::typed::{serde_error, TypedStore};
 use crate::store::{prefix_end, put_len};
-use crate::versioned::TableReader;
 use crate::StreamsError;
 
 /// FNV-1a, 64 bits: the hash of a serialized left value that travels with

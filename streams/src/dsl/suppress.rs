@@ -34,14 +34,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::change::Change;
+use crate::dsl::KTable;
 use crate::graph::{downcast_children, share, BuildContext, Erased, Factory, NodeDef, NodeKind};
-use crate::ktable::KTable;
 use crate::processor::{Forwarder, Processor, ProcessorContext};
 use crate::record::{Headers, Record};
 use crate::serdes::Serde;
 use crate::store::cache::EntryContext;
+use crate::store::serde_error::serde_error;
 use crate::store::state::StoreHandle;
-use crate::store::typed::serde_error;
 use crate::store::{ordered_time, ordered_time_of};
 use crate::window::Windowed;
 use crate::StreamsError;
@@ -190,7 +190,7 @@ impl<K> Suppressed<K> {
     /// A key's latest update, `limit` (in stream time) after its first
     /// update since it was last emitted.
     pub fn until_time_limit(limit: Duration, buffer: BufferConfig) -> Suppressed<K> {
-        let limit = crate::window::millis(limit);
+        let limit = crate::duration::millis(limit);
         Suppressed { due: Due::Limit(limit), buffer, name: None, _key: PhantomData }
     }
 
