@@ -32,6 +32,7 @@
 //! checked key by key into a [`ConfigReport`] (`validate`). The
 //! [`rest`](crate::rest) API is a thin layer over these methods.
 
+mod blocking;
 mod config;
 mod distributed;
 mod errors;
@@ -532,7 +533,8 @@ impl Worker {
                 })
                 .unwrap_or_default();
             let tps: Vec<_> = tps.into_iter().collect();
-            let ends = reader.end_offsets(&tps).map_err(ConnectError::cluster("reading log end offsets"))?;
+            let ends = blocking::off_runtime(|| reader.end_offsets(&tps))
+                .map_err(ConnectError::cluster("reading log end offsets"))?;
             if let Some(entries) = offsets::recover_pending(&batch, &ends) {
                 info!(
                     connector = name,

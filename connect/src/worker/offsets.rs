@@ -115,10 +115,12 @@ async fn read_all(cluster: &Cluster, topic: &str, n: i32) -> Result<Stored, Conn
     let mut consumer = cluster
         .consumer(ConsumerConfig::default().auto_commit(false))
         .map_err(ConnectError::cluster(what()))?;
-    consumer.assign(tps.clone()).map_err(ConnectError::cluster(what()))?;
-    consumer.seek_to_beginning(&tps).map_err(ConnectError::cluster(what()))?;
-    let ends = consumer.end_offsets(&tps).map_err(ConnectError::cluster(what()))?;
-    let begins = consumer.beginning_offsets(&tps).map_err(ConnectError::cluster(what()))?;
+    let (ends, begins) = super::blocking::off_runtime(|| {
+        consumer.assign(tps.clone())?;
+        consumer.seek_to_beginning(&tps)?;
+        Ok::<_, runnel_core::Error>((consumer.end_offsets(&tps)?, consumer.beginning_offsets(&tps)?))
+    })
+    .map_err(ConnectError::cluster(what()))?;
     let mut stored = Stored::default();
     let mut count = 0usize;
     loop {

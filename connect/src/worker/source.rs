@@ -346,7 +346,8 @@ async fn store(
     } else {
         // Write the pending batch, then produce.
         let tps: Vec<TopicPartition> = targets.iter().map(|(tp, _)| tp.clone()).collect();
-        let ends = end_reader.end_offsets(&tps).map_err(fatal("reading log end offsets"))?;
+        let ends = super::blocking::off_runtime(|| end_reader.end_offsets(&tps))
+            .map_err(fatal("reading log end offsets"))?;
         let note_targets: Vec<(TopicPartition, i64, Vec<u8>)> = targets
             .iter()
             .zip(target_notes)

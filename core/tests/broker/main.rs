@@ -8,6 +8,7 @@ mod broker;
 mod corruption;
 mod crash;
 mod kafka_failover;
+mod list_offsets;
 mod log_model;
 mod membership;
 mod server;

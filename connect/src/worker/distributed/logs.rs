@@ -67,8 +67,11 @@ impl Tail {
         let what = || format!("reading topic `{topic}`");
         let config = || ConsumerConfig::default().auto_commit(false);
         let mut consumer = cluster.consumer(config()).map_err(ConnectError::cluster(what()))?;
-        consumer.assign(tps.clone()).map_err(ConnectError::cluster(what()))?;
-        consumer.seek_to_beginning(&tps).map_err(ConnectError::cluster(what()))?;
+        crate::worker::blocking::off_runtime(|| {
+            consumer.assign(tps.clone())?;
+            consumer.seek_to_beginning(&tps)
+        })
+        .map_err(ConnectError::cluster(what()))?;
         let end_reader = cluster.consumer(config()).map_err(ConnectError::cluster(what()))?;
         let (tx, positions) = watch::channel(tps.iter().map(|tp| (tp.partition, 0)).collect());
         let name = topic.to_string();
@@ -148,12 +151,10 @@ impl Tail {
 
     /// Waits until everything written so far is read.
     pub(crate) async fn catch_up(&self, timeout: Duration) -> Result<(), ConnectError> {
-        let ends = self
-            .end_reader
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .end_offsets(&self.tps)
-            .map_err(ConnectError::cluster(format!("end offsets of `{}`", self.topic)))?;
+        let ends = crate::worker::blocking::off_runtime(|| {
+            self.end_reader.lock().unwrap_or_else(|e| e.into_inner()).end_offsets(&self.tps)
+        })
+        .map_err(ConnectError::cluster(format!("end offsets of `{}`", self.topic)))?;
         let targets = ends.into_iter().map(|(tp, end)| (tp.partition, end)).collect();
         self.wait_for(&targets, timeout).await
     }

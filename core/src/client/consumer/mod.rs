@@ -16,6 +16,19 @@
 //! Dropping a consumer without [`Consumer::close`] leaves its group
 //! gracefully but commits nothing; [`Consumer::abandon`] simulates a crash.
 //!
+//! # Blocking calls
+//!
+//! The `async` methods never block a runtime thread. The plain ones that
+//! look offsets up — [`Consumer::assign`] (committed offsets),
+//! [`Consumer::seek_to_beginning`], [`Consumer::seek_to_end`],
+//! [`Consumer::beginning_offsets`], [`Consumer::end_offsets`],
+//! [`Consumer::offsets_for_times`] and [`Consumer::committed`] — read the
+//! log directly on the embedded backend, but on `kafka://` wait for the
+//! broker (librdkafka's synchronous calls), up to its request timeout.
+//! Async code on `kafka://` should call them through
+//! `tokio::task::spawn_blocking`. Offsets of many partitions are asked in
+//! one request per partition leader, not one per partition.
+//!
 //! # Example
 //!
 //! ```

@@ -458,11 +458,47 @@ impl KafkaConsumer {
     }
 
     pub(crate) fn beginning_offsets(&self, tps: &[TopicPartition]) -> Result<BTreeMap<TopicPartition, i64>> {
-        tps.iter().map(|tp| Ok((tp.clone(), self.watermarks(tp)?.0))).collect()
+        self.list_offsets(tps, Offset::Beginning, "beginning offsets")
     }
 
     pub(crate) fn end_offsets(&self, tps: &[TopicPartition]) -> Result<BTreeMap<TopicPartition, i64>> {
-        tps.iter().map(|tp| Ok((tp.clone(), self.watermarks(tp)?.1))).collect()
+        self.list_offsets(tps, Offset::End, "end offsets")
+    }
+
+    /// The first (`Offset::Beginning`) or end (`Offset::End`) offsets of
+    /// `tps` in one ListOffsets request per partition leader (librdkafka's
+    /// `offsets_for_times` with Kafka's special timestamps -2 and -1),
+    /// where asking each partition's watermarks took a round trip apiece.
+    fn list_offsets(
+        &self,
+        tps: &[TopicPartition],
+        which: Offset,
+        what: &str,
+    ) -> Result<BTreeMap<TopicPartition, i64>> {
+        if tps.is_empty() {
+            return Ok(BTreeMap::new());
+        }
+        let mut tpl = TopicPartitionList::new();
+        for tp in tps {
+            tpl.add_partition_offset(&tp.topic, tp.partition, which).map_err(|e| kafka_error(what, e))?;
+        }
+        let found = self.c()?.offsets_for_times(tpl, REQUEST_TIMEOUT).map_err(|e| kafka_error(what, e))?;
+        tps.iter()
+            .map(|tp| {
+                let entry = found.find_partition(&tp.topic, tp.partition).ok_or_else(|| {
+                    Error::kafka(format!("{what} of {tp}"), "the broker did not answer for it", true)
+                })?;
+                entry.error().map_err(|e| kafka_error(&format!("{what} of {tp}"), e))?;
+                match entry.offset() {
+                    Offset::Offset(offset) => Ok((tp.clone(), offset)),
+                    other => Err(Error::kafka(
+                        format!("{what} of {tp}"),
+                        format!("the broker answered {other:?}, not an offset"),
+                        false,
+                    )),
+                }
+            })
+            .collect()
     }
 
     /// The high watermark of the last fetch of `tp` minus the position
