@@ -604,6 +604,7 @@ impl Worker {
                     topics: self.topics.clone(),
                     producer: Arc::new(producer),
                     offsets: self.offsets.clone(),
+                    remote: self.cluster.broker().is_none(),
                 };
                 let runner = source::SourceRunner {
                     rt,

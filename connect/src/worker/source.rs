@@ -48,6 +48,10 @@ pub(crate) struct Storage {
     pub(crate) topics: ActiveTopics,
     pub(crate) producer: Arc<Producer>,
     pub(crate) offsets: Arc<OffsetStore>,
+    /// Whether the cluster is reached over the network (`kafka://`), where
+    /// reading log end offsets waits for the broker; embedded, it reads the
+    /// logs at once and is called directly.
+    pub(crate) remote: bool,
 }
 
 /// A polled batch, transformed and converted, waiting to be stored.
@@ -322,7 +326,7 @@ async fn store(
     let PreparedBatch { records, partitions, pidx, mut produced, targets, skipped } = batch;
     let (targets, target_notes): (Vec<Placed>, Vec<Vec<u8>>) =
         targets.into_iter().map(|(tp, indices, note)| ((tp, indices), note)).unzip();
-    let Storage { name, task_id, topics, producer, offsets } = storage;
+    let Storage { name, task_id, topics, producer, offsets, remote } = storage;
     let (name, task_id) = (&**name, *task_id);
     let fatal = |what: &str| {
         let what = what.to_string();
@@ -346,8 +350,11 @@ async fn store(
     } else {
         // Write the pending batch, then produce.
         let tps: Vec<TopicPartition> = targets.iter().map(|(tp, _)| tp.clone()).collect();
-        let ends = super::blocking::off_runtime(|| end_reader.end_offsets(&tps))
-            .map_err(fatal("reading log end offsets"))?;
+        let ends = match remote {
+            true => super::blocking::off_runtime(|| end_reader.end_offsets(&tps)),
+            false => end_reader.end_offsets(&tps),
+        }
+        .map_err(fatal("reading log end offsets"))?;
         let note_targets: Vec<(TopicPartition, i64, Vec<u8>)> = targets
             .iter()
             .zip(target_notes)
