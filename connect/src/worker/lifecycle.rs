@@ -13,7 +13,6 @@
 
 use tracing::info;
 
-use super::table::View;
 use super::{
     kind_of, stop_run, stop_slot, ConnectorConfig, ConnectorStatus, Managed, Running, State, TargetState,
     TaskSlot, Worker,
@@ -137,13 +136,7 @@ impl Worker {
         let mut checkout = match self.connectors.checkout(&name).await {
             Ok(checkout) => checkout,
             Err(ConnectError::UnknownConnector(_)) => {
-                let kind = kind_of(&connector);
-                let view =
-                    View { config: props.clone(), kind, target: TargetState::Started, tasks: Vec::new() };
-                let mut slot = self.connectors.reserve(&name, view)?;
-                let run = self.start_run(&config, connector, false).await?;
-                slot.fill(Managed { config, kind, target: TargetState::Started, run: Some(run) });
-                return Ok(true);
+                return self.create(config, connector).await.map(|()| true)
             }
             Err(e) => return Err(e),
         };

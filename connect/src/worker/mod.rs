@@ -427,11 +427,24 @@ impl Worker {
         if let Some(d) = self.dist() {
             return d.put_config(&name, &props, true).await.map(|_| ());
         }
+        self.create(config, connector).await
+    }
+
+    /// Adds a new connector to the table and starts it. It is listed at
+    /// once; a start that fails removes it, and one that hangs holds up
+    /// nothing else.
+    ///
+    /// # Errors
+    /// [`ConnectError::DuplicateConnector`]; [`ConnectError::ConnectorStart`].
+    async fn create(&self, config: ConnectorConfig, connector: Connector) -> Result<(), ConnectError> {
         let kind = kind_of(&connector);
-        let view =
-            table::View { config: props.clone(), kind, target: TargetState::Started, tasks: Vec::new() };
-        // Listed at once; a start that fails (or hangs) holds up nothing else.
-        let mut slot = self.connectors.reserve(&name, view)?;
+        let view = table::View {
+            config: config.props.clone(),
+            kind,
+            target: TargetState::Started,
+            tasks: Vec::new(),
+        };
+        let mut slot = self.connectors.reserve(&config.name, view)?;
         let run = self.start_run(&config, connector, false).await?;
         slot.fill(Managed { config, kind, target: TargetState::Started, run: Some(run) });
         Ok(())

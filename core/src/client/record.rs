@@ -121,6 +121,7 @@ const RECORD_OVERHEAD: usize = 21;
 
 /// A record's size as the producers count it against `max.request.size`
 /// and `buffer.memory`.
+#[inline]
 pub(crate) fn estimated_size(record: &ProducerRecord) -> usize {
     RECORD_OVERHEAD
         + record.key.as_ref().map_or(0, |k| k.len())

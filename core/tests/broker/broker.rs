@@ -107,7 +107,13 @@ fn a_data_directory_is_held_by_one_process_at_a_time() {
     let dir = tempfile::tempdir().unwrap();
     let run_child = || {
         let out = Command::new(std::env::current_exe().unwrap())
-            .args(["--exact", &test_name("lock_child"), "--ignored", "--nocapture", "--test-threads=1"])
+            .args([
+                "--exact",
+                &runnel_testkit::test_name(module_path!(), "lock_child"),
+                "--ignored",
+                "--nocapture",
+                "--test-threads=1",
+            ])
             .env("RUNNEL_LOCK_CHILD_DIR", dir.path())
             .output()
             .unwrap();
@@ -313,11 +319,4 @@ fn compaction_runs_while_appends_and_reads_continue() {
         let key = format!("key-{}", (last_batch * 20 + j) % 500);
         assert_eq!(latest[key.as_bytes()], format!("{last_batch}-{j}").as_bytes());
     }
-}
-
-/// A test's name as the harness knows it (the module path inside this test
-/// binary, then the function), for running one test in a child process.
-fn test_name(function: &str) -> String {
-    let module = module_path!().split_once("::").map_or("", |(_, m)| m);
-    format!("{module}::{function}")
 }

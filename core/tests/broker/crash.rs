@@ -61,7 +61,13 @@ fn crash_at_random_moments_never_loses_an_acknowledged_batch() {
     let rounds = 25;
     for round in 1..=rounds {
         let mut child = Command::new(&exe)
-            .args(["--exact", &test_name("crash_child"), "--ignored", "--nocapture", "--test-threads=1"])
+            .args([
+                "--exact",
+                &runnel_testkit::test_name(module_path!(), "crash_child"),
+                "--ignored",
+                "--nocapture",
+                "--test-threads=1",
+            ])
             .env(CHILD_ENV, dir.path())
             .env(ROUND_ENV, round.to_string())
             .stdout(Stdio::piped())
@@ -123,11 +129,4 @@ fn crash_at_random_moments_never_loses_an_acknowledged_batch() {
         );
     }
     assert!(acked.len() > rounds as usize * 5, "children made progress before being killed");
-}
-
-/// A test's name as the harness knows it (the module path inside this test
-/// binary, then the function), for running one test in a child process.
-fn test_name(function: &str) -> String {
-    let module = module_path!().split_once("::").map_or("", |(_, m)| m);
-    format!("{module}::{function}")
 }

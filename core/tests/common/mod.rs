@@ -65,16 +65,10 @@ use runnel_testkit::served::ServedCluster;
 #[allow(unused_imports)] // Each test binary uses its own subset.
 pub use runnel_testkit::served::{kafka_backend, skip_on_kafka};
 
-/// An embedded cluster, and the cluster handle the clients under test use:
-/// the same embedded one, or `kafka://` through a server over it when
-/// `RUNNEL_TEST_BACKEND=kafka` (the test kit's [`ServedCluster`]).
-pub struct TestCluster {
-    /// The embedded cluster, for inspecting the broker.
-    pub embedded: runnel_core::client::Cluster,
-    /// The cluster clients are created from.
-    pub client: runnel_core::client::Cluster,
-    served: ServedCluster,
-}
+/// The test kit's [`ServedCluster`], served over the Kafka protocol when
+/// `RUNNEL_TEST_BACKEND=kafka`; it dereferences to the cluster clients are
+/// created from, and `embedded` inspects the broker.
+pub struct TestCluster(ServedCluster);
 
 impl TestCluster {
     pub async fn open(dir: &Path, config: runnel_core::broker::BrokerConfig) -> TestCluster {
@@ -85,25 +79,19 @@ impl TestCluster {
     }
 
     pub async fn over(embedded: runnel_core::client::Cluster) -> TestCluster {
-        let served = ServedCluster::start(embedded, kafka_backend()).await;
-        TestCluster { embedded: served.embedded.clone(), client: served.client.clone(), served }
-    }
-
-    /// The broker behind both handles.
-    pub fn broker(&self) -> Option<&runnel_core::broker::Broker> {
-        self.embedded.broker()
+        TestCluster(ServedCluster::start(embedded, kafka_backend()).await)
     }
 
     /// Stops the server (if any) and closes the embedded cluster cleanly.
     pub async fn close(self) -> runnel_core::Result<()> {
-        self.served.close().await
+        self.0.close().await
     }
 }
 
 impl std::ops::Deref for TestCluster {
-    type Target = runnel_core::client::Cluster;
+    type Target = ServedCluster;
 
-    fn deref(&self) -> &Self::Target {
-        &self.client
+    fn deref(&self) -> &ServedCluster {
+        &self.0
     }
 }

@@ -382,7 +382,13 @@ fn spawn_test(
     state_dir: &std::path::Path,
 ) -> std::process::Child {
     std::process::Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", &test_name(test), "--nocapture", "--test-threads", "1"])
+        .args([
+            "--exact",
+            &runnel_testkit::test_name(module_path!(), test),
+            "--nocapture",
+            "--test-threads",
+            "1",
+        ])
         .env(bootstrap_env, bootstrap)
         .env("RUNNEL_STREAMS_CHILD_STATE", state_dir)
         .stdout(std::process::Stdio::null())
@@ -1454,11 +1460,4 @@ async fn a_window_fetch_sees_counts_not_yet_committed() {
     assert_eq!(store.fetch(&"k".to_string(), 0).unwrap(), Some(3));
     assert_eq!(store.fetch_range(&"k".to_string(), 0, 20_000).unwrap(), vec![(0, 3), (10_000, 1)]);
     streams.close().await.unwrap();
-}
-
-/// A test's name as the harness knows it (the module path inside this test
-/// binary, then the function), for running one test in a child process.
-fn test_name(function: &str) -> String {
-    let module = module_path!().split_once("::").map_or("", |(_, m)| m);
-    format!("{module}::{function}")
 }

@@ -64,17 +64,26 @@ impl ServedCluster {
         ServedCluster { embedded, client, bootstrap: Some(addr.to_string()), server: Some((stop_tx, thread)) }
     }
 
-    /// Stops the server, if any; the embedded cluster stays open.
-    pub async fn stop_server(&mut self) {
-        if let Some((stop, thread)) = self.server.take() {
-            let _ = stop.send(());
-            tokio::task::spawn_blocking(move || thread.join().unwrap()).await.unwrap();
-        }
+    /// The broker behind both handles.
+    pub fn broker(&self) -> Option<&runnel_core::broker::Broker> {
+        self.embedded.broker()
     }
 
     /// Stops the server (if any) and closes the embedded cluster cleanly.
     pub async fn close(mut self) -> runnel_core::Result<()> {
-        self.stop_server().await;
+        if let Some((stop, thread)) = self.server.take() {
+            let _ = stop.send(());
+            tokio::task::spawn_blocking(move || thread.join().unwrap()).await.unwrap();
+        }
         self.embedded.close().await
+    }
+}
+
+/// Clients under test are created from [`ServedCluster::client`].
+impl std::ops::Deref for ServedCluster {
+    type Target = Cluster;
+
+    fn deref(&self) -> &Cluster {
+        &self.client
     }
 }

@@ -262,14 +262,19 @@ impl KafkaConsumer {
         if !self.manual {
             consumer.unsubscribe();
         }
+        // Pin "latest" to the log ends now (one request for them all), so
+        // records written after assign() are read however late librdkafka
+        // starts fetching.
+        let ends = match self.start_offset() {
+            Offset::End => Some(self.end_offsets(&partitions)?),
+            _ => None,
+        };
         let mut tpl = TopicPartitionList::new();
         let mut starts = HashMap::new();
         for tp in &partitions {
-            let start = match self.start_offset() {
-                // Pin "latest" to the log end now, so records written after
-                // assign() are read however late librdkafka starts fetching.
-                Offset::End => Offset::Offset(self.watermarks(tp)?.1),
-                other => other,
+            let start = match &ends {
+                Some(ends) => Offset::Offset(ends[tp]),
+                None => self.start_offset(),
             };
             tpl.add_partition_offset(&tp.topic, tp.partition, start).map_err(|e| kafka_error("assign", e))?;
             starts.insert(tp.clone(), start);

@@ -348,10 +348,6 @@ impl Accumulator {
         Ok(acc)
     }
 
-    pub(crate) fn estimate(record: &ProducerRecord) -> usize {
-        estimated_size(record)
-    }
-
     async fn reserve(&self, bytes: usize) -> Result<()> {
         let acquired = match self.memory.try_acquire_many(bytes as u32) {
             Ok(permit) => Ok(permit),
@@ -378,7 +374,7 @@ impl Accumulator {
         if self.closed.load(Ordering::Acquire) {
             return Err(Error::Closed("producer".into()));
         }
-        let size = Self::estimate(&record);
+        let size = estimated_size(&record);
         let limit = self.config.max_request_size;
         if size > limit {
             return Err(Error::MessageTooLarge {
@@ -467,7 +463,7 @@ impl Accumulator {
         let mut sizes = Vec::with_capacity(records.len());
         let limit = self.config.max_request_size;
         for record in records.iter() {
-            let size = Self::estimate(record);
+            let size = estimated_size(record);
             if size > limit {
                 let topic = record.topic.to_string();
                 records.clear();
